@@ -1,0 +1,3 @@
+from deepcsp.cli.main import main
+
+raise SystemExit(main())

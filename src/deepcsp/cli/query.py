@@ -1,0 +1,50 @@
+"""``deepcsp query FIELD POINTS.npy -o OUT.npz``."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import tyro
+
+
+@dataclass
+class QueryCommand:
+    """Closest points and distances (and optionally normals, curvatures) of query points,
+    in the input's coordinates, written to an NPZ."""
+
+    field: Annotated[Path, tyro.conf.Positional]
+    """Field file written by ``deepcsp fit``."""
+    points: Annotated[Path, tyro.conf.Positional]
+    """Query points: .npy (N, 3), .npz, .xyz or .ply."""
+    output: Annotated[Path, tyro.conf.arg(aliases=["-o"])] = Path("query.npz")
+    """Output NPZ with ``closest_points`` (N, 3) and ``distances`` (N,)."""
+    normals: bool = False
+    """Also write ``normals`` (N, 3)."""
+    curvature: bool = False
+    """Also write ``k1``, ``k2``, ``mean_curvature``, ``gaussian_curvature`` (N,)."""
+    device: str = "cpu"
+    """``cpu`` or ``cuda``."""
+
+    def run(self) -> int:
+        import deepcsp
+        from deepcsp._atomic import write_bytes
+        from deepcsp.cli._common import echo
+        from deepcsp.io import load_surface
+
+        field = deepcsp.load(self.field, device=self.device)
+        pts = load_surface(self.points, kind="points").vertices
+        res = field.query(pts)
+        out = {"closest_points": res.closest_points, "distances": res.distances}
+        if self.normals or self.curvature:
+            from deepcsp.cli._diffgeo import add_diffgeo
+
+            add_diffgeo(field, pts, out, normals=self.normals, curvature=self.curvature)
+        buf = io.BytesIO()
+        np.savez(buf, **out)
+        write_bytes(self.output, buf.getvalue())
+        echo(f"wrote {self.output} ({len(pts)} points: {', '.join(out)})")
+        return 0

@@ -1,0 +1,148 @@
+"""Field networks: CSP fields (closest point) and the NDF-style UDF baseline, built from a typed
+:class:`FieldConfig` (no string imports; a fixed registry of encodings)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from deepcsp.fields.encodings import BandGrid, FourierFeatures, MultiResGrid
+
+
+@dataclass
+class FieldConfig:
+    """Architecture of a field. Saved next to its weights and loaded back."""
+
+    kind: Literal["csp", "udf"] = "csp"
+    """``csp`` predicts the closest point; ``udf`` predicts the unsigned distance (NDF baseline)."""
+    encoding: Literal["band_grid", "multires_grid", "fourier", "paper"] = "band_grid"
+    """``band_grid``: sparse fine grid in a band around the surface over a coarse dense grid,
+    identity decoder; ``multires_grid``: dense multi-resolution grids + small MLP; ``fourier``:
+    Fourier features + MLP; ``paper``: the official CSP single-shape ReLU MLP."""
+    output: Literal["displacement", "point", "dist_dir"] = "displacement"
+    """How a CSP network's output becomes the closest point: ``x + out``, ``out``, or ``x - d*dir``."""
+    resolution: int = 192
+    """band_grid: fine vertices per axis."""
+    coarse_resolution: int = 48
+    """band_grid: coarse vertices per axis."""
+    n_active: int = 0
+    """band_grid: number of active fine vertices (set by fitting)."""
+    levels: int = 4
+    """multires_grid: number of levels."""
+    features: int = 4
+    """multires_grid: features per level."""
+    base_resolution: int = 16
+    """multires_grid: coarsest level's vertices per axis."""
+    max_resolution: int = 128
+    """multires_grid: finest level's vertices per axis."""
+    n_frequencies: int = 8
+    """fourier: number of octaves."""
+    hidden: tuple[int, ...] = (64, 64)
+    """MLP hidden widths (multires_grid, fourier)."""
+    half: float = 0.5
+    """Half side of the normalised cube the field covers."""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FieldConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown field config keys {sorted(unknown)}")
+        d = dict(d)
+        if "hidden" in d:
+            d["hidden"] = tuple(int(h) for h in d["hidden"])
+        return cls(**d)
+
+
+PAPER_WIDTHS = (120, 512, 1024, 2048, 2048, 1024, 512, 256, 128)
+
+
+def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: type[nn.Module] = nn.Softplus) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(n_in, h), activation(beta=100) if activation is nn.Softplus else activation()]
+        n_in = h
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def _n_out(config: FieldConfig) -> int:
+    if config.kind == "udf":
+        return 1
+    return 4 if config.output == "dist_dir" else 3
+
+
+def build_encoder_head(config: FieldConfig) -> tuple[nn.Module, nn.Module]:
+    n_out = _n_out(config)
+    if config.encoding == "band_grid":
+        return BandGrid(config.resolution, config.coarse_resolution, n_out, config.n_active, config.half), nn.Identity()
+    if config.encoding == "multires_grid":
+        enc = MultiResGrid(config.levels, config.features, config.base_resolution, config.max_resolution, config.half)
+        return enc, _mlp(enc.out_dim, config.hidden, n_out)
+    if config.encoding == "fourier":
+        enc = FourierFeatures(config.n_frequencies)
+        return enc, _mlp(enc.out_dim, config.hidden, n_out)
+    if config.encoding == "paper":
+        head = _mlp(3, PAPER_WIDTHS, n_out, activation=nn.ReLU)
+        for m in head:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        return nn.Identity(), head
+    raise ValueError(f"unknown encoding {config.encoding!r}")
+
+
+class CSPNet(nn.Module):
+    """Maps normalised points ``x : (N, 3)`` to closest points ``(N, 3)``."""
+
+    def __init__(self, config: FieldConfig):
+        super().__init__()
+        if config.kind != "csp":
+            raise ValueError("CSPNet needs config.kind == 'csp'")
+        self.config = config
+        self.encoder, self.head = build_encoder_head(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.encoder(x))
+        if self.config.output == "displacement":
+            return x + out
+        if self.config.output == "point":
+            return out
+        d = out[:, :1].abs()
+        direction = F.normalize(out[:, 1:], dim=1, eps=1e-12)
+        return x - d * direction
+
+
+class UDFNet(nn.Module):
+    """NDF-style baseline: unsigned distance ``(N,)``; closest point ``x - u(x) grad u / |grad u|``."""
+
+    def __init__(self, config: FieldConfig):
+        super().__init__()
+        if config.kind != "udf":
+            raise ValueError("UDFNet needs config.kind == 'udf'")
+        self.config = config
+        self.encoder, self.head = build_encoder_head(config)
+
+    def distance(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))[:, 0]
+
+    def forward(self, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+        with torch.enable_grad():
+            xg = x if x.requires_grad else x.detach().requires_grad_(True)
+            u = self.distance(xg)
+            (g,) = torch.autograd.grad(u.sum(), xg, create_graph=create_graph)
+        return xg - u[:, None] * F.normalize(g, dim=1, eps=1e-12)
+
+
+def build_module(config: FieldConfig) -> nn.Module:
+    """A fresh CSPNet or UDFNet for ``config``."""
+    return CSPNet(config) if config.kind == "csp" else UDFNet(config)

@@ -1,0 +1,201 @@
+"""Query API shared by every field: closest points, distances and directions in the input's own
+coordinates, batched in chunks with bounded memory, on CPU or CUDA.
+
+* :class:`NeuralField` wraps a fitted network and its normalisation; saved as one
+  ``.safetensors`` file whose header metadata holds the JSON config (no pickles anywhere).
+* :class:`ExactField` wraps the exact BVH oracle of a mesh, with the same interface, so render
+  and extract can be tested without training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepcsp.errors import DeepCSPError
+from deepcsp.fields.modules import FieldConfig, build_module
+from deepcsp.geometry.closest import make_oracle
+from deepcsp.geometry.normalize import Normalization
+
+FORMAT = "deepcsp-field"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class QueryResult:
+    """``closest_points : (N, 3)`` and ``distances : (N,)``, in the input's coordinates."""
+
+    closest_points: np.ndarray
+    distances: np.ndarray
+
+
+def _as_points(points, name: str = "points") -> np.ndarray:
+    if isinstance(points, torch.Tensor):
+        points = points.detach().cpu().numpy()
+    arr = np.asarray(points)
+    if arr.ndim != 2 or arr.shape[-1] != 3:
+        raise ValueError(f"{name} must have shape (N, 3), got {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or inf in {int((~np.isfinite(arr)).any(1).sum())} rows")
+    return arr
+
+
+class Field:
+    """Base of all fields. Subclasses implement :meth:`closest_points_normalized`."""
+
+    kind: str = "csp"
+    normalization: Normalization
+    device: torch.device = torch.device("cpu")
+    chunk: int = 1 << 18
+
+    def closest_points_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """Closest points ``(N, 3)`` for normalised points ``x : (N, 3)`` (a tensor on ``device``)."""
+        raise NotImplementedError
+
+    def distances_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """Unsigned distances ``(N,)`` in normalised units."""
+        return (x - self.closest_points_normalized(x)).norm(dim=1)
+
+    def _map(self, points, fn) -> list[np.ndarray]:
+        arr = _as_points(points)
+        outs = []
+        for i in range(0, len(arr), self.chunk):
+            x = torch.as_tensor(self.normalization.to_normalized(arr[i : i + self.chunk].astype(np.float64)), dtype=torch.float32, device=self.device)
+            outs.append(fn(x))
+        return outs
+
+    def query(self, points) -> QueryResult:
+        """Closest points and distances of ``points : (N, 3)`` in input coordinates."""
+        arr = _as_points(points)
+        cps = [c.detach().cpu().double().numpy() for c in self._map(arr, self.closest_points_normalized)]
+        cp = self.normalization.to_input(np.concatenate(cps) if cps else np.zeros((0, 3)))
+        return QueryResult(closest_points=cp, distances=np.linalg.norm(arr - cp, axis=1))
+
+    def closest_points(self, points) -> np.ndarray:
+        """``(N, 3)`` closest surface points, input coordinates."""
+        return self.query(points).closest_points
+
+    def distances(self, points) -> np.ndarray:
+        """``(N,)`` unsigned distances, input units."""
+        return self.query(points).distances
+
+    def directions(self, points) -> np.ndarray:
+        """``(N, 3)`` unit vectors from the closest point to the query, ``(p - CSP(p)) / |p - CSP(p)|``
+        (zero where the query lies on the surface)."""
+        arr = _as_points(points)
+        q = self.query(arr)
+        d = arr - q.closest_points
+        n = np.linalg.norm(d, axis=1, keepdims=True)
+        return np.where(n > 0, d / np.maximum(n, 1e-300), 0.0)
+
+
+class NeuralField(Field):
+    """A fitted network (``CSPNet`` or ``UDFNet``) with its normalisation."""
+
+    def __init__(self, module: torch.nn.Module, config: FieldConfig, normalization: Normalization, device: str | torch.device = "cpu", meta: dict | None = None):
+        self.module = module.to(device).eval()
+        self.config = config
+        self.kind = config.kind
+        self.normalization = normalization
+        self.device = torch.device(device)
+        self.meta = dict(meta or {})
+
+    def closest_points_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "udf":
+            return self.module(x).detach()
+        with torch.no_grad():
+            return self.module(x)
+
+    def distances_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "udf":
+            with torch.no_grad():
+                return self.module.distance(x).abs()
+        return super().distances_normalized(x)
+
+    def to(self, device) -> "NeuralField":
+        self.module.to(device)
+        self.device = torch.device(device)
+        return self
+
+    def save(self, path: str | Path) -> Path:
+        """Write weights (safetensors) with config and normalisation in its header, atomically."""
+        return save_field(path, self.module, self.config, self.normalization, self.meta)
+
+
+class ExactField(Field):
+    """The exact closest-point oracle of a mesh or cloud given in input coordinates."""
+
+    kind = "exact"
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray | None, normalization: Normalization | None = None, device: str = "cpu"):
+        self.normalization = normalization or Normalization.from_points(np.asarray(vertices))
+        self.vertices_normalized = self.normalization.to_normalized(np.asarray(vertices, np.float64))
+        self.faces = faces
+        self.oracle = make_oracle(self.vertices_normalized, faces)
+        self.device = torch.device(device)
+
+    def closest_points_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        res = self.oracle.query(x.detach().cpu().double().numpy())
+        return torch.as_tensor(res.points, dtype=x.dtype, device=x.device)
+
+
+def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization: Normalization, meta: dict | None = None) -> Path:
+    """Save a field as one ``.safetensors`` file (atomic: temp file + rename)."""
+    from safetensors.torch import save_file
+
+    from deepcsp._atomic import atomic_path
+
+    path = Path(path)
+    header = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "normalization": normalization.to_dict(),
+        "meta": meta or {},
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"deepcsp": json.dumps(header)})
+    return path
+
+
+def load_field(path, device: str = "cpu") -> NeuralField:
+    """Load a field saved by :func:`save_field`; never unpickles. Raises DeepCSPError on a
+    missing, corrupted or mismatched file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise DeepCSPError("field file not found", path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:
+        raise DeepCSPError(f"is not a readable deepcsp field (safetensors: {str(exc).splitlines()[0][:120]})", path) from None
+    if "deepcsp" not in meta:
+        raise DeepCSPError("is a safetensors file but not a deepcsp field (no 'deepcsp' header)", path)
+    try:
+        header = json.loads(meta["deepcsp"])
+        if header.get("format") != FORMAT:
+            raise ValueError(f"format {header.get('format')!r}")
+        if int(header.get("version", 0)) > FORMAT_VERSION:
+            raise ValueError(f"written by a newer deepcsp (format version {header['version']})")
+        config = FieldConfig.from_dict(header["config"])
+        normalization = Normalization.from_dict(header["normalization"])
+        module = build_module(config)
+        module.load_state_dict(tensors, strict=True)
+    except DeepCSPError:
+        raise
+    except Exception as exc:
+        raise DeepCSPError(f"field header or weights do not match ({str(exc).splitlines()[0][:200]})", path) from None
+    for k, v in tensors.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise DeepCSPError(f"weights {k!r} contain NaN or inf", path)
+    return NeuralField(module, config, normalization, device=device, meta=header.get("meta", {}))

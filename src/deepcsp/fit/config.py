@@ -1,0 +1,52 @@
+"""Typed configuration of ``deepcsp fit``; field docstrings become ``--help``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from dataclasses import field as _field
+
+from deepcsp.fields.modules import FieldConfig
+from deepcsp.geometry.sampling import SampleConfig
+
+
+@dataclass
+class FitConfig:
+    """How a field is fitted to one shape."""
+
+    field: FieldConfig = _field(default_factory=FieldConfig)
+    """Architecture of the field."""
+    samples: SampleConfig = _field(default_factory=SampleConfig)
+    """Training samples (normalised units)."""
+    time_budget: float = 45.0
+    """Wall-clock seconds for the whole fit (sampling and ground truth included); 0 = no limit."""
+    max_steps: int = 3000
+    """Upper bound on optimisation steps."""
+    batch_size: int = 16384
+    """Points per optimisation step."""
+    lr: float = 1e-3
+    """Adam learning rate for network weights."""
+    grid_lr: float = 2e-4
+    """Adam learning rate for band-grid vertex values (already exact after collocation)."""
+    lr_decay: float = 0.1
+    """Final learning rate as a fraction of the initial one (cosine schedule over the budget)."""
+    band: float = 0.06
+    """band_grid: half-width of the fine band as a fraction of the bbox diagonal."""
+    idempotence_weight: float = 0.0
+    """Weight of |CSP(CSP(p)) - CSP(p)| (a closest point is its own closest point)."""
+    orthogonality_weight: float = 0.0
+    """Weight of the tangential part of (p - CSP(p)) w.r.t. the true surface normal."""
+    seed: int = 0
+    """Seed of sampling, initialisation and batching."""
+    checkpoint_every: float = 10.0
+    """Seconds between checkpoints."""
+    device: str = "cpu"
+    """``cpu`` or ``cuda``."""
+    threads: int = 0
+    """Torch CPU threads (0 = leave torch's default)."""
+    eval_points: int = 50_000
+    """Band points for the final error report (0 to skip)."""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["field"] = self.field.to_dict()
+        return d

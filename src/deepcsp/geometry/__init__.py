@@ -1,0 +1,9 @@
+"""Pure geometry (NumPy): exact closest points, sampling, metrics, analytic shapes.
+
+This layer imports nothing else from deepcsp except ``errors`` and ``constants``.
+"""
+
+from deepcsp.geometry.closest import ClosestPoints, CloudOracle, MeshOracle, make_oracle
+from deepcsp.geometry.normalize import Normalization
+
+__all__ = ["ClosestPoints", "CloudOracle", "MeshOracle", "make_oracle", "Normalization"]

@@ -1,0 +1,5 @@
+"""Reading and writing surfaces: meshes and point clouds, validated, with normalisation."""
+
+from deepcsp.io.surface import MESH_SUFFIXES, CLOUD_SUFFIXES, Surface, load_surface, save_mesh, save_points
+
+__all__ = ["Surface", "load_surface", "save_mesh", "save_points", "MESH_SUFFIXES", "CLOUD_SUFFIXES"]

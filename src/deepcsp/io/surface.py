@@ -1,0 +1,269 @@
+"""``load_surface``: one entry point for meshes and point clouds, with clear errors.
+
+Meshes: OBJ, PLY, OFF, STL, GLB/GLTF (scenes are flattened into one mesh with their
+transforms applied). Point clouds: PLY without faces, XYZ (text, 3+ columns), NPY (N, 3),
+NPZ (first array of shape (N, 3), or one named ``points``).
+"""
+
+from __future__ import annotations
+
+import io as _pyio
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deepcsp import _atomic
+from deepcsp.constants import DEGENERATE_AREA_REL, MAX_ELEMENTS
+from deepcsp.errors import DeepCSPError
+from deepcsp.geometry.normalize import Normalization
+
+MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
+CLOUD_SUFFIXES = (".ply", ".xyz", ".npy", ".npz")
+
+
+@dataclass
+class Surface:
+    """A validated surface in its input coordinates.
+
+    Attributes
+    ----------
+    vertices : (V, 3) float64
+        Mesh vertices, or the points of a point cloud.
+    faces : (F, 3) int64 or None
+        Triangles; ``None`` for a point cloud.
+    path : Path or None
+        Where it was read from.
+    normalization : Normalization
+        Maps these coordinates into the normalised cube (and back).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray | None
+    path: Path | None = None
+    normalization: Normalization = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.normalization is None:
+            self.normalization = Normalization.from_points(self.vertices)
+
+    @property
+    def is_mesh(self) -> bool:
+        return self.faces is not None
+
+    @property
+    def normalized_vertices(self) -> np.ndarray:
+        """(V, 3) vertices in the normalised cube."""
+        return self.normalization.to_normalized(self.vertices)
+
+    @property
+    def bbox_diagonal(self) -> float:
+        """Bounding-box diagonal in normalised units."""
+        v = self.normalized_vertices
+        return float(np.linalg.norm(v.max(0) - v.min(0)))
+
+    def content_hash(self) -> str:
+        """SHA-1 of the geometry (vertices and faces), for caches."""
+        import hashlib
+
+        h = hashlib.sha1(np.ascontiguousarray(self.vertices, dtype=np.float64).tobytes())
+        if self.faces is not None:
+            h.update(np.ascontiguousarray(self.faces, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
+
+def load_surface(path: str | Path, max_elements: int = MAX_ELEMENTS, kind: str = "auto") -> Surface:
+    """Read and validate a mesh or point cloud.
+
+    Parameters
+    ----------
+    path
+        File to read; the format is chosen by the suffix.
+    max_elements
+        Refuse inputs with more faces (or points) than this, before building large arrays.
+    kind
+        ``"auto"`` (a PLY without faces is a cloud), ``"mesh"`` or ``"points"``
+        (a mesh file read as its vertices).
+
+    Raises
+    ------
+    DeepCSPError
+        Naming the file and the problem: missing, unknown suffix, empty, unreadable or
+        truncated, no faces or points, non-finite coordinates, only degenerate faces, too large.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DeepCSPError("file not found", path)
+    if path.is_dir():
+        raise DeepCSPError("is a folder, expected a mesh or point-cloud file", path)
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES + CLOUD_SUFFIXES:
+        raise DeepCSPError(
+            f"unknown format {suffix or '(no suffix)'!r}; expected one of "
+            + ", ".join(sorted(set(MESH_SUFFIXES + CLOUD_SUFFIXES))),
+            path,
+        )
+    if path.stat().st_size == 0:
+        raise DeepCSPError("file is empty", path)
+
+    if suffix in (".xyz", ".npy", ".npz"):
+        vertices, faces = _read_cloud(path, suffix), None
+    else:
+        vertices, faces = _read_mesh(path, suffix)
+        if kind == "points":
+            faces = None
+        elif faces is None and kind == "mesh":
+            raise DeepCSPError("has no faces (it is a point cloud), but a mesh was required", path)
+    return _validated(path, vertices, faces, max_elements)
+
+
+def _read_cloud(path: Path, suffix: str) -> np.ndarray:
+    try:
+        if suffix == ".xyz":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                data = np.loadtxt(path, ndmin=2, comments="#")
+            if data.size == 0:
+                raise DeepCSPError("contains no points", path)
+            if data.shape[1] < 3:
+                raise DeepCSPError(f"expected at least 3 columns (x y z), found {data.shape[1]}", path)
+            return data[:, :3]
+        if suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as npz:
+                if len(npz.files) == 0:
+                    raise DeepCSPError("archive holds no arrays", path)
+                key = "points" if "points" in npz.files else npz.files[0]
+                data = npz[key]
+    except DeepCSPError:
+        raise
+    except ValueError as exc:
+        raise DeepCSPError(f"cannot be read as a point cloud ({_short(exc)})", path) from None
+    except Exception as exc:  # zipfile, EOF, pickle refusals
+        raise DeepCSPError(f"is truncated or not a valid {suffix} file ({_short(exc)})", path) from None
+    data = np.asarray(data)
+    if data.dtype.kind not in "fiu":
+        raise DeepCSPError(f"holds {data.dtype} data, expected numbers", path)
+    if data.ndim != 2 or data.shape[1] != 3:
+        raise DeepCSPError(f"expected an array of shape (N, 3), found {data.shape}", path)
+    return data
+
+
+def _read_mesh(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None]:
+    import trimesh
+
+    logging.getLogger("trimesh").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = trimesh.load(path, process=False, maintain_order=True)
+    except Exception as exc:
+        raise DeepCSPError(f"is truncated or not a valid {suffix} file ({_short(exc)})", path) from None
+    if isinstance(loaded, trimesh.Scene):
+        meshes = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
+        if not meshes:
+            clouds = [g for g in loaded.dump() if isinstance(g, trimesh.PointCloud)]
+            if clouds:
+                return np.concatenate([np.asarray(c.vertices) for c in clouds]), None
+            raise DeepCSPError("contains no triangles", path)
+        loaded = trimesh.util.concatenate(meshes)
+    if isinstance(loaded, trimesh.PointCloud):
+        return np.asarray(loaded.vertices, dtype=np.float64), None
+    if not isinstance(loaded, trimesh.Trimesh):
+        raise DeepCSPError(f"holds a {type(loaded).__name__}, expected a triangle mesh or point cloud", path)
+    vertices = np.asarray(loaded.vertices, dtype=np.float64)
+    faces = np.asarray(loaded.faces, dtype=np.int64)
+    if faces.size == 0:
+        if suffix == ".ply" and len(vertices):
+            return vertices, None
+        raise DeepCSPError("contains no faces", path)
+    return vertices, faces
+
+
+def _validated(path: Path | None, vertices: np.ndarray, faces: np.ndarray | None, max_elements: int) -> Surface:
+    n = len(faces) if faces is not None else len(vertices)
+    if n > max_elements:
+        what = "faces" if faces is not None else "points"
+        raise DeepCSPError(f"has {n} {what}, more than the limit of {max_elements} (raise max_elements)", path)
+    vertices = np.asarray(vertices, dtype=np.float64)
+    if len(vertices) == 0:
+        raise DeepCSPError("contains no vertices or points", path)
+    bad = ~np.isfinite(vertices).all(axis=1)
+    if bad.any():
+        raise DeepCSPError(f"has {int(bad.sum())} vertices with NaN or inf coordinates (first: row {int(np.argmax(bad))})", path)
+    extent = vertices.max(0) - vertices.min(0)
+    if faces is None:
+        if len(vertices) < 4 or float(extent.max()) == 0.0:
+            raise DeepCSPError(f"point cloud is degenerate ({len(vertices)} points, extent {float(extent.max()):g})", path)
+        return Surface(vertices=vertices, faces=None, path=path)
+    faces = np.asarray(faces, dtype=np.int64)
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise DeepCSPError(f"faces must have shape (F, 3), found {faces.shape}", path)
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise DeepCSPError(f"face indices out of range [0, {len(vertices)})", path)
+    tri = vertices[faces]
+    areas = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    diag2 = float((extent**2).sum())
+    good = areas > DEGENERATE_AREA_REL * max(diag2, 1e-300)
+    if not good.any():
+        raise DeepCSPError(f"all {len(faces)} faces are degenerate (zero area)", path)
+    faces = faces[good]
+    used = np.unique(faces)
+    if len(used) < len(vertices):
+        remap = np.full(len(vertices), -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        vertices, faces = vertices[used], remap[faces]
+    return Surface(vertices=vertices, faces=faces, path=path)
+
+
+def surface_from_arrays(vertices, faces=None, name: str = "<arrays>") -> Surface:
+    """Validate in-memory arrays the same way files are validated."""
+    v = np.asarray(vertices)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise DeepCSPError(f"vertices must have shape (V, 3), got {v.shape}", name)
+    return _validated(Path(name), v, None if faces is None else np.asarray(faces), MAX_ELEMENTS)
+
+
+def save_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray | None = None) -> Path:
+    """Write a triangle mesh (PLY or OBJ by suffix) atomically."""
+    import trimesh
+
+    path = Path(path)
+    if path.suffix.lower() not in (".ply", ".obj", ".off", ".stl", ".glb"):
+        raise DeepCSPError("unknown output mesh format; use .ply, .obj, .off, .stl or .glb", path)
+    mesh = trimesh.Trimesh(vertices=np.asarray(vertices), faces=np.asarray(faces), vertex_normals=vertex_normals, process=False)
+    data = mesh.export(file_type=path.suffix.lower()[1:])
+    _atomic.write_bytes(path, data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+def save_points(path: str | Path, points: np.ndarray, normals: np.ndarray | None = None) -> Path:
+    """Write a point cloud (PLY, XYZ or NPY by suffix) atomically."""
+    import trimesh
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    points = np.asarray(points, dtype=np.float64)
+    if suffix == ".npy":
+        buf = _pyio.BytesIO()
+        np.save(buf, points)
+        _atomic.write_bytes(path, buf.getvalue())
+    elif suffix == ".xyz":
+        cols = points if normals is None else np.concatenate([points, normals], axis=1)
+        buf = _pyio.StringIO()
+        np.savetxt(buf, cols, fmt="%.8g")
+        _atomic.write_text(path, buf.getvalue())
+    elif suffix == ".ply":
+        cloud = trimesh.PointCloud(points)
+        _atomic.write_bytes(path, cloud.export(file_type="ply"))
+    else:
+        raise DeepCSPError("unknown output point format; use .ply, .xyz or .npy", path)
+    return path
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return msg[:160]
