@@ -33,6 +33,12 @@ class EvalCommand:
         from deepcsp.geometry.metrics import compare_surfaces
         from deepcsp.io import load_surface
 
+        from deepcsp.errors import DeepCSPError
+
+        if self.samples < 1:
+            raise DeepCSPError(f"--samples must be at least 1, got {self.samples}")
+        if not self.tau > 0:
+            raise DeepCSPError(f"--tau must be positive, got {self.tau}")
         pred, gt = load_surface(self.pred), load_surface(self.gt)
         m = compare_surfaces(pred.vertices, pred.faces, gt.vertices, gt.faces, n_samples=self.samples, tau_rel=self.tau, seed=self.seed)
         d = m.to_dict()

@@ -33,17 +33,48 @@ def _commands() -> dict[str, type]:
     return cmds
 
 
+#: Where each subcommand lives, so ``deepcsp NAME ...`` imports only that command (``deepcsp eval``
+#: then starts without torch); ``deepcsp --help`` still imports them all through ``_commands``.
+_WHERE = {
+    "fit": ("deepcsp.cli.fit", "FitCommand"),
+    "query": ("deepcsp.cli.query", "QueryCommand"),
+    "render": ("deepcsp.cli.render", "RenderCommand"),
+    "mesh": ("deepcsp.cli.mesh", "MeshCommand"),
+    "eval": ("deepcsp.cli.eval", "EvalCommand"),
+    "demo": ("deepcsp.cli.demo", "DemoCommand"),
+    "prepare": ("deepcsp.cli.train", "PrepareCommand"),
+    "train": ("deepcsp.cli.train", "TrainCommand"),
+    "reconstruct": ("deepcsp.cli.train", "ReconstructCommand"),
+}
+
+
+def _one_command(name: str) -> type | None:
+    import importlib
+
+    if name not in _WHERE:
+        return None
+    module, cls = _WHERE[name]
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
-    cmds = _commands()
+    args = list(argv if argv is not None else sys.argv[1:])
     try:
-        cmd = tyro.extras.subcommand_cli_from_dict(
-            cmds,
-            args=argv if argv is not None else sys.argv[1:],
-            prog="deepcsp",
-            description="Neural closest surface-point (CSP) fields for open and closed surfaces.",
-        )
+        one = _one_command(args[0]) if args else None
+        if one is not None:
+            cmd = tyro.cli(one, args=args[1:], prog=f"deepcsp {args[0]}")
+        else:
+            cmd = tyro.extras.subcommand_cli_from_dict(
+                _commands(),
+                args=args,
+                prog="deepcsp",
+                description="Neural closest surface-point (CSP) fields for open and closed surfaces.",
+            )
         run: Callable[[], int | None] = cmd.run
         return int(run() or 0)
     except DeepCSPError as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 from torch import nn
 
@@ -131,9 +133,23 @@ class BandGrid(nn.Module):
             self._table = t
         return self._table
 
-    def _load_from_state_dict(self, *args, **kwargs):
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        # Active ids are stored losslessly as a packed bit mask over the res^3 vertices
+        # (res^3 / 8 bytes instead of 8 bytes per active vertex).
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        ids = destination.pop(prefix + "active").detach().cpu().numpy()
+        mask = np.zeros(self.res**3, dtype=bool)
+        mask[ids] = True
+        destination[prefix + "active_mask"] = torch.from_numpy(np.packbits(mask))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         self._table = None
-        return super()._load_from_state_dict(*args, **kwargs)
+        key = prefix + "active_mask"
+        if key in state_dict:
+            packed = state_dict.pop(key).cpu().numpy().astype(np.uint8)
+            mask = np.unpackbits(packed, count=self.res**3).astype(bool)
+            state_dict[prefix + "active"] = torch.from_numpy(np.flatnonzero(mask).astype(np.int64))
+        return super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         i0, f = cell_coordinates(x, self.res, self.half)

@@ -94,6 +94,20 @@ class Field:
         n = np.linalg.norm(d, axis=1, keepdims=True)
         return np.where(n > 0, d / np.maximum(n, 1e-300), 0.0)
 
+    def normals(self, points, method: str = "direction", **kwargs) -> np.ndarray:
+        """``(N, 3)`` unit normals at the closest points (towards the query side); ``method`` is
+        ``direction``, ``jacobian`` or ``udf_gradient``. See :func:`deepcsp.fields.diffgeo.normals`."""
+        from deepcsp.fields.diffgeo import normals
+
+        return normals(self, points, method=method, **kwargs)
+
+    def curvatures(self, points, **kwargs):
+        """Principal curvatures, directions, mean and Gaussian curvature (input units) at the
+        closest points. See :func:`deepcsp.fields.diffgeo.curvatures`."""
+        from deepcsp.fields.diffgeo import curvatures
+
+        return curvatures(self, points, **kwargs)
+
 
 class NeuralField(Field):
     """A fitted network (``CSPNet`` or ``UDFNet``) with its normalisation."""
@@ -145,8 +159,9 @@ class ExactField(Field):
         return torch.as_tensor(res.points, dtype=x.dtype, device=x.device)
 
 
-def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization: Normalization, meta: dict | None = None) -> Path:
-    """Save a field as one ``.safetensors`` file (atomic: temp file + rename)."""
+def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization: Normalization, meta: dict | None = None, half: bool = True) -> Path:
+    """Save a field as one ``.safetensors`` file (atomic: temp file + rename); band-grid values
+    are stored as float16 unless ``half`` is False."""
     from safetensors.torch import save_file
 
     from deepcsp._atomic import atomic_path
@@ -160,6 +175,10 @@ def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization
         "meta": meta or {},
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    if half and config.encoding == "band_grid":
+        # Grid values are displacements/distances of at most ~0.1 in normalised units, so float16
+        # keeps them to ~3e-5 (0.003% of a unit diagonal); they are read back as float32.
+        tensors = {k: v.half() if k.endswith("values") else v for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"deepcsp": json.dumps(header)})
     return path

@@ -125,7 +125,7 @@ def fit_surface(
             fcfg.n_active = band_stats.n_active
     module.to(device)
 
-    steps_wanted = config.max_steps
+    steps_wanted = config.resolved_steps()
     need_samples = steps_wanted > 0
     t_gt = time.perf_counter()
     samples = None
@@ -143,6 +143,7 @@ def fit_surface(
 
     params = _param_groups(module, config)
     opt = torch.optim.Adam(params) if params else None
+    base_lrs = [g["lr"] for g in params]  # before a resumed optimizer overwrites them with scheduled ones
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     history: list[dict] = []
     step, elapsed_before = 0, 0.0
@@ -153,7 +154,6 @@ def fit_surface(
         gen.set_state(tensors["rng"])
         step, elapsed_before, history = int(meta["step"]), float(meta["elapsed"]), list(meta["history"])
     resumed_from = step
-    base_lrs = [g["lr"] for g in opt.param_groups] if opt else []
 
     def checkpoint():
         if ckpt is None:
@@ -171,43 +171,47 @@ def fit_surface(
     reserve = 0.0
     last_ckpt = time.perf_counter()
     module.train()
-    while samples is not None and step < steps_wanted and len(P) > 0:
-        now = elapsed_before + time.perf_counter() - t_start
-        if budget and now >= budget - reserve:
-            break
-        frac = max(now / budget if budget else step / max(steps_wanted, 1), step / max(steps_wanted, 1))
-        scale = config.lr_decay + (1 - config.lr_decay) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
-        for g, lr in zip(opt.param_groups, base_lrs):
-            g["lr"] = lr * scale
-        idx = torch.randint(0, len(P), (config.batch_size,), generator=gen).to(device)
-        x, target = P[idx], C[idx]
-        if fcfg.kind == "udf":
-            pred_d = module.distance(x)
-            loss = (pred_d - D[idx]).abs().mean()
-            with torch.no_grad():
-                err = float(((pred_d - D[idx]).abs()).mean()) / diag
-        else:
-            pred = module(x)
-            e = (pred - target).norm(dim=1)
-            loss = e.mean() if fcfg.encoding != "paper" else ((pred - target) ** 2).sum(1).mean()
-            if config.idempotence_weight:
-                loss = loss + config.idempotence_weight * (module(pred) - pred).norm(dim=1).mean()
-            if config.orthogonality_weight:
-                n = torch.nn.functional.normalize(x - target, dim=1)
-                r = x - pred
-                loss = loss + config.orthogonality_weight * (r - (r * n).sum(1, keepdim=True) * n).norm(dim=1).mean()
-            err = float(e.detach().mean()) / diag
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        rec = {"step": step, "seconds": round(elapsed_before + time.perf_counter() - t_start, 3), "loss": float(loss.detach()), "error": err}
-        history.append(rec)
-        if progress is not None:
-            progress(rec)
-        if time.perf_counter() - last_ckpt >= config.checkpoint_every:
-            checkpoint()
-            last_ckpt = time.perf_counter()
+    try:
+        while samples is not None and step < steps_wanted and len(P) > 0:
+            now = elapsed_before + time.perf_counter() - t_start
+            if budget and now >= budget - reserve:
+                break
+            frac = max(now / budget if budget else step / max(steps_wanted, 1), step / max(steps_wanted, 1))
+            scale = config.lr_decay + (1 - config.lr_decay) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+            for g, lr in zip(opt.param_groups, base_lrs):
+                g["lr"] = lr * scale
+            idx = torch.randint(0, len(P), (config.batch_size,), generator=gen).to(device)
+            x, target = P[idx], C[idx]
+            if fcfg.kind == "udf":
+                pred_d = module.distance(x)
+                loss = (pred_d - D[idx]).abs().mean()
+                with torch.no_grad():
+                    err = float(((pred_d - D[idx]).abs()).mean()) / diag
+            else:
+                pred = module(x)
+                e = (pred - target).norm(dim=1)
+                loss = e.mean() if fcfg.encoding != "paper" else ((pred - target) ** 2).sum(1).mean()
+                if config.idempotence_weight:
+                    loss = loss + config.idempotence_weight * (module(pred) - pred).norm(dim=1).mean()
+                if config.orthogonality_weight:
+                    n = torch.nn.functional.normalize(x - target, dim=1)
+                    r = x - pred
+                    loss = loss + config.orthogonality_weight * (r - (r * n).sum(1, keepdim=True) * n).norm(dim=1).mean()
+                err = float(e.detach().mean()) / diag
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            rec = {"step": step, "seconds": round(elapsed_before + time.perf_counter() - t_start, 3), "loss": float(loss.detach()), "error": err}
+            history.append(rec)
+            if progress is not None:
+                progress(rec)
+            if time.perf_counter() - last_ckpt >= config.checkpoint_every:
+                checkpoint()
+                last_ckpt = time.perf_counter()
+    except KeyboardInterrupt:
+        checkpoint()  # Ctrl-C keeps the progress made since the last periodic checkpoint
+        raise
     module.eval()
     if ckpt is not None:
         checkpoint()

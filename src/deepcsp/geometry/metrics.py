@@ -118,8 +118,10 @@ def compare_surfaces(
     distances to the other where it is a mesh. ``tau_rel`` is the F-score threshold as a
     fraction of the GT bounding-box diagonal.
     """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
     rng = np.random.default_rng(seed)
-    pv, gv = np.asarray(pred_vertices, np.float64), np.asarray(gt_vertices, np.float64)
+    pv, gv = check_points(pred_vertices, "pred_vertices"), check_points(gt_vertices, "gt_vertices")
     ps = sample_surface(pv, pred_faces, n_samples, rng)
     gs = sample_surface(gv, gt_faces, n_samples, rng)
     diag = float(np.linalg.norm(gv.max(0) - gv.min(0)))

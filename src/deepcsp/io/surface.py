@@ -105,18 +105,75 @@ def load_surface(path: str | Path, max_elements: int = MAX_ELEMENTS, kind: str =
             + ", ".join(sorted(set(MESH_SUFFIXES + CLOUD_SUFFIXES))),
             path,
         )
+    if kind not in ("auto", "mesh", "points"):
+        raise ValueError(f"kind must be 'auto', 'mesh' or 'points', got {kind!r}")
     if path.stat().st_size == 0:
         raise DeepCSPError("file is empty", path)
+    _check_header(path, suffix, max_elements)
 
     if suffix in (".xyz", ".npy", ".npz"):
         vertices, faces = _read_cloud(path, suffix), None
+        if kind == "mesh":
+            raise DeepCSPError("is a point cloud, but a mesh was required", path)
     else:
-        vertices, faces = _read_mesh(path, suffix)
+        vertices, faces = _read_mesh(path, suffix, allow_cloud=kind == "points" or suffix in CLOUD_SUFFIXES)
         if kind == "points":
             faces = None
         elif faces is None and kind == "mesh":
             raise DeepCSPError("has no faces (it is a point cloud), but a mesh was required", path)
     return _validated(path, vertices, faces, max_elements)
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
+
+
+def _check_header(path: Path, suffix: str, max_elements: int) -> None:
+    """Cheap checks on the first bytes: magic numbers, and element counts declared in headers
+    (NPY shape, PLY ``element`` lines, binary STL count) against ``max_elements``, so a file too
+    large for the memory settings is refused before its arrays are built."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    count, what = None, "points"
+    if suffix == ".npy":
+        if not head.startswith(_NPY_MAGIC):
+            raise DeepCSPError("is not a valid .npy file (bad magic bytes)", path)
+        try:  # header only, no data; an unparsable header is left for np.load to report
+            with open(path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape = read(fh)[0]
+            count = int(shape[0]) if len(shape) else None
+        except Exception:
+            count = None
+    elif suffix == ".npz":
+        if not head.startswith(_ZIP_MAGICS):
+            raise DeepCSPError("is not a valid .npz file (not a zip archive)", path)
+    elif suffix == ".ply":
+        if not head.startswith(b"ply"):
+            raise DeepCSPError("is not a valid .ply file (missing 'ply' header)", path)
+        counts = {}
+        for line in head.split(b"end_header")[0].splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == b"element" and parts[2].isdigit():
+                counts[parts[1].decode("ascii", "replace")] = int(parts[2])
+        if counts.get("face"):
+            count, what = counts["face"], "faces"
+        elif "vertex" in counts:
+            count = counts["vertex"]
+    elif suffix == ".stl" and not head[:5].lower().startswith(b"solid") and len(head) >= 84:
+        n = int(np.frombuffer(head[80:84], dtype="<u4")[0])
+        if path.stat().st_size == 84 + 50 * n:  # a consistent binary STL
+            count, what = n, "faces"
+    elif suffix == ".gltf":
+        import json
+
+        try:
+            json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DeepCSPError(f"is not valid glTF JSON ({_short(exc)})", path) from None
+    if count is not None and count > max_elements:
+        raise DeepCSPError(f"declares {count} {what}, more than the limit of {max_elements} (raise max_elements)", path)
 
 
 def _read_cloud(path: Path, suffix: str) -> np.ndarray:
@@ -152,7 +209,9 @@ def _read_cloud(path: Path, suffix: str) -> np.ndarray:
     return data
 
 
-def _read_mesh(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_mesh(path: Path, suffix: str, allow_cloud: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Vertices and faces (``None`` for a cloud, only when ``allow_cloud``: a PLY without faces,
+    or any mesh file read with ``kind="points"``)."""
     import trimesh
 
     logging.getLogger("trimesh").setLevel(logging.ERROR)
@@ -160,26 +219,34 @@ def _read_mesh(path: Path, suffix: str) -> tuple[np.ndarray, np.ndarray | None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             loaded = trimesh.load(path, process=False, maintain_order=True)
+    except ImportError:  # trimesh guesses a text encoding with an optional package: not text
+        raise DeepCSPError(f"is truncated or not a valid {suffix} file (undecodable bytes)", path) from None
     except Exception as exc:
         raise DeepCSPError(f"is truncated or not a valid {suffix} file ({_short(exc)})", path) from None
+    no_faces = "contains no faces" + ("" if suffix in CLOUD_SUFFIXES else f" (a {suffix} file must hold a triangle mesh)")
     if isinstance(loaded, trimesh.Scene):
-        meshes = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parts = loaded.dump()  # every instance, with its node transform applied
+        meshes = [g for g in parts if isinstance(g, trimesh.Trimesh) and len(g.faces)]
         if not meshes:
-            clouds = [g for g in loaded.dump() if isinstance(g, trimesh.PointCloud)]
-            if clouds:
+            clouds = [g for g in parts if isinstance(g, trimesh.PointCloud) and len(g.vertices)]
+            if clouds and allow_cloud:
                 return np.concatenate([np.asarray(c.vertices) for c in clouds]), None
-            raise DeepCSPError("contains no triangles", path)
+            raise DeepCSPError("contains no triangles" if allow_cloud else no_faces, path)
         loaded = trimesh.util.concatenate(meshes)
     if isinstance(loaded, trimesh.PointCloud):
+        if not allow_cloud:
+            raise DeepCSPError(no_faces, path)
         return np.asarray(loaded.vertices, dtype=np.float64), None
     if not isinstance(loaded, trimesh.Trimesh):
         raise DeepCSPError(f"holds a {type(loaded).__name__}, expected a triangle mesh or point cloud", path)
     vertices = np.asarray(loaded.vertices, dtype=np.float64)
     faces = np.asarray(loaded.faces, dtype=np.int64)
     if faces.size == 0:
-        if suffix == ".ply" and len(vertices):
+        if allow_cloud and len(vertices):
             return vertices, None
-        raise DeepCSPError("contains no faces", path)
+        raise DeepCSPError(no_faces, path)
     return vertices, faces
 
 
@@ -266,4 +333,6 @@ def save_points(path: str | Path, points: np.ndarray, normals: np.ndarray | None
 
 def _short(exc: BaseException) -> str:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, (KeyError, FileNotFoundError)):  # e.g. a glTF buffer that is not there
+        msg = f"missing {msg}"
     return msg[:160]

@@ -1,0 +1,44 @@
+"""Shared helpers of the benchmark scripts (not part of the package)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def meshes_dir() -> Path:
+    for p in (REPO.parent / "shared" / "data" / "meshes", Path("/work/shared/data/meshes")):
+        if p.exists():
+            return p
+    raise SystemExit("benchmark meshes not found: expected ../shared/data/meshes beside the repo")
+
+
+def all_meshes() -> list[Path]:
+    d = meshes_dir()
+    return sorted(d.glob("closed/*")) + sorted(d.glob("open/*"))
+
+
+def machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+
+
+def print_table(rows: list[dict], cols: list[str], fmt: dict | None = None) -> str:
+    fmt = fmt or {}
+
+    def cell(r, c):
+        v = r.get(c, "")
+        if isinstance(v, float):
+            return fmt.get(c, "{:.4g}").format(v)
+        return str(v)
+
+    widths = {c: max(len(c), *(len(cell(r, c)) for r in rows)) if rows else len(c) for c in cols}
+    lines = ["| " + " | ".join(c.ljust(widths[c]) for c in cols) + " |", "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|"]
+    lines += ["| " + " | ".join(cell(r, c).ljust(widths[c]) for c in cols) + " |" for r in rows]
+    out = "\n".join(lines)
+    print(out, flush=True)
+    return out

@@ -1,0 +1,417 @@
+"""Single-layer mesh extraction from a closest-surface-point field (dual contouring on CSP
+pseudo-signs).
+
+Pipeline, all in normalised coordinates on the grid ``origin + (i, j, k) h``, ``h = 1 / resolution``:
+
+1. **Candidate cells** (coarse to fine, :mod:`deepcsp.extract.sparse`): only cells whose centre
+   lies within the half cell diagonal (plus a margin) of the surface are kept.
+2. **Corners**: ``CSP`` at every corner of a candidate cell gives the direction
+   ``n = (p - CSP(p)) / u`` and distance ``u``. No autograd.
+3. **Crossed edges** (the pseudo-sign test, decided per edge so neighbouring cells always agree):
+   an edge ``a -> b`` is a crossing candidate when its corners lie on opposite sides of a sheet,
+   ``n_a . n_b < flip_cos``, and look at the same sheet, ``|CSP(a) - CSP(b)| < agree h`` (a medial
+   axis jump moves the closest point across the shape). The crossing point is interpolated from
+   the distances, ``t = (u_a - b) / (u_a + u_b - 2 b)``, and the field is asked there: the edge is
+   kept only if that point lies within ``accept h`` of the surface, which rejects edges that pass
+   beside the boundary of an open sheet or between two nested sheets.
+4. **Bias**: on a crossed edge ``u_a + u_b`` equals the edge's extent along the normal,
+   ``h |n_axis|``, for an exact field; the median excess over all edges estimates a constant
+   distance bias ``b`` (learned fields overestimate distances near the surface), which is
+   removed from every interpolation and snap.
+5. **Dual contouring**: one vertex per cell around a crossed edge, the mean of its crossing
+   points, snapped onto the surface with the field itself, ``v <- CSP(v) + b n``; one quad per
+   crossed edge joining its four cells, split along the shorter diagonal. An open sheet ends where
+   crossings end (no faces where no sheet crosses), so boundaries stay open; a closed surface
+   gives a closed mesh; exactly one layer per sheet.
+6. **Cleanup and winding**: coincident vertices welded, repeated/zero-area/duplicate faces
+   dropped, faces oriented consistently by propagation across edges, each component turned to
+   positive signed volume (outward for closed surfaces), optional removal of small components.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field as _field
+
+import numpy as np
+import torch
+
+from deepcsp.extract.sparse import candidate_cells
+from deepcsp.extract.topology import MeshStats, mesh_stats, orient_faces, remove_small_components, weld_and_clean
+from deepcsp.fields.query import Field
+
+
+@dataclass
+class ExtractConfig:
+    """How a mesh is extracted from a field."""
+
+    resolution: int = 256
+    """Grid cells per side of the normalised cube (cell size 1/resolution of the cube side)."""
+    sparse: bool = True
+    """Evaluate the field only near the surface (coarse to fine); False evaluates every corner of
+    the dense grid (for comparison)."""
+    margin: float = 0.003
+    """Extra distance (normalised units) in the coarse-to-fine test, covering field error; at
+    least half a cell is always used."""
+    flip_cos: float = 0.0
+    """An edge's corners are on opposite sides of a sheet when their directions' cosine is below this."""
+    side_cos: float = 0.5
+    """Crease rule: an edge whose far corner lies behind the near corner's tangent plane is also a
+    candidate when the directions' cosine is below this (they may be orthogonal at a crease)."""
+    agree: float = 2.0
+    """Corners of a crossed edge must have closest points within ``agree`` cells of each other."""
+    accept: float = 0.35
+    """The interpolated crossing must lie within ``accept`` cells of the surface (or 8 estimated
+    distance-noise standard deviations, whichever is larger)."""
+    debias: bool = True
+    """Estimate a constant distance bias from the crossed edges and remove it."""
+    boundary_reach: float = 1.0
+    """Open boundaries: each boundary vertex is moved to ``CSP(v + reach h t)`` (``t`` the outward
+    tangent), which lands on the sheet's own boundary when it lies within reach (0 disables)."""
+    min_component_faces: int = 0
+    """Drop connected components with fewer faces than this (0 keeps everything)."""
+    grid_shift: float = 0.1234
+    """Offset of the grid, in cells, so that axis-aligned sheets at round coordinates do not pass
+    exactly through grid corners."""
+    points: int = 0
+    """Also sample this many points on the surface by one-shot projection (0: none)."""
+    seed: int = 0
+    """Seed of the point sampling."""
+
+    def check(self) -> None:
+        if not (4 <= int(self.resolution) <= 2048):
+            raise ValueError(f"resolution must be in [4, 2048], got {self.resolution!r}")
+        if self.points < 0:
+            raise ValueError(f"points must be >= 0, got {self.points!r}")
+        if not (-1.0 <= self.flip_cos < 1.0):
+            raise ValueError(f"flip_cos must be in [-1, 1), got {self.flip_cos!r}")
+
+
+@dataclass
+class ExtractResult:
+    """An extracted mesh in the input's coordinates.
+
+    Attributes
+    ----------
+    vertices : (V, 3) float64
+    faces : (F, 3) int64
+        Consistently wound triangles.
+    points : (N, 3) float64
+        Points projected onto the surface (empty unless ``config.points > 0``).
+    n_evaluations : int
+        Field queries (points) spent on the mesh, all stages together.
+    dense_evaluations : int
+        Corners of the dense grid, ``(resolution + 1)^3``, for comparison.
+    seconds : float
+        Wall time of the extraction (points included).
+    bias : float
+        Distance bias removed (normalised units); ``noise``: robust spread of the per-edge
+        bias estimates (normalised units).
+    stats : MeshStats
+        Topology checks of the result (boundary loops, winding, components...).
+    timings : dict
+        Seconds per stage.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    points: np.ndarray
+    n_evaluations: int
+    dense_evaluations: int
+    seconds: float
+    resolution: int
+    bias: float
+    noise: float
+    n_candidate_cells: int
+    n_crossings: int
+    stats: MeshStats
+    timings: dict = _field(default_factory=dict)
+    n_point_evaluations: int = 0
+
+    @property
+    def evaluation_fraction(self) -> float:
+        """Field queries relative to a dense grid's corners at the same resolution."""
+        return self.n_evaluations / max(self.dense_evaluations, 1)
+
+
+class _Queries:
+    """Batched closest-point queries on normalised NumPy points, counting every point asked."""
+
+    def __init__(self, field: Field):
+        self.field = field
+        self.count = 0
+
+    def closest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(x32, q)``: the points as the field saw them (float32 rounding) and their closest points."""
+        self.count += len(x)
+        x32 = np.asarray(x, np.float32)
+        out = []
+        chunk = int(getattr(self.field, "chunk", 1 << 18))
+        for i in range(0, len(x32), chunk):
+            xt = torch.as_tensor(x32[i : i + chunk], device=self.field.device)
+            out.append(self.field.closest_points_normalized(xt).detach().cpu().double().numpy())
+        q = np.concatenate(out) if out else np.zeros((0, 3))
+        return x32.astype(np.float64), q
+
+    def distances(self, x: np.ndarray) -> np.ndarray:
+        self.count += len(x)
+        x32 = np.asarray(x, np.float32)
+        out = []
+        chunk = int(getattr(self.field, "chunk", 1 << 18))
+        for i in range(0, len(x32), chunk):
+            xt = torch.as_tensor(x32[i : i + chunk], device=self.field.device)
+            out.append(self.field.distances_normalized(xt).detach().cpu().double().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+def _unit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    u = np.linalg.norm(d, axis=1)
+    return d / np.maximum(u, 1e-12)[:, None], u
+
+
+# the two other axes of each axis, in the cyclic order that makes a quad's normal point along +axis
+_OTHER = np.array([[1, 2], [2, 0], [0, 1]])
+_QUAD = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
+_CORNER_OFFSETS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int64)
+
+
+def _cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
+    """Unique edge keys ``corner * 3 + axis`` of the 12 edges of every cell ``(M, 3)``."""
+    keys = []
+    for axis in range(3):
+        a1, a2 = _OTHER[axis]
+        for d1 in (0, 1):
+            for d2 in (0, 1):
+                c = cells.copy()
+                c[:, a1] += d1
+                c[:, a2] += d2
+                keys.append(((c[:, 0] * n1 + c[:, 1]) * n1 + c[:, 2]) * 3 + axis)
+    return np.unique(np.concatenate(keys))
+
+
+def _dense_edges(n1: int) -> np.ndarray:
+    ax = np.arange(n1, dtype=np.int64)
+    ijk = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+    lin = (ijk[:, 0] * n1 + ijk[:, 1]) * n1 + ijk[:, 2]
+    keys = [lin[ijk[:, a] < n1 - 1] * 3 + a for a in range(3)]
+    return np.sort(np.concatenate(keys))
+
+
+def _ijk(lin: np.ndarray, n1: int) -> np.ndarray:
+    return np.stack([lin // (n1 * n1), (lin // n1) % n1, lin % n1], -1)
+
+
+def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractResult:
+    """Extract a single-layer, consistently wound triangle mesh of the surface of ``field``.
+
+    Works with any :class:`~deepcsp.fields.query.Field` (fitted CSP, UDF baseline, exact oracle).
+    Returns vertices in the field's input coordinates (``field.normalization.to_input``).
+    """
+    config = config or ExtractConfig()
+    config.check()
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    R = int(config.resolution)
+    h = 1.0 / R
+    n1 = R + 1
+    origin = -0.5 + config.grid_shift * h
+    stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
+    fq = _Queries(field)
+
+    # 1-2. candidate cells (coarse to fine), closest points at their corners
+    tick = time.perf_counter()
+    margin = max(0.5 * h, config.margin)
+    if config.sparse:
+        cand = candidate_cells(fq.distances, R, origin, margin, stop_size=2)
+        cells = cand.cells(R)
+        ckeys = ((cells[:, None, :] + _CORNER_OFFSETS[None]) * stride).sum(-1)
+        corners = np.unique(ckeys)
+    else:
+        ax = np.arange(R, dtype=np.int64)
+        cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+        corners = np.arange(n1**3, dtype=np.int64)
+    timings["cells"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    p, q = fq.closest(origin + _ijk(corners, n1) * h)
+    n_c, u_c = _unit(p - q)
+    timings["corners"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    if config.sparse:
+        # a cell holding surface has every corner within its diagonal of it
+        u_max = u_c[np.searchsorted(corners, ckeys)].max(1)
+        cells = cells[u_max <= np.sqrt(3.0) * h + margin]
+        edges = _cell_edges(cells, n1)
+    else:
+        edges = _dense_edges(n1)
+    timings["cells"] += time.perf_counter() - tick
+
+    # 3. pseudo-sign test per edge
+    tick = time.perf_counter()
+    axis = edges % 3
+    ia = np.searchsorted(corners, edges // 3)
+    ib = np.searchsorted(corners, edges // 3 + stride[axis])
+    cos = (n_c[ia] * n_c[ib]).sum(1)
+    agree = np.linalg.norm(q[ia] - q[ib], axis=1) < config.agree * h
+    live = (u_c[ia] > 0) & (u_c[ib] > 0) & agree
+    flip = live & (cos < config.flip_cos)
+    # bias and noise from the clear flips: u_a + u_b exceeds the edge's extent along the normal
+    ne, _ = _unit(n_c[ia[flip]] - n_c[ib[flip]])
+    extent = h * np.abs(ne[np.arange(len(ne)), axis[flip]])
+    excess = 0.5 * (u_c[ia[flip]] + u_c[ib[flip]] - extent)
+    if len(excess):
+        med = float(np.median(excess))
+        # the excess averages two distances: its spread is the distance noise / sqrt(2)
+        noise = float(np.sqrt(2.0) * 1.4826 * np.median(np.abs(excess - med)))
+    else:
+        med, noise = 0.0, 0.0
+    bias = med if config.debias else 0.0
+    # side test: b lies behind the tangent plane at a's (debiased) closest point, or a behind b's;
+    # unlike the flip test it also sees crossings next to a crease, where a and b see different faces
+    qt = q + bias * n_c
+    behind = ((p[ib] - qt[ia]) * n_c[ia]).sum(1) < 0
+    behind |= ((p[ia] - qt[ib]) * n_c[ib]).sum(1) < 0
+    ok = flip | (live & behind & (cos < config.side_cos))
+    edges, axis, ia, ib = edges[ok], axis[ok], ia[ok], ib[ok]
+    ua, ub = u_c[ia], u_c[ib]
+    denom = ua + ub - 2 * bias
+    t = np.where(denom > 1e-12, (ua - bias) / np.where(denom > 1e-12, denom, 1.0), 0.5).clip(0.0, 1.0)
+    xc = p[ia] + t[:, None] * (p[ib] - p[ia])
+    xc32, qc = fq.closest(xc)
+    nc, uc = _unit(xc32 - qc)
+    tau = max(config.accept * h, 8.0 * noise)
+    keep = uc - bias <= tau
+    xs = qc + bias * nc
+    # second chance (creases, where distance is not linear along the edge): move to where the
+    # tangent plane at CSP(c) meets the edge and ask again
+    retry = np.nonzero(~keep)[0]
+    if len(retry):
+        e_dot = nc[retry, axis[retry]]
+        ok2 = np.abs(e_dot) > 0.1
+        lam = np.where(ok2, -(uc[retry] - bias) / np.where(ok2, e_dot, 1.0), 0.0)
+        t2 = t[retry] + lam / h
+        ok2 &= (t2 >= 0.0) & (t2 <= 1.0)
+        retry = retry[ok2]
+        if len(retry):
+            x2 = p[ia[retry]] + t2[ok2, None] * (p[ib[retry]] - p[ia[retry]])
+            x2_32, q2 = fq.closest(x2)
+            n2, u2 = _unit(x2_32 - q2)
+            good = u2 - bias <= tau
+            keep[retry[good]] = True
+            xs[retry[good]] = (q2 + bias * n2)[good]
+    edges, axis, xs = edges[keep], axis[keep], xs[keep]
+    timings["edges"] = time.perf_counter() - tick
+
+    # 4. dual vertices: one per cell around a crossed edge
+    tick = time.perf_counter()
+    base = _ijk(edges // 3, n1)
+    quad_cells = np.repeat(base[:, None, :], 4, axis=1)
+    for k in range(4):
+        for j in range(2):
+            ax_j = _OTHER[axis, j]
+            quad_cells[np.arange(len(edges)), k, ax_j] += _QUAD[k, j] - 1
+    valid = ((quad_cells >= 0) & (quad_cells < R)).all(axis=(1, 2))
+    quad_cells, xs = quad_cells[valid], xs[valid]
+    cell_keys = ((quad_cells[..., 0] * R + quad_cells[..., 1]) * R + quad_cells[..., 2]).reshape(-1)
+    uniq, inv = np.unique(cell_keys, return_inverse=True)
+    inv = inv.reshape(-1)
+    cnt = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
+    v0 = np.stack([np.bincount(inv, weights=np.repeat(xs[:, d], 4), minlength=len(uniq)) for d in range(3)], -1) / np.maximum(cnt, 1)[:, None]
+    v32, qv = fq.closest(v0)
+    nv, uv = _unit(v32 - qv)
+    vs = qv + bias * nv
+    far = np.linalg.norm(vs - v0, axis=1) > np.sqrt(3.0) * h
+    vs[far] = v0[far]
+    timings["vertices"] = time.perf_counter() - tick
+
+    # 5. quads -> triangles, cleanup, winding
+    tick = time.perf_counter()
+    quads = inv.reshape(-1, 4)
+    if len(quads):
+        d02 = np.linalg.norm(vs[quads[:, 0]] - vs[quads[:, 2]], axis=1)
+        d13 = np.linalg.norm(vs[quads[:, 1]] - vs[quads[:, 3]], axis=1)
+        a = d02 <= d13
+        tri_a = np.concatenate([quads[a][:, [0, 1, 2]], quads[a][:, [0, 2, 3]]])
+        tri_b = np.concatenate([quads[~a][:, [0, 1, 3]], quads[~a][:, [1, 2, 3]]])
+        faces = np.concatenate([tri_a, tri_b]).astype(np.int64)
+    else:
+        faces = np.zeros((0, 3), dtype=np.int64)
+    verts, faces = weld_and_clean(vs, faces, tol=1e-6 * h)
+    if config.boundary_reach > 0:
+        verts = _snap_boundary(fq, verts, faces, config.boundary_reach * h, bias)
+        verts, faces = weld_and_clean(verts, faces, tol=1e-6 * h)
+    faces = orient_faces(verts, faces)
+    verts, faces = remove_small_components(verts, faces, config.min_component_faces)
+    timings["mesh"] = time.perf_counter() - tick
+
+    n_mesh_eval = fq.count
+    points = np.zeros((0, 3))
+    if config.points > 0 and len(faces):
+        tick = time.perf_counter()
+        points = project_points(fq, verts, faces, config.points, sigma=0.5 * h, bias=bias, seed=config.seed)
+        timings["points"] = time.perf_counter() - tick
+        points = field.normalization.to_input(points)
+
+    verts_in = field.normalization.to_input(verts)
+    return ExtractResult(
+        vertices=verts_in,
+        faces=faces,
+        points=points,
+        n_evaluations=n_mesh_eval,
+        dense_evaluations=n1**3,
+        seconds=time.perf_counter() - t0,
+        resolution=R,
+        bias=bias,
+        noise=noise,
+        n_candidate_cells=int(len(cells)),
+        n_crossings=int(len(edges)),
+        stats=mesh_stats(verts_in, faces),
+        timings=timings,
+        n_point_evaluations=fq.count - n_mesh_eval,
+    )
+
+
+def _snap_boundary(fq: _Queries, verts: np.ndarray, faces: np.ndarray, reach: float, bias: float) -> np.ndarray:
+    """Move boundary vertices ``(V, 3)`` onto the sheet's boundary: ``CSP(v + reach t) + bias n``
+    with ``t`` the mean outward tangent of the vertex's boundary edges; a move longer than
+    ``1.5 reach`` (the closest point jumped elsewhere) is not made."""
+    if len(faces) == 0:
+        return verts
+    nv = len(verts)
+    he = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    third = np.concatenate([faces[:, 2], faces[:, 0], faces[:, 1]])
+    key = he.min(1) * nv + he.max(1)
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    bd = counts[inv.reshape(-1)] == 1
+    if not bd.any():
+        return verts
+    a, b, c = he[bd, 0], he[bd, 1], third[bd]
+    e = verts[b] - verts[a]
+    w = 0.5 * (verts[a] + verts[b]) - verts[c]
+    w -= ((w * e).sum(1) / np.maximum((e * e).sum(1), 1e-300))[:, None] * e
+    w /= np.maximum(np.linalg.norm(w, axis=1), 1e-300)[:, None]
+    t = np.zeros_like(verts)
+    np.add.at(t, a, w)
+    np.add.at(t, b, w)
+    ids = np.unique(np.concatenate([a, b]))
+    tn = t[ids] / np.maximum(np.linalg.norm(t[ids], axis=1), 1e-300)[:, None]
+    x32, q = fq.closest(verts[ids] + reach * tn)
+    nx, _ = _unit(x32 - q)
+    new = q + bias * nx
+    move = np.linalg.norm(new - verts[ids], axis=1) <= 1.5 * reach
+    out = verts.copy()
+    out[ids[move]] = new[move]
+    return out
+
+
+def project_points(queries: _Queries | Field, vertices: np.ndarray, faces: np.ndarray, n: int, sigma: float, bias: float = 0.0, seed: int = 0) -> np.ndarray:
+    """``(n, 3)`` points on the field's surface by one-shot projection: area-weighted samples of
+    the mesh ``(vertices (V, 3), faces (F, 3))`` (normalised coordinates), jittered with Gaussian
+    ``sigma``, moved to ``CSP(x) + bias n(x)``. Returns normalised coordinates."""
+    from deepcsp.geometry.sampling import sample_surface
+
+    fq = queries if isinstance(queries, _Queries) else _Queries(queries)
+    rng = np.random.default_rng(seed)
+    x = sample_surface(vertices, faces, n, rng).points + sigma * rng.standard_normal((n, 3))
+    x32, q = fq.closest(x)
+    nx, _ = _unit(x32 - q)
+    return q + bias * nx

@@ -1,0 +1,221 @@
+"""Mesh bookkeeping for extraction: welding, cleanup, consistent orientation and the checks
+(boundary loops, winding consistency, components) that tests and benchmarks report.
+
+All functions take ``vertices : (V, 3) float`` and ``faces : (F, 3) int`` and are pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass
+class MeshStats:
+    """Topology and quality of a triangle mesh.
+
+    ``n_inconsistent_edges`` counts edges shared by exactly two faces that traverse it in the
+    same direction (0 = winding consistent); ``n_nonmanifold_edges`` edges with more than two
+    faces; ``n_boundary_loops`` the connected components of the boundary-edge graph.
+    """
+
+    n_vertices: int
+    n_faces: int
+    area: float
+    n_components: int
+    n_boundary_edges: int
+    n_boundary_loops: int
+    n_nonmanifold_edges: int
+    n_inconsistent_edges: int
+    n_degenerate_faces: int
+    n_duplicate_faces: int
+
+    @property
+    def winding_consistent(self) -> bool:
+        return self.n_inconsistent_edges == 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["winding_consistent"] = self.winding_consistent
+        return d
+
+
+def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(F,)`` triangle areas."""
+    t = vertices[faces]
+    return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
+
+
+def _edges(faces: np.ndarray, n_vertices: int):
+    """Directed half-edges ``(3F, 2)``, their undirected keys ``(3F,)`` and owning faces ``(3F,)``."""
+    he = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    owner = np.tile(np.arange(len(faces)), 3)
+    lo, hi = he.min(1), he.max(1)
+    return he, lo.astype(np.int64) * n_vertices + hi, owner
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    return connected_components(g, directed=False)
+
+
+def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:
+    """Edge-connected components of the faces: ``(count, labels (F,))``."""
+    if len(faces) == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    _, key, owner = _edges(faces, n_vertices)
+    order = np.argsort(key, kind="stable")
+    k, o = key[order], owner[order]
+    same = k[1:] == k[:-1]
+    return _components(len(faces), o[:-1][same], o[1:][same])
+
+
+def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
+    """Count components, boundary loops, non-manifold and inconsistently wound edges,
+    degenerate (zero-area or repeated-index) and duplicate faces."""
+    vertices = np.asarray(vertices, np.float64)
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    nv = len(vertices)
+    if len(faces) == 0:
+        return MeshStats(nv, 0, 0.0, 0, 0, 0, 0, 0, 0, 0)
+    areas = face_areas(vertices, faces)
+    diag2 = float(((vertices.max(0) - vertices.min(0)) ** 2).sum()) if nv else 0.0
+    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+    degenerate = repeated | (areas <= 1e-14 * max(diag2, 1e-300))
+    n_dup = len(faces) - len(np.unique(np.sort(faces, axis=1), axis=0))
+    he, key, _ = _edges(faces, nv)
+    uniq, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    # winding: for edges with two faces, the two half-edges must run in opposite directions
+    forward = (he[:, 0] < he[:, 1]).astype(np.int64)
+    n_fwd = np.bincount(inv, weights=forward, minlength=len(uniq))
+    two = counts == 2
+    inconsistent = int((two & (n_fwd != 1)).sum())
+    boundary = uniq[counts == 1]
+    n_loops = 0
+    if len(boundary):
+        a, b = boundary // nv, boundary % nv
+        verts = np.unique(np.concatenate([a, b]))
+        remap = np.searchsorted(verts, np.concatenate([a, b]))
+        n_loops, _ = _components(len(verts), remap[: len(a)], remap[len(a) :])
+    n_comp, _ = face_components(faces, nv)
+    return MeshStats(
+        n_vertices=nv,
+        n_faces=len(faces),
+        area=float(areas.sum()),
+        n_components=int(n_comp),
+        n_boundary_edges=int(len(boundary)),
+        n_boundary_loops=int(n_loops),
+        n_nonmanifold_edges=int((counts > 2).sum()),
+        n_inconsistent_edges=inconsistent,
+        n_degenerate_faces=int(degenerate.sum()),
+        n_duplicate_faces=int(n_dup),
+    )
+
+
+def weld_and_clean(vertices: np.ndarray, faces: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge vertices closer than ``tol`` (grid hashing), then drop faces with a repeated index,
+    zero area or the same vertex set as an earlier face, and unused vertices."""
+    if len(faces) == 0:
+        return vertices[:0], faces
+    if tol > 0:
+        q = np.round(vertices / tol).astype(np.int64)
+        _, first, inv = np.unique(q, axis=0, return_index=True, return_inverse=True)
+        vertices, faces = vertices[first], inv.reshape(-1)[faces]
+    ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    faces = faces[ok]
+    if len(faces):
+        diag2 = float(((vertices.max(0) - vertices.min(0)) ** 2).sum())
+        faces = faces[face_areas(vertices, faces) > 1e-14 * max(diag2, 1e-300)]
+    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
+    faces = faces[np.sort(first)]
+    used = np.unique(faces)
+    remap = np.full(len(vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[faces]
+
+
+def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Flip faces so that every two-face edge is traversed once in each direction (breadth-first
+    propagation over manifold edges, per component), then turn each component so that its signed
+    volume about its own centroid is positive (outward for closed surfaces). Non-orientable
+    components (a Moebius strip) keep the orientation the propagation reached.
+
+    Returns the reoriented ``faces : (F, 3)``.
+    """
+    faces = faces.copy()
+    nf = len(faces)
+    if nf == 0:
+        return faces
+    he, key, owner = _edges(faces, len(vertices))
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    uniq, start, counts = np.unique(k, return_index=True, return_counts=True)
+    pairs = start[counts == 2]
+    i0, i1 = order[pairs], order[pairs + 1]
+    f0, f1 = owner[i0], owner[i1]
+    # same direction on both faces means one of them must flip relative to the other
+    flip = (he[i0, 0] == he[i1, 0]).astype(np.int8)
+    from scipy.sparse import csr_matrix
+
+    rows = np.concatenate([f0, f1])
+    cols = np.concatenate([f1, f0])
+    vals = np.concatenate([flip, flip]).astype(np.int8) + 1  # store 1/2 so zeros survive
+    g = csr_matrix((vals, (rows, cols)), shape=(nf, nf))
+    g.sum_duplicates()
+    parity = np.full(nf, -1, dtype=np.int8)
+    indptr, indices, data = g.indptr, g.indices, (g.data - 1).astype(np.int8)
+    for seed in range(nf):
+        if parity[seed] >= 0:
+            continue
+        parity[seed] = 0
+        frontier = np.array([seed])
+        while len(frontier):
+            lens = indptr[frontier + 1] - indptr[frontier]
+            src = np.repeat(frontier, lens)
+            idx = _ranges(indptr[frontier], lens)
+            dst = indices[idx]
+            new = parity[dst] < 0
+            if not new.any():
+                break
+            dst, src, fl = dst[new], src[new], data[idx][new]
+            dst, first = np.unique(dst, return_index=True)
+            parity[dst] = parity[src[first]] ^ fl[first]
+            frontier = dst
+    faces[parity == 1] = faces[parity == 1][:, ::-1]
+    # outward: positive signed volume about the component centroid
+    n_comp, labels = face_components(faces, len(vertices))
+    t = vertices[faces]
+    for c in range(n_comp):
+        sel = labels == c
+        tc = t[sel]
+        center = tc.reshape(-1, 3).mean(0)
+        vol = np.einsum("ij,ij->i", tc[:, 0] - center, np.cross(tc[:, 1] - center, tc[:, 2] - center)).sum()
+        if vol < 0:
+            faces[sel] = faces[sel][:, ::-1]
+    return faces
+
+
+def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + l)`` for each pair, vectorised."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offs = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return np.arange(total) + offs
+
+
+def remove_small_components(vertices: np.ndarray, faces: np.ndarray, min_faces: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop edge-connected components with fewer than ``min_faces`` faces (and unused vertices)."""
+    if min_faces <= 1 or len(faces) == 0:
+        return vertices, faces
+    _, labels = face_components(faces, len(vertices))
+    sizes = np.bincount(labels)
+    faces = faces[sizes[labels] >= min_faces]
+    used = np.unique(faces)
+    remap = np.full(len(vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[faces]

@@ -1,0 +1,363 @@
+"""Normals, tangent planes and curvatures of any :class:`~deepcsp.fields.query.Field`.
+
+Formulas and the sign convention live in :mod:`deepcsp.geometry.diffgeo`; in short, normals point
+towards the query side (``(p - CSP(p)) / |p - CSP(p)|``) and curvature is positive where the
+surface bends away from the normal (a sphere seen from outside has ``k = 1/r``).
+
+Three ways to get a normal (``method``):
+
+* ``"direction"``: ``(p - CSP(p)) / |p - CSP(p)|``. Points closer than ``offset`` to the surface
+  (where that direction may be noise) are backed off: a probe ``q + offset * e_k`` along the three
+  axes (the one farthest from the surface wins) gives a rough normal ``n0``, flipped towards
+  ``p - q``, and the direction is evaluated again at ``q + offset * n0`` (and refined
+  ``BACKOFF_REFINE`` more times; each pass shrinks the error by about ``offset * |k|``).
+* ``"jacobian"``: the null space of the 3x3 Jacobian of CSP at ``p`` (CSP is smooth through the
+  surface, so this needs no back-off), oriented towards ``p - CSP(p)``.
+* ``"udf_gradient"``: ``grad u / |grad u|`` of the field's distance ``u`` (the NDF baseline; for a
+  CSP field ``u = |p - CSP(p)|``), backed off like ``"direction"`` unless ``offset=0``.
+
+Exactly on the surface (``t`` below ``offset``) the orientation of a normal is not determined by
+an unsigned field; it is then whatever the back-off probe picked.
+
+Curvatures are computed from one Jacobian of CSP (or, with ``method="hessian"``, the Hessian of
+a UDF) at ``q + offset * n`` (default) or at ``p`` itself (``at="query"``). For points nearer
+than ``offset`` to the surface, ``n`` is the Jacobian normal at ``q`` (oriented towards ``p - q``),
+which puts the evaluation point on the normal line through ``q``.
+
+Jacobians come from autograd (three backward passes; smooth networks) or central differences
+with step ``step`` (six evaluations; the default for band grids, whose trilinear interpolation
+has only piecewise-constant derivatives, and for exact mesh oracles, which have no autograd).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from deepcsp.geometry import diffgeo as dg
+
+NormalMethod = Literal["direction", "jacobian", "udf_gradient"]
+JacobianMethod = Literal["auto", "autograd", "central"]
+
+#: Band grids: central-difference step and back-off offset, in fine grid cells (see RESULTS_diffgeo).
+GRID_STEP_CELLS = 1.0
+GRID_OFFSET_CELLS = 4.0
+#: Other fields: step and offset in normalised units.
+DEFAULT_STEP = 1e-3
+DEFAULT_OFFSET = 0.02
+#: Extra refinement passes of the direction back-off near the surface.
+BACKOFF_REFINE = 2
+
+
+@dataclass
+class Curvatures:
+    """Principal curvatures of the surface at the closest points of N queries, input units.
+
+    ``k1, k2 : (N,)`` principal curvatures (``k1 >= k2``, 1/length); ``dir1, dir2 : (N, 3)`` unit
+    principal directions; ``mean : (N,)`` = ``(k1 + k2) / 2``; ``gaussian : (N,)`` = ``k1 k2``;
+    ``normals : (N, 3)`` the unit normals the signs refer to (positive = bending away from them).
+    """
+
+    k1: np.ndarray
+    k2: np.ndarray
+    dir1: np.ndarray
+    dir2: np.ndarray
+    mean: np.ndarray
+    gaussian: np.ndarray
+    normals: np.ndarray
+
+
+# --------------------------------------------------------------------------- field plumbing
+
+
+def _is_band_grid(field) -> bool:
+    cfg = getattr(field, "config", None)
+    return getattr(cfg, "encoding", None) == "band_grid"
+
+
+def _kind(field) -> str:
+    return getattr(field, "kind", "csp")
+
+
+def _cell(field) -> float:
+    cfg = field.config
+    return 2 * cfg.half / (cfg.resolution - 1)
+
+
+def default_step(field) -> float:
+    """Central-difference step in normalised units: ``GRID_STEP_CELLS`` fine cells for band grids,
+    ``DEFAULT_STEP`` otherwise."""
+    return GRID_STEP_CELLS * _cell(field) if _is_band_grid(field) else DEFAULT_STEP
+
+
+def default_offset(field) -> float:
+    """Back-off distance from the surface in normalised units: ``GRID_OFFSET_CELLS`` fine cells for
+    band grids, ``DEFAULT_OFFSET`` otherwise."""
+    return GRID_OFFSET_CELLS * _cell(field) if _is_band_grid(field) else DEFAULT_OFFSET
+
+
+def resolve_jacobian(field, jacobian: JacobianMethod) -> str:
+    if jacobian not in ("auto", "autograd", "central"):
+        raise ValueError(f"jacobian must be 'auto', 'autograd' or 'central', got {jacobian!r}")
+    if jacobian != "auto":
+        return jacobian
+    if _is_band_grid(field) or _kind(field) == "exact":
+        return "central"
+    return "autograd"
+
+
+def _csp_fn(field, create_graph: bool = False, differentiable: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function of normalised points giving closest points; with ``differentiable`` it keeps
+    the autograd graph (``create_graph`` for a UDF's gradient), else it is the field's own query."""
+    if not differentiable:
+        return field.closest_points_normalized
+    module = getattr(field, "module", None)
+    if module is not None and _kind(field) == "udf":
+        return lambda x: module(x, create_graph=create_graph)
+    if module is not None:
+        return module
+    return field.closest_points_normalized
+
+
+def _distance_fn(field) -> Callable[[torch.Tensor], torch.Tensor]:
+    module = getattr(field, "module", None)
+    if module is not None and _kind(field) == "udf":
+        return lambda x: module.distance(x).abs()
+    f = _csp_fn(field, differentiable=True)
+    return lambda x: (x - f(x)).norm(dim=1)
+
+
+def _eval(fn, x: torch.Tensor) -> torch.Tensor:
+    return fn(x).detach()
+
+
+def jacobian(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, method: str = "autograd", step: float = DEFAULT_STEP) -> torch.Tensor:
+    """Jacobians ``(N, 3, 3)``, ``J[i, a, b] = d fn(x)_a / d x_b``, of a per-point map
+    ``fn : (N, 3) -> (N, 3)`` at ``x : (N, 3)``.
+
+    ``autograd``: three backward passes (``fn`` must be differentiable and act row by row);
+    ``central``: ``(fn(x + s e_b) - fn(x - s e_b)) / 2s`` in one batched call of ``6N`` points.
+    """
+    n = len(x)
+    if method == "central":
+        eye = torch.eye(3, dtype=x.dtype, device=x.device) * step
+        xs = torch.cat([x[None] + eye[:, None], x[None] - eye[:, None]]).reshape(-1, 3)  # (6N, 3)
+        y = _eval(fn, xs).reshape(2, 3, n, -1)
+        return ((y[0] - y[1]) / (2 * step)).permute(1, 2, 0)  # (N, out, 3)
+    if method == "autograd":
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            y = fn(xg)
+            rows = [torch.autograd.grad(y[:, a].sum(), xg, retain_graph=a < y.shape[1] - 1)[0] for a in range(y.shape[1])]
+        return torch.stack(rows, dim=1).detach()
+    raise ValueError(f"unknown jacobian method {method!r}")
+
+
+def _grad_fn(dist: Callable, create_graph: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    def g(x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            xg = x if x.requires_grad else x.detach().requires_grad_(True)
+            (gr,) = torch.autograd.grad(dist(xg).sum(), xg, create_graph=create_graph)
+        return gr
+
+    return g
+
+
+# --------------------------------------------------------------------------- per-chunk kernels
+
+
+def _probe_normals(csp, q: torch.Tensor, offset: float) -> torch.Tensor:
+    """Rough unit normals ``(N, 3)`` at surface points ``q`` from three axis probes ``q + offset e_k``."""
+    n = len(q)
+    eye = torch.eye(3, dtype=q.dtype, device=q.device) * offset
+    xs = (q[None] + eye[:, None]).reshape(-1, 3)
+    d = (xs - _eval(csp, xs)).reshape(3, n, 3)
+    best = d.norm(dim=2).argmax(dim=0)  # (N,)
+    return F.normalize(d[best, torch.arange(n, device=q.device)], dim=1, eps=1e-30)
+
+
+def _direction_normals(csp, x: torch.Tensor, offset: float):
+    """Direction normals with back-off; returns (normals, closest points, distances) at ``x``."""
+    q = _eval(csp, x)
+    d = x - q
+    t = d.norm(dim=1)
+    n = d / t.clamp_min(1e-30)[:, None]
+    near = t < offset
+    if offset > 0 and bool(near.any()):
+        qn = q[near]
+        n0 = _probe_normals(csp, qn, offset)
+        n0 = n0 * torch.where((n0 * d[near]).sum(1) < 0, -1.0, 1.0).to(n0.dtype)[:, None]  # query side
+        for _ in range(1 + BACKOFF_REFINE):
+            xb = qn + offset * n0
+            n0 = F.normalize(xb - _eval(csp, xb), dim=1, eps=1e-30)
+        n[near] = n0
+    return n, q, t
+
+
+def _chunk_normals(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float) -> torch.Tensor:
+    csp = _csp_fn(field)
+    if method == "direction":
+        return _direction_normals(csp, x, offset)[0]
+    if method == "jacobian":
+        J = jacobian(_csp_fn(field, create_graph=True, differentiable=jac == "autograd"), x, jac, step)
+        q = _eval(csp, x)
+        return dg.normal_from_jacobian(J, orient=x - q)
+    if method == "udf_gradient":
+        grad = _grad_fn(_distance_fn(field))
+        xe = x
+        if offset > 0:
+            n, q, t = _direction_normals(csp, x, offset)
+            near = t < offset
+            xe = torch.where(near[:, None], q + offset * n, x)
+        return F.normalize(_eval(grad, xe), dim=1, eps=1e-30)
+    raise ValueError(f"method must be 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
+
+
+def _chunk_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, at: str) -> dg.PrincipalCurvatures:
+    csp = _csp_fn(field)
+    dcsp = _csp_fn(field, create_graph=True, differentiable=jac == "autograd")
+    xe = x
+    if at == "offset":
+        q = _eval(csp, x)
+        d = x - q
+        t = d.norm(dim=1)
+        n = d / t.clamp_min(1e-30)[:, None]
+        near = t < offset
+        if bool(near.any()):
+            n[near] = dg.normal_from_jacobian(jacobian(dcsp, q[near], jac, step), orient=d[near])
+        xe = q + offset * n
+    if method == "jacobian":
+        J = jacobian(dcsp, xe, jac, step)
+        d = xe - _eval(csp, xe)
+        te = d.norm(dim=1)
+        return dg.curvatures_from_jacobian(J, d / te.clamp_min(1e-30)[:, None], te)
+    # Hessian of the unsigned distance (UDF baseline).
+    dist = _distance_fn(field)
+    g = _eval(_grad_fn(dist), xe)
+    H = jacobian(_grad_fn(dist, create_graph=jac == "autograd"), xe, jac, step)
+    with torch.no_grad():
+        u = dist(xe)
+    return dg.curvatures_from_hessian(H, F.normalize(g, dim=1, eps=1e-30), u)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _prepare(field, points, offset, step, dtype):
+    from deepcsp.fields.query import _as_points
+
+    arr = _as_points(points)
+    scale = float(field.normalization.scale)
+    off = default_offset(field) if offset is None else float(offset) * scale
+    st = default_step(field) if step is None else float(step) * scale
+    if not (np.isfinite(off) and off >= 0):
+        raise ValueError(f"offset must be finite and >= 0, got {offset!r}")
+    if not (np.isfinite(st) and st > 0):
+        raise ValueError(f"step must be finite and > 0, got {step!r}")
+    if dtype is None:
+        module = getattr(field, "module", None)
+        dtype = next(module.parameters()).dtype if module is not None and any(True for _ in module.parameters()) else torch.float64
+    return arr, off, st, dtype
+
+
+def _chunks(field, arr: np.ndarray, chunk: int, dtype):
+    for i in range(0, len(arr), chunk):
+        xn = field.normalization.to_normalized(arr[i : i + chunk].astype(np.float64))
+        yield torch.as_tensor(xn, dtype=dtype, device=field.device)
+
+
+def normals(
+    field,
+    points,
+    method: NormalMethod = "direction",
+    offset: float | None = None,
+    jacobian: JacobianMethod = "auto",
+    step: float | None = None,
+    chunk: int = 1 << 15,
+    dtype: torch.dtype | None = None,
+) -> np.ndarray:
+    """Unit surface normals ``(N, 3)`` at the closest points of ``points : (N, 3)`` (input coords).
+
+    Parameters
+    ----------
+    method
+        ``direction`` (``p - CSP(p)``, backed off near the surface), ``jacobian`` (null space of
+        ``dCSP/dp``) or ``udf_gradient`` (gradient of the field's distance).
+    offset
+        Back-off distance in input units for points nearer than it to the surface (None: 4 fine
+        cells for band grids, 0.02 normalised units otherwise; 0 disables back-off).
+    jacobian, step
+        How Jacobians are taken for ``method="jacobian"``: ``autograd``, ``central`` (step in
+        input units; None: one fine cell for band grids) or ``auto``.
+    chunk
+        Points per batch (memory is bounded by about ``10 * chunk`` field evaluations).
+
+    Orientation: towards the query side; arbitrary for points on the surface (see module doc).
+    """
+    arr, off, st, dtype = _prepare(field, points, offset, step, dtype)
+    jac = resolve_jacobian(field, jacobian)
+    out = [_chunk_normals(field, x, method, off, jac, st).cpu().double().numpy() for x in _chunks(field, arr, chunk, dtype)]
+    return np.concatenate(out) if out else np.zeros((0, 3))
+
+
+def curvatures(
+    field,
+    points,
+    method: Literal["auto", "jacobian", "hessian"] = "auto",
+    offset: float | None = None,
+    at: Literal["offset", "query"] = "offset",
+    jacobian: JacobianMethod = "auto",
+    step: float | None = None,
+    chunk: int = 1 << 15,
+    dtype: torch.dtype | None = None,
+) -> Curvatures:
+    """Principal curvatures and directions of the surface at the closest points of
+    ``points : (N, 3)``, in input units (``k_input = k_normalised * scale``).
+
+    Parameters
+    ----------
+    method
+        ``jacobian``: from ``dCSP/dp`` (eigenvalues ``1/(1 + t k_i)`` on the tangent plane);
+        ``hessian``: from the Hessian of the unsigned distance (the UDF baseline); ``auto`` picks
+        ``hessian`` for UDF fields and ``jacobian`` otherwise.
+    offset, at
+        ``at="offset"`` (default) evaluates at ``CSP(p) + offset * n`` with ``n`` the (backed-off)
+        direction normal; ``at="query"`` evaluates at ``p`` itself (must be off the surface).
+        ``offset`` is in input units (None: 4 fine cells for band grids, 0.02 normalised units
+        otherwise).
+    jacobian, step, chunk, dtype
+        As in :func:`normals`.
+
+    Signs refer to the returned ``normals`` (towards the query side; arbitrary on the surface).
+    """
+    if method not in ("auto", "jacobian", "hessian"):
+        raise ValueError(f"method must be 'auto', 'jacobian' or 'hessian', got {method!r}")
+    if at not in ("offset", "query"):
+        raise ValueError(f"at must be 'offset' or 'query', got {at!r}")
+    arr, off, st, dtype = _prepare(field, points, offset, step, dtype)
+    if at == "offset" and off <= 0:
+        raise ValueError("curvatures need offset > 0 with at='offset'")
+    if method == "auto":
+        method = "hessian" if _kind(field) == "udf" else "jacobian"
+    jac = resolve_jacobian(field, jacobian)
+    parts = [_chunk_curvatures(field, x, method, off, jac, st, at) for x in _chunks(field, arr, chunk, dtype)]
+    scale = float(field.normalization.scale)
+
+    def cat(name: str, width: int | None = None) -> np.ndarray:
+        if not parts:
+            return np.zeros((0,) if width is None else (0, width))
+        return np.concatenate([getattr(p, name).cpu().double().numpy() for p in parts])
+
+    return Curvatures(
+        k1=cat("k1") * scale,
+        k2=cat("k2") * scale,
+        dir1=cat("dir1", 3),
+        dir2=cat("dir2", 3),
+        mean=cat("mean") * scale,
+        gaussian=cat("gaussian") * scale**2,
+        normals=cat("normals", 3),
+    )

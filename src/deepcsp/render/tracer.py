@@ -1,0 +1,257 @@
+"""Sphere tracing of unsigned closest-point fields, with tangent-plane jumps near the surface.
+
+A field gives, at any point ``p``, its closest surface point ``CSP(p)``. The ball of radius
+``|p - CSP(p)|`` around ``p`` is empty, so a ray may always advance by that distance (sphere
+tracing). Near the surface (``dist < plane_band``) the tracer instead jumps to the ray's
+intersection with the tangent plane through ``CSP(p)`` with normal ``p - CSP(p)`` -- exact for a
+plane, far fewer steps at oblique angles -- capped at ``max_jump`` times the safe distance.
+
+Open surfaces have no inside, so a ray stops at ``|p - CSP(p)| < hit_eps`` and is never allowed to
+step through a sheet: when a jump lands behind a sheet (the direction to the closest point has
+turned to face along the ray, and the jump went beyond the verified-empty ball), the next step is
+a tangent-plane step *backwards*, never before the end of the last verified-empty ball.
+A hit's depth is refined by one last tangent-plane projection of the stopping point (no extra
+evaluation). Everything runs on the field's device, on batches of active rays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from deepcsp.constants import HALF_SIDE
+
+
+@dataclass
+class TraceConfig:
+    """How rays are traced (all lengths in normalised units; the cube has side 1)."""
+
+    hit_eps: float = 3e-4
+    """A ray hits where the field's distance drops below this."""
+    max_iters: int = 48
+    """Field evaluations allowed per ray; rays still going after that count as misses."""
+    plane_band: float = 0.03
+    """Below this distance the tracer jumps to the tangent plane instead of sphere stepping."""
+    max_jump: float = 4.0
+    """A tangent-plane jump is at most this many times the safe (sphere) step."""
+    min_cos: float = 0.05
+    """Tangent-plane steps only where |cos(ray, plane normal)| exceeds this (no grazing jumps)."""
+    refine_max: float = 4.0
+    """The final tangent-plane refinement of a hit moves it by at most this many ``hit_eps``."""
+    flip_cos: float = 0.5
+    """A sheet may have been crossed between two evaluations (the tangent plane went from ahead of
+    the ray to behind it) when their directions to the closest point have a cosine below this."""
+    max_refine: int = 6
+    """Evaluations spent refining a bracketed crossing before settling it."""
+    bracket_tol: float = 1e-4
+    """A bracket narrower than this (along the ray) is settled."""
+    bracket_eps: float = 2e-3
+    """A settled bracket is a hit if the field's distance came below this inside it (fields
+    whose residual on the surface exceeds ``hit_eps``, e.g. near thin edges, still hit)."""
+    half: float = HALF_SIDE
+    """Half side of the box rays are clipped to; empty space outside it is skipped."""
+
+    def __post_init__(self) -> None:
+        for name in ("hit_eps", "plane_band", "half"):
+            v = getattr(self, name)
+            if not (v > 0 and v < float("inf")):
+                raise ValueError(f"{name} must be positive and finite, got {v!r}")
+        if int(self.max_iters) < 1:
+            raise ValueError(f"max_iters must be >= 1, got {self.max_iters!r}")
+        if not self.max_jump >= 1.0:
+            raise ValueError(f"max_jump must be >= 1, got {self.max_jump!r}")
+        if not 0.0 < self.min_cos < 1.0:
+            raise ValueError(f"min_cos must be in (0, 1), got {self.min_cos!r}")
+        if not self.refine_max >= 0.0:
+            raise ValueError(f"refine_max must be >= 0, got {self.refine_max!r}")
+
+
+@dataclass
+class TraceResult:
+    """Per ray (R rays): ``hit : (R,)`` bool, ``depth : (R,)`` distance along the unit ray (inf
+    for misses), ``points : (R, 3)`` hit points (NaN for misses), ``evaluations : (R,)`` int32
+    field evaluations, ``unconverged : (R,)`` bool (ran out of iterations inside the box). All
+    tensors on the field's device, normalised coordinates."""
+
+    hit: torch.Tensor
+    depth: torch.Tensor
+    points: torch.Tensor
+    evaluations: torch.Tensor
+    unconverged: torch.Tensor
+
+
+def ray_box_intersection(origins: torch.Tensor, directions: torch.Tensor, half: float = HALF_SIDE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slab test against ``[-half, half]^3``: entry and exit distances ``t_near, t_far : (R,)``
+    along ``origins + t * directions`` (both ``(R, 3)``). A ray misses when ``t_near > t_far``
+    or ``t_far < 0``."""
+    d = directions
+    tiny = torch.finfo(d.dtype).tiny
+    safe = torch.where(d.abs() < 1e-30, torch.where(d < 0, -tiny, tiny), d)  # keeps inf signs right
+    inv = 1.0 / safe
+    t0 = (-half - origins) * inv
+    t1 = (half - origins) * inv
+    t_near = torch.minimum(t0, t1).amax(dim=1)
+    t_far = torch.maximum(t0, t1).amin(dim=1)
+    return t_near, t_far
+
+
+def _closest(field, x: torch.Tensor) -> torch.Tensor:
+    chunk = int(getattr(field, "chunk", 1 << 18))
+    if len(x) <= chunk:
+        return field.closest_points_normalized(x)
+    return torch.cat([field.closest_points_normalized(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def _check_rays(origins, directions) -> None:
+    for name, a in (("origins", origins), ("directions", directions)):
+        if not isinstance(a, torch.Tensor):
+            raise ValueError(f"{name} must be a torch tensor, got {type(a).__name__}")
+        if a.ndim != 2 or a.shape[-1] != 3:
+            raise ValueError(f"{name} must have shape (R, 3), got {tuple(a.shape)}")
+        if not a.is_floating_point():
+            raise ValueError(f"{name} must be floating point, got {a.dtype}")
+        if not torch.isfinite(a).all():
+            raise ValueError(f"{name} contains NaN or inf in {int((~torch.isfinite(a)).any(1).sum())} rows")
+    if origins.shape != directions.shape:
+        raise ValueError(f"origins {tuple(origins.shape)} and directions {tuple(directions.shape)} differ in shape")
+    n = directions.norm(dim=1)
+    if len(n) and float(n.min()) <= 0.0:
+        raise ValueError(f"{int((n <= 0).sum())} directions are zero")
+
+
+@torch.no_grad()
+def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: TraceConfig | None = None) -> TraceResult:
+    """Sphere-trace rays through ``field`` (any :class:`deepcsp.fields.query.Field`).
+
+    Parameters
+    ----------
+    field
+        Provides ``closest_points_normalized(x : (N, 3)) -> (N, 3)`` and ``device``.
+    origins, directions : (R, 3) tensors
+        Rays in normalised coordinates; directions are normalised here (depth is measured along
+        the unit direction).
+    config
+        Thresholds and budgets; see :class:`TraceConfig`.
+    """
+    cfg = config or TraceConfig()
+    _check_rays(origins, directions)
+    device = torch.device(getattr(field, "device", origins.device))
+    o = origins.to(device=device, dtype=torch.float32)
+    d = torch.nn.functional.normalize(directions.to(device=device, dtype=torch.float32), dim=1)
+    R = len(o)
+    hit = torch.zeros(R, dtype=torch.bool, device=device)
+    depth = torch.full((R,), float("inf"), device=device)
+    evals = torch.zeros(R, dtype=torch.int32, device=device)
+    unconverged = torch.zeros(R, dtype=torch.bool, device=device)
+
+    t_near, t_far = ray_box_intersection(o, d, cfg.half)
+    inside = (t_near <= t_far) & (t_far >= 0)
+    idx = torch.nonzero(inside).squeeze(1)
+    t = t_near[idx].clamp(min=0.0)
+    t_end = t_far[idx]
+    inf = float("inf")
+    # Per active ray: the previous evaluation, and the bracket [lo, hi] of a crossed sheet
+    # (hi = inf while marching).
+    st = {
+        "t": t,
+        "t_end": t_end,
+        "dist_prev": torch.full_like(t, inf),
+        "cos_prev": torch.zeros_like(t),
+        "n_prev": torch.zeros_like(o[idx]),
+        "lo": t.clone(),
+        "hi": torch.full_like(t, inf),
+        "n_ref": torch.zeros_like(o[idx]),
+        "best_t": t.clone(),
+        "best_dist": torch.full_like(t, inf),
+        "refines": torch.zeros_like(t),
+    }
+    eps, band, cmin = cfg.hit_eps, cfg.plane_band, cfg.min_cos
+    for _ in range(int(cfg.max_iters)):
+        if len(idx) == 0:
+            break
+        t = st["t"]
+        da = d[idx]
+        p = o[idx] + t[:, None] * da
+        c = _closest(field, p)
+        evals[idx] += 1
+        r = p - c
+        dist = r.norm(dim=1)
+        n = r / dist.clamp(min=1e-20)[:, None]
+        cos = -(n * da).sum(1)  # > 0: the tangent plane is ahead of p along the ray
+        ok_cos = cos.abs() > cmin
+        plane = dist / torch.where(ok_cos, cos, torch.ones_like(cos))  # signed step to the tangent plane
+        newton = t + torch.where(ok_cos, plane, torch.zeros_like(plane))
+        lo, hi = st["lo"], st["hi"]
+        refining = torch.isfinite(hi)
+
+        # (a) close enough: refine by one tangent-plane projection (no new evaluation).
+        close = dist < eps
+        t_close = t + (newton - t).clamp(-cfg.refine_max * eps, cfg.refine_max * eps)
+
+        # (b) a sheet was crossed since the last evaluation: the plane went from ahead to behind
+        # and the direction to the closest point turned by more than acos(flip_cos).
+        crossed = (
+            ~refining & ~close & (dist < band) & (st["dist_prev"] < band) & (cos < -cmin) & (st["cos_prev"] > cmin)
+            & ((n * st["n_prev"]).sum(1) < cfg.flip_cos)
+        )
+        n_ref = torch.where(crossed[:, None], st["n_prev"], st["n_ref"])
+        hi = torch.where(crossed, t, hi)
+        refining = refining | crossed
+        # Inside a bracket: which side of the sheet is p on (relative to the front normal)?
+        front = (n * n_ref).sum(1) > 0
+        lo = torch.where(refining & front & ~crossed, torch.maximum(lo, t), lo)
+        hi = torch.where(refining & ~front & ~crossed, torch.minimum(hi, t), hi)
+        better = refining & (dist < st["best_dist"])
+        best_t = torch.where(better, newton.clamp(min=0.0), st["best_t"])
+        best_t = torch.minimum(torch.maximum(best_t, lo), hi)
+        best_dist = torch.where(better, dist, st["best_dist"])
+        refines = st["refines"] + refining.to(t.dtype)
+        settled = refining & ~close & ((hi - lo < cfg.bracket_tol) | (refines > cfg.max_refine))
+        # A settled bracket is a hit if the field came close enough in it; else it was a false
+        # alarm (a ray passing a silhouette) and marching resumes behind it.
+        bracket_hit = settled & (best_dist < cfg.bracket_eps)
+        false_alarm = settled & ~bracket_hit
+
+        done = close | bracket_hit
+        if bool(done.any()):
+            j = idx[done]
+            hit[j] = True
+            depth[j] = torch.where(close, t_close, best_t)[done]
+
+        # Next point: marching = sphere step, or a capped tangent-plane jump near the surface;
+        # refining = Newton step kept inside the bracket (else bisection).
+        jump = (dist < band) & (cos > cmin)
+        t_march = t + torch.where(jump, torch.minimum(plane, cfg.max_jump * dist), dist)
+        inside_b = (newton > lo) & (newton < hi) & ((newton - t).abs() > 1e-7)
+        t_refine = torch.where(inside_b, newton, 0.5 * (lo + hi))
+        t_next = torch.where(refining & ~false_alarm, t_refine, torch.where(false_alarm, hi + eps, t_march))
+        hi = torch.where(false_alarm, torch.full_like(hi, inf), hi)
+        lo = torch.where(false_alarm, t_next, lo)
+        refines = torch.where(false_alarm, torch.zeros_like(refines), refines)
+        best_dist = torch.where(false_alarm, torch.full_like(best_dist, inf), best_dist)
+        st.update(t=t_next, dist_prev=dist, cos_prev=cos, n_prev=n, lo=lo, hi=hi, n_ref=n_ref, best_t=best_t, best_dist=best_dist, refines=refines)
+        keep = ~done & (t_next <= st["t_end"])
+        idx = idx[keep]
+        st = {k: v[keep] for k, v in st.items()}
+    unconverged[idx] = True
+    points = o + depth.clamp(max=torch.finfo(torch.float32).max)[:, None] * d
+    points[~hit] = float("nan")
+    return TraceResult(hit=hit, depth=depth, points=points, evaluations=evals, unconverged=unconverged)
+
+
+@torch.no_grad()
+def field_normals(field, points: torch.Tensor, directions: torch.Tensor, offset: float = 3e-3) -> torch.Tensor:
+    """Unit normals ``(N, 3)`` at surface ``points : (N, 3)`` seen along ``directions : (N, 3)``:
+    the field's direction ``q - CSP(q)`` at ``q = p - offset * direction`` (backed off towards
+    the viewer), so they face the viewer on both sides of open sheets; ``-direction`` where that
+    is degenerate. One field evaluation per point."""
+    if len(points) == 0:
+        return points.clone()
+    d = torch.nn.functional.normalize(directions, dim=1)
+    q = points - offset * d
+    n = q - _closest(field, q)
+    length = n.norm(dim=1, keepdim=True)
+    n = torch.where(length > 1e-6 * offset, n / length.clamp(min=1e-30), -d)
+    flip = (n * d).sum(1, keepdim=True) > 0  # still facing away: crossed another sheet when backing off
+    return torch.where(flip, -n, n)

@@ -1,0 +1,342 @@
+"""Training of point-cloud-conditioned fields with plain PyTorch and DistributedDataParallel.
+
+One process by default. Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) every process joins a
+process group (gloo on CPU, nccl on CUDA), takes its share of each batch through a
+:class:`~torch.utils.data.distributed.DistributedSampler` (per-rank batch = batch / world size,
+so the effective batch and the examples of every step are the same for any world size) and DDP
+averages the gradients. Rank 0 writes atomic checkpoints (model + optimizer + progress), the
+history, a loss plot and the final model; rerunning the same command resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepcsp.errors import DeepCSPError
+from deepcsp.fields.conditional import ConditionalConfig, ConditionalModel, save_model
+from deepcsp.train.checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
+from deepcsp.train.data import NO_AUGMENT, AugmentConfig, RecordDataset, list_records, make_example
+
+
+@dataclass
+class TrainConfig:
+    """Training of a reconstruction model (sizes in normalised units)."""
+
+    model: ConditionalConfig = field(default_factory=ConditionalConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    epochs: int = 100
+    """Passes over the training records."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps in total (0: no limit)."""
+    max_seconds: float = 0.0
+    """Stop (with a checkpoint and a model) after this much training wall time in this run (0: no limit)."""
+    batch: int = 8
+    """Effective batch: shapes per optimizer step summed over all processes."""
+    n_input: int = 3000
+    """Points per input cloud."""
+    n_query: int = 2048
+    """Query points per shape and step."""
+    lr: float = 5e-4
+    """Adam learning rate (cosine decay to 10% over ``epochs``)."""
+    val_count: int = 2
+    """Records held out for validation (chosen by a seeded shuffle) unless ``val_names`` is set."""
+    val_names: tuple[str, ...] = ()
+    """Record names used for validation (overrides ``val_count``)."""
+    checkpoint_every: int = 50
+    """Optimizer steps between checkpoints (also written at every epoch end)."""
+    seed: int = 0
+    device: str = "auto"
+    """``auto`` (cuda when available), ``cpu`` or ``cuda``."""
+    threads: int = 0
+    """torch CPU threads per process (0: leave torch's default)."""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["val_names"] = list(self.val_names)
+        return d
+
+
+@dataclass
+class DistInfo:
+    """Rank, world size and local rank of this process (1 process: 0, 1, 0)."""
+
+    rank: int
+    world: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_info() -> DistInfo:
+    """Read torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)."""
+    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+@dataclass
+class TrainResult:
+    """What a run did: ``steps`` (total, including resumed ones), ``epochs`` completed, the
+    per-epoch ``history``, throughput in shapes (``samples_per_s``) and queries per second of
+    this run's training time, the ``model`` path (rank 0), whether it ``resumed`` and
+    ``finished`` all epochs, and the trained ``module`` (on every rank)."""
+
+    steps: int
+    epochs: int
+    history: list[dict]
+    samples_per_s: float
+    queries_per_s: float
+    seconds: float
+    world: int
+    model: Path | None
+    resumed: bool
+    finished: bool
+    module: ConditionalModel | None = None
+
+
+def split_records(paths: list[Path], config: TrainConfig) -> tuple[list[Path], list[Path]]:
+    """Train and validation record paths."""
+    if config.val_names:
+        names = set(config.val_names)
+        missing = names - {p.stem for p in paths}
+        if missing:
+            raise DeepCSPError(f"validation records not found: {sorted(missing)}")
+        return [p for p in paths if p.stem not in names], [p for p in paths if p.stem in names]
+    order = np.random.default_rng(config.seed).permutation(len(paths))
+    k = min(config.val_count, max(0, len(paths) - 1))
+    val = sorted(paths[i] for i in order[:k])
+    return [p for p in paths if p not in val], val
+
+
+def loss_fn(model_kind: str, pred: torch.Tensor, closest: torch.Tensor, distances: torch.Tensor, clamp: float) -> torch.Tensor:
+    """csp: mean squared error of the closest point ``|CSP(x) - CSP*(x)|^2`` (the paper's MSE);
+    udf: L1 of clamped distances (NDF)."""
+    if model_kind == "csp":
+        return ((pred - closest) ** 2).sum(-1).mean()
+    return (pred.clamp(max=clamp) - distances.clamp(max=clamp)).abs().mean()
+
+
+def validate(model: ConditionalModel, records: list[dict], config: TrainConfig, device: torch.device, n_query: int = 4096) -> dict:
+    """Closest-point errors (normalised units) on fixed, unaugmented examples of ``records``:
+    ``val_csp_mean`` over all queries, ``val_csp_near`` over near-surface queries (distance < 0.05),
+    ``val_csp_median``."""
+    if not records:
+        return {}
+    errs, near = [], []
+    model.eval()
+    for k, rec in enumerate(records):
+        ex = make_example(rec, config.n_input, n_query, NO_AUGMENT, np.random.default_rng([config.seed, 10**6, k]))
+        cloud = torch.from_numpy(ex.cloud).to(device)[None]
+        q = torch.from_numpy(ex.queries).to(device)[None]
+        with torch.no_grad():
+            planes = model.encode(cloud)
+        cp = model.closest_points(planes, q)[0].detach().cpu().numpy()
+        e = np.linalg.norm(cp - ex.closest, axis=1)
+        errs.append(e)
+        near.append(e[ex.distances < 0.05])
+    model.train()
+    allv, nearv = np.concatenate(errs), np.concatenate(near)
+    return {"val_csp_mean": float(allv.mean()), "val_csp_median": float(np.median(allv)), "val_csp_near": float(nearv.mean()) if len(nearv) else float("nan")}
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Loss (per epoch) and validation errors against optimizer steps, as a PNG (atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from deepcsp._atomic import atomic_path
+
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.add_subplot(111)
+    steps = [h["step"] for h in history]
+    ax.semilogy(steps, [h["train_loss"] for h in history], label="train loss")
+    for key in ("val_csp_mean", "val_csp_near"):
+        if history and key in history[0]:
+            ax.semilogy(steps, [h[key] for h in history], label=key)
+    ax.set_xlabel("step")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def _pick_device(config: TrainConfig, info: DistInfo) -> torch.device:
+    want = config.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda":
+        if not torch.cuda.is_available():
+            raise DeepCSPError("device 'cuda' requested but CUDA is not available")
+        torch.cuda.set_device(info.local_rank)
+        return torch.device("cuda", info.local_rank)
+    return torch.device("cpu")
+
+
+def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = TrainConfig(), progress: bool = False) -> TrainResult:
+    """Train (or resume training) a reconstruction model on the records in ``data_dir``; outputs in
+    ``run_dir``: ``checkpoint.safetensors``, ``history.json``, ``loss.png``, ``model.safetensors``.
+
+    Runs distributed when launched by torchrun (see module docstring)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    info = dist_info()
+    if config.batch % info.world != 0:
+        raise DeepCSPError(f"batch {config.batch} is not divisible by the number of processes {info.world}")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    device = _pick_device(config, info)
+    owns_group = False
+    if info.world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        owns_group = True
+    try:
+        return _train(data_dir, Path(run_dir), config, progress, info, device, DDP, DataLoader, DistributedSampler, dist)
+    finally:
+        if owns_group:
+            dist.destroy_process_group()
+
+
+def _train(data_dir, run_dir: Path, config: TrainConfig, progress: bool, info: DistInfo, device, DDP, DataLoader, DistributedSampler, dist) -> TrainResult:
+    paths = list_records(data_dir)
+    train_paths, val_paths = split_records(paths, config)
+    per_rank = config.batch // info.world
+    if len(train_paths) < config.batch:
+        raise DeepCSPError(f"has {len(train_paths)} training records, fewer than one batch of {config.batch}", data_dir)
+    ds = RecordDataset(train_paths, config.n_input, config.n_query, config.augment, seed=config.seed)
+    val_records = [ds_rec for ds_rec in RecordDataset(val_paths, 1, 1, NO_AUGMENT).records] if info.is_main else []
+    steps_per_epoch = len(ds) // config.batch
+    torch.manual_seed(config.seed)
+    model = ConditionalModel(config.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    total_steps = config.epochs * steps_per_epoch
+
+    def lr_at(step: int) -> float:
+        t = min(1.0, step / max(1, total_steps))
+        return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    ckpt_path = run_dir / "checkpoint.safetensors"
+    cfg_dict = config.to_dict()
+    epoch, step_in_epoch, global_step, history, resumed = 0, 0, 0, [], False
+    if ckpt_path.exists():
+        tensors, meta = load_checkpoint(ckpt_path)
+        if meta.get("model_config") != config.model.to_dict() or meta.get("batch") != config.batch:
+            raise DeepCSPError("checkpoint was written with a different model or batch; use another RUN_DIR or delete it", ckpt_path)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        load_optimizer(opt, tensors, meta["optimizer"])
+        epoch, step_in_epoch, global_step, history = meta["epoch"], meta["step_in_epoch"], meta["global_step"], meta["history"]
+        resumed = True
+
+    def write_checkpoint() -> None:
+        if not info.is_main:
+            return
+        ot, oinfo = optimizer_tensors(opt)
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | ot
+        meta = {"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step, "history": history, "optimizer": oinfo, "model_config": config.model.to_dict(), "batch": config.batch, "config": cfg_dict}
+        save_checkpoint(ckpt_path, tensors, meta)
+
+    ddp = DDP(model) if info.world > 1 else model
+    sampler = DistributedSampler(ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=config.seed, drop_last=True)
+    bar = None
+    if progress and info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps if not config.max_steps else min(total_steps, config.max_steps), initial=global_step, unit="step", dynamic_ncols=True)
+    t_start = time.perf_counter()
+    train_seconds, shapes_done, stop = 0.0, 0, False
+    model.train()
+    while epoch < config.epochs and not stop:
+        sampler.set_epoch(epoch)
+        ds.set_epoch(epoch)
+        order = list(sampler)
+        batches = [order[i * per_rank : (i + 1) * per_rank] for i in range(steps_per_epoch)]
+        loader = DataLoader(ds, batch_sampler=batches[step_in_epoch:], num_workers=0)
+        losses: list[float] = []
+        t0 = time.perf_counter()
+        for batch in loader:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(global_step)
+            cloud, q = batch["cloud"].to(device), batch["queries"].to(device)
+            pred = ddp(cloud, q)
+            loss = loss_fn(config.model.kind, pred, batch["closest"].to(device), batch["distances"].to(device), config.model.udf_clamp)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            global_step += 1
+            step_in_epoch += 1
+            shapes_done += config.batch
+            losses.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3g}")
+            want_stop = (config.max_steps and global_step >= config.max_steps) or (config.max_seconds and time.perf_counter() - t_start >= config.max_seconds)
+            flag = torch.tensor([1.0 if want_stop else 0.0], device=device)
+            if info.world > 1:
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item() > 0:
+                stop = True
+            if stop or global_step % config.checkpoint_every == 0:
+                write_checkpoint()
+            if stop:
+                break
+        train_seconds += time.perf_counter() - t0
+        if step_in_epoch >= steps_per_epoch:  # epoch complete
+            if info.is_main:
+                loss_mean = float(np.mean(losses)) if losses else float("nan")
+                entry = {"epoch": epoch, "step": global_step, "train_loss": loss_mean, "seconds": time.perf_counter() - t_start}
+                entry.update(validate(model, val_records, config, device))
+                history.append(entry)
+            epoch += 1
+            step_in_epoch = 0
+            write_checkpoint()
+            if info.is_main:
+                _write_outputs(run_dir, history)
+            if info.world > 1:
+                dist.barrier()
+    if bar is not None:
+        bar.close()
+    finished = epoch >= config.epochs
+    model_path = None
+    if info.is_main:
+        _write_outputs(run_dir, history)
+        model_path = save_model(
+            run_dir / "model.safetensors",
+            model,
+            meta={"train_config": cfg_dict, "steps": global_step, "epochs": epoch, "world": info.world, "train_records": [p.stem for p in train_paths], "val_records": [p.stem for p in val_paths], "history": history[-3:]},
+        )
+    if info.world > 1:
+        dist.barrier()
+    return TrainResult(
+        steps=global_step,
+        epochs=epoch,
+        history=history,
+        samples_per_s=shapes_done / train_seconds if train_seconds > 0 else float("nan"),
+        queries_per_s=shapes_done * config.n_query / train_seconds if train_seconds > 0 else float("nan"),
+        seconds=time.perf_counter() - t_start,
+        world=info.world,
+        model=model_path,
+        resumed=resumed,
+        finished=finished,
+        module=model,
+    )
+
+
+def _write_outputs(run_dir: Path, history: list[dict]) -> None:
+    from deepcsp._atomic import write_text
+
+    write_text(run_dir / "history.json", json.dumps(history, indent=1))
+    if history:
+        plot_history(history, run_dir / "loss.png")

@@ -1,0 +1,107 @@
+"""CLI skeleton: ``--help`` lists the commands, ``deepcsp eval`` prints a table and writes JSON,
+and every bad input ends in one line on stderr with exit code 2 and no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from deepcsp.cli.main import main
+
+from conftest import BAD_DIR
+from test_io import EXPECTED
+
+METRICS = ("chamfer_l1", "chamfer_l2", "pred_to_gt", "gt_to_pred", "hausdorff", "normal_consistency", "fscore")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "default"}  # warnings would show up on stderr
+    return subprocess.run([sys.executable, "-m", "deepcsp", *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_help_lists_the_subcommands():
+    p = _run("--help")
+    assert p.returncode == 0, p.stderr
+    for name in ("fit", "query", "render", "mesh", "eval", "demo"):
+        assert name in p.stdout
+    assert "Traceback" not in p.stderr
+
+
+def test_eval_prints_a_table_and_writes_json(meshes_dir, tmp_path, capsys):
+    from deepcsp.geometry.metrics import compare_surfaces
+    from deepcsp.io import load_surface
+
+    pred, gt = meshes_dir / "closed" / "spot.obj", meshes_dir / "closed" / "bob.obj"
+    out = tmp_path / "sub" / "metrics.json"
+    rc = main(["eval", str(pred), str(gt), "--samples", "5000", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    lines = captured.out.strip().splitlines()
+    assert lines[0] == "spot.obj vs bob.obj"
+    for key in METRICS:
+        assert any(line.split()[0] == key for line in lines[1:]), key
+    data = json.loads(out.read_text())
+    assert data["pred"] == str(pred) and data["gt"] == str(gt) and data["n_samples"] == 5000
+    p, g = load_surface(pred), load_surface(gt)
+    want = compare_surfaces(p.vertices, p.faces, g.vertices, g.faces, n_samples=5000).to_dict()
+    for key in METRICS:
+        assert data[key] == pytest.approx(want[key], rel=1e-12), key
+    # the table shows the same numbers (6 significant digits)
+    row = next(line for line in lines if line.split()[0] == "chamfer_l1")
+    assert float(row.split()[1]) == pytest.approx(want["chamfer_l1"], rel=1e-5)
+
+
+@pytest.mark.parametrize("which", ["pred", "gt"])
+def test_eval_bad_corpus_one_line_exit_2(meshes_dir, capsys, which):
+    good = str(meshes_dir / "closed" / "bob.obj")
+    names = sorted(EXPECTED)
+    for name in names:
+        bad = str(BAD_DIR / name)
+        args = ["eval", bad, good] if which == "pred" else ["eval", good, bad]
+        rc = main(args + ["--samples", "100"])
+        err = capsys.readouterr().err
+        assert rc == 2, (name, err)
+        assert err.count("\n") == 1 and err.startswith("deepcsp: error: "), (name, err)
+        assert bad in err and "Traceback" not in err
+
+
+def test_eval_missing_file_via_subprocess(tmp_path, meshes_dir):
+    missing = tmp_path / "missing.obj"
+    p = _run("eval", str(missing), str(meshes_dir / "closed" / "bob.obj"))
+    assert p.returncode == 2
+    assert p.stderr == f"deepcsp: error: {missing}: file not found\n"
+    assert p.stdout == ""
+
+
+def test_eval_bad_file_via_subprocess(meshes_dir):
+    bad = BAD_DIR / "truncated.glb"
+    p = _run("eval", str(meshes_dir / "closed" / "bob.obj"), str(bad))
+    assert p.returncode == 2
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"deepcsp: error: {bad}: ")
+    assert "Traceback" not in p.stderr
+
+
+def test_eval_starts_without_torch(tmp_path):
+    """``deepcsp eval`` imports only its own command: no torch at start-up."""
+    code = (
+        "import sys\n"
+        "from deepcsp.cli.main import main\n"
+        f"rc = main(['eval', {str(tmp_path / 'a.obj')!r}, {str(tmp_path / 'b.obj')!r}])\n"
+        "assert rc == 2, rc\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("flag", [["--samples", "0"], ["--tau", "-1"]])
+def test_eval_bad_options_one_line(meshes_dir, capsys, flag):
+    good = str(meshes_dir / "closed" / "bob.obj")
+    assert main(["eval", good, good, *flag]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("deepcsp: error: --")

@@ -1,0 +1,294 @@
+"""Loading, validation and writing of meshes and point clouds; the bad-input corpus; normalisation."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+
+import numpy as np
+import pytest
+import trimesh
+
+from deepcsp.errors import DeepCSPError
+from deepcsp.geometry.normalize import Normalization
+from deepcsp.io import load_surface, save_mesh, save_points
+from deepcsp.io.surface import surface_from_arrays
+
+from conftest import BAD_DIR
+
+
+def _corpus():
+    spec = importlib.util.spec_from_file_location("make_corpus", BAD_DIR / "make_corpus.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+EXPECTED = _corpus().EXPECTED
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def test_corpus_on_disk_matches_the_list():
+    on_disk = {p.name for p in BAD_DIR.iterdir() if p.name != "make_corpus.py" and not p.name.startswith(".")}
+    on_disk.discard("__pycache__")
+    assert on_disk == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bad_input_raises_one_error_naming_the_file(name):
+    path = BAD_DIR / name
+    with pytest.raises(DeepCSPError) as info:
+        load_surface(path)
+    exc = info.value
+    assert exc.path == path
+    assert str(exc).startswith(str(path) + ": ")
+    assert EXPECTED[name] in exc.problem.lower(), exc.problem
+    assert "\n" not in str(exc)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DeepCSPError, match="file not found") as info:
+        load_surface(tmp_path / "nope.obj")
+    assert "nope.obj" in str(info.value)
+
+
+def test_folder_is_refused(tmp_path):
+    (tmp_path / "shape.obj").mkdir()
+    with pytest.raises(DeepCSPError, match="folder"):
+        load_surface(tmp_path / "shape.obj")
+
+
+def test_too_large_mesh_after_reading(tmp_path, tetrahedron):
+    path = save_mesh(tmp_path / "tet.obj", *tetrahedron)
+    with pytest.raises(DeepCSPError, match="4 faces, more than the limit of 3") as info:
+        load_surface(path, max_elements=3)
+    assert info.value.path == path
+    assert load_surface(path, max_elements=4).faces.shape == (4, 3)
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".stl"])
+def test_too_large_mesh_refused_from_its_header(tmp_path, tetrahedron, suffix, monkeypatch):
+    path = save_mesh(tmp_path / f"tet{suffix}", *tetrahedron)
+
+    def no_read(*a, **k):  # the header check must refuse it before the mesh is parsed
+        raise AssertionError("mesh was parsed")
+
+    monkeypatch.setattr(trimesh, "load", no_read)
+    with pytest.raises(DeepCSPError, match="declares 4 faces, more than the limit of 3"):
+        load_surface(path, max_elements=3)
+
+
+def test_too_large_cloud_refused_from_npy_header(tmp_path, rng):
+    path = save_points(tmp_path / "p.npy", rng.random((50, 3)))
+    with pytest.raises(DeepCSPError, match="declares 50 points, more than the limit of 49"):
+        load_surface(path, max_elements=49)
+    path = save_points(tmp_path / "p.xyz", rng.random((50, 3)))
+    with pytest.raises(DeepCSPError, match="50 points, more than the limit of 49"):
+        load_surface(path, max_elements=49)
+
+
+def test_kind_argument(tmp_path, tetrahedron, rng):
+    mesh = save_mesh(tmp_path / "tet.obj", *tetrahedron)
+    cloud = save_points(tmp_path / "p.npy", rng.random((10, 3)))
+    assert load_surface(mesh, kind="points").faces is None
+    with pytest.raises(DeepCSPError, match="mesh was required"):
+        load_surface(cloud, kind="mesh")
+    ply_cloud = save_points(tmp_path / "p.ply", rng.random((10, 3)))
+    with pytest.raises(DeepCSPError, match="mesh was required"):
+        load_surface(ply_cloud, kind="mesh")
+    with pytest.raises(ValueError, match="kind"):
+        load_surface(mesh, kind="cloud")
+
+
+def test_vertex_only_obj_reads_as_points_only_when_asked():
+    with pytest.raises(DeepCSPError, match="no faces"):
+        load_surface(BAD_DIR / "zero_faces.obj")
+    s = load_surface(BAD_DIR / "zero_faces.obj", kind="points")
+    assert s.faces is None and s.vertices.shape == (4, 3)
+
+
+def test_partly_degenerate_faces_are_dropped_with_unused_vertices():
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [2, 0, 0], [5, 5, 5]], float)
+    f = np.array([[0, 1, 2], [0, 1, 3], [1, 1, 2]])  # second collinear, third repeats a vertex
+    s = surface_from_arrays(v, f)
+    assert s.faces.shape == (1, 3)
+    assert len(s.vertices) == 3
+    np.testing.assert_array_equal(s.vertices[s.faces[0]], v[[0, 1, 2]])
+
+
+def test_arrays_are_validated_like_files():
+    with pytest.raises(DeepCSPError, match="shape"):
+        surface_from_arrays(np.zeros((4, 2)))
+    with pytest.raises(DeepCSPError, match="NaN or inf"):
+        surface_from_arrays(np.array([[0, 0, 0], [1, 0, 0], [0, 1, np.inf]]), [[0, 1, 2]])
+    with pytest.raises(DeepCSPError, match="out of range"):
+        surface_from_arrays(np.eye(3), [[0, 1, 3]])
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def _triangles(v, f):
+    """Triangles as a sorted (F, 9) array, independent of vertex order and duplication."""
+    tri = np.round(np.asarray(v)[np.asarray(f)], 6).reshape(len(f), 9)
+    return tri[np.lexsort(tri.T[::-1])]
+
+
+@pytest.mark.parametrize("suffix", [".obj", ".ply", ".off", ".stl", ".glb"])
+def test_mesh_round_trip(tmp_path, suffix):
+    m = trimesh.creation.icosphere(subdivisions=2, radius=0.7)
+    v = np.asarray(m.vertices) + [1.0, -2.0, 3.0]
+    f = np.asarray(m.faces)
+    path = save_mesh(tmp_path / f"shape{suffix}", v, f)
+    s = load_surface(path)
+    assert s.is_mesh and s.path == path
+    assert len(s.faces) == len(f)
+    if suffix != ".stl":  # STL stores triangles, not shared vertices
+        assert len(s.vertices) == len(v)
+    atol = 1e-6 if suffix in (".glb", ".stl") else 1e-7  # float32 formats
+    np.testing.assert_allclose(_triangles(s.vertices, s.faces), _triangles(v, f), atol=atol * 10)
+    # winding is kept: same signed volume
+    vol = trimesh.Trimesh(s.vertices, s.faces, process=False).volume
+    np.testing.assert_allclose(vol, m.volume, rtol=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".xyz", ".npy"])
+def test_points_round_trip(tmp_path, rng, suffix):
+    p = rng.normal(size=(200, 3)) * [1.0, 2.0, 3.0]
+    path = save_points(tmp_path / f"cloud{suffix}", p)
+    s = load_surface(path)
+    assert s.faces is None and not s.is_mesh
+    rtol = {".ply": 1e-6, ".xyz": 1e-7, ".npy": 0}[suffix]
+    np.testing.assert_allclose(s.vertices, p, rtol=rtol, atol=1e-7 if suffix != ".npy" else 0)
+
+
+def test_points_with_normals_xyz_reads_first_three_columns(tmp_path, rng):
+    p, n = rng.random((30, 3)), rng.normal(size=(30, 3))
+    s = load_surface(save_points(tmp_path / "c.xyz", p, normals=n))
+    np.testing.assert_allclose(s.vertices, p, atol=1e-7)
+
+
+def test_npz_clouds(tmp_path, rng):
+    p, q = rng.random((40, 3)), rng.random((30, 3))
+    for name, arrays, want in [("named.npz", {"other": q, "points": p}, p), ("first.npz", {"a": p, "b": q}, p)]:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        (tmp_path / name).write_bytes(buf.getvalue())
+        np.testing.assert_array_equal(load_surface(tmp_path / name).vertices, want)
+
+
+def test_float32_and_int_clouds_are_read_as_float64(tmp_path):
+    for dtype in (np.float32, np.int32):
+        a = (np.arange(30).reshape(10, 3) % 7).astype(dtype)
+        path = save_points(tmp_path / "p.npy", a)
+        path.write_bytes(_npy(a))
+        s = load_surface(path)
+        assert s.vertices.dtype == np.float64
+        np.testing.assert_array_equal(s.vertices, a)
+
+
+def _npy(a):
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def test_unknown_output_suffix(tmp_path, tetrahedron):
+    with pytest.raises(DeepCSPError, match="output mesh format"):
+        save_mesh(tmp_path / "x.abc", *tetrahedron)
+    with pytest.raises(DeepCSPError, match="output point format"):
+        save_points(tmp_path / "x.obj", tetrahedron[0])
+
+
+def test_glb_scene_is_flattened_with_transforms(tmp_path):
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    scene = trimesh.Scene()
+    scene.add_geometry(box, node_name="a", geom_name="box", transform=trimesh.transformations.translation_matrix([10, 0, 0]))
+    rot = trimesh.transformations.rotation_matrix(np.pi / 4, [0, 0, 1])
+    scene.add_geometry(box, node_name="b", geom_name="box", transform=rot)  # same geometry, instanced twice
+    path = tmp_path / "scene.glb"
+    path.write_bytes(scene.export(file_type="glb"))
+    s = load_surface(path)
+    assert s.faces.shape == (24, 3)
+    want = np.concatenate([box.vertices + [10, 0, 0], trimesh.transform_points(box.vertices, rot)])
+    got = s.vertices
+    # every expected vertex is present (float32 storage)
+    d = np.linalg.norm(got[:, None] - want[None], axis=2).min(0)
+    assert d.max() < 1e-6
+    np.testing.assert_allclose(got.max(0)[0], 10.5, atol=1e-6)
+
+
+def test_cesium_truck_glb_has_13_parts(meshes_dir):
+    path = meshes_dir / "open" / "cesium_milk_truck.glb"
+    s = load_surface(path)
+    assert s.faces.shape == (3624, 3)
+    merged = trimesh.Trimesh(s.vertices, s.faces, process=False)
+    merged.merge_vertices(merge_tex=True, merge_norm=True)
+    assert len(merged.vertices) == 1840
+    parts = trimesh.graph.connected_components(merged.edges, nodes=np.arange(len(merged.vertices)))
+    assert len(parts) == 13  # vertex-connected parts, as counted in MANIFEST.tsv
+    # node transforms are applied: the wheels (one geometry, instanced at two nodes) appear twice
+    scene = trimesh.load(path)
+    per_node = sum(len(scene.geometry[scene.graph[n][1]].faces) for n in scene.graph.nodes_geometry)
+    assert per_node == 3624 > sum(len(g.faces) for g in scene.geometry.values())
+
+
+def test_dev_meshes_load(meshes_dir):
+    import csv
+
+    rows = list(csv.DictReader(open(meshes_dir / "MANIFEST.tsv"), delimiter="\t"))
+    for row in rows:
+        if int(row["faces"]) > 30_000:
+            continue  # keep the test short; large ones go through the same path
+        s = load_surface(meshes_dir / row["file"])
+        assert len(s.faces) == int(row["faces"]), row["file"]
+
+
+# --------------------------------------------------------------------------- normalisation and hashing
+
+
+def test_normalisation_round_trip(rng):
+    p = rng.normal(size=(500, 3)) * [3.0, 0.5, 10.0] + [100.0, -5.0, 2.0]
+    n = Normalization.from_points(p)
+    q = n.to_normalized(p)
+    np.testing.assert_allclose(n.to_input(q), p, rtol=0, atol=1e-10)
+    extent = q.max(0) - q.min(0)
+    np.testing.assert_allclose(extent.max(), 0.8, rtol=1e-12)
+    np.testing.assert_allclose((q.max(0) + q.min(0)) / 2, 0.0, atol=1e-12)
+    assert np.abs(q).max() <= 0.5
+    np.testing.assert_allclose(n.distance_to_input(np.linalg.norm(q[0] - q[1])), np.linalg.norm(p[0] - p[1]), rtol=1e-12)
+    n2 = Normalization.from_dict(n.to_dict())
+    assert n2 == n
+
+
+def test_normalisation_torch_round_trip(rng):
+    import torch
+
+    p = rng.normal(size=(50, 3)) * 7
+    n = Normalization.from_points(p)
+    t = torch.tensor(p, dtype=torch.float64)
+    np.testing.assert_allclose(n.to_normalized(t).numpy(), n.to_normalized(p), atol=1e-12)
+    np.testing.assert_allclose(n.to_input(n.to_normalized(t)).numpy(), p, atol=1e-10)
+
+
+def test_normalisation_refuses_degenerate():
+    with pytest.raises(ValueError, match="extent"):
+        Normalization.from_points(np.ones((5, 3)))
+
+
+def test_surface_normalised_vertices_map_back(tmp_path, meshes_dir):
+    s = load_surface(meshes_dir / "closed" / "bob.obj")
+    np.testing.assert_allclose(s.normalization.to_input(s.normalized_vertices), s.vertices, atol=1e-12)
+    assert np.abs(s.normalized_vertices).max() <= 0.4 + 1e-12
+
+
+def test_content_hash(tetrahedron):
+    v, f = tetrahedron
+    a = surface_from_arrays(v, f)
+    assert a.content_hash() == surface_from_arrays(v.copy(), f.copy()).content_hash()
+    v2 = v.copy()
+    v2[0, 0] += 1e-9
+    assert a.content_hash() != surface_from_arrays(v2, f).content_hash()
+    assert a.content_hash() != surface_from_arrays(v, f[:, [0, 2, 1]]).content_hash()

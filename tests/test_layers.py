@@ -1,0 +1,86 @@
+"""The layers point one way: geometry <- fields <- fit | render | extract | train <- cli.
+
+Checked twice: by import-linter's contract in pyproject.toml (when ``lint-imports`` is installed)
+and by an AST walk over the sources that needs nothing installed and also sees imports made
+inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+SRC = REPO / "src" / "deepcsp"
+TOP = ("fit", "render", "extract", "train")
+
+#: package -> packages it must not import
+FORBIDDEN = {
+    "geometry": {"fields", "cli", *TOP},
+    "fields": {"cli", *TOP},
+    **{p: {"cli", *(set(TOP) - {p})} for p in TOP},
+}
+
+
+def _imported_modules(path: Path, source: str | None = None) -> set[str]:
+    """Absolute names of every deepcsp module that ``path`` imports (relative imports resolved,
+    imports inside functions included)."""
+    tree = ast.parse(source if source is not None else path.read_text(encoding="utf-8"), filename=str(path))
+    # the package a relative import starts from (the same for pkg/__init__.py and pkg/mod.py)
+    pkg_parts = list(path.relative_to(SRC.parent).parts[:-1])
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg_parts[: len(pkg_parts) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out.add(mod)
+            out.update(f"{mod}.{a.name}" for a in node.names)
+    return {m for m in out if m == "deepcsp" or m.startswith("deepcsp.")}
+
+
+def _layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def test_ast_layers_point_one_way():
+    violations = []
+    n_files = 0
+    for pkg, banned in FORBIDDEN.items():
+        folder = SRC / pkg
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*.py")):
+            n_files += 1
+            for mod in _imported_modules(path):
+                if _layer_of(mod) in banned:
+                    violations.append(f"{path.relative_to(REPO)} imports {mod}")
+    assert n_files > 5
+    assert not violations, "\n".join(violations)
+
+
+def test_ast_walk_sees_lazy_and_relative_imports():
+    """The checker itself can fail: a lazy import inside a function and a relative import count."""
+    code = "def f():\n    from deepcsp.fit import FitConfig\n\nfrom ..fields import query\nfrom . import sampling\n"
+    mods = _imported_modules(SRC / "geometry" / "closest.py", source=code)
+    assert {"deepcsp.fit.FitConfig", "deepcsp.fields.query", "deepcsp.geometry.sampling"} <= mods
+    assert _layer_of("deepcsp.fit.FitConfig") in FORBIDDEN["geometry"]
+
+
+def test_import_linter_contract():
+    exe = shutil.which("lint-imports")
+    if exe is None:
+        pytest.skip("import-linter is not installed (the AST test above covers the same rules)")
+    p = subprocess.run([exe, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert "broken" in p.stdout and "0 broken" in p.stdout
