@@ -76,8 +76,9 @@ def main() -> None:
     for name, surf, shape in shapes(args.quick):
         cfg = FitConfig(max_steps=0, eval_points=0)
         fields, secs = {}, {}
+        tag = "_quick" if args.quick and shape is not None else ""
         for kind, c in [("csp", cfg), ("udf", udf_baseline(cfg))]:
-            path = Path(args.cache) / f"{name.split()[0].replace('/', '_')}_{kind}_{args.quick}.safetensors" if args.cache else None
+            path = Path(args.cache) / f"{name.split()[0].replace('/', '_')}_{kind}{tag}.safetensors" if args.cache else None
             if path is not None and path.exists():
                 fields[kind], secs[kind] = load_field(path), float("nan")
                 continue
@@ -94,8 +95,8 @@ def main() -> None:
         res = {
             "CSP direction (back-off)": fdg.normals(csp, q, "direction"),
             "CSP direction at p": fdg.normals(csp, q, "direction", offset=0.0),
-            "CSP Jacobian (central, default)": fdg.normals(csp, q, "jacobian"),
-            "CSP Jacobian (autograd)": fdg.normals(csp, q, "jacobian", jacobian="autograd"),
+            "CSP Jacobian (autograd, default)": fdg.normals(csp, q, "jacobian"),
+            "CSP Jacobian (central, 2 cells)": fdg.normals(csp, q, "jacobian", jacobian="central"),
             "UDF gradient (back-off)": fdg.normals(udf, q, "udf_gradient"),
             "UDF gradient at p": fdg.normals(udf, q, "udf_gradient", offset=0.0),
             "UDF Jacobian of its CSP": fdg.normals(udf, q, "jacobian"),
@@ -105,6 +106,11 @@ def main() -> None:
         side = rng.choice([-1.0, 1.0], len(q))
         nu = nt / np.linalg.norm(nt, axis=1, keepdims=True)
         p_off = q + (side * tq)[:, None] * nu
+        from deepcsp.geometry.closest import MeshOracle
+
+        exact = MeshOracle(v, f).query(p_off)
+        keep = np.abs(exact.distances - tq) < 1e-3 * diag  # q is still the closest point of p_off
+        p_off, side, nu_off = p_off[keep], side[keep], nu[keep]
         signed = {
             "CSP direction": fdg.normals(csp, p_off, "direction"),
             "CSP Jacobian": fdg.normals(csp, p_off, "jacobian"),
@@ -113,7 +119,7 @@ def main() -> None:
         for k, n in res.items():
             normal_rows.append((name, k, stats(angles(n, nt)), "-"))
         for k, n in signed.items():
-            normal_rows.append((name, k + " @ q+-t n (signed)", stats(angles(n, side[:, None] * nu, signed=True)), "-"))
+            normal_rows.append((name, k + " @ q+-t n (signed)", stats(angles(n, side[:, None] * nu_off, signed=True)), f"{keep.mean() * 100:.0f}% of queries kept"))
 
         if shape is not None:
             # Truth at the analytic surface point nearest to each sample (mesh is within ~1e-4).

@@ -29,7 +29,8 @@ from deepcsp.fit import fit_surface
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.presets import udf_baseline
 from deepcsp.io import load_surface
-from deepcsp.render import RenderConfig, render_field, render_mesh_exact, view_camera
+from deepcsp.fields.query import load_field
+from deepcsp.render import RenderConfig, TraceConfig, render_field, render_mesh_exact, view_camera
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "meshes"
 DEFAULT_MESHES = ["closed/spot.obj", "open/tee_sim.obj", "open/airplane_holes.obj"]
@@ -56,8 +57,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a loaded 2-core machine)")
     ap.add_argument("--kinds", nargs="+", default=["csp", "udf"])
     ap.add_argument("--save", type=Path, default=None, help="folder for side-by-side PNGs (field | exact | normals)")
+    ap.add_argument("--cache", type=Path, default=None, help="folder to keep fitted fields in (reused when present)")
+    ap.add_argument("--trace", nargs="*", default=[], metavar="KEY=VALUE", help="TraceConfig overrides, e.g. hit_eps=5e-4")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    overrides = {k: type(getattr(TraceConfig(), k))(v) for k, v in (kv.split("=", 1) for kv in args.trace)}
+    config = RenderConfig(trace=TraceConfig(**overrides))
 
     rows = []
     hists = []
@@ -69,12 +74,18 @@ def main() -> None:
             if kind == "udf":
                 cfg = udf_baseline(cfg)
             t0 = time.perf_counter()
-            field = fit_surface(surface, cfg).field
+            cached = args.cache / f"{Path(rel).stem}_{kind}.safetensors" if args.cache else None
+            if cached is not None and cached.exists():
+                field = load_field(cached)
+            else:
+                field = fit_surface(surface, cfg).field
+                if cached is not None:
+                    field.save(cached)
             fit_s = time.perf_counter() - t0
             field.closest_points_normalized(torch.zeros(8, 3))  # build lookup tables outside the timing
             for view in args.views:
                 cam = view_camera(view, args.size, args.size)
-                res = render_field(field, cam, RenderConfig())
+                res = render_field(field, cam, config)
                 ex = render_mesh_exact(surface.vertices, surface.faces, cam, surface.normalization)
                 inter = int((res.hit & ex.hit).sum())
                 union = int((res.hit | ex.hit).sum())

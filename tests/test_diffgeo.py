@@ -23,9 +23,6 @@ class AnalyticField(Field):
         self.normalization = normalization or Normalization.identity()
         self.device = torch.device("cpu")
 
-    def _input(self, x):
-        return self.normalization.to_input(x)
-
     def closest_points_normalized(self, x: torch.Tensor) -> torch.Tensor:
         s = self.shape
         p = self.normalization.to_input(x)  # the shapes are given in input coordinates

@@ -3,7 +3,8 @@ sparse point clouds (data preparation, DDP training, inference + mesh extraction
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +25,7 @@ class PrepareCommand:
     """Folder searched recursively for meshes (.obj .ply .off .stl .glb .gltf); None: procedural shapes only."""
     output: Annotated[Path, tyro.conf.arg(aliases=["-o"])] = Path("data")
     """Output folder (DATA_DIR)."""
-    config: PrepareConfig = field(default_factory=PrepareConfig)
+    config: PrepareConfig = dc_field(default_factory=PrepareConfig)
     procedural: int = 0
     """Procedurally generated shapes to add (primitives, CSG unions, sheets, cloth, tubes, caps)."""
     exclude: tuple[str, ...] = ()
@@ -67,7 +68,7 @@ class TrainCommand:
     """Folder written by ``deepcsp prepare``."""
     output: Annotated[Path, tyro.conf.arg(aliases=["-o"])] = Path("run")
     """Run folder (RUN_DIR)."""
-    config: TrainConfig = field(default_factory=TrainConfig)
+    config: TrainConfig = dc_field(default_factory=TrainConfig)
     quiet: bool = False
     """No progress bar."""
 
@@ -136,7 +137,7 @@ class ReconstructCommand:
     """Model (safetensors) from ``deepcsp train``; default: the model shipped with deepcsp."""
     field: Path | None = None
     """Also save the reconstructed field here (a band-grid field usable by query/render/mesh)."""
-    config: ReconstructConfig = field(default_factory=ReconstructConfig)
+    config: ReconstructConfig = dc_field(default_factory=ReconstructConfig)
     mesh: bool = True
     """Extract a mesh (deepcsp.extract); False writes the projected dense point cloud."""
     resolution: int = 128

@@ -55,9 +55,12 @@ class ExtractConfig:
     least half a cell is always used."""
     flip_cos: float = 0.0
     """An edge's corners are on opposite sides of a sheet when their directions' cosine is below this."""
-    side_cos: float = 0.5
-    """Crease rule: an edge whose far corner lies behind the near corner's tangent plane is also a
+    side_cos: float = -1.0
+    """Crease rule (off at -1; 0.5 recovers 90-degree creases of CAD shapes but adds spurious faces
+    along open boundaries): an edge whose far corner lies behind the near corner's tangent plane is also a
     candidate when the directions' cosine is below this (they may be orthogonal at a crease)."""
+    crease_accept: float = 0.1
+    """Crease rule: the plane-edge intersection must lie within this many cells of the surface."""
     agree: float = 2.0
     """Corners of a crossed edge must have closest points within ``agree`` cells of each other."""
     accept: float = 0.35
@@ -265,13 +268,8 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
     else:
         med, noise = 0.0, 0.0
     bias = med if config.debias else 0.0
-    # side test: b lies behind the tangent plane at a's (debiased) closest point, or a behind b's;
-    # unlike the flip test it also sees crossings next to a crease, where a and b see different faces
-    qt = q + bias * n_c
-    behind = ((p[ib] - qt[ia]) * n_c[ia]).sum(1) < 0
-    behind |= ((p[ia] - qt[ib]) * n_c[ib]).sum(1) < 0
-    ok = flip | (live & behind & (cos < config.side_cos))
-    edges, axis, ia, ib = edges[ok], axis[ok], ia[ok], ib[ok]
+    edges0, axis0, ia0, ib0 = edges, axis, ia, ib
+    edges, axis, ia, ib = edges[flip], axis[flip], ia[flip], ib[flip]
     ua, ub = u_c[ia], u_c[ib]
     denom = ua + ub - 2 * bias
     t = np.where(denom > 1e-12, (ua - bias) / np.where(denom > 1e-12, denom, 1.0), 0.5).clip(0.0, 1.0)
@@ -298,6 +296,33 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
             good = u2 - bias <= tau
             keep[retry[good]] = True
             xs[retry[good]] = (q2 + bias * n2)[good]
+    # crease rule: next to a crease the two corners see different faces and their directions are
+    # about orthogonal, so the flip test misses the crossing. Where one corner lies behind the
+    # other's (debiased) tangent plane, the plane meets the edge; the edge is kept when the field
+    # confirms that point is on the surface, with a tight tolerance (an edge running beside a
+    # sheet's open boundary passes the plane test too, but not this one)
+    if config.side_cos > -1.0:
+        qt = q + bias * n_c
+        side = ~flip & live & (cos < config.side_cos)
+        ia2, ib2, ax2, e2 = ia0[side], ib0[side], axis0[side], edges0[side]
+        s_ab = ((p[ib2] - qt[ia2]) * n_c[ia2]).sum(1)  # b relative to a's plane
+        s_ba = ((p[ia2] - qt[ib2]) * n_c[ib2]).sum(1)  # a relative to b's plane
+        use_a = s_ab < 0
+        cand = use_a | (s_ba < 0)
+        ia2, ib2, ax2, e2, use_a, s_ab, s_ba = ia2[cand], ib2[cand], ax2[cand], e2[cand], use_a[cand], s_ab[cand], s_ba[cand]
+        if len(e2):
+            # plane of the corner whose plane the other lies behind: signed heights of a and b
+            pa = np.where(use_a, u_c[ia2] - bias, s_ba)
+            pb = np.where(use_a, s_ab, u_c[ib2] - bias)
+            t2 = (pa / np.where(np.abs(pa - pb) > 1e-15, pa - pb, 1.0)).clip(0.0, 1.0)
+            x2 = p[ia2] + t2[:, None] * (p[ib2] - p[ia2])
+            x2_32, q2 = fq.closest(x2)
+            n2, u2 = _unit(x2_32 - q2)
+            good = u2 - bias <= max(config.crease_accept * h, 4.0 * noise)
+            edges = np.concatenate([edges[keep], e2[good]])
+            axis = np.concatenate([axis[keep], ax2[good]])
+            xs = np.concatenate([xs[keep], (q2 + bias * n2)[good]])
+            keep = np.ones(len(edges), dtype=bool)
     edges, axis, xs = edges[keep], axis[keep], xs[keep]
     timings["edges"] = time.perf_counter() - tick
 

@@ -54,6 +54,9 @@ class ConditionalConfig:
     """ResNet-FC decoder blocks."""
     padding: float = 0.1
     """The planes cover ``[-(0.5 + padding/2), 0.5 + padding/2]`` (ConvONet convention)."""
+    knn: int = 0
+    """Decoder also sees the offsets to the query's ``knn`` nearest input points (a max-pooled
+    per-neighbour MLP); 0 disables (plain ConvONet decoder)."""
     udf_clamp: float = 0.1
     """udf: distances are learned up to this clamp (NDF); beyond it the gradient still points away."""
 
@@ -167,8 +170,30 @@ class LocalPoolPointNet(nn.Module):
         return torch.stack(planes, dim=1)
 
 
+@dataclass
+class Latent:
+    """What the encoder gives for a batch of clouds: ``planes : (B, 3, C, R, R)`` and the
+    ``cloud : (B, N, 3)`` itself (used by the decoder's nearest-neighbour branch)."""
+
+    planes: torch.Tensor
+    cloud: torch.Tensor
+
+
+def knn_offsets(queries: torch.Tensor, cloud: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
+    """Offsets ``(B, M, k, 3)`` from each query ``(B, M, 3)`` to its ``k`` nearest points of
+    ``cloud : (B, N, 3)``, nearest first (exact, chunked over queries to bound memory)."""
+    outs = []
+    for i in range(0, queries.shape[1], chunk):
+        q = queries[:, i : i + chunk]
+        idx = torch.cdist(q, cloud).topk(k, dim=-1, largest=False).indices  # (B, m, k)
+        nb = torch.gather(cloud.unsqueeze(1).expand(-1, q.shape[1], -1, -1), 2, idx.unsqueeze(-1).expand(-1, -1, -1, 3))
+        outs.append(nb - q.unsqueeze(2))
+    return torch.cat(outs, dim=1)
+
+
 class ResnetFCDecoder(nn.Module):
-    """ResNet-FC decoder: plane features (bilinear) are added before every block."""
+    """ResNet-FC decoder: plane features (bilinear) are added before every block; optionally a
+    feature of the offsets to the nearest input points is added to the input layer."""
 
     def __init__(self, config: ConditionalConfig, n_out: int):
         super().__init__()
@@ -178,6 +203,8 @@ class ResnetFCDecoder(nn.Module):
         self.fc_c = nn.ModuleList([nn.Linear(c, h) for _ in range(config.decoder_blocks)])
         self.blocks = nn.ModuleList([ResnetBlockFC(h) for _ in range(config.decoder_blocks)])
         self.fc_out = nn.Linear(h, n_out)
+        if config.knn > 0:
+            self.knn_mlp = nn.Sequential(nn.Linear(4, h), nn.ReLU(), nn.Linear(h, h))
 
     def sample(self, planes: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         """Bilinear features ``(B, M, C)`` of ``queries : (B, M, 3)`` from ``planes : (B, 3, C, R, R)``."""
@@ -188,9 +215,13 @@ class ResnetFCDecoder(nn.Module):
             feat = feat + F.grid_sample(planes[:, k], g, mode="bilinear", padding_mode="border", align_corners=False).squeeze(2)
         return feat.transpose(1, 2)
 
-    def forward(self, planes: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-        c = self.sample(planes, queries)
+    def forward(self, latent: Latent, queries: torch.Tensor) -> torch.Tensor:
+        c = self.sample(latent.planes, queries)
         net = self.fc_p(queries)
+        if self.config.knn > 0:
+            off = knn_offsets(queries, latent.cloud, self.config.knn) * 10.0  # offsets ~0.01-0.1 -> O(1)
+            feat = torch.cat([off, off.norm(dim=-1, keepdim=True)], dim=-1)
+            net = net + self.knn_mlp(feat).max(dim=2).values
         for fc_c, block in zip(self.fc_c, self.blocks):
             net = block(net + fc_c(c))
         return self.fc_out(F.relu(net))
@@ -206,24 +237,24 @@ class ConditionalModel(nn.Module):
         self.encoder = LocalPoolPointNet(config)
         self.decoder = ResnetFCDecoder(config, 3 if config.kind == "csp" else 1)
 
-    def encode(self, cloud: torch.Tensor) -> torch.Tensor:
-        """``cloud : (B, N, 3)`` -> latent planes ``(B, 3, C, R, R)``."""
-        return self.encoder(cloud)
+    def encode(self, cloud: torch.Tensor) -> Latent:
+        """``cloud : (B, N, 3)`` -> :class:`Latent` (planes ``(B, 3, C, R, R)`` and the cloud)."""
+        return Latent(self.encoder(cloud), cloud)
 
-    def decode(self, planes: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-        """Closest points ``(B, M, 3)`` (csp: ``x + displacement``) or distances ``(B, M)`` (udf: softplus)."""
-        out = self.decoder(planes, queries)
+    def decode(self, latent: Latent, queries: torch.Tensor) -> torch.Tensor:
+        """Closest points ``(B, M, 3)`` (csp: ``x + displacement``) or distances ``(B, M)`` (udf: softplus, beta 20)."""
+        out = self.decoder(latent, queries)
         if self.config.kind == "csp":
             return queries + out
-        return F.softplus(out[..., 0], beta=100.0)
+        return F.softplus(out[..., 0], beta=20.0)
 
-    def closest_points(self, planes: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    def closest_points(self, latent: Latent, queries: torch.Tensor) -> torch.Tensor:
         """Closest points ``(B, M, 3)`` for either kind (udf: ``x - d * grad d / |grad d|``)."""
         if self.config.kind == "csp":
-            return self.decode(planes, queries)
+            return self.decode(latent, queries)
         with torch.enable_grad():
             q = queries.detach().requires_grad_(True)
-            d = self.decode(planes.detach(), q)
+            d = self.decode(Latent(latent.planes.detach(), latent.cloud.detach()), q)
             (g,) = torch.autograd.grad(d.sum(), q)
         g = g / g.norm(dim=-1, keepdim=True).clamp(min=1e-12)
         return (q - d.unsqueeze(-1) * g).detach()
@@ -248,18 +279,18 @@ class ConditionalField(Field):
         x = torch.as_tensor(self.normalization.to_normalized(arr), dtype=torch.float32, device=self.device)
         self.chunk = 1 << 16
         with torch.no_grad():
-            self.planes = self.model.encode(x.unsqueeze(0))
+            self.latent = self.model.encode(x.unsqueeze(0))
 
     def closest_points_normalized(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "csp":
             with torch.no_grad():
-                return self.model.decode(self.planes, x.unsqueeze(0))[0]
-        return self.model.closest_points(self.planes, x.unsqueeze(0))[0]
+                return self.model.decode(self.latent, x.unsqueeze(0))[0]
+        return self.model.closest_points(self.latent, x.unsqueeze(0))[0]
 
     def distances_normalized(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "udf":
             with torch.no_grad():
-                return self.model.decode(self.planes, x.unsqueeze(0))[0]
+                return self.model.decode(self.latent, x.unsqueeze(0))[0]
         return super().distances_normalized(x)
 
 

@@ -24,9 +24,13 @@ a UDF) at ``q + offset * n`` (default) or at ``p`` itself (``at="query"``). For 
 than ``offset`` to the surface, ``n`` is the Jacobian normal at ``q`` (oriented towards ``p - q``),
 which puts the evaluation point on the normal line through ``q``.
 
-Jacobians come from autograd (three backward passes; smooth networks) or central differences
-with step ``step`` (six evaluations; the default for band grids, whose trilinear interpolation
-has only piecewise-constant derivatives, and for exact mesh oracles, which have no autograd).
+Jacobians come from autograd (three backward passes) or central differences with step ``step``
+(six evaluations). Defaults: band grids use central differences (one fine cell for normals, two
+for curvatures: the trilinear interpolant's derivative is only piecewise smooth, autograd gave
+outliers and 15-40% curvature error); exact mesh oracles also use central differences; other
+networks use autograd. If
+``q + offset * n`` lands past the medial axis of a thin part (its closest point moves by more than
+``offset / 2``), the offset is cut to a quarter there.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ NormalMethod = Literal["direction", "jacobian", "udf_gradient"]
 JacobianMethod = Literal["auto", "autograd", "central"]
 
 #: Band grids: central-difference step and back-off offset, in fine grid cells (see RESULTS_diffgeo).
-GRID_STEP_CELLS = 1.0
+GRID_STEP_CELLS = 2.0
+#: Band grids: central-difference step of Jacobian normals, in fine grid cells.
+GRID_NORMAL_STEP_CELLS = 1.0
 GRID_OFFSET_CELLS = 4.0
 #: Other fields: step and offset in normalised units.
 DEFAULT_STEP = 1e-3
@@ -101,6 +107,9 @@ def default_offset(field) -> float:
 
 
 def resolve_jacobian(field, jacobian: JacobianMethod) -> str:
+    """``auto``: central differences for band grids (their trilinear derivative is only piecewise
+    smooth: autograd gave ~5% outliers near 90 degrees for normals and ~15-40% curvature error, see
+    RESULTS_diffgeo) and exact oracles (no autograd); autograd otherwise."""
     if jacobian not in ("auto", "autograd", "central"):
         raise ValueError(f"jacobian must be 'auto', 'autograd' or 'central', got {jacobian!r}")
     if jacobian != "auto":
@@ -191,9 +200,13 @@ def _direction_normals(csp, x: torch.Tensor, offset: float):
         qn = q[near]
         n0 = _probe_normals(csp, qn, offset)
         n0 = n0 * torch.where((n0 * d[near]).sum(1) < 0, -1.0, 1.0).to(n0.dtype)[:, None]  # query side
+        off = torch.full_like(qn[:, 0], offset)
         for _ in range(1 + BACKOFF_REFINE):
-            xb = qn + offset * n0
-            n0 = F.normalize(xb - _eval(csp, xb), dim=1, eps=1e-30)
+            xb = qn + off[:, None] * n0
+            cb = _eval(csp, xb)
+            crossed = (cb - qn).norm(dim=1) > 0.5 * off  # thin part: went past the medial axis
+            off = torch.where(crossed, off * 0.25, off)
+            n0 = torch.where(crossed[:, None], n0, F.normalize(xb - cb, dim=1, eps=1e-30))
         n[near] = n0
     return n, q, t
 
@@ -230,6 +243,9 @@ def _chunk_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: s
         if bool(near.any()):
             n[near] = dg.normal_from_jacobian(jacobian(dcsp, q[near], jac, step), orient=d[near])
         xe = q + offset * n
+        crossed = (_eval(csp, xe) - q).norm(dim=1) > 0.5 * offset  # thin part: past the medial axis
+        if bool(crossed.any()):
+            xe[crossed] = q[crossed] + 0.25 * offset * n[crossed]
     if method == "jacobian":
         J = jacobian(dcsp, xe, jac, step)
         d = xe - _eval(csp, xe)
@@ -292,7 +308,8 @@ def normals(
         cells for band grids, 0.02 normalised units otherwise; 0 disables back-off).
     jacobian, step
         How Jacobians are taken for ``method="jacobian"``: ``autograd``, ``central`` (step in
-        input units; None: one fine cell for band grids) or ``auto``.
+        input units; None: one fine cell for band grids) or ``auto`` (central differences for
+        band grids and exact oracles, autograd otherwise).
     chunk
         Points per batch (memory is bounded by about ``10 * chunk`` field evaluations).
 
@@ -300,6 +317,8 @@ def normals(
     """
     arr, off, st, dtype = _prepare(field, points, offset, step, dtype)
     jac = resolve_jacobian(field, jacobian)
+    if step is None and _is_band_grid(field):
+        st = GRID_NORMAL_STEP_CELLS * _cell(field)
     out = [_chunk_normals(field, x, method, off, jac, st).cpu().double().numpy() for x in _chunks(field, arr, chunk, dtype)]
     return np.concatenate(out) if out else np.zeros((0, 3))
 

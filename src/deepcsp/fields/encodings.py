@@ -162,6 +162,16 @@ class BandGrid(nn.Module):
         coarse = self.coarse(x)
         return torch.where(fine_ok[:, None], fine, coarse)
 
+    def corners(self, x: torch.Tensor):
+        """Per-point fine-cell data for custom interpolation: ``ok (N,)`` (all 8 corners active),
+        trilinear weights ``(N, 8)``, corner values ``(N, 8, C)`` and corner positions ``(N, 8, 3)``."""
+        i0, f = cell_coordinates(x, self.res, self.half)
+        rows = self.table()[corner_ids(i0, self.res)].long()
+        ok = (rows >= 0).all(dim=1)
+        h = 2 * self.half / (self.res - 1)
+        pos = (i0[:, None, :] + _CORNERS.to(i0.device)[None]).to(x.dtype) * h - self.half
+        return ok, trilinear_weights(f), self.values[rows.clamp(min=0)], pos
+
     def fine_mask(self, x: torch.Tensor) -> torch.Tensor:
         """(N,) bool: which points are served by the fine grid."""
         i0, _ = cell_coordinates(x, self.res, self.half)

@@ -29,6 +29,13 @@ class FieldConfig:
     """band_grid: fine vertices per axis."""
     coarse_resolution: int = 48
     """band_grid: coarse vertices per axis."""
+    interpolation: Literal["trilinear", "nearest_sheet"] = "nearest_sheet"
+    """band_grid CSP: ``trilinear`` blends the 8 corners' displacements; ``nearest_sheet`` blends
+    only the corners that see the same sheet as the corner whose tangent plane is nearest to the
+    query, so the map stays sharp across the medial axis (between close sheets, in thin parts)."""
+    sheet_jump: float = 3.0
+    """nearest_sheet: corners whose closest points lie further apart than this many fine cells
+    belong to different sheets."""
     n_active: int = 0
     """band_grid: number of active fine vertices (set by fitting)."""
     levels: int = 4
@@ -112,6 +119,9 @@ class CSPNet(nn.Module):
         self.encoder, self.head = build_encoder_head(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if c.encoding == "band_grid" and c.output == "displacement" and c.interpolation == "nearest_sheet":
+            return self._nearest_sheet(x)
         out = self.head(self.encoder(x))
         if self.config.output == "displacement":
             return x + out
@@ -120,6 +130,37 @@ class CSPNet(nn.Module):
         d = out[:, :1].abs()
         direction = F.normalize(out[:, 1:], dim=1, eps=1e-12)
         return x - d * direction
+
+
+    def _nearest_sheet(self, x: torch.Tensor) -> torch.Tensor:
+        """Band-grid interpolation with nearest-sheet selection (see ``FieldConfig.interpolation``).
+
+        Corner i (position v_i, stored displacement D_i, closest point q_i = v_i + D_i) proposes
+        x + D_i. The corner i* whose tangent plane (through q_i, normal D_i/|D_i|) is nearest to x
+        names the sheet; corners whose closest point lies more than ``sheet_jump * h`` from
+        q_{i*} belong to another sheet (the cell straddles the medial axis) and are dropped:
+        weights ``w_i (0.01 + sigmoid((sheet_jump h - |q_i - q_i*|) / (h/4)))``, renormalised.
+        Where all corners see one sheet this is plain trilinear interpolation.
+        """
+        enc = self.encoder
+        ok, w, D, v = enc.corners(x)
+        h = 2 * enc.half / (enc.res - 1)
+        q = v + D
+        length = D.norm(dim=2, keepdim=True)
+        n = D / length.clamp(min=1e-12)
+        rel = x[:, None, :] - q
+        d_plane = (rel * n).sum(2).abs()
+        d_plane = torch.where(length[..., 0] > 0.05 * h, d_plane, rel.norm(dim=2))
+        best = d_plane.argmin(dim=1)
+        q_best = q[torch.arange(len(x), device=x.device), best]
+        jump = (q - q_best[:, None, :]).norm(dim=2)
+        # The 1e-2 floor keeps a corner's own value at its vertex (exact collocation).
+        ww = w * (1e-2 + torch.sigmoid((self.config.sheet_jump * h - jump) / (0.25 * h)))
+        ww = ww / ww.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        fine = x + torch.einsum("nk,nkc->nc", ww, D)
+        if bool(ok.all()):
+            return fine
+        return torch.where(ok[:, None], fine, x + enc.coarse(x))
 
 
 class UDFNet(nn.Module):

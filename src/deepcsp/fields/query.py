@@ -66,16 +66,17 @@ class Field:
         arr = _as_points(points)
         outs = []
         for i in range(0, len(arr), self.chunk):
-            x = torch.as_tensor(self.normalization.to_normalized(arr[i : i + self.chunk].astype(np.float64)), dtype=torch.float32, device=self.device)
-            outs.append(fn(x))
+            x = self.normalization.to_normalized(torch.as_tensor(arr[i : i + self.chunk], dtype=torch.float64, device=self.device))
+            outs.append(fn(x.to(torch.float32)))
         return outs
 
     def query(self, points) -> QueryResult:
         """Closest points and distances of ``points : (N, 3)`` in input coordinates."""
         arr = _as_points(points)
-        cps = [c.detach().cpu().double().numpy() for c in self._map(arr, self.closest_points_normalized)]
-        cp = self.normalization.to_input(np.concatenate(cps) if cps else np.zeros((0, 3)))
-        return QueryResult(closest_points=cp, distances=np.linalg.norm(arr - cp, axis=1))
+        cps = [self.normalization.to_input(c.detach().double()).cpu() for c in self._map(arr, self.closest_points_normalized)]
+        cp = torch.cat(cps) if cps else torch.zeros((0, 3), dtype=torch.float64)
+        dist = (torch.as_tensor(arr, dtype=torch.float64) - cp).norm(dim=1)
+        return QueryResult(closest_points=cp.numpy(), distances=dist.numpy())
 
     def closest_points(self, points) -> np.ndarray:
         """``(N, 3)`` closest surface points, input coordinates."""

@@ -121,8 +121,12 @@ def fit_surface(
     else:
         module = build_module(fcfg)
         if fcfg.encoding == "band_grid":
+            if progress is not None:
+                progress({"stage": "collocating exact closest points at band-grid vertices"})
             band_stats = collocate(module.encoder, train_oracle, config.band * diag, fcfg.kind, fcfg.output)
             fcfg.n_active = band_stats.n_active
+            if progress is not None:
+                progress({"stage": f"collocated {band_stats.n_active} vertices in {band_stats.seconds:.1f} s"})
     module.to(device)
 
     steps_wanted = config.resolved_steps()
@@ -220,5 +224,7 @@ def fit_surface(
     result_field = NeuralField(module, fcfg, surface.normalization, device=device, meta=meta)
     errors = None
     if config.eval_points:
+        if progress is not None:
+            progress({"stage": f"measuring closest-point error at {config.eval_points} band points"})
         errors = evaluate_field(result_field, v, faces, oracle, n=config.eval_points)
     return FitResult(field=result_field, history=history, steps=step, seconds_total=total, seconds_ground_truth=seconds_gt, band=band_stats, errors=errors, resumed_from_step=resumed_from)

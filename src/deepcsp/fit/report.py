@@ -21,6 +21,10 @@ def fit_with_progress(surface, config: FitConfig, output: Path, cache_dir=None, 
     bar = None if quiet else tqdm(total=config.resolved_steps() or None, desc=f"fit {Path(str(surface.path)).name}", unit="step", dynamic_ncols=True, leave=True)
 
     def progress(rec):
+        if "stage" in rec:
+            if not quiet:
+                tqdm.write(f"deepcsp fit: {rec['stage']}")
+            return
         if bar is not None:
             bar.n = rec["step"]
             if rec["step"] % 10 == 0:

@@ -153,7 +153,8 @@ def _check_header(path: Path, suffix: str, max_elements: int) -> None:
         if not head.startswith(b"ply"):
             raise DeepCSPError("is not a valid .ply file (missing 'ply' header)", path)
         counts = {}
-        for line in head.split(b"end_header")[0].splitlines():
+        header = head.split(b"end_header")[0] if b"end_header" in head else b""  # a partial header is skipped
+        for line in header.splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[0] == b"element" and parts[2].isdigit():
                 counts[parts[1].decode("ascii", "replace")] = int(parts[2])

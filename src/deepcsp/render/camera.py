@@ -129,23 +129,33 @@ class Camera:
         return out
 
 
-def framing_distance(fov: float, width: int, height: int, radius: float | None = None) -> float:
-    """Eye distance at which a sphere of ``radius`` about the origin fits the image (default: the
-    sphere around everything a normalised shape can occupy, ``sqrt(3) * HALF_SIDE * FILL``, plus 3%)."""
-    r = radius if radius is not None else math.sqrt(3.0) * HALF_SIDE * FILL * 1.03
-    half_v = math.radians(fov) / 2.0
-    half_h = math.atan(math.tan(half_v) * width / height)
-    return r / math.sin(min(half_v, half_h))
+def framing_distance(fov: float, width: int, height: int, direction=(0.0, 0.0, 1.0), up=(0.0, 1.0, 0.0), half: float = HALF_SIDE * FILL, margin: float = 0.04) -> float:
+    """Distance from the origin, along unit ``direction`` (origin to eye), at which the cube
+    ``[-half, half]^3`` (default: the box any normalised shape fills) projects inside the image
+    with ``margin`` (a fraction of the half-size) to spare."""
+    corners = np.array([[x, y, z] for x in (-half, half) for y in (-half, half) for z in (-half, half)])
+    fwd = -_vec3(direction, "direction")
+    fwd /= np.linalg.norm(fwd)
+    right = np.cross(fwd, _vec3(up, "up"))
+    right /= np.linalg.norm(right)
+    true_up = np.cross(right, fwd)
+    tan_y = math.tan(math.radians(fov) / 2.0) * (1.0 - margin)
+    tan_x = tan_y * width / height
+    x, y, z = corners @ right, corners @ true_up, corners @ fwd
+    # corner k fits when |x_k| <= tan_x (D + z_k) and |y_k| <= tan_y (D + z_k)
+    need = np.maximum(np.abs(x) / tan_x - z, np.abs(y) / tan_y - z)
+    return float(max(need.max(), half * math.sqrt(3.0) * 1.05))
 
 
 def orbit_camera(azimuth: float, elevation: float, width: int = 512, height: int = 512, fov: float = 30.0, distance: float | None = None, look_at=(0.0, 0.0, 0.0)) -> Camera:
     """A camera on a sphere about ``look_at``: ``azimuth`` (degrees, 0 = on +z, 90 = on +x) and
-    ``elevation`` (degrees above the xz plane). At the poles ``up`` becomes ``-z`` (top) / ``+z``."""
+    ``elevation`` (degrees above the xz plane), at ``distance`` (default: :func:`framing_distance`,
+    so the box a normalised shape fills is in view). At the poles the image's up is the
+    azimuth's back (the azimuth's front at the bottom, looking down)."""
     if not (math.isfinite(azimuth) and math.isfinite(elevation)):
         raise ValueError(f"azimuth and elevation must be finite, got {azimuth!r}, {elevation!r}")
     if not -90.0 <= elevation <= 90.0:
         raise ValueError(f"elevation must be in [-90, 90] degrees, got {elevation!r}")
-    dist = distance if distance is not None else framing_distance(fov, width, height)
     az, el = math.radians(azimuth), math.radians(elevation)
     dirn = np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
     at = _vec3(look_at, "look_at")
@@ -153,6 +163,7 @@ def orbit_camera(azimuth: float, elevation: float, width: int = 512, height: int
     if abs(elevation) > 89.0:  # looking straight down or up: keep the azimuth's front at the image bottom
         s = -1.0 if elevation > 0 else 1.0
         up = (s * math.sin(az), 0.0, s * math.cos(az))
+    dist = distance if distance is not None else framing_distance(fov, width, height, dirn, up)
     return Camera(eye=tuple(at + dist * dirn), look_at=tuple(at), up=up, fov=fov, width=width, height=height)
 
 

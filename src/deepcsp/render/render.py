@@ -32,9 +32,12 @@ class RenderConfig:
     """Normals are the field's direction at the hit backed off this far towards the viewer
     (normalised units)."""
 
-    def __post_init__(self) -> None:
+    def validate(self) -> "RenderConfig":
+        """Raise ValueError naming the first bad setting; return self."""
+        self.trace.validate()
         if not (self.normal_offset > 0 and np.isfinite(self.normal_offset)):
             raise ValueError(f"normal_offset must be positive and finite, got {self.normal_offset!r}")
+        return self
 
 
 @dataclass
@@ -105,7 +108,7 @@ def render_field(field, camera: Camera, config: RenderConfig | None = None) -> R
     if not callable(getattr(field, "closest_points_normalized", None)):
         raise ValueError(f"field must provide closest_points_normalized, got {type(field).__name__}")
     camera = _check_camera(camera)
-    cfg = config or RenderConfig()
+    cfg = (config or RenderConfig()).validate()
     t0 = time.perf_counter()
     rays = camera.rays()
     H, W = camera.height, camera.width

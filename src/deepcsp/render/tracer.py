@@ -6,12 +6,14 @@ tracing). Near the surface (``dist < plane_band``) the tracer instead jumps to t
 intersection with the tangent plane through ``CSP(p)`` with normal ``p - CSP(p)`` -- exact for a
 plane, far fewer steps at oblique angles -- capped at ``max_jump`` times the safe distance.
 
-Open surfaces have no inside, so a ray stops at ``|p - CSP(p)| < hit_eps`` and is never allowed to
-step through a sheet: when a jump lands behind a sheet (the direction to the closest point has
-turned to face along the ray, and the jump went beyond the verified-empty ball), the next step is
-a tangent-plane step *backwards*, never before the end of the last verified-empty ball.
-A hit's depth is refined by one last tangent-plane projection of the stopping point (no extra
-evaluation). Everything runs on the field's device, on batches of active rays.
+Open surfaces have no inside, so a ray stops where ``|p - CSP(p)| < hit_eps`` (the depth is
+refined by one last tangent-plane projection, no extra evaluation) and is never allowed to step
+through a sheet silently: when the tangent plane switches from ahead of the ray to behind it and
+the direction to the closest point turns sharply, a sheet was crossed (or a silhouette passed);
+the crossing is bracketed and refined by Newton steps on the tangent planes (bisection when they
+leave the bracket). A settled bracket is a hit if the field came within ``bracket_eps`` of zero
+inside it, else marching resumes behind it. Iterations are bounded; everything runs on the
+field's device on batches of the rays still active.
 """
 
 from __future__ import annotations
@@ -27,33 +29,38 @@ from deepcsp.constants import HALF_SIDE
 class TraceConfig:
     """How rays are traced (all lengths in normalised units; the cube has side 1)."""
 
-    hit_eps: float = 3e-4
+    hit_eps: float = 5e-4
     """A ray hits where the field's distance drops below this."""
-    max_iters: int = 48
+    max_iters: int = 96
     """Field evaluations allowed per ray; rays still going after that count as misses."""
     plane_band: float = 0.03
     """Below this distance the tracer jumps to the tangent plane instead of sphere stepping."""
     max_jump: float = 4.0
     """A tangent-plane jump is at most this many times the safe (sphere) step."""
+    jump_cos: float = 0.05
+    """Jump only where cos(ray, plane normal) exceeds this. Larger values skip fewer thin parts
+    at grazing angles but sphere-step near silhouettes, where rays passing within ``hit_eps``
+    count as hits (on the dev meshes 0.3 lowered the IoU, see benchmarks/RESULTS_render.md)."""
     min_cos: float = 0.05
-    """Tangent-plane steps only where |cos(ray, plane normal)| exceeds this (no grazing jumps)."""
+    """Tangent-plane refinements (of hits and brackets) only where |cos| exceeds this."""
     refine_max: float = 4.0
     """The final tangent-plane refinement of a hit moves it by at most this many ``hit_eps``."""
-    flip_cos: float = 0.5
+    flip_cos: float = 0.7
     """A sheet may have been crossed between two evaluations (the tangent plane went from ahead of
     the ray to behind it) when their directions to the closest point have a cosine below this."""
     max_refine: int = 6
     """Evaluations spent refining a bracketed crossing before settling it."""
     bracket_tol: float = 1e-4
     """A bracket narrower than this (along the ray) is settled."""
-    bracket_eps: float = 2e-3
+    bracket_eps: float = 1e-3
     """A settled bracket is a hit if the field's distance came below this inside it (fields
     whose residual on the surface exceeds ``hit_eps``, e.g. near thin edges, still hit)."""
     half: float = HALF_SIDE
     """Half side of the box rays are clipped to; empty space outside it is skipped."""
 
-    def __post_init__(self) -> None:
-        for name in ("hit_eps", "plane_band", "half"):
+    def validate(self) -> "TraceConfig":
+        """Raise ValueError naming the first bad setting; return self."""
+        for name in ("hit_eps", "plane_band", "half", "bracket_tol", "bracket_eps"):
             v = getattr(self, name)
             if not (v > 0 and v < float("inf")):
                 raise ValueError(f"{name} must be positive and finite, got {v!r}")
@@ -61,10 +68,16 @@ class TraceConfig:
             raise ValueError(f"max_iters must be >= 1, got {self.max_iters!r}")
         if not self.max_jump >= 1.0:
             raise ValueError(f"max_jump must be >= 1, got {self.max_jump!r}")
-        if not 0.0 < self.min_cos < 1.0:
-            raise ValueError(f"min_cos must be in (0, 1), got {self.min_cos!r}")
+        for name in ("min_cos", "jump_cos"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
+        if not -1.0 <= self.flip_cos <= 1.0:
+            raise ValueError(f"flip_cos must be in [-1, 1], got {self.flip_cos!r}")
+        if int(self.max_refine) < 1:
+            raise ValueError(f"max_refine must be >= 1, got {self.max_refine!r}")
         if not self.refine_max >= 0.0:
             raise ValueError(f"refine_max must be >= 0, got {self.refine_max!r}")
+        return self
 
 
 @dataclass
@@ -134,7 +147,7 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
     config
         Thresholds and budgets; see :class:`TraceConfig`.
     """
-    cfg = config or TraceConfig()
+    cfg = (config or TraceConfig()).validate()
     _check_rays(origins, directions)
     device = torch.device(getattr(field, "device", origins.device))
     o = origins.to(device=device, dtype=torch.float32)
@@ -162,8 +175,11 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
         "lo": t.clone(),
         "hi": torch.full_like(t, inf),
         "n_ref": torch.zeros_like(o[idx]),
+        "n_hi": torch.zeros_like(o[idx]),
         "best_t": t.clone(),
         "best_dist": torch.full_like(t, inf),
+        "newton_prev": t.clone(),
+        "t_prev": t.clone(),
         "refines": torch.zeros_like(t),
     }
     eps, band, cmin = cfg.hit_eps, cfg.plane_band, cfg.min_cos
@@ -196,21 +212,29 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
             & ((n * st["n_prev"]).sum(1) < cfg.flip_cos)
         )
         n_ref = torch.where(crossed[:, None], st["n_prev"], st["n_ref"])
+        lo = torch.where(crossed, st["t_prev"], lo)
         hi = torch.where(crossed, t, hi)
         refining = refining | crossed
         # Inside a bracket: which side of the sheet is p on (relative to the front normal)?
         front = (n * n_ref).sum(1) > 0
         lo = torch.where(refining & front & ~crossed, torch.maximum(lo, t), lo)
         hi = torch.where(refining & ~front & ~crossed, torch.minimum(hi, t), hi)
-        better = refining & (dist < st["best_dist"])
-        best_t = torch.where(better, newton.clamp(min=0.0), st["best_t"])
+        n_hi = torch.where((crossed | (refining & ~front))[:, None], n, st["n_hi"])
+        # the evaluation before the crossing counts towards the bracket's best estimate too
+        best_t = torch.where(crossed, st["newton_prev"], st["best_t"])
+        best_dist = torch.where(crossed, st["dist_prev"], st["best_dist"])
+        better = refining & (dist < best_dist)
+        best_t = torch.where(better, newton.clamp(min=0.0), best_t)
+        best_dist = torch.where(better, dist, best_dist)
         best_t = torch.minimum(torch.maximum(best_t, lo), hi)
-        best_dist = torch.where(better, dist, st["best_dist"])
         refines = st["refines"] + refining.to(t.dtype)
         settled = refining & ~close & ((hi - lo < cfg.bracket_tol) | (refines > cfg.max_refine))
         # A settled bracket is a hit if the field came close enough in it; else it was a false
         # alarm (a ray passing a silhouette) and marching resumes behind it.
-        bracket_hit = settled & (best_dist < cfg.bracket_eps)
+        # A clean flip (the two sides' directions antiparallel, as on the two faces of a sheet)
+        # across a narrow bracket is a crossing even where the field never comes close to zero.
+        clean = ((n_ref * n_hi).sum(1) < -0.95) & (hi - lo < 2.0 * cfg.bracket_eps)
+        bracket_hit = settled & ((best_dist < cfg.bracket_eps) | clean)
         false_alarm = settled & ~bracket_hit
 
         done = close | bracket_hit
@@ -221,7 +245,7 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
 
         # Next point: marching = sphere step, or a capped tangent-plane jump near the surface;
         # refining = Newton step kept inside the bracket (else bisection).
-        jump = (dist < band) & (cos > cmin)
+        jump = (dist < band) & (cos > cfg.jump_cos)
         t_march = t + torch.where(jump, torch.minimum(plane, cfg.max_jump * dist), dist)
         inside_b = (newton > lo) & (newton < hi) & ((newton - t).abs() > 1e-7)
         t_refine = torch.where(inside_b, newton, 0.5 * (lo + hi))
@@ -230,7 +254,7 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
         lo = torch.where(false_alarm, t_next, lo)
         refines = torch.where(false_alarm, torch.zeros_like(refines), refines)
         best_dist = torch.where(false_alarm, torch.full_like(best_dist, inf), best_dist)
-        st.update(t=t_next, dist_prev=dist, cos_prev=cos, n_prev=n, lo=lo, hi=hi, n_ref=n_ref, best_t=best_t, best_dist=best_dist, refines=refines)
+        st.update(t=t_next, t_prev=t, newton_prev=newton, dist_prev=dist, cos_prev=cos, n_prev=n, lo=lo, hi=hi, n_ref=n_ref, n_hi=n_hi, best_t=best_t, best_dist=best_dist, refines=refines)
         keep = ~done & (t_next <= st["t_end"])
         idx = idx[keep]
         st = {k: v[keep] for k, v in st.items()}

@@ -118,10 +118,11 @@ def split_records(paths: list[Path], config: TrainConfig) -> tuple[list[Path], l
 
 def loss_fn(model_kind: str, pred: torch.Tensor, closest: torch.Tensor, distances: torch.Tensor, clamp: float) -> torch.Tensor:
     """csp: mean squared error of the closest point ``|CSP(x) - CSP*(x)|^2`` (the paper's MSE);
-    udf: L1 of clamped distances (NDF)."""
+    udf: L1 to the distance clamped at ``clamp`` (NDF clamps both sides; clamping the prediction
+    too leaves no gradient once it overshoots, which stalled training here)."""
     if model_kind == "csp":
         return ((pred - closest) ** 2).sum(-1).mean()
-    return (pred.clamp(max=clamp) - distances.clamp(max=clamp)).abs().mean()
+    return (pred - distances.clamp(max=clamp)).abs().mean()
 
 
 def validate(model: ConditionalModel, records: list[dict], config: TrainConfig, device: torch.device, n_query: int = 4096) -> dict:
@@ -137,8 +138,8 @@ def validate(model: ConditionalModel, records: list[dict], config: TrainConfig, 
         cloud = torch.from_numpy(ex.cloud).to(device)[None]
         q = torch.from_numpy(ex.queries).to(device)[None]
         with torch.no_grad():
-            planes = model.encode(cloud)
-        cp = model.closest_points(planes, q)[0].detach().cpu().numpy()
+            latent = model.encode(cloud)
+        cp = model.closest_points(latent, q)[0].detach().cpu().numpy()
         e = np.linalg.norm(cp - ex.closest, axis=1)
         errs.append(e)
         near.append(e[ex.distances < 0.05])

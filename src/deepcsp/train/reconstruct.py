@@ -26,6 +26,9 @@ class ReconstructConfig:
     """Standard deviation of the Gaussian offsets of the starting points around input points."""
     iterations: int = 2
     """Projection steps ``x <- CSP(x)`` (one is exact for a perfect field)."""
+    max_residual: float = 0.0
+    """Keep projected points whose last step moved them at most this far (a perfect field's
+    surface points are fixed points of ``CSP``); 0 keeps all. At least half are always kept."""
     seed: int = 0
     device: str = "cpu"
 
@@ -52,11 +55,19 @@ def reconstruct_points(model: ConditionalModel, points, config: ReconstructConfi
     xin = fld.normalization.to_normalized(arr)
     start = xin[rng.integers(0, len(xin), config.n_dense)] + rng.normal(size=(config.n_dense, 3)) * config.spread
     x = torch.as_tensor(start, dtype=torch.float32, device=fld.device)
-    prev = x
+    normals = None
+    residual = None
     for _ in range(max(1, config.iterations)):
         prev = x
         x = torch.cat([fld.closest_points_normalized(c) for c in torch.split(x, fld.chunk)])
-    d = (prev - x).cpu().double().numpy()
-    n = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-    pts = fld.normalization.to_input(x.cpu().double().numpy())
+        step = (prev - x).cpu().double().numpy()
+        residual = np.linalg.norm(step, axis=1)
+        if normals is None:  # the first, long step gives the best direction
+            normals = step / np.maximum(residual[:, None], 1e-12)
+    xn = x.cpu().double().numpy()
+    if config.max_residual > 0 and config.iterations > 1:
+        keep = residual <= max(config.max_residual, float(np.median(residual)))
+        xn, normals = xn[keep], normals[keep]
+    n = normals
+    pts = fld.normalization.to_input(xn)
     return Reconstruction(field=fld, points=pts, normals=n, seconds=time.perf_counter() - t0)
