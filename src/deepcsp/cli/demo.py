@@ -20,8 +20,14 @@ class DemoCommand:
     """Shape to use instead of the bundled tee_sim.obj."""
     time_budget: float = 45.0
     """Seconds for the fit."""
+    field_resolution: int = 192
+    """Fine band-grid vertices per axis."""
+    mesh_resolution: int = 192
+    """Extraction grid cells per axis."""
+    image_size: int = 512
+    """Render width and height in pixels."""
 
     def run(self) -> int:
         from deepcsp.cli.demo_run import run_demo
 
-        return run_demo(self.output, self.shape, self.time_budget)
+        return run_demo(self.output, self.shape, self.time_budget, field_resolution=self.field_resolution, resolution=self.mesh_resolution, image_size=self.image_size)

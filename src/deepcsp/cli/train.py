@@ -3,6 +3,7 @@ sparse point clouds (data preparation, DDP training, inference + mesh extraction
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
@@ -152,20 +153,19 @@ class ReconstructCommand:
         need_file(self.input)
         surface = load_surface(self.input)
         loaded = load_model(self.model or shipped_model_path(), device=self.config.device)
-        rec = reconstruct_points(loaded.model, surface.vertices, self.config)
-        rows = [("input points", str(len(surface.vertices))), ("model", str(self.model or "shipped")), ("encode + project s", f"{rec.seconds:.2f}")]
-        written = False
-        if self.mesh:
-            try:
-                from deepcsp.extract import ExtractConfig, extract_mesh
-            except ImportError:  # extraction not installed: fall back to points
-                extract_mesh = None
-            if extract_mesh is not None:
-                res = extract_mesh(rec.field, ExtractConfig(resolution=self.resolution))
-                save_mesh(self.output, res.vertices, res.faces)
-                rows += [("mesh faces", str(len(res.faces))), ("extract s", f"{res.seconds:.2f}")]
-                written = True
-        if not written:
+        try:
+            from deepcsp.extract import ExtractConfig, extract_mesh
+        except ImportError:  # extraction not installed: fall back to points
+            extract_mesh = None
+        use_mesh = self.mesh and extract_mesh is not None
+        cfg = dataclasses.replace(self.config, n_dense=0) if use_mesh else self.config
+        rec = reconstruct_points(loaded.model, surface.vertices, cfg)
+        rows = [("input points", str(len(surface.vertices))), ("model", str(self.model or "shipped")), ("encode s" if use_mesh else "encode + project s", f"{rec.seconds:.2f}")]
+        if use_mesh:
+            res = extract_mesh(rec.field, ExtractConfig(resolution=self.resolution))
+            save_mesh(self.output, res.vertices, res.faces)
+            rows += [("mesh faces", str(len(res.faces))), ("extract s", f"{res.seconds:.2f}")]
+        else:
             save_points(self.output, rec.points, rec.normals)
             rows += [("points", str(len(rec.points)))]
         rows.append(("output", str(self.output)))

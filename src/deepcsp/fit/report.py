@@ -18,7 +18,8 @@ def fit_with_progress(surface, config: FitConfig, output: Path, cache_dir=None, 
     """:func:`fit_surface` with a tqdm bar (loss and error) and checkpoints beside ``output``."""
     from tqdm.auto import tqdm
 
-    bar = None if quiet else tqdm(total=config.resolved_steps() or None, desc=f"fit {Path(str(surface.path)).name}", unit="step", dynamic_ncols=True, leave=True)
+    steps = config.resolved_steps()
+    bar = None if quiet or steps == 0 else tqdm(total=steps, desc=f"fit {Path(str(surface.path)).name}", unit="step", dynamic_ncols=True, leave=True)
 
     def progress(rec):
         if "stage" in rec:

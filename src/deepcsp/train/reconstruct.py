@@ -21,7 +21,7 @@ class ReconstructConfig:
     n_input: int = 3000
     """Points fed to the encoder (a seeded subsample when the cloud has more; all when fewer)."""
     n_dense: int = 100_000
-    """Projected output points."""
+    """Projected output points (0: only build the field, e.g. for mesh extraction)."""
     spread: float = 0.02
     """Standard deviation of the Gaussian offsets of the starting points around input points."""
     iterations: int = 2
@@ -52,6 +52,8 @@ def reconstruct_points(model: ConditionalModel, points, config: ReconstructConfi
     if len(arr) > config.n_input:
         arr = arr[rng.choice(len(arr), config.n_input, replace=False)]
     fld = ConditionalField(model, arr, device=config.device)
+    if config.n_dense <= 0:
+        return Reconstruction(field=fld, points=np.zeros((0, 3)), normals=np.zeros((0, 3)), seconds=time.perf_counter() - t0)
     xin = fld.normalization.to_normalized(arr)
     start = xin[rng.integers(0, len(xin), config.n_dense)] + rng.normal(size=(config.n_dense, 3)) * config.spread
     x = torch.as_tensor(start, dtype=torch.float32, device=fld.device)

@@ -1,0 +1,25 @@
+"""One short end-to-end run of ``deepcsp demo`` at tiny resolutions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    r = subprocess.run(
+        [sys.executable, "-m", "deepcsp", "demo", "-o", str(out), "--field-resolution", "48", "--mesh-resolution", "32", "--image-size", "64"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("field.safetensors", "field.safetensors.json", "mesh.ply", "metrics.json", "index.html", "render_iso.png", "render_iso_gt.png", "normals_iso.png"):
+        assert (out / name).exists(), name
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["fit"]["errors"]["mean"] < 0.01
+    assert m["render"][0]["iou_vs_exact"] > 0.8
+    assert m["mesh"]["faces"] > 100
+    assert m["mesh"]["metrics"]["chamfer_l1_rel"] < 0.05
+    html = (out / "index.html").read_text()
+    assert "render_iso.png" in html and "chamfer_l1" in html
