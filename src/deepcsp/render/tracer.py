@@ -43,6 +43,9 @@ class TraceConfig:
     count as hits (on the dev meshes 0.3 lowered the IoU, see benchmarks/RESULTS_render.md)."""
     min_cos: float = 0.05
     """Tangent-plane refinements (of hits and brackets) only where |cos| exceeds this."""
+    verify_cos: float = 0.4
+    """A hit at a grazing angle (|cos| below this) is confirmed by one more evaluation on the
+    tangent plane; rays passing within ``hit_eps`` of a silhouette fail it and march on."""
     refine_max: float = 4.0
     """The final tangent-plane refinement of a hit moves it by at most this many ``hit_eps``."""
     flip_cos: float = 0.7
@@ -68,7 +71,7 @@ class TraceConfig:
             raise ValueError(f"max_iters must be >= 1, got {self.max_iters!r}")
         if not self.max_jump >= 1.0:
             raise ValueError(f"max_jump must be >= 1, got {self.max_jump!r}")
-        for name in ("min_cos", "jump_cos"):
+        for name in ("min_cos", "jump_cos", "verify_cos"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
         if not -1.0 <= self.flip_cos <= 1.0:
@@ -179,6 +182,7 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
         "best_t": t.clone(),
         "best_dist": torch.full_like(t, inf),
         "newton_prev": t.clone(),
+        "verified": torch.zeros_like(t, dtype=torch.bool),
         "t_prev": t.clone(),
         "refines": torch.zeros_like(t),
     }
@@ -201,14 +205,18 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
         lo, hi = st["lo"], st["hi"]
         refining = torch.isfinite(hi)
 
-        # (a) close enough: refine by one tangent-plane projection (no new evaluation).
+        # (a) close enough: refine by one tangent-plane projection (no new evaluation). A grazing
+        # stop (|cos| < verify_cos) may be a ray passing a silhouette: it is first moved onto the
+        # tangent plane and must be close there too.
         close = dist < eps
+        verify = close & (cos.abs() < cfg.verify_cos) & ~st["verified"] & ~refining
+        close = close & ~verify
         t_close = t + (newton - t).clamp(-cfg.refine_max * eps, cfg.refine_max * eps)
 
         # (b) a sheet was crossed since the last evaluation: the plane went from ahead to behind
         # and the direction to the closest point turned by more than acos(flip_cos).
         crossed = (
-            ~refining & ~close & (dist < band) & (st["dist_prev"] < band) & (cos < -cmin) & (st["cos_prev"] > cmin)
+            ~refining & ~close & ~verify & (dist < band) & (st["dist_prev"] < band) & (cos < -cmin) & (st["cos_prev"] > cmin)
             & ((n * st["n_prev"]).sum(1) < cfg.flip_cos)
         )
         n_ref = torch.where(crossed[:, None], st["n_prev"], st["n_ref"])
@@ -230,8 +238,7 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
         refines = st["refines"] + refining.to(t.dtype)
         settled = refining & ~close & ((hi - lo < cfg.bracket_tol) | (refines > cfg.max_refine))
         # A settled bracket is a hit if the field came close enough in it; else it was a false
-        # alarm (a ray passing a silhouette) and marching resumes behind it.
-        # A clean flip (the two sides' directions antiparallel, as on the two faces of a sheet)
+        # alarm (a ray passing a silhouette) and marching resumes behind it. A clean flip (the two sides' directions antiparallel, as on the two faces of a sheet)
         # across a narrow bracket is a crossing even where the field never comes close to zero.
         clean = ((n_ref * n_hi).sum(1) < -0.95) & (hi - lo < 2.0 * cfg.bracket_eps)
         bracket_hit = settled & ((best_dist < cfg.bracket_eps) | clean)
@@ -250,11 +257,13 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
         inside_b = (newton > lo) & (newton < hi) & ((newton - t).abs() > 1e-7)
         t_refine = torch.where(inside_b, newton, 0.5 * (lo + hi))
         t_next = torch.where(refining & ~false_alarm, t_refine, torch.where(false_alarm, hi + eps, t_march))
+        t_verify = t + torch.where(cos > cmin, plane, dist).clamp(max=band)
+        t_next = torch.where(verify, t_verify, t_next)
         hi = torch.where(false_alarm, torch.full_like(hi, inf), hi)
         lo = torch.where(false_alarm, t_next, lo)
         refines = torch.where(false_alarm, torch.zeros_like(refines), refines)
         best_dist = torch.where(false_alarm, torch.full_like(best_dist, inf), best_dist)
-        st.update(t=t_next, t_prev=t, newton_prev=newton, dist_prev=dist, cos_prev=cos, n_prev=n, lo=lo, hi=hi, n_ref=n_ref, n_hi=n_hi, best_t=best_t, best_dist=best_dist, refines=refines)
+        st.update(verified=verify, t=t_next, t_prev=t, newton_prev=newton, dist_prev=dist, cos_prev=cos, n_prev=n, lo=lo, hi=hi, n_ref=n_ref, n_hi=n_hi, best_t=best_t, best_dist=best_dist, refines=refines)
         keep = ~done & (t_next <= st["t_end"])
         idx = idx[keep]
         st = {k: v[keep] for k, v in st.items()}
