@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from deepcsp.extract.sparse import candidate_cells
-from deepcsp.extract.topology import MeshStats, mesh_stats, orient_faces, remove_small_components, weld_and_clean
+from deepcsp.extract.topology import MeshStats, _components, _edges, mesh_stats, orient_faces, remove_small_components, weld_and_clean
 from deepcsp.fields.query import Field
 
 
@@ -71,6 +71,15 @@ class ExtractConfig:
     boundary_reach: float = 1.0
     """Open boundaries: each boundary vertex is moved to ``CSP(v + reach h t)`` (``t`` the outward
     tangent), which lands on the sheet's own boundary when it lies within reach (0 disables)."""
+    split_sheets: bool = True
+    """One dual vertex per sheet in a cell (crossings grouped by the cell faces that link them, as
+    in manifold dual contouring) instead of one per cell; False gives the old one-vertex-per-cell
+    behaviour, which joins two sheets passing through one cell (thin parts, folds)."""
+    fill_holes: int = 24
+    """Close boundary loops of at most this many edges where the field says surface is: the loop's
+    centroid and the midpoints of the fan's spokes must lie within a quarter cell (or a quarter of
+    the loop's radius) of the surface; true open boundaries (large loops, or holes whose centre is
+    off the surface) stay open. 0 disables."""
     min_component_faces: int = 0
     """Drop connected components with fewer faces than this (0 keeps everything)."""
     grid_shift: float = 0.1234
@@ -114,6 +123,8 @@ class ExtractResult:
         Topology checks of the result (boundary loops, winding, components...).
     timings : dict
         Seconds per stage.
+    n_filled_holes : int
+        Small boundary loops closed by the hole-filling pass (``config.fill_holes``).
     """
 
     vertices: np.ndarray
@@ -130,6 +141,7 @@ class ExtractResult:
     stats: MeshStats
     timings: dict = _field(default_factory=dict)
     n_point_evaluations: int = 0
+    n_filled_holes: int = 0
 
     @property
     def evaluation_fraction(self) -> float:
@@ -339,6 +351,9 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
     cell_keys = ((quad_cells[..., 0] * R + quad_cells[..., 1]) * R + quad_cells[..., 2]).reshape(-1)
     uniq, inv = np.unique(cell_keys, return_inverse=True)
     inv = inv.reshape(-1)
+    if config.split_sheets:
+        inv = _split_cells(inv, len(uniq), axis[valid], xs)
+        uniq = np.arange(int(inv.max()) + 1 if len(inv) else 0)
     cnt = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
     v0 = np.stack([np.bincount(inv, weights=np.repeat(xs[:, d], 4), minlength=len(uniq)) for d in range(3)], -1) / np.maximum(cnt, 1)[:, None]
     v32, qv = fq.closest(v0)
@@ -364,6 +379,11 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
     if config.boundary_reach > 0:
         verts = _snap_boundary(fq, verts, faces, config.boundary_reach * h, bias)
         verts, faces = weld_and_clean(verts, faces, tol=1e-6 * h)
+    n_filled = 0
+    if config.fill_holes > 0:
+        faces = _drop_fins(fq, verts, faces, bias)
+        faces = orient_faces(verts, faces)
+        verts, faces, n_filled = _fill_holes(fq, verts, faces, config.fill_holes, h, bias, noise)
     faces = orient_faces(verts, faces)
     verts, faces = remove_small_components(verts, faces, config.min_component_faces)
     timings["mesh"] = time.perf_counter() - tick
@@ -392,7 +412,156 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         stats=mesh_stats(verts_in, faces),
         timings=timings,
         n_point_evaluations=fq.count - n_mesh_eval,
+        n_filled_holes=n_filled,
     )
+
+
+def _face_edge_table() -> np.ndarray:
+    """``(6, 4)`` local edge ids (``axis * 4 + o1 * 2 + o2``, offsets along ``_OTHER[axis]``) of the
+    six faces of a cell, each in cyclic order (consecutive edges share a corner)."""
+
+    def local(ax: int, off: dict) -> int:
+        a1, a2 = _OTHER[ax]
+        return int(ax * 4 + off[a1] * 2 + off[a2])
+
+    table = []
+    for f in range(3):
+        u, v = _OTHER[f]
+        for s in (0, 1):
+            table.append([local(u, {f: s, v: 0}), local(v, {f: s, u: 1}), local(u, {f: s, v: 1}), local(v, {f: s, u: 0})])
+    return np.array(table, dtype=np.int64)
+
+
+_FACE_EDGES = _face_edge_table()
+
+
+def _split_cells(cell_of: np.ndarray, n_cells: int, axis: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Group the crossings of each cell into sheets and give each group its own dual vertex.
+
+    ``cell_of : (4E,)`` cell index of entry ``4 e + k`` (crossed edge ``e`` seen from the ``k``-th
+    cell of its quad), ``axis : (E,)`` the edges' axes, ``xs : (E, 3)`` their crossing points.
+    On every cell face, two crossings are linked (one sheet passes through the face between them);
+    four are paired along the face's sides, the pairing with the shorter links winning; one or
+    three (inconsistent pseudo-signs) are all linked, as one vertex per cell would. Returns
+    ``(4E,)`` vertex ids (connected components of the links within each cell).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(cell_of)
+    if n == 0:
+        return cell_of
+    k = np.tile(np.arange(4), n // 4)
+    ax = np.repeat(axis, 4)
+    local = ax * 4 + (1 - _QUAD[k, 0]) * 2 + (1 - _QUAD[k, 1])
+    table = np.full((n_cells, 12), -1, dtype=np.int64)
+    table[cell_of, local] = np.arange(n)
+    xe = np.repeat(xs, 4, axis=0)
+    a_all, b_all = [], []
+    for fe in _FACE_EDGES:
+        ids = table[:, fe]
+        crossed = ids >= 0
+        cnt = crossed.sum(1)
+        # two crossings (or an odd count): link consecutive crossed edges, which links them all
+        odd = (cnt == 2) | (cnt == 3)
+        if odd.any():
+            sub = ids[odd]
+            srt = np.sort(np.where(sub >= 0, sub, np.iinfo(np.int64).max), axis=1)
+            for j in range(2):
+                ok = srt[:, j + 1] != np.iinfo(np.int64).max
+                a_all.append(srt[ok, 0])
+                b_all.append(srt[ok, j + 1])
+        four = cnt == 4
+        if four.any():
+            sub = ids[four]
+            d = lambda i, j: np.linalg.norm(xe[sub[:, i]] - xe[sub[:, j]], axis=1)  # noqa: E731
+            first = d(0, 1) + d(2, 3) <= d(1, 2) + d(3, 0)
+            a_all += [np.where(first, sub[:, 0], sub[:, 1]), np.where(first, sub[:, 2], sub[:, 3])]
+            b_all += [np.where(first, sub[:, 1], sub[:, 2]), np.where(first, sub[:, 3], sub[:, 0])]
+    a = np.concatenate(a_all) if a_all else np.zeros(0, dtype=np.int64)
+    b = np.concatenate(b_all) if b_all else np.zeros(0, dtype=np.int64)
+    g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(g, directed=False)
+    return labels.astype(np.int64)
+
+
+def _drop_fins(fq: _Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -> np.ndarray:
+    """At every edge of ``faces (F, 3)`` shared by more than two faces, keep only the two faces whose
+    centroids lie closest to the field's surface (the others are fins from a misjudged crossing;
+    the holes their removal leaves are closed by the hole-filling pass). Returns the kept faces."""
+    if len(faces) == 0:
+        return faces
+    _, key, owner = _edges(faces, len(verts))
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    nm = counts[inv] > 2
+    if not nm.any():
+        return faces
+    fid, ekey = owner[nm], inv[nm]
+    cand = np.unique(fid)
+    c32, qc = fq.closest(verts[faces[cand]].mean(1))
+    dist = np.full(len(faces), np.inf)
+    dist[cand] = np.linalg.norm(c32 - qc, axis=1)
+    order = np.lexsort((dist[fid], ekey))
+    fid, ekey = fid[order], ekey[order]
+    start = np.searchsorted(ekey, ekey)
+    rank = np.arange(len(ekey)) - start
+    drop = np.unique(fid[rank >= 2])
+    keep = np.ones(len(faces), dtype=bool)
+    keep[drop] = False
+    return faces[keep]
+
+
+def _fill_holes(fq: _Queries, verts: np.ndarray, faces: np.ndarray, max_edges: int, h: float, bias: float, noise: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Close small holes that lie on the field's surface.
+
+    A boundary loop ``L`` of ``verts (V, 3)``, ``faces (F, 3)`` (consistently wound) is closed by a
+    fan around a new vertex ``c = CSP(m) + bias n`` (``m`` the loop's centroid) when it is a simple
+    cycle of at most ``max_edges`` edges and ``m`` and the midpoints ``(c + v) / 2`` of every spoke
+    lie within ``tol = max(h / 4, rho / 4, 4 noise)`` of the surface (``rho`` the loop's mean radius):
+    a true hole of radius ``rho`` has its centre ``~rho`` off the surface and stays open. The fan
+    faces ``(b, a, c)`` run against the loop's half-edges ``a -> b``, so winding stays consistent.
+    Returns ``(verts, faces, number of loops closed)``.
+    """
+    if len(faces) == 0:
+        return verts, faces, 0
+    nv = len(verts)
+    he, key, _ = _edges(faces, nv)
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    bhe = he[counts[inv] == 1]
+    if len(bhe) == 0:
+        return verts, faces, 0
+    deg = np.bincount(bhe.ravel(), minlength=nv)
+    outdeg = np.bincount(bhe[:, 0], minlength=nv)
+    bv = np.unique(bhe)
+    rm = np.searchsorted(bv, bhe)
+    n_loops, lab_v = _components(len(bv), rm[:, 0], rm[:, 1])
+    lab = lab_v[rm[:, 0]]
+    size = np.bincount(lab, minlength=n_loops)
+    simple = (deg[bhe] == 2).all(1) & (outdeg[bhe[:, 0]] == 1)
+    ok_loop = (np.bincount(lab, weights=simple, minlength=n_loops) == size) & (size >= 3) & (size <= max_edges)
+    loops = np.nonzero(ok_loop)[0]
+    if len(loops) == 0:
+        return verts, faces, 0
+    sel = ok_loop[lab]
+    bhe, lab = bhe[sel], np.searchsorted(loops, lab[sel])
+    cnt = np.bincount(lab, minlength=len(loops)).astype(np.float64)
+    m = np.stack([np.bincount(lab, weights=verts[bhe[:, 0], d], minlength=len(loops)) for d in range(3)], -1) / cnt[:, None]
+    rho = np.bincount(lab, weights=np.linalg.norm(verts[bhe[:, 0]] - m[lab], axis=1), minlength=len(loops)) / cnt
+    tol = np.maximum(np.maximum(0.25 * h, 0.25 * rho), 4.0 * noise)
+    m32, qm = fq.closest(m)
+    nm, um = _unit(m32 - qm)
+    c = qm + bias * nm
+    mid32, qs = fq.closest(0.5 * (c[lab] + verts[bhe[:, 0]]))
+    us = np.linalg.norm(mid32 - qs, axis=1) - bias
+    spoke_ok = np.bincount(lab, weights=us <= tol[lab], minlength=len(loops)) == cnt
+    good = (um - bias <= tol) & spoke_ok & (np.linalg.norm(c - m, axis=1) <= tol + 0.5 * h)
+    if not good.any():
+        return verts, faces, 0
+    new_id = np.full(len(loops), -1, dtype=np.int64)
+    new_id[good] = nv + np.arange(int(good.sum()))
+    use = good[lab]
+    fan = np.stack([bhe[use, 1], bhe[use, 0], new_id[lab[use]]], -1)
+    return np.concatenate([verts, c[good]]), np.concatenate([faces, fan]), int(good.sum())
 
 
 def _snap_boundary(fq: _Queries, verts: np.ndarray, faces: np.ndarray, reach: float, bias: float) -> np.ndarray:

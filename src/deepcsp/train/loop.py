@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -46,6 +47,9 @@ class TrainConfig:
     """Query points per shape and step."""
     lr: float = 5e-4
     """Adam learning rate (cosine decay to 10% over ``epochs``)."""
+    csp_loss: Literal["mse", "relative"] = "mse"
+    """csp: ``mse`` = mean |CSP(x) - CSP*(x)|^2 (the paper); ``relative`` = mean
+    |CSP(x) - CSP*(x)| / (d*(x) + 0.01), which weights queries near the surface up."""
     val_count: int = 2
     """Records held out for validation (chosen by a seeded shuffle) unless ``val_names`` is set."""
     val_names: tuple[str, ...] = ()
@@ -116,11 +120,14 @@ def split_records(paths: list[Path], config: TrainConfig) -> tuple[list[Path], l
     return [p for p in paths if p not in val], val
 
 
-def loss_fn(model_kind: str, pred: torch.Tensor, closest: torch.Tensor, distances: torch.Tensor, clamp: float) -> torch.Tensor:
-    """csp: mean squared error of the closest point ``|CSP(x) - CSP*(x)|^2`` (the paper's MSE);
+def loss_fn(model_kind: str, pred: torch.Tensor, closest: torch.Tensor, distances: torch.Tensor, clamp: float, csp_loss: str = "mse") -> torch.Tensor:
+    """csp: mean squared error of the closest point ``|CSP(x) - CSP*(x)|^2`` (the paper's MSE) or
+    the ``relative`` error ``|CSP(x) - CSP*(x)| / (d*(x) + 0.01)``;
     udf: L1 to the distance clamped at ``clamp`` (NDF clamps both sides; clamping the prediction
     too leaves no gradient once it overshoots, which stalled training here)."""
     if model_kind == "csp":
+        if csp_loss == "relative":
+            return ((pred - closest).norm(dim=-1) / (distances + 0.01)).mean()
         return ((pred - closest) ** 2).sum(-1).mean()
     return (pred - distances.clamp(max=clamp)).abs().mean()
 
@@ -272,7 +279,7 @@ def _train(data_dir, run_dir: Path, config: TrainConfig, progress: bool, info: D
                 g["lr"] = lr_at(global_step)
             cloud, q = batch["cloud"].to(device), batch["queries"].to(device)
             pred = ddp(cloud, q)
-            loss = loss_fn(config.model.kind, pred, batch["closest"].to(device), batch["distances"].to(device), config.model.udf_clamp)
+            loss = loss_fn(config.model.kind, pred, batch["closest"].to(device), batch["distances"].to(device), config.model.udf_clamp, config.csp_loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
