@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=["default", "udf", "paper"], choices=["default", "udf", "paper", "multires", "fourier"])
     ap.add_argument("--paper-seconds", type=float, default=0.0, help="paper recipe budget (0 = same wall time as the default fit)")
     ap.add_argument("--net-seconds", type=float, default=45.0, help="budget of multires/fourier MLP fits")
+    ap.add_argument("--net-output", default="displacement", choices=["displacement", "point", "dist_dir"], help="output parametrisation of multires/fourier fits")
     ap.add_argument("--eval-points", type=int, default=50_000)
     ap.add_argument("--json", type=Path, default=None, help="append JSON lines here")
     args = ap.parse_args()
@@ -86,7 +87,7 @@ def main() -> None:
             else:
                 import dataclasses
 
-                fc = dataclasses.replace(base.field, encoding="multires_grid" if method == "multires" else "fourier")
+                fc = dataclasses.replace(base.field, encoding="multires_grid" if method == "multires" else "fourier", output=args.net_output)
                 cfg, gt = FitConfig(eval_points=0, time_budget=args.net_seconds, field=fc), "exact"
             t0 = time.perf_counter()
             res = fit_surface(surface, cfg, ground_truth=gt)
@@ -96,7 +97,7 @@ def main() -> None:
             err = evaluate_field(res.field, v, f, oracle, n=args.eval_points)
             row = {
                 "mesh": path.stem,
-                "method": method,
+                "method": method if method in ("default", "udf", "paper") else f"{method}-{args.net_output}",
                 "fit_s": wall,
                 "steps": res.steps,
                 "mean_%": 100 * err.mean,
@@ -132,8 +133,8 @@ def main() -> None:
         if "default" not in d:
             continue
         rr = {"mesh": mesh}
-        for m in ("udf", "paper", "multires", "fourier"):
-            if m in d:
+        for m in d:
+            if m != "default":
                 rr[f"{m}/default band"] = d[m]["mean_%"] / d["default"]["mean_%"]
                 rr[f"{m}/default near"] = d[m]["near_mean_%"] / d["default"]["near_mean_%"]
         ratio_rows.append(rr)

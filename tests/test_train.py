@@ -97,7 +97,7 @@ def test_augmented_example_is_consistent(tiny_data):
     plain = make_example(rec, 200, 100, NO_AUGMENT, np.random.default_rng(0))
     ext = plain.cloud.max(0) - plain.cloud.min(0)
     assert ext.max() == pytest.approx(2 * HALF_SIDE * FILL, rel=1e-5)
-    # crops remove input points but never targets: cropped clouds cover less of the record's surface
+    # input points are drawn without replacement when the record has enough of them
     assert len(np.unique(plain.cloud, axis=0)) == 200
 
 
@@ -121,7 +121,7 @@ def test_conditional_field_query_api_and_save_load(tmp_path):
         ConditionalField(model, np.zeros((10, 2)))
 
 
-def test_training_reduces_loss_and_resumes_identically(tiny_data, tmp_path):
+def test_training_writes_outputs_and_resumes_identically(tiny_data, tmp_path):
     straight = train(tiny_data, tmp_path / "a", tiny_train_config(max_steps=4))
     assert straight.steps == 4 and (tmp_path / "a/model.safetensors").exists()
     assert (tmp_path / "a/loss.png").exists() and "val_csp_mean" in straight.history[0]
@@ -167,7 +167,6 @@ def test_ddp_two_gloo_processes_hold_identical_weights(tiny_data, tmp_path):
 
 def test_cli_prepare_train_reconstruct(tmp_path, tiny_data):
     from deepcsp.cli.main import main
-    from deepcsp.fields.query import load_field
     from deepcsp.io import load_surface
 
     assert main(["prepare", "-o", str(tmp_path / "d"), "--procedural", "2", "--config.n-surface", "300", "--config.n-near-per-scale", "50", "--config.n-uniform", "50", "--quiet"]) == 0
@@ -198,7 +197,7 @@ def test_shipped_model_reconstructs_a_held_out_mesh(tmp_path):
     pts = sample_surface(gt.vertices, gt.faces, 3000, np.random.default_rng(0)).points
     save_points(tmp_path / "spot.ply", pts)
     out, fpath = tmp_path / "spot_rec.ply", tmp_path / "spot.safetensors"
-    assert main(["reconstruct", str(tmp_path / "spot.ply"), "-o", str(out), "--field", str(fpath), "--resolution", "64"]) == 0
+    assert main(["reconstruct", str(tmp_path / "spot.ply"), "-o", str(out), "--field", str(fpath), "--resolution", "64", "--field-resolution", "64"]) == 0
     rec = load_surface(out)
     assert rec.faces is not None and len(rec.faces) > 500
     m = compare_surfaces(rec.vertices, rec.faces, gt.vertices, gt.faces, n_samples=20_000)

@@ -143,6 +143,8 @@ class ReconstructCommand:
     """Extract a mesh (deepcsp.extract); False writes the projected dense point cloud."""
     resolution: int = 128
     """Mesh extraction grid resolution."""
+    field_resolution: int = 128
+    """Fine resolution of the band-grid field written by --field."""
 
     def run(self) -> int:
         from deepcsp.cli._common import echo, need_file, table
@@ -170,7 +172,7 @@ class ReconstructCommand:
             rows += [("points", str(len(rec.points)))]
         rows.append(("output", str(self.output)))
         if self.field is not None:
-            nf = collocated_field(rec.field)
+            nf = collocated_field(rec.field, resolution=self.field_resolution)
             nf.save(self.field)
             rows.append(("field", str(self.field)))
         echo(table(rows, f"reconstructed {self.input.name}"))

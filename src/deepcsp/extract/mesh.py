@@ -18,12 +18,19 @@ Pipeline, all in normalised coordinates on the grid ``origin + (i, j, k) h``, ``
    ``h |n_axis|``, for an exact field; the median excess over all edges estimates a constant
    distance bias ``b`` (learned fields overestimate distances near the surface), which is
    removed from every interpolation and snap.
-5. **Dual contouring**: one vertex per cell around a crossed edge, the mean of its crossing
-   points, snapped onto the surface with the field itself, ``v <- CSP(v) + b n``; one quad per
-   crossed edge joining its four cells, split along the shorter diagonal. An open sheet ends where
+5. **Dual contouring**: one vertex per sheet in each cell around a crossed edge (the cell's
+   crossings grouped by the cell faces that link them, as in manifold dual contouring, so two
+   sheets in one cell get two vertices; ``split_sheets``), the mean of its crossing points,
+   snapped onto the surface with the field itself, ``v <- CSP(v) + b n``; one quad per crossed
+   edge joining its four cells, split along the shorter diagonal. An open sheet ends where
    crossings end (no faces where no sheet crosses), so boundaries stay open; a closed surface
    gives a closed mesh; exactly one layer per sheet.
-6. **Cleanup and winding**: coincident vertices welded, repeated/zero-area/duplicate faces
+6. **Repair** (``fill_holes``): at edges shared by more than two faces only the two faces nearest
+   the surface that can be wound consistently stay (the others are fins from a misjudged
+   crossing); then small boundary loops whose fill the field confirms to lie on the surface are
+   closed by a fan around ``CSP(centroid)``. A true hole's centre lies a radius off the surface,
+   so true boundaries stay open.
+7. **Cleanup and winding**: coincident vertices welded, repeated/zero-area/duplicate faces
    dropped, faces oriented consistently by propagation across edges, each component turned to
    positive signed volume (outward for closed surfaces), optional removal of small components.
 """
@@ -77,9 +84,13 @@ class ExtractConfig:
     behaviour, which joins two sheets passing through one cell (thin parts, folds)."""
     fill_holes: int = 24
     """Close boundary loops of at most this many edges where the field says surface is: the loop's
-    centroid and the midpoints of the fan's spokes must lie within a quarter cell (or a quarter of
-    the loop's radius) of the surface; true open boundaries (large loops, or holes whose centre is
-    off the surface) stay open. 0 disables."""
+    centroid and the midpoints of the fan's spokes must lie within ``fill_tolerance`` times the
+    loop's mean radius (at least a quarter cell) of the surface; true open boundaries (large loops,
+    or holes whose centre lies a radius off the surface) stay open. Non-manifold fins are dropped
+    first (see ``_drop_fins``). 0 disables both (the old behaviour)."""
+    fill_tolerance: float = 0.5
+    """Hole filling: allowed distance of the fill from the surface, as a fraction of the loop's
+    mean radius (a true round hole's centre lies one radius off the surface)."""
     min_component_faces: int = 0
     """Drop connected components with fewer faces than this (0 keeps everything)."""
     grid_shift: float = 0.1234
@@ -95,6 +106,8 @@ class ExtractConfig:
             raise ValueError(f"resolution must be in [4, 2048], got {self.resolution!r}")
         if self.points < 0:
             raise ValueError(f"points must be >= 0, got {self.points!r}")
+        if self.fill_holes < 0 or not (0.0 <= self.fill_tolerance < 1.0):
+            raise ValueError(f"fill_holes must be >= 0 and fill_tolerance in [0, 1), got {self.fill_holes!r}, {self.fill_tolerance!r}")
         if not (-1.0 <= self.flip_cos < 1.0):
             raise ValueError(f"flip_cos must be in [-1, 1), got {self.flip_cos!r}")
 
@@ -381,9 +394,9 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         verts, faces = weld_and_clean(verts, faces, tol=1e-6 * h)
     n_filled = 0
     if config.fill_holes > 0:
-        faces = _drop_fins(fq, verts, faces, bias)
+        faces = _drop_fins(fq, verts, orient_faces(verts, faces), bias)
         faces = orient_faces(verts, faces)
-        verts, faces, n_filled = _fill_holes(fq, verts, faces, config.fill_holes, h, bias, noise)
+        verts, faces, n_filled = _fill_holes(fq, verts, faces, config.fill_holes, h, bias, noise, config.fill_tolerance)
     faces = orient_faces(verts, faces)
     verts, faces = remove_small_components(verts, faces, config.min_component_faces)
     timings["mesh"] = time.perf_counter() - tick
@@ -488,7 +501,8 @@ def _split_cells(cell_of: np.ndarray, n_cells: int, axis: np.ndarray, xs: np.nda
 def _drop_fins(fq: _Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -> np.ndarray:
     """At every edge of ``faces (F, 3)`` shared by more than two faces, keep only the two faces whose
     centroids lie closest to the field's surface (the others are fins from a misjudged crossing;
-    the holes their removal leaves are closed by the hole-filling pass). Returns the kept faces."""
+    the holes their removal leaves are closed by the hole-filling pass); faces left without any
+    neighbour are dropped too. Returns the kept faces."""
     if len(faces) == 0:
         return faces
     _, key, owner = _edges(faces, len(verts))
@@ -501,23 +515,40 @@ def _drop_fins(fq: _Queries, verts: np.ndarray, faces: np.ndarray, bias: float) 
     c32, qc = fq.closest(verts[faces[cand]].mean(1))
     dist = np.full(len(faces), np.inf)
     dist[cand] = np.linalg.norm(c32 - qc, axis=1)
+    he, _, _ = _edges(faces, len(verts))
+    fwd = (he[nm, 0] < he[nm, 1])
     order = np.lexsort((dist[fid], ekey))
-    fid, ekey = fid[order], ekey[order]
+    fid, ekey, fwd = fid[order], ekey[order], fwd[order]
     start = np.searchsorted(ekey, ekey)
     rank = np.arange(len(ekey)) - start
-    drop = np.unique(fid[rank >= 2])
+    # keep the closest face and the closest one running the other way along the edge (so the two
+    # kept faces can be wound consistently); the second closest when none runs the other way
+    other = (fwd != fwd[start]) & (rank > 0)
+    idx = np.arange(len(ekey))
+    first_other = np.full(len(ekey), len(ekey))
+    np.minimum.at(first_other, start[other], idx[other])
+    partner = np.where(first_other[start] < len(ekey), first_other[start], start + 1)
+    kept = (rank == 0) | (idx == partner)
+    drop = np.unique(fid[~kept])
     keep = np.ones(len(faces), dtype=bool)
     keep[drop] = False
-    return faces[keep]
+    faces = faces[keep]
+    # a face left with no neighbour at all (its other edges were boundary) was a fin too
+    _, key, owner = _edges(faces, len(verts))
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    lone = np.bincount(owner, weights=counts[inv] == 1, minlength=len(faces)) == 3
+    return faces[~lone]
 
 
-def _fill_holes(fq: _Queries, verts: np.ndarray, faces: np.ndarray, max_edges: int, h: float, bias: float, noise: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _fill_holes(
+    fq: _Queries, verts: np.ndarray, faces: np.ndarray, max_edges: int, h: float, bias: float, noise: float, rel_tol: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Close small holes that lie on the field's surface.
 
     A boundary loop ``L`` of ``verts (V, 3)``, ``faces (F, 3)`` (consistently wound) is closed by a
     fan around a new vertex ``c = CSP(m) + bias n`` (``m`` the loop's centroid) when it is a simple
     cycle of at most ``max_edges`` edges and ``m`` and the midpoints ``(c + v) / 2`` of every spoke
-    lie within ``tol = max(h / 4, rho / 4, 4 noise)`` of the surface (``rho`` the loop's mean radius):
+    lie within ``tol = max(h / 4, rel_tol rho, 4 noise)`` of the surface (``rho`` the loop's mean radius):
     a true hole of radius ``rho`` has its centre ``~rho`` off the surface and stays open. The fan
     faces ``(b, a, c)`` run against the loop's half-edges ``a -> b``, so winding stays consistent.
     Returns ``(verts, faces, number of loops closed)``.
@@ -547,7 +578,7 @@ def _fill_holes(fq: _Queries, verts: np.ndarray, faces: np.ndarray, max_edges: i
     cnt = np.bincount(lab, minlength=len(loops)).astype(np.float64)
     m = np.stack([np.bincount(lab, weights=verts[bhe[:, 0], d], minlength=len(loops)) for d in range(3)], -1) / cnt[:, None]
     rho = np.bincount(lab, weights=np.linalg.norm(verts[bhe[:, 0]] - m[lab], axis=1), minlength=len(loops)) / cnt
-    tol = np.maximum(np.maximum(0.25 * h, 0.25 * rho), 4.0 * noise)
+    tol = np.maximum(np.maximum(0.25 * h, rel_tol * rho), 4.0 * noise)
     m32, qm = fq.closest(m)
     nm, um = _unit(m32 - qm)
     c = qm + bias * nm

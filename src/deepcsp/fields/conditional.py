@@ -54,7 +54,7 @@ class ConditionalConfig:
     """ResNet-FC decoder blocks."""
     padding: float = 0.1
     """The planes cover ``[-(0.5 + padding/2), 0.5 + padding/2]`` (ConvONet convention)."""
-    knn: int = 0
+    knn: int = 8
     """Decoder also sees the offsets to the query's ``knn`` nearest input points (a max-pooled
     per-neighbour MLP); 0 disables (plain ConvONet decoder)."""
     udf_clamp: float = 0.1
