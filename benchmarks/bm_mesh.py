@@ -1,6 +1,6 @@
 """Benchmark of mesh extraction (issue 6): quality, robustness and cost.
 
-Run:  python benchmarks/bm_mesh.py [--resolution 128] [--sections exact robust nested cost fitted] [--meshes NAME ...]
+Run:  python benchmarks/bm_mesh.py [--resolution 128] [--sections exact robust nested cost fitted] [--meshes NAME ...] [--legacy]
 
 Sections
 * exact:  exact oracle field of each dev mesh; Chamfer-L1 (``compare_surfaces``, input units) of our
@@ -28,6 +28,7 @@ from deepcsp.io import load_surface
 
 MESHES = Path("/work/shared/data/meshes")
 N_SAMPLES = 50_000
+EXTRA: dict = {}  # extra ExtractConfig fields for every section (--legacy)
 
 
 def all_meshes() -> list[Path]:
@@ -75,7 +76,7 @@ def section_exact(paths, res, robust: bool):
         closed = p.parent.name == "closed"
         fld = ExactField(surf.vertices, surf.faces)
         gt = mesh_stats(surf.vertices, surf.faces)
-        r = extract_mesh(fld, ExtractConfig(resolution=res))
+        r = extract_mesh(fld, ExtractConfig(resolution=res, **EXTRA))
         m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
         mv, mf = mc_reference(fld.vertices_normalized, surf.faces, res, closed)
         mm = compare_surfaces(surf.normalization.to_input(mv), mf, surf.vertices, surf.faces, n_samples=N_SAMPLES)
@@ -96,7 +97,7 @@ def section_exact(paths, res, robust: bool):
             surf = load_surface(p)
             fld = PerturbedField(ExactField(surf.vertices, surf.faces), **kw)
             gt = mesh_stats(surf.vertices, surf.faces)
-            r = extract_mesh(fld, ExtractConfig(resolution=res))
+            r = extract_mesh(fld, ExtractConfig(resolution=res, **EXTRA))
             _, line = row(f"{p.parent.name}/{p.stem}", r, gt, surf.vertices, surf.faces, f" {r.bias:.2e} | {r.noise:.2e} |")
             print(line, flush=True)
 
@@ -127,7 +128,7 @@ def section_nested(res):
     print("| field | Chamfer-L1 | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, fl in (("exact", fld), ("bias +0.002", PerturbedField(fld, bias=0.002)), ("noise 0.001", PerturbedField(fld, noise_std=0.001))):
-        r = extract_mesh(fl, ExtractConfig(resolution=res))
+        r = extract_mesh(fl, ExtractConfig(resolution=res, **EXTRA))
         _, line = row(label, r, gt, v, f)
         print(line, flush=True)
 
@@ -139,8 +140,8 @@ def section_cost(paths, res):
     for p in paths:
         surf = load_surface(p)
         fld = ExactField(surf.vertices, surf.faces)
-        rs = extract_mesh(fld, ExtractConfig(resolution=res))
-        rd = extract_mesh(fld, ExtractConfig(resolution=res, sparse=False))
+        rs = extract_mesh(fld, ExtractConfig(resolution=res, **EXTRA))
+        rd = extract_mesh(fld, ExtractConfig(resolution=res, sparse=False, **EXTRA))
         ms = compare_surfaces(rs.vertices, rs.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
         md = compare_surfaces(rd.vertices, rd.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
         print(f"| {p.parent.name}/{p.stem} | {rs.evaluation_fraction:.3f} | {rs.seconds:.2f} | {rd.seconds:.2f} | {rs.seconds / rd.seconds:.2f} | {ms.chamfer_l1:.3e} | {md.chamfer_l1:.3e} |", flush=True)
@@ -158,7 +159,7 @@ def section_fitted(paths, res):
         field = fit_surface(surf, FitConfig(eval_points=0)).field
         t_fit = time.perf_counter() - t0
         gt = mesh_stats(surf.vertices, surf.faces)
-        r = extract_mesh(field, ExtractConfig(resolution=res))
+        r = extract_mesh(field, ExtractConfig(resolution=res, **EXTRA))
         m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
         s = r.stats
         print(
@@ -175,7 +176,10 @@ def main() -> None:
     ap.add_argument("--meshes", nargs="*", default=None, help="mesh stems (default: all dev meshes)")
     ap.add_argument("--cost-meshes", nargs="*", default=["torus", "spot", "tee_sim", "armor_jacket"])
     ap.add_argument("--fitted-meshes", nargs="*", default=["spot", "torus", "tee_sim", "skirt_sim", "cube_no_bottom"])
+    ap.add_argument("--legacy", action="store_true", help="old extraction: one vertex per cell, no fin removal or hole filling")
     a = ap.parse_args()
+    if a.legacy:
+        EXTRA.update(split_sheets=False, fill_holes=0)
     paths = all_meshes()
     pick = lambda names: [p for p in paths if p.stem in names]  # noqa: E731
     sel = pick(a.meshes) if a.meshes else paths

@@ -17,7 +17,7 @@ import torch
 from deepcsp.fields.modules import build_module
 from deepcsp.fields.query import NeuralField
 from deepcsp.fit.band import BandStats, collocate
-from deepcsp.fit.checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
+from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.evaluate import FieldErrors, evaluate_field
 from deepcsp.geometry.closest import CloudOracle, make_oracle

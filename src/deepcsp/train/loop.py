@@ -23,7 +23,7 @@ import torch
 
 from deepcsp.errors import DeepCSPError
 from deepcsp.fields.conditional import ConditionalConfig, ConditionalModel, save_model
-from deepcsp.train.checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
+from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp.train.data import NO_AUGMENT, AugmentConfig, RecordDataset, list_records, make_example
 
 

@@ -1,4 +1,4 @@
-"""Atomic, pickle-free checkpoints: tensors in safetensors, everything else as JSON metadata."""
+"""Atomic, pickle-free checkpoints shared by fitting and training: tensors in safetensors, the rest as JSON metadata."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from deepcsp.errors import DeepCSPError
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer's state dict into tensors and a JSON-able remainder."""
+    """Split ``opt.state_dict()`` into tensors (``opt.<param id>.<name>``) and a JSON-able rest."""
     sd = opt.state_dict()
     tensors, scalars = {}, {}
     for pid, st in sd["state"].items():
@@ -25,6 +25,7 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
 
 
 def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    """Inverse of :func:`optimizer_tensors`."""
     state: dict = {}
     for key, v in tensors.items():
         if key.startswith("opt."):
@@ -37,7 +38,7 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
-    """Write ``tensors`` and ``meta`` (JSON) to ``path`` atomically."""
+    """Write ``tensors`` and ``meta`` (JSON) to ``path`` atomically (a reader never sees half a file)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -47,6 +48,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(tensors, meta)`` of a checkpoint; DeepCSPError when unreadable."""
     from safetensors import safe_open
 
     try:
