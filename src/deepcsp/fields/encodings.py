@@ -164,13 +164,16 @@ class BandGrid(nn.Module):
 
     def corners(self, x: torch.Tensor):
         """Per-point fine-cell data for custom interpolation: ``ok (N,)`` (all 8 corners active),
-        trilinear weights ``(N, 8)``, corner values ``(N, 8, C)`` and corner positions ``(N, 8, 3)``."""
+        trilinear weights ``(N, 8)``, corner values ``(N, 8, C)`` and the cells' lowest corners
+        ``i0 (N, 3)`` (corner k sits at ``(i0 + CORNERS[k]) * h - half``)."""
         i0, f = cell_coordinates(x, self.res, self.half)
         rows = self.table()[corner_ids(i0, self.res)].long()
         ok = (rows >= 0).all(dim=1)
-        h = 2 * self.half / (self.res - 1)
-        pos = (i0[:, None, :] + _CORNERS.to(i0.device)[None]).to(x.dtype) * h - self.half
-        return ok, trilinear_weights(f), self.values[rows.clamp(min=0)], pos
+        return ok, trilinear_weights(f), self.values[rows.clamp(min=0)], i0
+
+    def corner_offsets(self, dtype=torch.float32) -> torch.Tensor:
+        """(8, 3) corner offsets from a cell's lowest corner, in normalised units."""
+        return _CORNERS.to(self.values.device, dtype) * (2 * self.half / (self.res - 1))
 
     def fine_mask(self, x: torch.Tensor) -> torch.Tensor:
         """(N,) bool: which points are served by the fine grid."""

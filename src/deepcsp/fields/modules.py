@@ -144,16 +144,18 @@ class CSPNet(nn.Module):
         are interpolated trilinearly.
         """
         enc = self.encoder
-        ok, w, D, v = enc.corners(x)
+        ok, w, D, i0 = enc.corners(x)
         h = 2 * enc.half / (enc.res - 1)
-        q = v + D
-        fine = x + torch.einsum("nk,nkc->nc", w, D)
-        # Only cells whose corners' closest points spread over more than half the jump threshold
-        # can straddle two sheets (a few percent of band queries); the rest stay trilinear.
-        spread = (q - q[:, :1]).norm(dim=2).amax(dim=1)
+        off = enc.corner_offsets(x.dtype)
+        fine = x + torch.bmm(w[:, None, :], D)[:, 0]
+        # Only cells whose corners' closest points (q_k - q_0 = off_k + D_k - D_0) spread over more
+        # than half the jump threshold can straddle two sheets (a few percent of band queries);
+        # the rest stay trilinear.
+        spread = (off[None] + D - D[:, :1]).norm(dim=2).amax(dim=1)
         mixed = torch.nonzero(spread > 0.5 * self.config.sheet_jump * h).squeeze(1)
         if len(mixed):
-            xm, wm, Dm, qm = x[mixed], w[mixed], D[mixed], q[mixed]
+            xm, wm, Dm = x[mixed], w[mixed], D[mixed]
+            qm = i0[mixed].to(x.dtype)[:, None, :] * h - enc.half + off[None] + Dm
             length = Dm.norm(dim=2, keepdim=True)
             n = Dm / length.clamp(min=1e-12)
             rel = xm[:, None, :] - qm

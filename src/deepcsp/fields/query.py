@@ -52,7 +52,7 @@ class Field:
     kind: str = "csp"
     normalization: Normalization
     device: torch.device = torch.device("cpu")
-    chunk: int = 1 << 18
+    chunk: int = 1 << 16
 
     def closest_points_normalized(self, x: torch.Tensor) -> torch.Tensor:
         """Closest points ``(N, 3)`` for normalised points ``x : (N, 3)`` (a tensor on ``device``)."""
@@ -122,10 +122,13 @@ class NeuralField(Field):
         self.meta = dict(meta or {})
 
     def closest_points_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        # Chunks of 64k points keep the per-point temporaries in cache (measured ~1.5x faster
+        # than one 1M-point pass on 2 CPU cores).
+        n = self.chunk
         if self.kind == "udf":
-            return self.module(x).detach()
+            return torch.cat([self.module(x[i : i + n]).detach() for i in range(0, len(x), n)]) if len(x) else x.clone()
         with torch.no_grad():
-            return self.module(x)
+            return torch.cat([self.module(x[i : i + n]) for i in range(0, len(x), n)]) if len(x) else x.clone()
 
     def distances_normalized(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "udf":
