@@ -169,27 +169,20 @@ class _Queries:
         self.field = field
         self.count = 0
 
+    def _map(self, x: np.ndarray, fn, empty_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Apply ``fn`` (a normalised-coordinate field query) in chunks; returns ``(x32, out)``."""
+        self.count += len(x)
+        x32 = np.asarray(x, np.float32)
+        chunk = int(getattr(self.field, "chunk", 1 << 18))
+        out = [fn(torch.as_tensor(x32[i : i + chunk], device=self.field.device)).detach().cpu().double().numpy() for i in range(0, len(x32), chunk)]
+        return x32.astype(np.float64), (np.concatenate(out) if out else np.zeros(empty_shape))
+
     def closest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(x32, q)``: the points as the field saw them (float32 rounding) and their closest points."""
-        self.count += len(x)
-        x32 = np.asarray(x, np.float32)
-        out = []
-        chunk = int(getattr(self.field, "chunk", 1 << 18))
-        for i in range(0, len(x32), chunk):
-            xt = torch.as_tensor(x32[i : i + chunk], device=self.field.device)
-            out.append(self.field.closest_points_normalized(xt).detach().cpu().double().numpy())
-        q = np.concatenate(out) if out else np.zeros((0, 3))
-        return x32.astype(np.float64), q
+        return self._map(x, self.field.closest_points_normalized, (0, 3))
 
     def distances(self, x: np.ndarray) -> np.ndarray:
-        self.count += len(x)
-        x32 = np.asarray(x, np.float32)
-        out = []
-        chunk = int(getattr(self.field, "chunk", 1 << 18))
-        for i in range(0, len(x32), chunk):
-            xt = torch.as_tensor(x32[i : i + chunk], device=self.field.device)
-            out.append(self.field.distances_normalized(xt).detach().cpu().double().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+        return self._map(x, self.field.distances_normalized, (0,))[1]
 
 
 def _unit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

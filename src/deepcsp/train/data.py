@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from deepcsp.errors import DeepCSPError
+from deepcsp.train.procedural import _random_rotation
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
 RECORD_KEYS = ("vertices", "faces", "surface_points", "surface_normals", "queries", "closest", "distances", "query_kind")
@@ -241,16 +242,7 @@ NO_AUGMENT = AugmentConfig(rotate=False, scale=(1.0, 1.0), crop_probability=0.0,
 
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:
-    q = rng.normal(size=4)
-    q /= np.linalg.norm(q)
-    w, x, y, z = q
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+    return _random_rotation(rng)
 
 
 @dataclass
