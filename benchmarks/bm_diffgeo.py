@@ -95,7 +95,7 @@ def main() -> None:
         res = {
             "CSP direction (back-off)": fdg.normals(csp, q, "direction"),
             "CSP direction at p": fdg.normals(csp, q, "direction", offset=0.0),
-            "CSP Jacobian (autograd, default)": fdg.normals(csp, q, "jacobian"),
+            "CSP Jacobian (default: central for band grids)": fdg.normals(csp, q, "jacobian"),
             "CSP Jacobian (central, 2 cells)": fdg.normals(csp, q, "jacobian", jacobian="central"),
             "UDF gradient (back-off)": fdg.normals(udf, q, "udf_gradient"),
             "UDF gradient at p": fdg.normals(udf, q, "udf_gradient", offset=0.0),

@@ -47,7 +47,7 @@ from deepcsp.geometry import diffgeo as dg
 NormalMethod = Literal["direction", "jacobian", "udf_gradient"]
 JacobianMethod = Literal["auto", "autograd", "central"]
 
-#: Band grids: central-difference step and back-off offset, in fine grid cells (see RESULTS_diffgeo).
+#: Band grids: central-difference step and back-off offset, in fine grid cells (see benchmarks/RESULTS.md).
 GRID_STEP_CELLS = 2.0
 #: Band grids: central-difference step of Jacobian normals, in fine grid cells.
 GRID_NORMAL_STEP_CELLS = 1.0
@@ -109,7 +109,7 @@ def default_offset(field) -> float:
 def resolve_jacobian(field, jacobian: JacobianMethod) -> str:
     """``auto``: central differences for band grids (their trilinear derivative is only piecewise
     smooth: autograd gave ~5% outliers near 90 degrees for normals and ~15-40% curvature error, see
-    RESULTS_diffgeo) and exact oracles (no autograd); autograd otherwise."""
+    benchmarks/RESULTS.md) and exact oracles (no autograd); autograd otherwise."""
     if jacobian not in ("auto", "autograd", "central"):
         raise ValueError(f"jacobian must be 'auto', 'autograd' or 'central', got {jacobian!r}")
     if jacobian != "auto":
