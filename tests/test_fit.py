@@ -213,23 +213,30 @@ def test_cli_bad_input_one_line(tmp_path):
 
 def test_cli_fit_resumes_after_kill(tmp_path):
     out = tmp_path / "net.safetensors"
-    args = ["fit", DATA / "tee_sim.obj", "-o", out, "--quiet", "--cache", "None", "--config.field.encoding", "multires_grid",
-            "--config.field.levels", "2", "--config.field.base-resolution", "8", "--config.field.max-resolution", "16", "--config.field.hidden", "8", "--config.time-budget", "0", "--config.max-steps", "150",
-            "--config.batch-size", "512", "--config.checkpoint-every", "1.0", "--config.eval-points", "0",
-            "--config.samples.n-surface", "2000", "--config.samples.n-near-per-scale", "2000", "--config.samples.n-uniform", "1000"]
-    proc = subprocess.Popen([sys.executable, "-m", "deepcsp", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def args(max_steps):
+        return ["fit", DATA / "tee_sim.obj", "-o", out, "--quiet", "--cache", "None", "--config.field.encoding", "multires_grid",
+                "--config.field.levels", "2", "--config.field.base-resolution", "8", "--config.field.max-resolution", "16",
+                "--config.field.hidden", "8", "--config.time-budget", "0", "--config.max-steps", str(max_steps),
+                "--config.batch-size", "512", "--config.checkpoint-every", "0.2", "--config.eval-points", "0",
+                "--config.samples.n-surface", "2000", "--config.samples.n-near-per-scale", "2000", "--config.samples.n-uniform", "1000"]
+
+    # A run that would take far longer than the test is killed (SIGKILL) once a checkpoint exists.
+    proc = subprocess.Popen([sys.executable, "-m", "deepcsp", *map(str, args(10_000_000))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ck = Path(str(out) + ".ckpt")
     t0 = time.time()
-    while not ck.exists() and time.time() - t0 < 120 and proc.poll() is None:
-        time.sleep(0.1)
-    time.sleep(0.5)
-    if proc.poll() is not None:
-        pytest.skip("fit finished before it could be killed")
+    while not ck.exists() and time.time() - t0 < 240 and proc.poll() is None:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert ck.exists() and not out.exists()
-    r = _cli(*args)
+    from deepcsp._checkpoint import load_checkpoint
+
+    step = load_checkpoint(ck)[1]["step"]
+    assert step > 0
+    # Rerunning the same command resumes (the step budget is not part of the checkpoint's identity).
+    r = _cli(*args(step + 20))
     assert r.returncode == 0, r.stderr
     report = json.loads(Path(str(out) + ".json").read_text())
-    assert report["resumed_from_step"] > 0 and report["steps"] == 150
+    assert report["resumed_from_step"] == step and report["steps"] == step + 20
     assert not ck.exists()

@@ -179,10 +179,16 @@ def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization
         "meta": meta or {},
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    compressed = {}
     if half and config.encoding == "band_grid":
         # Grid values are displacements/distances of at most ~0.1 in normalised units, so float16
-        # keeps them to ~3e-5 (0.003% of a unit diagonal); they are read back as float32.
+        # keeps them to ~3e-5 (0.003% of a unit diagonal); they are read back as float32. Values
+        # and the active mask are then zlib-compressed (bytes shuffled by significance first):
+        # measured 9.1 MB -> 5.3 MB on the bundled T-shirt.
         tensors = {k: v.half() if k.endswith("values") else v for k, v in tensors.items()}
+        for k in [k for k in tensors if k.endswith("values") or k.endswith("active_mask")]:
+            tensors[k + ".zlib"], compressed[k] = _compress(tensors.pop(k))
+    header["compressed"] = compressed
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"deepcsp": json.dumps(header)})
     return path
@@ -210,6 +216,8 @@ def load_field(path, device: str = "cpu") -> NeuralField:
             raise ValueError(f"format {header.get('format')!r}")
         if int(header.get("version", 0)) > FORMAT_VERSION:
             raise ValueError(f"written by a newer deepcsp (format version {header['version']})")
+        for key, spec in header.get("compressed", {}).items():
+            tensors[key] = _decompress(tensors.pop(key + ".zlib"), spec)
         config = FieldConfig.from_dict(header["config"])
         normalization = Normalization.from_dict(header["normalization"])
         module = build_module(config)
@@ -222,3 +230,28 @@ def load_field(path, device: str = "cpu") -> NeuralField:
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise DeepCSPError(f"weights {k!r} contain NaN or inf", path)
     return NeuralField(module, config, normalization, device=device, meta=header.get("meta", {}))
+
+
+def _compress(t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """zlib of a tensor's bytes, shuffled so that byte k of every element is contiguous."""
+    import zlib
+
+    a = t.numpy()
+    raw = np.ascontiguousarray(a.reshape(-1).view(np.uint8).reshape(-1, a.itemsize).T).tobytes()
+    blob = np.frombuffer(zlib.compress(raw, 6), dtype=np.uint8).copy()
+    return torch.from_numpy(blob), {"shape": list(a.shape), "dtype": str(a.dtype)}
+
+
+def _decompress(blob: torch.Tensor, spec: dict) -> torch.Tensor:
+    import zlib
+
+    dtype = np.dtype(spec["dtype"])
+    if dtype not in (np.dtype("float16"), np.dtype("float32"), np.dtype("uint8")):
+        raise ValueError(f"unsupported compressed dtype {spec['dtype']!r}")
+    shape = [int(n) for n in spec["shape"]]
+    count = int(np.prod(shape)) if shape else 1
+    raw = zlib.decompress(blob.numpy().tobytes(), bufsize=count * dtype.itemsize)
+    if len(raw) != count * dtype.itemsize:
+        raise ValueError(f"compressed tensor holds {len(raw)} bytes, expected {count * dtype.itemsize}")
+    a = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, count).T.copy().view(dtype).reshape(shape)
+    return torch.from_numpy(a)
