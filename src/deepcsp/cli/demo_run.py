@@ -40,7 +40,7 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
     config = replace(base, time_budget=time_budget, field=replace(base.field, resolution=field_resolution))
     field_path = output / "field.safetensors"
     fit = fit_with_progress(surface, config, field_path, cache_dir=output / ".cache")
-    files = write_fit_outputs(fit, field_path, config)
+    write_fit_outputs(fit, field_path, config)
     field = fit.field
 
     # 2. Render the fitted field and the ground-truth mesh from the same cameras.

@@ -65,7 +65,7 @@ class RenderCommand:
         suffix = out.suffix.lower()
         if suffix in ANIMATION_SUFFIXES:
             if self.turntable <= 0:
-                raise DeepCSPError(f"is an animation; pass --turntable N (N > 0) or use a .png output", out)
+                raise DeepCSPError("is an animation; pass --turntable N (N > 0) or use a .png output", out)
             return None, out
         if suffix not in IMAGE_SUFFIXES:
             raise DeepCSPError(f"output must end in .png (or .gif/.mp4 with --turntable), got {out.suffix or 'no suffix'!r}", out)

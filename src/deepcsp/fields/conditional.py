@@ -13,7 +13,6 @@ closest surface point (CSP) of a query, or its unsigned distance (the NDF-style 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
@@ -24,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepcsp.errors import DeepCSPError
+from deepcsp.fields.files import check_finite, read_weights, write_weights
 from deepcsp.fields.query import Field, _as_points
 from deepcsp.geometry.normalize import Normalization
 
@@ -296,16 +296,8 @@ class ConditionalField(Field):
 
 def save_model(path: str | Path, model: ConditionalModel, meta: dict | None = None) -> Path:
     """Write weights (safetensors) with the config and ``meta`` in the header, atomically."""
-    from safetensors.torch import save_file
-
-    from deepcsp._atomic import atomic_path
-
-    path = Path(path)
     header = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict(), "meta": meta or {}}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"deepcsp": json.dumps(header)})
-    return path
+    return write_weights(path, model.state_dict(), header)
 
 
 @dataclass
@@ -318,28 +310,14 @@ class LoadedModel:
 
 def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     """Load a model saved by :func:`save_model`; never unpickles; DeepCSPError on a bad file."""
-    from safetensors import safe_open
-
     path = Path(path)
-    if not path.exists():
-        raise DeepCSPError("model file not found", path)
+    tensors, header = read_weights(path, "deepcsp reconstruction model", FORMAT, FORMAT_VERSION)
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as exc:
-        raise DeepCSPError(f"is not a readable model (safetensors: {str(exc).splitlines()[0][:120]})", path) from None
-    try:
-        header = json.loads(meta["deepcsp"])
-        if header.get("format") != FORMAT:
-            raise ValueError(f"format {header.get('format')!r}, expected {FORMAT!r}")
         model = ConditionalModel(ConditionalConfig.from_dict(header["config"]))
         model.load_state_dict(tensors, strict=True)
     except Exception as exc:
         raise DeepCSPError(f"is not a deepcsp reconstruction model ({str(exc).splitlines()[0][:200]})", path) from None
-    for k, v in tensors.items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise DeepCSPError(f"weights {k!r} contain NaN or inf", path)
+    check_finite(tensors, path)
     return LoadedModel(model=model.to(device).eval(), meta=header.get("meta", {}))
 
 

@@ -9,7 +9,6 @@ coordinates, batched in chunks with bounded memory, on CPU or CUDA.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from deepcsp.errors import DeepCSPError
+from deepcsp.fields.files import check_finite, read_weights, write_weights
 from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.geometry.closest import make_oracle
 from deepcsp.geometry.normalize import Normalization
@@ -166,10 +166,6 @@ class ExactField(Field):
 def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization: Normalization, meta: dict | None = None, half: bool = True) -> Path:
     """Save a field as one ``.safetensors`` file (atomic: temp file + rename); band-grid values
     are stored as float16 unless ``half`` is False."""
-    from safetensors.torch import save_file
-
-    from deepcsp._atomic import atomic_path
-
     path = Path(path)
     header = {
         "format": FORMAT,
@@ -189,46 +185,24 @@ def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization
         for k in [k for k in tensors if k.endswith("values") or k.endswith("active_mask")]:
             tensors[k + ".zlib"], compressed[k] = _compress(tensors.pop(k))
     header["compressed"] = compressed
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"deepcsp": json.dumps(header)})
-    return path
+    return write_weights(path, tensors, header)
 
 
 def load_field(path, device: str = "cpu") -> NeuralField:
     """Load a field saved by :func:`save_field`; never unpickles. Raises DeepCSPError on a
     missing, corrupted or mismatched file."""
-    from safetensors import safe_open
-
     path = Path(path)
-    if not path.exists():
-        raise DeepCSPError("field file not found", path)
+    tensors, header = read_weights(path, "deepcsp field", FORMAT, FORMAT_VERSION)
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as exc:
-        raise DeepCSPError(f"is not a readable deepcsp field (safetensors: {str(exc).splitlines()[0][:120]})", path) from None
-    if "deepcsp" not in meta:
-        raise DeepCSPError("is a safetensors file but not a deepcsp field (no 'deepcsp' header)", path)
-    try:
-        header = json.loads(meta["deepcsp"])
-        if header.get("format") != FORMAT:
-            raise ValueError(f"format {header.get('format')!r}")
-        if int(header.get("version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"written by a newer deepcsp (format version {header['version']})")
         for key, spec in header.get("compressed", {}).items():
             tensors[key] = _decompress(tensors.pop(key + ".zlib"), spec)
         config = FieldConfig.from_dict(header["config"])
         normalization = Normalization.from_dict(header["normalization"])
         module = build_module(config)
         module.load_state_dict(tensors, strict=True)
-    except DeepCSPError:
-        raise
     except Exception as exc:
         raise DeepCSPError(f"field header or weights do not match ({str(exc).splitlines()[0][:200]})", path) from None
-    for k, v in tensors.items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise DeepCSPError(f"weights {k!r} contain NaN or inf", path)
+    check_finite(tensors, path)
     return NeuralField(module, config, normalization, device=device, meta=header.get("meta", {}))
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from deepcsp.geometry.closest import ClosestPoints, check_points
+from deepcsp.geometry.closest import ClosestPoints
 
 
 @dataclass
