@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from deepcsp.fit.band import BandStats, collocate
 from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.evaluate import FieldErrors, evaluate_field
+from deepcsp.fit.losses import cosine_scale, csp_loss, udf_loss
 from deepcsp.geometry.closest import CloudOracle, make_oracle
 from deepcsp.geometry.sampling import cached_training_samples, sample_surface
 
@@ -172,36 +172,23 @@ def fit_surface(
         save_checkpoint(ckpt, tensors, meta)
 
     budget = config.time_budget
-    reserve = 0.0
     last_ckpt = time.perf_counter()
     module.train()
     try:
         while samples is not None and step < steps_wanted and len(P) > 0:
             now = elapsed_before + time.perf_counter() - t_start
-            if budget and now >= budget - reserve:
+            if budget and now >= budget:
                 break
-            frac = max(now / budget if budget else step / max(steps_wanted, 1), step / max(steps_wanted, 1))
-            scale = config.lr_decay + (1 - config.lr_decay) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+            frac = max(now / budget if budget else 0.0, step / max(steps_wanted, 1))
             for g, lr in zip(opt.param_groups, base_lrs):
-                g["lr"] = lr * scale
+                g["lr"] = lr * cosine_scale(frac, config.lr_decay)
             idx = torch.randint(0, len(P), (config.batch_size,), generator=gen).to(device)
-            x, target = P[idx], C[idx]
             if fcfg.kind == "udf":
-                pred_d = module.distance(x)
-                loss = (pred_d - D[idx]).abs().mean()
-                with torch.no_grad():
-                    err = float(((pred_d - D[idx]).abs()).mean()) / diag
+                batch = udf_loss(module, P[idx], D[idx], diag)
             else:
-                pred = module(x)
-                e = (pred - target).norm(dim=1)
-                loss = e.mean() if fcfg.encoding != "paper" else ((pred - target) ** 2).sum(1).mean()
-                if config.idempotence_weight:
-                    loss = loss + config.idempotence_weight * (module(pred) - pred).norm(dim=1).mean()
-                if config.orthogonality_weight:
-                    n = torch.nn.functional.normalize(x - target, dim=1)
-                    r = x - pred
-                    loss = loss + config.orthogonality_weight * (r - (r * n).sum(1, keepdim=True) * n).norm(dim=1).mean()
-                err = float(e.detach().mean()) / diag
+                batch = csp_loss(module, P[idx], C[idx], diag, squared=fcfg.encoding == "paper",
+                                 idempotence=config.idempotence_weight, orthogonality=config.orthogonality_weight)
+            loss, err = batch.loss, batch.error
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
