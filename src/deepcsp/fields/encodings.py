@@ -56,10 +56,6 @@ class DenseGrid(nn.Module):
         w = trilinear_weights(f)
         return torch.einsum("nk,nkc->nc", w, self.values[ids])
 
-    def vertex_positions(self) -> torch.Tensor:
-        """(res^3, 3) positions of the vertices, in flat-id order."""
-        return grid_vertices(self.res, self.half, self.values.device)
-
 
 def grid_vertices(res: int, half: float, device=None, ids: torch.Tensor | None = None) -> torch.Tensor:
     """Positions ``(M, 3)`` of vertices with flat ids ``ids`` (all vertices when None)."""

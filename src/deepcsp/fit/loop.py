@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -99,7 +100,7 @@ def fit_surface(
     else:
         raise ValueError(f"ground_truth must be 'exact' or 'surface_samples', got {ground_truth!r}")
     diag = float(np.linalg.norm(v.max(0) - v.min(0)))
-    fcfg = config.field
+    fcfg = dataclasses.replace(config.field)  # n_active is set below; the caller's config stays as given
     chash = _config_hash(config, surface.content_hash() + ground_truth)
 
     ckpt = Path(checkpoint_path) if checkpoint_path else None
