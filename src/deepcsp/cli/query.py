@@ -26,6 +26,9 @@ class QueryCommand:
     """Also write ``normals`` (N, 3)."""
     curvature: bool = False
     """Also write ``k1``, ``k2``, ``mean_curvature``, ``gaussian_curvature`` (N,)."""
+    signed: bool = False
+    """Also write ``signed_distances`` (N,), negative inside; only for fields fitted to a closed
+    mesh (the fit stores inside/outside then)."""
     device: str = "cpu"
     """``cpu`` or ``cuda``."""
 
@@ -39,6 +42,12 @@ class QueryCommand:
         pts = load_surface(self.points, kind="points").vertices
         res = field.query(pts)
         out = {"closest_points": res.closest_points, "distances": res.distances}
+        if self.signed:
+            if not field.closed:
+                from deepcsp.errors import DeepCSPError
+
+                raise DeepCSPError("--signed needs a field fitted to a closed mesh (this one has no inside/outside)", self.field)
+            out["signed_distances"] = field.signed_distances(pts)
         if self.normals or self.curvature:
             from deepcsp.cli._diffgeo import add_diffgeo
 

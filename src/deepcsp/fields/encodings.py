@@ -114,6 +114,39 @@ class BandGrid(nn.Module):
         self.values = nn.Parameter(torch.zeros(n_active, channels))
         self.coarse = DenseGrid(coarse_res, channels, half)
         self._table: torch.Tensor | None = None
+        # Inside/outside bits (closed inputs only): True = outside, per active fine row and per
+        # coarse vertex; empty when the field is unsigned. Saved as packed bit masks.
+        self.register_buffer("outside", torch.zeros(0, dtype=torch.bool), persistent=False)
+        self.register_buffer("coarse_outside", torch.zeros(0, dtype=torch.bool), persistent=False)
+
+    @property
+    def has_sides(self) -> bool:
+        """True when inside/outside bits are stored (the field was fitted to a closed mesh)."""
+        return self.coarse_outside.numel() == self.coarse_res**3 and self.outside.numel() == self.active.numel()
+
+    def set_sides(self, outside: torch.Tensor, coarse_outside: torch.Tensor) -> None:
+        """Store which active fine vertices ``(n_active,)`` and coarse vertices ``(coarse_res^3,)``
+        lie outside the (closed) surface."""
+        if outside.shape != self.active.shape or coarse_outside.shape != (self.coarse_res**3,):
+            raise ValueError(f"sides must have shapes {tuple(self.active.shape)} and ({self.coarse_res**3},), got {tuple(outside.shape)} and {tuple(coarse_outside.shape)}")
+        self.outside = outside.to(torch.bool).to(self.values.device)
+        self.coarse_outside = coarse_outside.to(torch.bool).to(self.values.device)
+
+    def corner_sides(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 8)`` +1 (outside) / -1 (inside) at the corners of each point's fine cell (rows of
+        inactive corners read as outside; callers use them only where all 8 are active)."""
+        i0, _ = cell_coordinates(x, self.res, self.half)
+        rows = self.table()[corner_ids(i0, self.res)].long()
+        out = self.outside[rows.clamp(min=0)] | (rows < 0)
+        return out.to(x.dtype) * 2 - 1
+
+    def coarse_signed(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` trilinear interpolation of the coarse vertices' signed distances (negative inside)."""
+        g = self.coarse
+        i0, f = cell_coordinates(x, g.res, g.half)
+        ids = corner_ids(i0, g.res)
+        sd = g.values[ids].norm(dim=2) * (self.coarse_outside[ids].to(x.dtype) * 2 - 1)
+        return (trilinear_weights(f) * sd).sum(1)
 
     def set_active(self, ids: torch.Tensor, values: torch.Tensor) -> None:
         """Replace the active set (flat ids ``(M,)``) and their values ``(M, channels)``."""
@@ -137,15 +170,30 @@ class BandGrid(nn.Module):
         mask = np.zeros(self.res**3, dtype=bool)
         mask[ids] = True
         destination[prefix + "active_mask"] = torch.from_numpy(np.packbits(mask))
+        if self.has_sides:
+            destination[prefix + "outside_mask"] = torch.from_numpy(np.packbits(self.outside.detach().cpu().numpy()))
+            destination[prefix + "coarse_outside_mask"] = torch.from_numpy(np.packbits(self.coarse_outside.detach().cpu().numpy()))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         self._table = None
+        sides = [state_dict.pop(prefix + k, None) for k in ("outside_mask", "coarse_outside_mask")]
         key = prefix + "active_mask"
         if key in state_dict:
             packed = state_dict.pop(key).cpu().numpy().astype(np.uint8)
             mask = np.unpackbits(packed, count=self.res**3).astype(bool)
             state_dict[prefix + "active"] = torch.from_numpy(np.flatnonzero(mask).astype(np.int64))
-        return super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        if sides[0] is not None and sides[1] is not None:
+            n_fine = int(self.active.numel())
+            fine = np.unpackbits(sides[0].cpu().numpy().astype(np.uint8), count=n_fine).astype(bool)
+            coarse = np.unpackbits(sides[1].cpu().numpy().astype(np.uint8), count=self.coarse_res**3).astype(bool)
+            if len(fine) != n_fine or len(coarse) != self.coarse_res**3:
+                error_msgs.append(f"{prefix}outside masks hold {len(fine)}/{len(coarse)} bits, expected {n_fine}/{self.coarse_res**3}")
+            else:
+                self.set_sides(torch.from_numpy(fine), torch.from_numpy(coarse))
+        else:
+            self.outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)
+            self.coarse_outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         i0, f = cell_coordinates(x, self.res, self.half)

@@ -132,25 +132,28 @@ class CSPNet(nn.Module):
         return x - d * direction
 
 
-    def _nearest_sheet(self, x: torch.Tensor) -> torch.Tensor:
-        """Band-grid interpolation with nearest-sheet selection (see ``FieldConfig.interpolation``).
+    def corner_weights(self, x: torch.Tensor):
+        """Band-grid cell data with the interpolation weights actually used: ``ok (N,)`` (all 8
+        corners active), weights ``(N, 8)`` (trilinear, or nearest-sheet where a cell straddles two
+        sheets), corner displacements ``(N, 8, 3)`` and lowest corners ``i0 (N, 3)``.
 
-        Corner i (position v_i, stored displacement D_i, closest point q_i = v_i + D_i) proposes
-        x + D_i. The corner i* whose tangent plane (through q_i, normal D_i/|D_i|) is nearest to x
-        names the sheet; corners whose closest point lies more than ``sheet_jump * h`` from
-        q_{i*} belong to another sheet (the cell straddles the medial axis) and are dropped:
-        weights ``w_i (0.01 + sigmoid((sheet_jump h - |q_i - q_i*|) / (h/4)))``, renormalised.
-        Cells whose corners' closest points all lie within ``sheet_jump * h / 2`` of corner 0's
-        are interpolated trilinearly.
+        Nearest-sheet selection (see ``FieldConfig.interpolation``): corner i (position v_i, stored
+        displacement D_i, closest point q_i = v_i + D_i) proposes x + D_i. The corner i* whose
+        tangent plane (through q_i, normal D_i/|D_i|) is nearest to x names the sheet; corners whose
+        closest point lies more than ``sheet_jump * h`` from q_{i*} belong to another sheet (the
+        cell straddles the medial axis) and are dropped: weights
+        ``w_i (0.01 + sigmoid((sheet_jump h - |q_i - q_i*|) / (h/4)))``, renormalised. Cells whose
+        corners' closest points all lie within ``sheet_jump * h / 2`` of corner 0's keep trilinear
+        weights.
         """
         enc = self.encoder
         ok, w, D, i0 = enc.corners(x)
+        if self.config.interpolation != "nearest_sheet":
+            return ok, w, D, i0
         h = 2 * enc.half / (enc.res - 1)
         off = enc.corner_offsets(x.dtype)
-        fine = x + torch.bmm(w[:, None, :], D)[:, 0]
         # Only cells whose corners' closest points (q_k - q_0 = off_k + D_k - D_0) spread over more
-        # than half the jump threshold can straddle two sheets (a few percent of band queries);
-        # the rest stay trilinear.
+        # than half the jump threshold can straddle two sheets (a few percent of band queries).
         spread = (off[None] + D - D[:, :1]).norm(dim=2).amax(dim=1)
         mixed = torch.nonzero(spread > 0.5 * self.config.sheet_jump * h).squeeze(1)
         if len(mixed):
@@ -167,10 +170,52 @@ class CSPNet(nn.Module):
             # The 1e-2 floor keeps a corner's own value at its vertex (exact collocation).
             ww = wm * (1e-2 + torch.sigmoid((self.config.sheet_jump * h - jump) / (0.25 * h)))
             ww = ww / ww.sum(dim=1, keepdim=True).clamp(min=1e-12)
-            fine = fine.index_copy(0, mixed, xm + torch.einsum("nk,nkc->nc", ww, Dm))
+            w = w.index_copy(0, mixed, ww)
+        return ok, w, D, i0
+
+    def _nearest_sheet(self, x: torch.Tensor) -> torch.Tensor:
+        """Band-grid interpolation with nearest-sheet selection (see :meth:`corner_weights`)."""
+        ok, w, D, _ = self.corner_weights(x)
+        fine = x + torch.bmm(w[:, None, :], D)[:, 0]
         if bool(ok.all()):
             return fine
-        return torch.where(ok[:, None], fine, x + enc.coarse(x))
+        return torch.where(ok[:, None], fine, x + self.encoder.coarse(x))
+
+    @property
+    def has_sides(self) -> bool:
+        """True for band grids fitted to a closed mesh (inside/outside bits stored)."""
+        return self.config.encoding == "band_grid" and self.config.output == "displacement" and self.encoder.has_sides
+
+    def signed_distance(self, x: torch.Tensor) -> torch.Tensor:
+        """Signed distance ``(N,)`` (negative inside) of a band grid fitted to a closed mesh.
+
+        The magnitude is ``|x - CSP(x)|``. The sign is a vote of the corners' tangent planes:
+        corner k (position v_k, closest point q_k, stored side s_k = +1 outside) sees the outward
+        normal at q_k as ``o_k = s_k (v_k - q_k) / |v_k - q_k|`` and puts x on side
+        ``sign((x - q_k) . o_k)``; the votes are weighted by the interpolation weight over
+        ``|x - q_k| + h/10`` (planes of nearby closest points count most). Unlike interpolating
+        the corners' signed distances, this stays right inside parts thinner than a cell and across
+        kinks of the distance. Measured (fitted at 192): sign agreement with winding numbers for
+        points 0.25+ cells off the surface 99.95% on dragon_stanford_20k and 100% on spot (99.6% /
+        100% with interpolated signed distances); inside plates 0.6 cells thick 98.9% (81%).
+        Outside the fine band the coarse grid's interpolated signed distance decides.
+        """
+        if not self.has_sides:
+            raise ValueError("this field stores no inside/outside bits")
+        enc = self.encoder
+        ok, w, D, i0 = self.corner_weights(x)
+        d = -torch.bmm(w[:, None, :], D)[:, 0]  # x - CSP(x)
+        h = 2 * enc.half / (enc.res - 1)
+        q = i0.to(x.dtype)[:, None, :] * h - enc.half + enc.corner_offsets(x.dtype)[None] + D
+        o = -D / D.norm(dim=2, keepdim=True).clamp(min=1e-12) * enc.corner_sides(x)[..., None]
+        rel = x[:, None, :] - q
+        vote = (w * torch.sign((rel * o).sum(2)) / (rel.norm(dim=2) + 0.1 * h)).sum(1)
+        sign = torch.where(vote < 0, -1.0, 1.0).to(x.dtype)
+        if not bool(ok.all()):
+            far = ~ok
+            d = torch.where(far[:, None], -enc.coarse(x), d)
+            sign = torch.where(far, torch.where(enc.coarse_signed(x) < 0, -1.0, 1.0).to(x.dtype), sign)
+        return sign * d.norm(dim=1)
 
 
 class UDFNet(nn.Module):

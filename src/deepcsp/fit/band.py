@@ -19,6 +19,8 @@ class BandStats:
     n_queried: int
     dense_vertices: int
     seconds: float
+    seconds_sides: float = 0.0
+    """Seconds spent on inside/outside bits (closed inputs only)."""
 
 
 def _values(kind: str, output: str, v: np.ndarray, cp: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -65,3 +67,18 @@ def collocate(grid: BandGrid, oracle, band: float, kind: str = "csp", output: st
     vals = _values(kind, output, v[act], res.points[act], res.distances[act])
     grid.set_active(torch.as_tensor(ids[act]), torch.as_tensor(vals, dtype=torch.float32))
     return BandStats(n_active=int(act.sum()), n_queried=len(ids) + rc**3, dense_vertices=rf**3, seconds=time.perf_counter() - t0)
+
+
+def collocate_sides(grid: BandGrid, vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Store inside/outside bits (generalised winding numbers of the closed mesh ``vertices,
+    faces`` in normalised coordinates) at the active fine and all coarse vertices of ``grid``;
+    returns the seconds spent."""
+    import time
+
+    from deepcsp.geometry.inside import outside_mask
+
+    t0 = time.perf_counter()
+    coarse = outside_mask(vertices, faces, grid_vertices(grid.coarse_res, grid.half).double().numpy())
+    fine = outside_mask(vertices, faces, grid_vertices(grid.res, grid.half, ids=grid.active.cpu()).double().numpy())
+    grid.set_sides(torch.from_numpy(fine), torch.from_numpy(coarse))
+    return time.perf_counter() - t0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from dataclasses import field as _field
+from typing import Literal
 
 from deepcsp.fields.modules import FieldConfig
 from deepcsp.geometry.sampling import SampleConfig
@@ -33,6 +34,10 @@ class FitConfig:
     """Final learning rate as a fraction of the initial one (cosine schedule over the budget)."""
     band: float = 0.06
     """band_grid: half-width of the fine band as a fraction of the bbox diagonal."""
+    inside_outside: Literal["auto", "off"] = "auto"
+    """band_grid CSP: ``auto`` stores one inside/outside bit per grid vertex (generalised winding
+    numbers) when the input is a closed, consistently wound mesh, so the field gives signed
+    distances, outward normals and watertight extractions; ``off`` never does."""
     idempotence_weight: float = 0.0
     """Weight of |CSP(CSP(p)) - CSP(p)| (a closest point is its own closest point)."""
     orthogonality_weight: float = 0.0

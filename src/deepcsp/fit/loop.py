@@ -16,12 +16,13 @@ import torch
 
 from deepcsp.fields.modules import build_module
 from deepcsp.fields.query import NeuralField
-from deepcsp.fit.band import BandStats, collocate
+from deepcsp.fit.band import BandStats, collocate, collocate_sides
 from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.evaluate import FieldErrors, evaluate_field
 from deepcsp.fit.losses import cosine_scale, csp_loss, udf_loss
 from deepcsp.geometry.closest import CloudOracle, make_oracle
+from deepcsp.geometry.inside import is_watertight
 from deepcsp.geometry.sampling import cached_training_samples, sample_surface
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ def _config_hash(config: FitConfig, surface_hash: str) -> str:
     for volatile in ("time_budget", "max_steps", "checkpoint_every", "device", "threads", "eval_points"):
         d.pop(volatile, None)
     return hashlib.sha1((json.dumps(d, sort_keys=True) + surface_hash).encode()).hexdigest()[:16]
+
+
+def _wants_sides(config: FitConfig, fcfg, faces) -> bool:
+    return config.inside_outside == "auto" and faces is not None and fcfg.kind == "csp" and fcfg.output == "displacement"
 
 
 def _param_groups(module: torch.nn.Module, config: FitConfig):
@@ -128,6 +133,10 @@ def fit_surface(
             fcfg.n_active = band_stats.n_active
             if progress is not None:
                 progress({"stage": f"collocated {band_stats.n_active} vertices in {band_stats.seconds:.1f} s"})
+            if _wants_sides(config, fcfg, faces) and is_watertight(v, faces):
+                band_stats.seconds_sides = collocate_sides(module.encoder, v, faces)
+                if progress is not None:
+                    progress({"stage": f"closed input: inside/outside bits stored in {band_stats.seconds_sides:.1f} s"})
     module.to(device)
 
     steps_wanted = config.resolved_steps()
@@ -144,7 +153,7 @@ def fit_surface(
         P = torch.as_tensor(pts, dtype=torch.float32, device=device)
         C = torch.as_tensor(cps, dtype=torch.float32, device=device)
         D = (P - C).norm(dim=1)
-    seconds_gt = (time.perf_counter() - t_gt) + (band_stats.seconds if band_stats else 0.0)
+    seconds_gt = (time.perf_counter() - t_gt) + (band_stats.seconds + band_stats.seconds_sides if band_stats else 0.0)
 
     params = _param_groups(module, config)
     opt = torch.optim.Adam(params) if params else None
