@@ -16,7 +16,7 @@ import torch
 
 from deepcsp.fields.modules import build_module
 from deepcsp.fields.query import NeuralField
-from deepcsp.fit.band import BandStats, collocate, collocate_sides
+from deepcsp.fit.band import BandStats, collocate
 from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.evaluate import FieldErrors, evaluate_field
@@ -129,14 +129,12 @@ def fit_surface(
         if fcfg.encoding == "band_grid":
             if progress is not None:
                 progress({"stage": "collocating exact closest points at band-grid vertices"})
-            band_stats = collocate(module.encoder, train_oracle, config.band * diag, fcfg.kind, fcfg.output)
+            closed = (v, faces) if ground_truth == "exact" and _wants_sides(config, fcfg, faces) and is_watertight(v, faces) else None
+            band_stats = collocate(module.encoder, train_oracle, config.band * diag, fcfg.kind, fcfg.output, closed_mesh=closed)
             fcfg.n_active = band_stats.n_active
             if progress is not None:
-                progress({"stage": f"collocated {band_stats.n_active} vertices in {band_stats.seconds:.1f} s"})
-            if _wants_sides(config, fcfg, faces) and is_watertight(v, faces):
-                band_stats.seconds_sides = collocate_sides(module.encoder, v, faces)
-                if progress is not None:
-                    progress({"stage": f"closed input: inside/outside bits stored in {band_stats.seconds_sides:.1f} s"})
+                sides = f" (closed input: inside/outside bits in {band_stats.seconds_sides:.1f} s)" if closed else ""
+                progress({"stage": f"collocated {band_stats.n_active} vertices in {band_stats.seconds:.1f} s{sides}"})
     module.to(device)
 
     steps_wanted = config.resolved_steps()
@@ -153,7 +151,7 @@ def fit_surface(
         P = torch.as_tensor(pts, dtype=torch.float32, device=device)
         C = torch.as_tensor(cps, dtype=torch.float32, device=device)
         D = (P - C).norm(dim=1)
-    seconds_gt = (time.perf_counter() - t_gt) + (band_stats.seconds + band_stats.seconds_sides if band_stats else 0.0)
+    seconds_gt = (time.perf_counter() - t_gt) + (band_stats.seconds if band_stats else 0.0)
 
     params = _param_groups(module, config)
     opt = torch.optim.Adam(params) if params else None
