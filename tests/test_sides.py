@@ -134,3 +134,16 @@ def test_query_cli_signed(sphere_fit, tmp_path):
     assert r.returncode == 0, r.stderr
     sd = np.load(out)["signed_distances"]
     assert sd[0] < 0 < sd[1:].min()
+
+
+def test_side_bits_match_winding_numbers_even_for_inward_winding(sphere):
+    from deepcsp.fit.band import outside_bits
+    from deepcsp.geometry.closest import MeshOracle
+
+    v = sphere.normalized_vertices
+    rng = np.random.default_rng(2)
+    pts = rng.uniform(-0.45, 0.45, (3000, 3))
+    truth = outside_mask(v, sphere.faces, pts)
+    for faces in (sphere.faces, sphere.faces[:, ::-1].copy()):  # outward, then inward wound
+        res = MeshOracle(v, faces).query(pts)
+        np.testing.assert_array_equal(outside_bits(v, faces, pts, res.points, res.face_ids, check=500), truth)
