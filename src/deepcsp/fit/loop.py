@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from deepcsp.fields.modules import build_module
+from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import NeuralField
 from deepcsp.fit.band import BandStats, collocate
 from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
@@ -66,6 +66,130 @@ def _param_groups(module: torch.nn.Module, config: FitConfig):
     return groups
 
 
+@dataclass
+class _Start:
+    """Where a fit begins: a fresh (collocated) module, or the state of a compatible checkpoint."""
+
+    module: torch.nn.Module
+    field_config: FieldConfig
+    band: BandStats | None
+    checkpoint: tuple[dict, dict] | None
+
+
+def _start(surface, config: FitConfig, oracle, ground_truth: str, chash: str, ckpt: Path | None, progress) -> _Start:
+    """Resume from ``ckpt`` when it belongs to this input and config; otherwise build the module
+    and, for band grids, collocate exact closest points (and side bits for closed meshes)."""
+
+    if ckpt is not None and ckpt.exists():
+        tensors, meta = load_checkpoint(ckpt)
+        if meta.get("config_hash") == chash:
+            fcfg = FieldConfig.from_dict(meta["field"])
+            module = build_module(fcfg)
+            module.load_state_dict({k[6:]: t for k, t in tensors.items() if k.startswith("model.")})
+            return _Start(module, fcfg, None, (tensors, meta))
+        log.warning("checkpoint %s belongs to another input or config; starting over", ckpt)
+    fcfg = dataclasses.replace(config.field)  # n_active is set below; the caller's config stays as given
+    module = build_module(fcfg)
+    band = None
+    if fcfg.encoding == "band_grid":
+        v, faces = surface.normalized_vertices, surface.faces
+        diag = float(np.linalg.norm(v.max(0) - v.min(0)))
+        if progress is not None:
+            progress({"stage": "collocating exact closest points at band-grid vertices"})
+        closed = (v, faces) if ground_truth == "exact" and _wants_sides(config, fcfg, faces) and is_watertight(v, faces) else None
+        band = collocate(module.encoder, oracle, config.band * diag, fcfg.kind, fcfg.output, closed_mesh=closed)
+        fcfg.n_active = band.n_active
+        if progress is not None:
+            sides = f" (closed input: inside/outside bits in {band.seconds_sides:.1f} s)" if closed else ""
+            progress({"stage": f"collocated {band.n_active} vertices in {band.seconds:.1f} s{sides}"})
+    return _Start(module, fcfg, band, None)
+
+
+def _training_set(surface, config: FitConfig, fcfg: FieldConfig, oracle, cache_dir, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training points, their exact closest points and distances (band grids train only where
+    their fine values are used)."""
+    v = surface.normalized_vertices
+    samples = cached_training_samples(v, surface.faces, oracle, config.samples, cache_dir)
+    pts, cps = samples.points, samples.closest
+    if fcfg.encoding == "band_grid":
+        inside = samples.distances <= config.band * float(np.linalg.norm(v.max(0) - v.min(0)))
+        pts, cps = pts[inside], cps[inside]
+    P = torch.as_tensor(pts, dtype=torch.float32, device=device)
+    C = torch.as_tensor(cps, dtype=torch.float32, device=device)
+    return P, C, (P - C).norm(dim=1)
+
+
+class _Optimisation:
+    """The resumable Adam loop: state (step, history, RNG, optimiser) and atomic checkpoints."""
+
+    def __init__(self, module: torch.nn.Module, fcfg: FieldConfig, config: FitConfig, chash: str, ckpt: Path | None, t_start: float):
+        self.module, self.fcfg, self.config, self.chash, self.ckpt, self.t_start = module, fcfg, config, chash, ckpt, t_start
+        params = _param_groups(module, config)
+        self.opt = torch.optim.Adam(params) if params else None
+        self.base_lrs = [g["lr"] for g in params]  # before a resumed optimizer overwrites them with scheduled ones
+        self.gen = torch.Generator(device="cpu").manual_seed(config.seed)
+        self.history: list[dict] = []
+        self.step, self.elapsed_before = 0, 0.0
+
+    def resume(self, tensors: dict, meta: dict) -> None:
+        if self.opt is not None and meta.get("optimizer"):
+            load_optimizer(self.opt, tensors, meta["optimizer"])
+        self.gen.set_state(tensors["rng"])
+        self.step, self.elapsed_before, self.history = int(meta["step"]), float(meta["elapsed"]), list(meta["history"])
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
+    def checkpoint(self) -> None:
+        if self.ckpt is None:
+            return
+        tensors = {f"model.{k}": t for k, t in self.module.state_dict().items()}
+        meta = {"config_hash": self.chash, "field": self.fcfg.to_dict(), "step": self.step, "elapsed": self.elapsed(), "history": self.history}
+        if self.opt is not None:
+            ot, info = optimizer_tensors(self.opt)
+            tensors.update(ot)
+            meta["optimizer"] = info
+        tensors["rng"] = self.gen.get_state()
+        save_checkpoint(self.ckpt, tensors, meta)
+
+    def run(self, P: torch.Tensor, C: torch.Tensor, D: torch.Tensor, steps_wanted: int, diag: float, progress) -> None:
+        """Optimise until ``steps_wanted`` or the time budget; checkpoints every
+        ``checkpoint_every`` seconds and on Ctrl-C."""
+        config, fcfg, module = self.config, self.fcfg, self.module
+        budget = config.time_budget
+        last_ckpt = time.perf_counter()
+        module.train()
+        try:
+            while self.step < steps_wanted and len(P) > 0:
+                now = self.elapsed()
+                if budget and now >= budget:
+                    break
+                frac = max(now / budget if budget else 0.0, self.step / max(steps_wanted, 1))
+                for g, lr in zip(self.opt.param_groups, self.base_lrs):
+                    g["lr"] = lr * cosine_scale(frac, config.lr_decay)
+                idx = torch.randint(0, len(P), (config.batch_size,), generator=self.gen).to(P.device)
+                if fcfg.kind == "udf":
+                    batch = udf_loss(module, P[idx], D[idx], diag)
+                else:
+                    batch = csp_loss(module, P[idx], C[idx], diag, squared=fcfg.encoding == "paper",
+                                     idempotence=config.idempotence_weight, orthogonality=config.orthogonality_weight)
+                self.opt.zero_grad(set_to_none=True)
+                batch.loss.backward()
+                self.opt.step()
+                self.step += 1
+                rec = {"step": self.step, "seconds": round(self.elapsed(), 3), "loss": float(batch.loss.detach()), "error": batch.error}
+                self.history.append(rec)
+                if progress is not None:
+                    progress(rec)
+                if time.perf_counter() - last_ckpt >= config.checkpoint_every:
+                    self.checkpoint()
+                    last_ckpt = time.perf_counter()
+        except KeyboardInterrupt:
+            self.checkpoint()  # Ctrl-C keeps the progress made since the last periodic checkpoint
+            raise
+        module.eval()
+
+
 def fit_surface(
     surface,
     config: FitConfig = FitConfig(),
@@ -85,7 +209,8 @@ def fit_surface(
     cache_dir
         Where training samples are cached (by content hash); None disables the cache.
     progress
-        Called after each step with ``{"step", "seconds", "loss", "error"}``.
+        Called after each step with ``{"step", "seconds", "loss", "error"}`` (and with
+        ``{"stage"}`` messages before).
     ground_truth
         ``exact`` (BVH closest points) or ``surface_samples`` (nearest of 250k surface samples,
         as the official CSP code does; used by the paper recipe).
@@ -95,8 +220,7 @@ def fit_surface(
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
-    v = surface.normalized_vertices
-    faces = surface.faces
+    v, faces = surface.normalized_vertices, surface.faces
     oracle = make_oracle(v, faces)
     if ground_truth == "surface_samples":
         train_oracle = CloudOracle(sample_surface(v, faces, 250_000, np.random.default_rng(config.seed)).points)
@@ -105,121 +229,31 @@ def fit_surface(
     else:
         raise ValueError(f"ground_truth must be 'exact' or 'surface_samples', got {ground_truth!r}")
     diag = float(np.linalg.norm(v.max(0) - v.min(0)))
-    fcfg = dataclasses.replace(config.field)  # n_active is set below; the caller's config stays as given
     chash = _config_hash(config, surface.content_hash() + ground_truth)
-
     ckpt = Path(checkpoint_path) if checkpoint_path else None
-    resume = None
-    if ckpt is not None and ckpt.exists():
-        tensors, meta = load_checkpoint(ckpt)
-        if meta.get("config_hash") == chash:
-            resume = (tensors, meta)
-        else:
-            log.warning("checkpoint %s belongs to another input or config; starting over", ckpt)
 
-    band_stats = None
-    if resume is not None:
-        from deepcsp.fields.modules import FieldConfig
-
-        fcfg = FieldConfig.from_dict(resume[1]["field"])
-        module = build_module(fcfg)
-        module.load_state_dict({k[6:]: t for k, t in resume[0].items() if k.startswith("model.")})
-    else:
-        module = build_module(fcfg)
-        if fcfg.encoding == "band_grid":
-            if progress is not None:
-                progress({"stage": "collocating exact closest points at band-grid vertices"})
-            closed = (v, faces) if ground_truth == "exact" and _wants_sides(config, fcfg, faces) and is_watertight(v, faces) else None
-            band_stats = collocate(module.encoder, train_oracle, config.band * diag, fcfg.kind, fcfg.output, closed_mesh=closed)
-            fcfg.n_active = band_stats.n_active
-            if progress is not None:
-                sides = f" (closed input: inside/outside bits in {band_stats.seconds_sides:.1f} s)" if closed else ""
-                progress({"stage": f"collocated {band_stats.n_active} vertices in {band_stats.seconds:.1f} s{sides}"})
-    module.to(device)
-
+    start = _start(surface, config, train_oracle, ground_truth, chash, ckpt, progress)
+    module, fcfg = start.module.to(device), start.field_config
     steps_wanted = config.resolved_steps()
-    need_samples = steps_wanted > 0
     t_gt = time.perf_counter()
-    samples = None
-    if need_samples:
-        samples = cached_training_samples(v, faces, train_oracle, config.samples, cache_dir)
-        if fcfg.encoding == "band_grid":  # train the fine values where they are used
-            inside = samples.distances <= config.band * diag
-            pts, cps = samples.points[inside], samples.closest[inside]
-        else:
-            pts, cps = samples.points, samples.closest
-        P = torch.as_tensor(pts, dtype=torch.float32, device=device)
-        C = torch.as_tensor(cps, dtype=torch.float32, device=device)
-        D = (P - C).norm(dim=1)
-    seconds_gt = (time.perf_counter() - t_gt) + (band_stats.seconds if band_stats else 0.0)
+    data = _training_set(surface, config, fcfg, train_oracle, cache_dir, device) if steps_wanted > 0 else None
+    seconds_gt = (time.perf_counter() - t_gt) + (start.band.seconds if start.band else 0.0)
 
-    params = _param_groups(module, config)
-    opt = torch.optim.Adam(params) if params else None
-    base_lrs = [g["lr"] for g in params]  # before a resumed optimizer overwrites them with scheduled ones
-    gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    history: list[dict] = []
-    step, elapsed_before = 0, 0.0
-    if resume is not None:
-        tensors, meta = resume
-        if opt is not None and meta.get("optimizer"):
-            load_optimizer(opt, tensors, meta["optimizer"])
-        gen.set_state(tensors["rng"])
-        step, elapsed_before, history = int(meta["step"]), float(meta["elapsed"]), list(meta["history"])
-    resumed_from = step
-
-    def checkpoint():
-        if ckpt is None:
-            return
-        tensors = {f"model.{k}": t for k, t in module.state_dict().items()}
-        meta = {"config_hash": chash, "field": fcfg.to_dict(), "step": step, "elapsed": elapsed_before + time.perf_counter() - t_start, "history": history}
-        if opt is not None:
-            ot, info = optimizer_tensors(opt)
-            tensors.update(ot)
-            meta["optimizer"] = info
-        tensors["rng"] = gen.get_state()
-        save_checkpoint(ckpt, tensors, meta)
-
-    budget = config.time_budget
-    last_ckpt = time.perf_counter()
-    module.train()
-    try:
-        while samples is not None and step < steps_wanted and len(P) > 0:
-            now = elapsed_before + time.perf_counter() - t_start
-            if budget and now >= budget:
-                break
-            frac = max(now / budget if budget else 0.0, step / max(steps_wanted, 1))
-            for g, lr in zip(opt.param_groups, base_lrs):
-                g["lr"] = lr * cosine_scale(frac, config.lr_decay)
-            idx = torch.randint(0, len(P), (config.batch_size,), generator=gen).to(device)
-            if fcfg.kind == "udf":
-                batch = udf_loss(module, P[idx], D[idx], diag)
-            else:
-                batch = csp_loss(module, P[idx], C[idx], diag, squared=fcfg.encoding == "paper",
-                                 idempotence=config.idempotence_weight, orthogonality=config.orthogonality_weight)
-            loss, err = batch.loss, batch.error
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            rec = {"step": step, "seconds": round(elapsed_before + time.perf_counter() - t_start, 3), "loss": float(loss.detach()), "error": err}
-            history.append(rec)
-            if progress is not None:
-                progress(rec)
-            if time.perf_counter() - last_ckpt >= config.checkpoint_every:
-                checkpoint()
-                last_ckpt = time.perf_counter()
-    except KeyboardInterrupt:
-        checkpoint()  # Ctrl-C keeps the progress made since the last periodic checkpoint
-        raise
+    run = _Optimisation(module, fcfg, config, chash, ckpt, t_start)
+    if start.checkpoint is not None:
+        run.resume(*start.checkpoint)
+    resumed_from = run.step
+    if data is not None:
+        run.run(*data, steps_wanted=steps_wanted, diag=diag, progress=progress)
     module.eval()
-    if ckpt is not None:
-        checkpoint()
-    total = elapsed_before + time.perf_counter() - t_start
-    meta = {"fit": {"steps": step, "seconds": round(total, 3), "source": str(surface.path) if surface.path else None}}
+    run.checkpoint()
+    total = run.elapsed()
+    meta = {"fit": {"steps": run.step, "seconds": round(total, 3), "source": str(surface.path) if surface.path else None}}
     result_field = NeuralField(module, fcfg, surface.normalization, device=device, meta=meta)
     errors = None
     if config.eval_points:
         if progress is not None:
             progress({"stage": f"measuring closest-point error at {config.eval_points} band points"})
         errors = evaluate_field(result_field, v, faces, oracle, n=config.eval_points)
-    return FitResult(field=result_field, history=history, steps=step, seconds_total=total, seconds_ground_truth=seconds_gt, band=band_stats, errors=errors, resumed_from_step=resumed_from)
+    return FitResult(field=result_field, history=run.history, steps=run.step, seconds_total=total, seconds_ground_truth=seconds_gt,
+                     band=start.band, errors=errors, resumed_from_step=resumed_from)
