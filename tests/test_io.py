@@ -292,3 +292,22 @@ def test_content_hash(tetrahedron):
     v2[0, 0] += 1e-9
     assert a.content_hash() != surface_from_arrays(v2, f).content_hash()
     assert a.content_hash() != surface_from_arrays(v, f[:, [0, 2, 1]]).content_hash()
+
+
+def test_load_points_accepts_any_finite_points(tmp_path):
+    from deepcsp.io import load_points
+
+    one = tmp_path / "one.npy"
+    np.save(one, np.array([[0.1, 0.2, 0.3]]))
+    np.testing.assert_array_equal(load_points(one), [[0.1, 0.2, 0.3]])
+    line = tmp_path / "line.npy"
+    np.save(line, np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    assert load_points(line).shape == (2, 3)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.array([[0.0, np.nan, 0.0]]))
+    with pytest.raises(DeepCSPError, match="bad.npy.*NaN"):
+        load_points(bad)
+    flat = tmp_path / "flat.npy"
+    np.save(flat, np.zeros((3, 2)))
+    with pytest.raises(DeepCSPError, match="flat.npy"):
+        load_points(flat)

@@ -36,10 +36,10 @@ class QueryCommand:
         import deepcsp
         from deepcsp._atomic import write_bytes
         from deepcsp.cli._common import echo
-        from deepcsp.io import load_surface
+        from deepcsp.io import load_points
 
         field = deepcsp.load(self.field, device=self.device)
-        pts = load_surface(self.points, kind="points").vertices
+        pts = load_points(self.points)
         res = field.query(pts)
         out = {"closest_points": res.closest_points, "distances": res.distances}
         if self.signed:

@@ -94,6 +94,30 @@ def load_surface(path: str | Path, max_elements: int = MAX_ELEMENTS, kind: str =
         truncated, no faces or points, non-finite coordinates, only degenerate faces, too large.
     """
     path = Path(path)
+    vertices, faces = _read(path, max_elements, kind)
+    return _validated(path, vertices, faces, max_elements)
+
+
+def load_points(path: str | Path, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+    """Query points ``(N, 3)`` float64 from a cloud or mesh file (a mesh gives its vertices).
+
+    Unlike :func:`load_surface` any non-empty set of finite points is fine (one point, or points
+    on a line): queries need no extent. Raises DeepCSPError naming the file otherwise."""
+    path = Path(path)
+    vertices, _ = _read(path, max_elements, "points")
+    vertices = np.asarray(vertices, dtype=np.float64)
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
+        raise DeepCSPError(f"expected points of shape (N, 3) with N >= 1, found {vertices.shape}", path)
+    if len(vertices) > max_elements:
+        raise DeepCSPError(f"has {len(vertices)} points, more than the limit of {max_elements} (raise max_elements)", path)
+    bad = ~np.isfinite(vertices).all(axis=1)
+    if bad.any():
+        raise DeepCSPError(f"has {int(bad.sum())} points with NaN or inf coordinates (first: row {int(np.argmax(bad))})", path)
+    return vertices
+
+
+def _read(path: Path, max_elements: int, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Vertices and faces (None for clouds) of a file, with the file-level checks."""
     if not path.exists():
         raise DeepCSPError("file not found", path)
     if path.is_dir():
@@ -121,7 +145,7 @@ def load_surface(path: str | Path, max_elements: int = MAX_ELEMENTS, kind: str =
             faces = None
         elif faces is None and kind == "mesh":
             raise DeepCSPError("has no faces (it is a point cloud), but a mesh was required", path)
-    return _validated(path, vertices, faces, max_elements)
+    return vertices, faces
 
 
 _NPY_MAGIC = b"\x93NUMPY"
