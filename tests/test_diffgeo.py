@@ -149,7 +149,7 @@ def test_analytic_curvature_flips_with_query_side(rng):
 
 def test_torus_principal_directions(rng):
     """Tube direction (curvature 1/r) is the meridian; ring direction is the azimuth."""
-    shape, field = SHAPES["torus"], AnalyticField(SHAPES["torus"])
+    field = AnalyticField(SHAPES["torus"])
     q, nt, p = _queries("torus", 100, rng)
     c = fdg.curvatures(field, p, at="query", jacobian="autograd")
     az = np.stack([-q[:, 1], q[:, 0], np.zeros(len(q))], 1)

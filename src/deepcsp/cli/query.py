@@ -23,7 +23,8 @@ class QueryCommand:
     output: Annotated[Path, tyro.conf.arg(aliases=["-o"])] = Path("query.npz")
     """Output NPZ with ``closest_points`` (N, 3) and ``distances`` (N,)."""
     normals: bool = False
-    """Also write ``normals`` (N, 3)."""
+    """Also write ``normals`` (N, 3): outward for fields fitted to a closed mesh, else towards
+    the query side."""
     curvature: bool = False
     """Also write ``k1``, ``k2``, ``mean_curvature``, ``gaussian_curvature`` (N,)."""
     signed: bool = False

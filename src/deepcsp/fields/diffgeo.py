@@ -1,11 +1,24 @@
 """Normals, tangent planes and curvatures of any :class:`~deepcsp.fields.query.Field`.
 
 Formulas and the sign convention live in :mod:`deepcsp.geometry.diffgeo`; in short, normals point
-towards the query side (``(p - CSP(p)) / |p - CSP(p)|``) and curvature is positive where the
-surface bends away from the normal (a sphere seen from outside has ``k = 1/r``).
+out of the shape for closed fields and towards the query side (``(p - CSP(p)) / |p - CSP(p)|``)
+otherwise (``orient`` below), and curvature is positive where the surface bends away from the
+normal (a sphere with outward normals has ``k = 1/r``).
 
-Three ways to get a normal (``method``):
+Four ways to get a normal (``method``; ``"auto"`` picks ``"corners"`` for band-grid CSP fields,
+``"udf_gradient"`` for UDF fields and ``"jacobian"`` otherwise):
 
+* ``"corners"`` (band grids only): the exact normals stored in the grid. A band-grid vertex ``v``
+  with stored closest point ``c`` knows the exact surface normal at ``c``: ``(v - c)/|v - c|``. The
+  normal at ``q = CSP(p)`` is the dominant axis of ``sum_k w_k n_k n_k^T`` (sign-free, so vertices
+  on both sides of the surface agree) over the ``CORNER_STENCIL^3`` vertices around ``q``, with
+  ``w_k = exp(-(|c_k - q| / sigma)^2) exp(-(r_k / tau)^2)``: ``sigma`` = ``CORNER_SIGMA_CELLS``
+  fine cells keeps it local, and ``r_k = |(q - c_k) . n_k|``, the distance of ``q`` from the
+  tangent plane at ``c_k``, keeps only vertices whose closest point lies on the same smooth piece
+  as ``q`` (on a triangle mesh, the same face: the plane through ``c_k`` misses ``q`` by
+  ``~|q - c_k| sin(dihedral)`` across an edge). ``tau`` = ``CORNER_TAU_CELLS`` cells plus the
+  smallest ``r_k`` among vertices within 1.5 cells, so an inexact ``q`` widens it instead of
+  emptying the stencil. Points with no usable vertex fall back to ``"jacobian"``.
 * ``"direction"``: ``(p - CSP(p)) / |p - CSP(p)|``. Points closer than ``offset`` to the surface
   (where that direction may be noise) are backed off: a probe ``q + offset * e_k`` along the three
   axes (the one farthest from the surface wins) gives a rough normal ``n0``, flipped towards
@@ -16,8 +29,12 @@ Three ways to get a normal (``method``):
 * ``"udf_gradient"``: ``grad u / |grad u|`` of the field's distance ``u`` (the NDF baseline; for a
   CSP field ``u = |p - CSP(p)|``), backed off like ``"direction"`` unless ``offset=0``.
 
-Exactly on the surface (``t`` below ``offset``) the orientation of a normal is not determined by
-an unsigned field; it is then whatever the back-off probe picked.
+Orientation (``orient``): ``"query"`` points normals towards the query side ``p - CSP(p)``
+(exactly on the surface, where an unsigned field cannot tell the sides, it is whatever the method
+picked); ``"outward"`` (closed fields only: ``field.closed``) points them out of the shape, by
+comparing the field's signed distance at ``q + d n`` and ``q - d n`` (``d`` = ``ORIENT_CELLS``
+fine cells for band grids, ``ORIENT_STEP`` otherwise): the larger side is outside; ``"auto"``
+(default) is ``"outward"`` for closed fields and ``"query"`` otherwise.
 
 Curvatures are computed from one Jacobian of CSP (or, with ``method="hessian"``, the Hessian of
 a UDF) at ``q + offset * n`` (default) or at ``p`` itself (``at="query"``). For points nearer
@@ -25,8 +42,8 @@ than ``offset`` to the surface, ``n`` is the Jacobian normal at ``q`` (oriented 
 which puts the evaluation point on the normal line through ``q``.
 
 Jacobians come from autograd (three backward passes) or central differences with step ``step``
-(six evaluations). Defaults: band grids use central differences (one fine cell for normals, two
-for curvatures: the trilinear interpolant's derivative is only piecewise smooth, autograd gave
+(six evaluations). Defaults: band grids use central differences (a quarter fine cell for normals,
+two cells for curvatures: the trilinear interpolant's derivative is only piecewise smooth, autograd gave
 outliers and 15-40% curvature error); exact mesh oracles also use central differences; other
 networks use autograd. If
 ``q + offset * n`` lands past the medial axis of a thin part (its closest point moves by more than
@@ -44,7 +61,8 @@ from torch.nn import functional as F
 
 from deepcsp.geometry import diffgeo as dg
 
-NormalMethod = Literal["direction", "jacobian", "udf_gradient"]
+NormalMethod = Literal["auto", "corners", "direction", "jacobian", "udf_gradient"]
+Orient = Literal["auto", "outward", "query"]
 JacobianMethod = Literal["auto", "autograd", "central"]
 
 #: Band grids: central-difference step and back-off offset, in fine grid cells (see benchmarks/RESULTS.md).
@@ -60,6 +78,22 @@ DEFAULT_STEP = 1e-3
 DEFAULT_OFFSET = 0.02
 #: Extra refinement passes of the direction back-off near the surface.
 BACKOFF_REFINE = 2
+#: ``method="corners"``: vertices per axis of the stencil around CSP(p), proximity kernel width and
+#: plane-residual kernel width (fine cells). Measured at 4000 surface samples (median / p95 deg,
+#: benchmarks/RESULTS.md): sigma 0.5 / tau 0.02 gave spot 0.07 / 3.8, fish 0.42 / 3.4, tee_sim
+#: 0.10 / 4.3, demosthenes 0.53 / 8.4 (Jacobian normals: 0.78 / 8.6, 0.93 / 5.1, 0.93 / 9.8,
+#: 2.20 / 16.0); without the plane residual, 0.50 / 8.1, 0.77 / 5.0, 0.65 / 9.0, 1.73 / 16.6.
+#: A 2^3 stencil (the cell only) is ~4x faster with 0.04 / 4.1, 0.37 / 4.0, 0.06 / 4.7, 0.45 / 9.0.
+CORNER_STENCIL = 4
+CORNER_SIGMA_CELLS = 0.5
+CORNER_TAU_CELLS = 0.02
+#: Stored displacements shorter than this (fine cells) have an unreliable direction: down-weighted.
+CORNER_MIN_LEN_CELLS = 0.25
+#: Points per batch of the corner stencil (memory ~ 64 vertices x 3 x 8 bytes x a few per point).
+CORNER_CHUNK = 8192
+#: ``orient="outward"``: probe distance along the normal (fine cells for band grids; normalised units otherwise).
+ORIENT_CELLS = 0.5
+ORIENT_STEP = 2e-3
 
 
 @dataclass
@@ -214,8 +248,115 @@ def _direction_normals(csp, x: torch.Tensor, offset: float):
     return n, q, t
 
 
-def _chunk_normals(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float) -> torch.Tensor:
+def has_corner_normals(field) -> bool:
+    """True for band-grid CSP fields (displacement output), which store exact normals at their
+    vertices (``method="corners"``)."""
+    cfg = getattr(field, "config", None)
+    return _is_band_grid(field) and _kind(field) == "csp" and getattr(cfg, "output", None) == "displacement" and getattr(field, "module", None) is not None
+
+
+def _stencil_offsets(k: int, device) -> torch.Tensor:
+    """``(k^3, 3)`` vertex offsets around a cell's lowest corner (k=2: the cell; k=4: one ring more)."""
+    r = torch.arange(1 - k // 2, k // 2 + 1, device=device)
+    return torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
+
+
+def _corner_normals_chunk(enc, q: torch.Tensor):
+    """Corner-stencil normals of surface points ``q (N, 3)``: (unit normals, weight sums, weighted
+    sum of the vertices' signed directions); see the module doc."""
+    h = 2 * enc.half / (enc.res - 1)
+    i0 = ((q + enc.half) / h).floor().long().clamp(0, enc.res - 2)
+    idx = (i0[:, None, :] + _stencil_offsets(CORNER_STENCIL, q.device)[None]).clamp(0, enc.res - 1)  # (N, K, 3)
+    rows = enc.table()[(idx[..., 0] * enc.res + idx[..., 1]) * enc.res + idx[..., 2]].long()
+    D = enc.values.detach()[rows.clamp(min=0)].to(q.dtype)
+    rel = (idx.to(q.dtype) * h - enc.half - q[:, None]) + D  # c_k - q, c_k = the vertex's closest point
+    length = D.norm(dim=2)
+    n = -D / length.clamp_min(1e-30)[..., None]  # exact normal at c_k, towards the vertex
+    dist = rel.norm(dim=2)
+    usable = (rows >= 0) & (dist < 2.5 * h)
+    w = usable.to(q.dtype) * torch.exp(-((dist / (CORNER_SIGMA_CELLS * h)) ** 2)) * (length / (CORNER_MIN_LEN_CELLS * h)).clamp(max=1.0)
+    resid = (rel * n).sum(2).abs()  # distance of q from the tangent plane at c_k
+    rmin = torch.where(usable & (dist < 1.5 * h), resid, torch.full_like(resid, torch.inf)).amin(1, keepdim=True)
+    tau = CORNER_TAU_CELLS * h + torch.where(torch.isfinite(rmin), rmin, torch.zeros_like(rmin))
+    w = w * torch.exp(-((resid / tau) ** 2))
+    M = torch.einsum("nk,nka,nkb->nab", w, n, n)
+    normal = torch.linalg.eigh(M)[1][..., 2]
+    return normal, w.sum(1), torch.einsum("nk,nka->na", w, n)
+
+
+def corner_normals(field, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normals at surface points ``q : (N, 3)`` (normalised) of a band-grid CSP field from the exact
+    directions stored at the grid vertices around them (see the module doc).
+
+    Returns unit normals ``(N, 3)`` (sign arbitrary), the stencil's total weight ``(N,)`` (0 where
+    no vertex was usable) and the weighted sum ``(N, 3)`` of the vertices' directions (towards the
+    side where most of the stencil's vertices lie), all float32 (the grid's precision).
+    """
+    if not has_corner_normals(field):
+        raise ValueError("method='corners' needs a band-grid CSP field (FieldConfig(encoding='band_grid', output='displacement'))")
+    enc = field.module.encoder
+    parts = [_corner_normals_chunk(enc, q[i : i + CORNER_CHUNK].float()) for i in range(0, len(q), CORNER_CHUNK)]
+    if not parts:
+        z = torch.zeros((0, 3), dtype=torch.float32, device=q.device)
+        return z, z[:, 0], z
+    return tuple(torch.cat(t) for t in zip(*parts))  # type: ignore[return-value]
+
+
+def _corners_chunk(field, x: torch.Tensor, step: float) -> torch.Tensor:
+    q = _eval(_csp_fn(field), x)
+    n, wsum, side = corner_normals(field, q)
+    d = (x - q).to(n.dtype)
+    # Query side; exactly on the surface, the side most of the stencil's vertices lie on.
+    on = d.norm(dim=1) < 1e-3 * _cell(field)
+    ref = torch.where(on[:, None], side, d)
+    n = (n * torch.where((n * ref).sum(1) < 0, -1.0, 1.0).to(n.dtype)[:, None]).to(x.dtype)
+    bad = ~(wsum > 1e-12) | ~torch.isfinite(n).all(1)
+    if bool(bad.any()):
+        J = jacobian(_csp_fn(field), x[bad], "central", step)
+        n[bad] = dg.normal_from_jacobian(J, orient=(x - q)[bad])
+    return n
+
+
+def _orient_outward(field, q: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """Flip normals ``n`` at surface points ``q`` (normalised) to point out of a closed field's shape."""
+    d = ORIENT_CELLS * _cell(field) if _is_band_grid(field) else ORIENT_STEP
+    sd = field.signed_distances_normalized(torch.cat([q + d * n, q - d * n])).detach()
+    flip = sd[: len(q)] < sd[len(q) :]
+    return torch.where(flip[:, None], -n, n)
+
+
+def resolve_orient(field, orient: Orient) -> bool:
+    """True when normals are to be oriented outward (``"outward"``, or ``"auto"`` on a closed field)."""
+    if orient not in ("auto", "outward", "query"):
+        raise ValueError(f"orient must be 'auto', 'outward' or 'query', got {orient!r}")
+    closed = bool(getattr(field, "closed", False))
+    if orient == "outward" and not closed:
+        raise ValueError("orient='outward' needs a closed field (field.closed is False: fitted to an open surface or a point cloud)")
+    return orient == "outward" or (orient == "auto" and closed)
+
+
+def resolve_normal_method(field, method: NormalMethod) -> str:
+    """``auto``: ``corners`` for band-grid CSP fields, ``udf_gradient`` for UDF fields, ``jacobian`` otherwise."""
+    if method not in ("auto", "corners", "direction", "jacobian", "udf_gradient"):
+        raise ValueError(f"method must be 'auto', 'corners', 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
+    if method != "auto":
+        return method
+    if has_corner_normals(field):
+        return "corners"
+    return "udf_gradient" if _kind(field) == "udf" else "jacobian"
+
+
+def _chunk_normals(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, outward: bool = False) -> torch.Tensor:
+    n = _query_side_normals(field, x, method, offset, jac, step)
+    if outward:
+        n = _orient_outward(field, _eval(_csp_fn(field), x), n)
+    return n
+
+
+def _query_side_normals(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float) -> torch.Tensor:
     csp = _csp_fn(field)
+    if method == "corners":
+        return _corners_chunk(field, x, step)
     if method == "direction":
         return _direction_normals(csp, x, offset)[0]
     if method == "jacobian":
@@ -230,7 +371,7 @@ def _chunk_normals(field, x: torch.Tensor, method: str, offset: float, jac: str,
             near = t < offset
             xe = torch.where(near[:, None], q + offset * n, x)
         return F.normalize(_eval(grad, xe), dim=1, eps=1e-30)
-    raise ValueError(f"method must be 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
+    raise ValueError(f"method must be 'auto', 'corners', 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
 
 
 def _chunk_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, at: str) -> dg.PrincipalCurvatures:
@@ -244,6 +385,8 @@ def _chunk_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: s
         n = d / t.clamp_min(1e-30)[:, None]
         near = t < offset
         if bool(near.any()):
+            # (Corner normals here instead measured the same on sphere / torus and a lower
+            # correlation with libigl on tee_sim: 0.631 vs 0.664.)
             n[near] = dg.normal_from_jacobian(jacobian(dcsp, q[near], jac, step), orient=d[near])
         xe = q + offset * n
         crossed = (_eval(csp, xe) - q).norm(dim=1) > 0.5 * offset  # thin part: past the medial axis
@@ -261,6 +404,30 @@ def _chunk_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: s
     with torch.no_grad():
         u = dist(xe)
     return dg.curvatures_from_hessian(H, F.normalize(g, dim=1, eps=1e-30), u)
+
+
+def flip_curvatures(pc: dg.PrincipalCurvatures, flip: torch.Tensor) -> dg.PrincipalCurvatures:
+    """Refer curvatures to the opposite normal where ``flip : (N,)`` is True: ``n -> -n``,
+    ``(k1, k2) -> (-k2, -k1)`` with their directions swapped, ``mean -> -mean``."""
+    f = flip[:, None]
+    return dg.PrincipalCurvatures(
+        k1=torch.where(flip, -pc.k2, pc.k1),
+        k2=torch.where(flip, -pc.k1, pc.k2),
+        dir1=torch.where(f, pc.dir2, pc.dir1),
+        dir2=torch.where(f, pc.dir1, pc.dir2),
+        mean=torch.where(flip, -pc.mean, pc.mean),
+        gaussian=pc.gaussian,
+        normals=torch.where(f, -pc.normals, pc.normals),
+    )
+
+
+def _oriented_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, at: str, outward: bool) -> dg.PrincipalCurvatures:
+    pc = _chunk_curvatures(field, x, method, offset, jac, step, at)
+    if not outward:
+        return pc
+    n = pc.normals.to(x.dtype)
+    flip = (_orient_outward(field, _eval(_csp_fn(field), x), n) * n).sum(1) < 0
+    return flip_curvatures(pc, flip)
 
 
 # --------------------------------------------------------------------------- public API
@@ -292,37 +459,45 @@ def _chunks(field, arr: np.ndarray, chunk: int, dtype):
 def normals(
     field,
     points,
-    method: NormalMethod = "direction",
+    method: NormalMethod = "auto",
     offset: float | None = None,
     jacobian: JacobianMethod = "auto",
     step: float | None = None,
     chunk: int = 1 << 15,
     dtype: torch.dtype | None = None,
+    orient: Orient = "auto",
 ) -> np.ndarray:
     """Unit surface normals ``(N, 3)`` at the closest points of ``points : (N, 3)`` (input coords).
 
     Parameters
     ----------
     method
-        ``direction`` (``p - CSP(p)``, backed off near the surface), ``jacobian`` (null space of
-        ``dCSP/dp``) or ``udf_gradient`` (gradient of the field's distance).
+        ``corners`` (exact normals stored at the band grid's vertices around ``CSP(p)``, band-grid
+        CSP fields only), ``direction`` (``p - CSP(p)``, backed off near the surface),
+        ``jacobian`` (null space of ``dCSP/dp``), ``udf_gradient`` (gradient of the field's
+        distance) or ``auto`` (``corners`` for band-grid CSP fields, ``udf_gradient`` for UDF
+        fields, ``jacobian`` otherwise).
     offset
         Back-off distance in input units for points nearer than it to the surface (None: 4 fine
         cells for band grids, 0.02 normalised units otherwise; 0 disables back-off).
     jacobian, step
         How Jacobians are taken for ``method="jacobian"``: ``autograd``, ``central`` (step in
-        input units; None: one fine cell for band grids) or ``auto`` (central differences for
-        band grids and exact oracles, autograd otherwise).
+        input units; None: a quarter fine cell for band grids) or ``auto`` (central differences
+        for band grids and exact oracles, autograd otherwise).
     chunk
         Points per batch (memory is bounded by about ``10 * chunk`` field evaluations).
-
-    Orientation: towards the query side; arbitrary for points on the surface (see module doc).
+    orient
+        ``query`` (towards ``p - CSP(p)``; arbitrary for points on the surface), ``outward``
+        (out of the shape; closed fields only, ValueError otherwise) or ``auto`` (``outward`` when
+        ``field.closed``, else ``query``). See the module doc.
     """
     arr, off, st, dtype = _prepare(field, points, offset, step, dtype)
+    method = resolve_normal_method(field, method)
     jac = resolve_jacobian(field, jacobian)
+    outward = resolve_orient(field, orient)
     if step is None and _is_band_grid(field):
         st = GRID_NORMAL_STEP_CELLS * _cell(field)
-    out = [_chunk_normals(field, x, method, off, jac, st).cpu().double().numpy() for x in _chunks(field, arr, chunk, dtype)]
+    out = [_chunk_normals(field, x, method, off, jac, st, outward).cpu().double().numpy() for x in _chunks(field, arr, chunk, dtype)]
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
@@ -336,6 +511,7 @@ def curvatures(
     step: float | None = None,
     chunk: int = 1 << 15,
     dtype: torch.dtype | None = None,
+    orient: Orient = "auto",
 ) -> Curvatures:
     """Principal curvatures and directions of the surface at the closest points of
     ``points : (N, 3)``, in input units (``k_input = k_normalised * scale``).
@@ -351,10 +527,12 @@ def curvatures(
         direction normal; ``at="query"`` evaluates at ``p`` itself (must be off the surface).
         ``offset`` is in input units (None: 4 fine cells for band grids, 0.02 normalised units
         otherwise).
-    jacobian, step, chunk, dtype
+    jacobian, step, chunk, dtype, orient
         As in :func:`normals`.
 
-    Signs refer to the returned ``normals`` (towards the query side; arbitrary on the surface).
+    Signs refer to the returned ``normals`` (outward for closed fields by default; else towards the
+    query side, arbitrary on the surface): flipping a normal negates ``k1, k2`` (which swap) and
+    the mean curvature.
     """
     if method not in ("auto", "jacobian", "hessian"):
         raise ValueError(f"method must be 'auto', 'jacobian' or 'hessian', got {method!r}")
@@ -366,7 +544,8 @@ def curvatures(
     if method == "auto":
         method = "hessian" if _kind(field) == "udf" else "jacobian"
     jac = resolve_jacobian(field, jacobian)
-    parts = [_chunk_curvatures(field, x, method, off, jac, st, at) for x in _chunks(field, arr, chunk, dtype)]
+    outward = resolve_orient(field, orient)
+    parts = [_oriented_curvatures(field, x, method, off, jac, st, at, outward) for x in _chunks(field, arr, chunk, dtype)]
     scale = float(field.normalization.scale)
 
     def cat(name: str, width: int | None = None) -> np.ndarray:

@@ -117,9 +117,11 @@ class Field:
         n = np.linalg.norm(d, axis=1, keepdims=True)
         return np.where(n > 0, d / np.maximum(n, 1e-300), 0.0)
 
-    def normals(self, points, method: str = "direction", **kwargs) -> np.ndarray:
-        """``(N, 3)`` unit normals at the closest points (towards the query side); ``method`` is
-        ``direction``, ``jacobian`` or ``udf_gradient``. See :func:`deepcsp.fields.diffgeo.normals`."""
+    def normals(self, points, method: str = "auto", **kwargs) -> np.ndarray:
+        """``(N, 3)`` unit normals at the closest points: outward for closed fields, else towards
+        the query side (``orient="auto"|"outward"|"query"``); ``method`` is ``auto`` (``corners``
+        for band grids), ``corners``, ``direction``, ``jacobian`` or ``udf_gradient``. See
+        :func:`deepcsp.fields.diffgeo.normals`."""
         from deepcsp.fields.diffgeo import normals
 
         return normals(self, points, method=method, **kwargs)
