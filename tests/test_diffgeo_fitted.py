@@ -149,7 +149,7 @@ def test_exact_field_normals(sphere_surface, samples):
     q, nt = samples
     ang = _unsigned_deg(field.normals(q, method="jacobian"), nt)
     assert np.median(ang) < 0.5
-    # Closed exact field: outward by default (method auto = jacobian here), also from inside.
+    # Closed exact field: outward by default (method auto = the closest triangle's normal), also from inside.
     assert field.closed
     p = q[:300] - 0.03 * nt[:300]
     for pts in (q[:300], p):

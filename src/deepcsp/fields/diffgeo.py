@@ -5,8 +5,9 @@ out of the shape for closed fields and towards the query side (``(p - CSP(p)) / 
 otherwise (``orient`` below), and curvature is positive where the surface bends away from the
 normal (a sphere with outward normals has ``k = 1/r``).
 
-Four ways to get a normal (``method``; ``"auto"`` picks ``"corners"`` for band-grid CSP fields,
-``"udf_gradient"`` for UDF fields and ``"jacobian"`` otherwise):
+Ways to get a normal (``method``; ``"auto"`` picks ``"corners"`` for band-grid CSP fields,
+``"face"`` (the closest triangle's normal) for exact mesh oracles, ``"udf_gradient"`` for UDF
+fields and ``"jacobian"`` otherwise):
 
 * ``"corners"`` (band grids only): the exact normals stored in the grid. A band-grid vertex ``v``
   with stored closest point ``c`` knows the exact surface normal at ``c``: ``(v - c)/|v - c|``. The
@@ -61,7 +62,7 @@ from torch.nn import functional as F
 
 from deepcsp.geometry import diffgeo as dg
 
-NormalMethod = Literal["auto", "corners", "direction", "jacobian", "udf_gradient"]
+NormalMethod = Literal["auto", "corners", "face", "direction", "jacobian", "udf_gradient"]
 Orient = Literal["auto", "outward", "query"]
 JacobianMethod = Literal["auto", "autograd", "central"]
 
@@ -336,14 +337,35 @@ def resolve_orient(field, orient: Orient) -> bool:
 
 
 def resolve_normal_method(field, method: NormalMethod) -> str:
-    """``auto``: ``corners`` for band-grid CSP fields, ``udf_gradient`` for UDF fields, ``jacobian`` otherwise."""
-    if method not in ("auto", "corners", "direction", "jacobian", "udf_gradient"):
-        raise ValueError(f"method must be 'auto', 'corners', 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
+    """``auto``: ``corners`` for band-grid CSP fields, ``face`` for exact mesh oracles,
+    ``udf_gradient`` for UDF fields, ``jacobian`` otherwise."""
+    if method not in ("auto", "corners", "face", "direction", "jacobian", "udf_gradient"):
+        raise ValueError(f"method must be 'auto', 'corners', 'face', 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
+    if method == "face" and not _has_faces(field):
+        raise ValueError("method='face' needs an exact mesh field (ExactField of a triangle mesh)")
     if method != "auto":
         return method
     if has_corner_normals(field):
         return "corners"
+    if _has_faces(field):
+        return "face"
     return "udf_gradient" if _kind(field) == "udf" else "jacobian"
+
+
+def _has_faces(field) -> bool:
+    return getattr(field, "kind", None) == "exact" and getattr(field, "faces", None) is not None
+
+
+def _face_normals(field, x: torch.Tensor) -> torch.Tensor:
+    """Exact oracle: the normal of the triangle holding each closest point, towards the query."""
+    pts = x.detach().cpu().double().numpy()
+    res = field.oracle.query(pts)
+    v = field.vertices_normalized
+    tri = v[np.asarray(field.faces)[res.face_ids]]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
+    n = np.where(((pts - res.points) * n).sum(1, keepdims=True) < 0, -n, n)
+    return torch.as_tensor(n, dtype=x.dtype, device=x.device)
 
 
 def _chunk_normals(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, outward: bool = False) -> torch.Tensor:
@@ -357,6 +379,8 @@ def _query_side_normals(field, x: torch.Tensor, method: str, offset: float, jac:
     csp = _csp_fn(field)
     if method == "corners":
         return _corners_chunk(field, x, step)
+    if method == "face":
+        return _face_normals(field, x)
     if method == "direction":
         return _direction_normals(csp, x, offset)[0]
     if method == "jacobian":
@@ -371,7 +395,7 @@ def _query_side_normals(field, x: torch.Tensor, method: str, offset: float, jac:
             near = t < offset
             xe = torch.where(near[:, None], q + offset * n, x)
         return F.normalize(_eval(grad, xe), dim=1, eps=1e-30)
-    raise ValueError(f"method must be 'auto', 'corners', 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
+    raise ValueError(f"method must be 'auto', 'corners', 'face', 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
 
 
 def _chunk_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, at: str) -> dg.PrincipalCurvatures:
@@ -473,10 +497,11 @@ def normals(
     ----------
     method
         ``corners`` (exact normals stored at the band grid's vertices around ``CSP(p)``, band-grid
-        CSP fields only), ``direction`` (``p - CSP(p)``, backed off near the surface),
+        CSP fields only), ``face`` (the normal of the triangle holding the closest point; exact
+        mesh fields only), ``direction`` (``p - CSP(p)``, backed off near the surface),
         ``jacobian`` (null space of ``dCSP/dp``), ``udf_gradient`` (gradient of the field's
         distance) or ``auto`` (``corners`` for band-grid CSP fields, ``udf_gradient`` for UDF
-        fields, ``jacobian`` otherwise).
+        fields, ``face`` for exact mesh fields, ``jacobian`` otherwise).
     offset
         Back-off distance in input units for points nearer than it to the surface (None: 4 fine
         cells for band grids, 0.02 normalised units otherwise; 0 disables back-off).
