@@ -98,6 +98,7 @@ def main() -> None:
                 "mesh": path.stem,
                 "method": method if method in ("default", "udf", "paper") else f"{method}-{args.net_output}",
                 "fit_s": wall,
+                "sides_s": res.band.seconds_sides if res.band is not None else 0.0,
                 "steps": res.steps,
                 "mean_%": 100 * err.mean,
                 "p95_%": 100 * err.p95,
@@ -121,7 +122,7 @@ def main() -> None:
                 with open(args.json, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
     print()
-    cols = ["mesh", "method", "fit_s", "steps", "mean_%", "p95_%", "near_mean_%", "bnd_mean_%", "disc_mean_%", "file_MB", "mesh_MB", "query_Mpts/s", "x_exact"]
+    cols = ["mesh", "method", "fit_s", "sides_s", "steps", "mean_%", "p95_%", "near_mean_%", "bnd_mean_%", "disc_mean_%", "file_MB", "mesh_MB", "query_Mpts/s", "x_exact"]
     print_table(rows, cols)
     # Ratios per mesh, measured in the same run.
     by = {}
@@ -137,7 +138,7 @@ def main() -> None:
                 rr[f"{m}/default band"] = d[m]["mean_%"] / d["default"]["mean_%"]
                 rr[f"{m}/default near"] = d[m]["near_mean_%"] / d["default"]["near_mean_%"]
         ratio_rows.append(rr)
-    if ratio_rows:
+    if any(len(r) > 1 for r in ratio_rows):
         print()
         print_table(ratio_rows, list(dict.fromkeys(k for r in ratio_rows for k in r)))
 
