@@ -1,16 +1,23 @@
 """Benchmark of mesh extraction (issue 6): quality, robustness and cost.
 
-Run:  python benchmarks/bm_mesh.py [--resolution 128] [--sections exact robust nested cost fitted] [--meshes NAME ...] [--legacy]
+Run:  python benchmarks/bm_mesh.py [--resolution 128] [--sections exact robust nested cost fitted udf] [--meshes NAME ...] [--legacy] [--pseudo]
 
 Sections
 * exact:  exact oracle field of each dev mesh; Chamfer-L1 (``compare_surfaces``, input units) of our
-  mesh and of a marching-cubes reference at the same resolution (MC of the exact signed distance,
-  pseudonormal sign; for open meshes the spurious sign-jump faces, those whose centroid is more than
-  h/4 from the surface, are dropped), area ratio to GT, boundary loops vs GT, winding, evaluations.
+  mesh and of a marching-cubes reference at the same resolution (MC of the exact signed distance:
+  winding-number sign for closed meshes, pseudonormal sign for open meshes, where the spurious
+  sign-jump faces, those whose centroid is more than h/4 from the surface, are dropped), area ratio
+  to GT (ours and MC's), boundary loops vs GT, winding, evaluations.
 * robust: the same with a +0.002 bias and with N(0, 0.001^2) noise on the distances (normalised units).
 * nested: an open hemisphere with an open tube inside it.
 * cost:   wall time of sparse vs dense-grid extraction (same algorithm, every corner evaluated), same run.
 * fitted: fitted band-grid CSP fields (default FitConfig): Chamfer-L1, normal consistency, F-score@0.5%.
+* udf:    the UDF baseline (band grid, ``FieldConfig(kind="udf")``, closest points from its gradient)
+  through the same extractor, beside the CSP field of the same mesh (and, for closed meshes, the CSP
+  field with ``use_signs=False``).
+
+``--pseudo`` forces the CSP pseudo-sign path on closed fields too (``use_signs=False``); the
+"path" column says which path made each mesh (signed = true inside/outside signs of a closed field).
 * fitted_ab (not in the default list): on each fitted field, legacy extraction (``--legacy``: one vertex
   per cell, no fin removal or hole filling) vs the default, at ``--resolution`` and 192.
 """
@@ -31,14 +38,17 @@ from deepcsp.io import load_surface
 MESHES = Path("/work/shared/data/meshes")
 N_SAMPLES = 50_000
 EXTRA: dict = {}  # extra ExtractConfig fields for every section (--legacy)
+MC_WINDING = True  # closed meshes: MC reference signed by the fast winding number (--mc-pseudonormal: the old reference)
 
 
 def all_meshes() -> list[Path]:
     return sorted((MESHES / "closed").glob("*")) + sorted((MESHES / "open").glob("*"))
 
 
-def mc_reference(v: np.ndarray, f: np.ndarray, resolution: int, closed: bool):
-    """Marching cubes of the exact signed distance (pseudonormal sign) on the same grid, normalised coords."""
+def mc_reference(v: np.ndarray, f: np.ndarray, resolution: int, closed: bool, winding: bool = False):
+    """Marching cubes of the exact signed distance on the same grid, normalised coords: sign from the
+    pseudonormal (open meshes, as in the first rounds) or, with ``winding`` (closed meshes), from the
+    fast winding number (the pseudonormal sign fails on some closed CAD meshes, e.g. wingnut)."""
     import igl
     from skimage.measure import marching_cubes
 
@@ -46,7 +56,8 @@ def mc_reference(v: np.ndarray, f: np.ndarray, resolution: int, closed: bool):
     origin = -0.5 + 0.1234 * h
     ax = origin + np.arange(resolution + 1) * h
     g = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
-    sd, _, _, _ = igl.signed_distance(g, v, f, sign_type=igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL)
+    sign_type = igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER if winding else igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL
+    sd, _, _, _ = igl.signed_distance(g, v, f, sign_type=sign_type)
     sd = sd.reshape((resolution + 1,) * 3)
     mv, mf, _, _ = marching_cubes(sd, 0.0, spacing=(h, h, h))
     mv = mv + origin
@@ -57,6 +68,10 @@ def mc_reference(v: np.ndarray, f: np.ndarray, resolution: int, closed: bool):
         d, _, _ = _igl.point_mesh_squared_distance(c, v, f)
         mf = mf[np.sqrt(d) <= 0.25 * h]
     return mv, mf
+
+
+def _path(r) -> str:
+    return "signed" if r.signed else "pseudo"
 
 
 def row(name, r, gt_stats, v_in, f_in, extra=""):
@@ -70,7 +85,7 @@ def row(name, r, gt_stats, v_in, f_in, extra=""):
 
 def section_exact(paths, res, robust: bool):
     print(f"\n### Exact oracle fields, resolution {res}\n")
-    head = "| mesh | Chamfer-L1 ours | Chamfer-L1 MC ref | ratio | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds |"
+    head = "| mesh | path | Chamfer-L1 ours | Chamfer-L1 MC ref | ratio | area ratio | MC area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds |"
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for p in paths:
@@ -80,11 +95,12 @@ def section_exact(paths, res, robust: bool):
         gt = mesh_stats(surf.vertices, surf.faces)
         r = extract_mesh(fld, ExtractConfig(resolution=res, **EXTRA))
         m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
-        mv, mf = mc_reference(fld.vertices_normalized, surf.faces, res, closed)
+        mv, mf = mc_reference(fld.vertices_normalized, surf.faces, res, closed, winding=closed and MC_WINDING)
         mm = compare_surfaces(surf.normalization.to_input(mv), mf, surf.vertices, surf.faces, n_samples=N_SAMPLES)
         s = r.stats
+        mc_area = mesh_stats(surf.normalization.to_input(mv), mf).area
         print(
-            f"| {p.parent.name}/{p.stem} | {m.chamfer_l1:.3e} | {mm.chamfer_l1:.3e} | {m.chamfer_l1 / mm.chamfer_l1:.2f} | {s.area / gt.area:.4f} | "
+            f"| {p.parent.name}/{p.stem} | {_path(r)} | {m.chamfer_l1:.3e} | {mm.chamfer_l1:.3e} | {m.chamfer_l1 / mm.chamfer_l1:.2f} | {s.area / gt.area:.4f} | {mc_area / gt.area:.4f} | "
             f"{s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} | "
             f"{r.evaluation_fraction:.3f} | {r.seconds:.2f} |",
             flush=True,
@@ -100,7 +116,7 @@ def section_exact(paths, res, robust: bool):
             fld = PerturbedField(ExactField(surf.vertices, surf.faces), **kw)
             gt = mesh_stats(surf.vertices, surf.faces)
             r = extract_mesh(fld, ExtractConfig(resolution=res, **EXTRA))
-            _, line = row(f"{p.parent.name}/{p.stem}", r, gt, surf.vertices, surf.faces, f" {r.bias:.2e} | {r.noise:.2e} |")
+            _, line = row(f"{p.parent.name}/{p.stem} ({_path(r)})", r, gt, surf.vertices, surf.faces, f" {r.bias:.2e} | {r.noise:.2e} |")
             print(line, flush=True)
 
 
@@ -153,22 +169,57 @@ def section_fitted(paths, res):
     from deepcsp.fit import FitConfig, fit_surface
 
     print(f"\n### Fitted band-grid CSP fields (default FitConfig), extraction resolution {res}\n")
-    print("| mesh | fit s | Chamfer-L1 | Chamfer-L1 rel. diag | normal consistency | F-score@0.5% | area ratio | loops ours/GT | inconsistent edges | components ours/GT | evals / dense | extract s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| mesh | path | fit s | Chamfer-L1 | Chamfer-L1 rel. diag | normal consistency | F-score@0.5% | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | extract s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in paths:
         surf = load_surface(p)
         t0 = time.perf_counter()
         field = fit_surface(surf, FitConfig(eval_points=0)).field
         t_fit = time.perf_counter() - t0
         gt = mesh_stats(surf.vertices, surf.faces)
-        r = extract_mesh(field, ExtractConfig(resolution=res, **EXTRA))
-        m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
-        s = r.stats
-        print(
-            f"| {p.parent.name}/{p.stem} | {t_fit:.1f} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
-            f"{s.area / gt.area:.4f} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_components}/{gt.n_components} | {r.evaluation_fraction:.3f} | {r.seconds:.2f} |",
-            flush=True,
-        )
+        variants = [{}] + ([dict(use_signs=False)] if getattr(field, "closed", False) and "use_signs" not in EXTRA else [])
+        for kw in variants:
+            _fitted_row(p, field, surf, gt, t_fit, ExtractConfig(resolution=res, **{**EXTRA, **kw}))
+
+
+def _fitted_row(p, field, surf, gt, t_fit, config):
+    r = extract_mesh(field, config)
+    m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
+    s = r.stats
+    print(
+        f"| {p.parent.name}/{p.stem} | {_path(r)} | {t_fit:.1f} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
+        f"{s.area / gt.area:.4f} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} | {r.evaluation_fraction:.3f} | {r.seconds:.2f} |",
+        flush=True,
+    )
+
+
+def section_udf(paths, res):
+    """The UDF baseline (closest points from its gradient) and the CSP field of the same mesh, same extractor."""
+    from deepcsp.fields import FieldConfig
+    from deepcsp.fit import FitConfig, fit_surface
+
+    print(f"\n### UDF baseline vs CSP field through the same extractor, resolution {res}\n")
+    print("| mesh | field | path | fit s | Chamfer-L1 | rel. diag | normal consistency | F-score@0.5% | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | extract s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for p in paths:
+        surf = load_surface(p)
+        gt = mesh_stats(surf.vertices, surf.faces)
+        for label, cfg in (("CSP", FitConfig(eval_points=0)), ("UDF", FitConfig(field=FieldConfig(kind="udf"), eval_points=0))):
+            t0 = time.perf_counter()
+            field = fit_surface(surf, cfg).field
+            t_fit = time.perf_counter() - t0
+            variants = [(label, {})]
+            if label == "CSP" and getattr(field, "closed", False):
+                variants.append(("CSP", dict(use_signs=False)))
+            for name, kw in variants:
+                r = extract_mesh(field, ExtractConfig(resolution=res, **{**EXTRA, **kw}))
+                m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
+                s = r.stats
+                print(
+                    f"| {p.parent.name}/{p.stem} | {name} | {_path(r)} | {t_fit:.1f} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
+                    f"{s.area / gt.area:.4f} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} | {r.seconds:.2f} |",
+                    flush=True,
+                )
 
 
 def section_fitted_ab(paths, resolutions):
@@ -202,10 +253,17 @@ def main() -> None:
     ap.add_argument("--meshes", nargs="*", default=None, help="mesh stems (default: all dev meshes)")
     ap.add_argument("--cost-meshes", nargs="*", default=["torus", "spot", "tee_sim", "armor_jacket"])
     ap.add_argument("--fitted-meshes", nargs="*", default=["spot", "torus", "tee_sim", "skirt_sim", "cube_no_bottom"])
+    ap.add_argument("--udf-meshes", nargs="*", default=["spot", "torus", "tee_sim", "skirt_sim"])
     ap.add_argument("--legacy", action="store_true", help="old extraction: one vertex per cell, no fin removal or hole filling")
+    ap.add_argument("--pseudo", action="store_true", help="CSP pseudo-signs on closed fields too (use_signs=False)")
+    ap.add_argument("--mc-pseudonormal", action="store_true", help="closed meshes: MC reference with the pseudonormal sign (earlier rounds)")
     a = ap.parse_args()
+    global MC_WINDING
+    MC_WINDING = not a.mc_pseudonormal
     if a.legacy:
         EXTRA.update(split_sheets=False, fill_holes=0)
+    if a.pseudo or a.legacy:
+        EXTRA.update(use_signs=False)
     paths = all_meshes()
     pick = lambda names: [p for p in paths if p.stem in names]  # noqa: E731
     sel = pick(a.meshes) if a.meshes else paths
@@ -218,6 +276,8 @@ def main() -> None:
         section_cost(pick(a.cost_meshes), a.resolution)
     if "fitted" in a.sections:
         section_fitted(pick(a.fitted_meshes), a.resolution)
+    if "udf" in a.sections:
+        section_udf(pick(a.udf_meshes), a.resolution)
     if "fitted_ab" in a.sections:
         section_fitted_ab(pick(a.fitted_meshes), [a.resolution, 192])
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

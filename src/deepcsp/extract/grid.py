@@ -1,0 +1,114 @@
+"""Grid bookkeeping shared by the extraction paths: counted field queries, edge keys, cell faces.
+
+Grid corners are indexed ``lin = (i * n1 + j) * n1 + k`` (``n1 = resolution + 1``); an edge is
+``lin * 3 + axis`` (from corner ``lin`` towards ``+axis``); a cell is named by its lowest corner.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from deepcsp.fields.query import Field
+
+class _Queries:
+    """Batched closest-point queries on normalised NumPy points, counting every point asked."""
+
+    def __init__(self, field: Field):
+        self.field = field
+        self.count = 0
+
+    def _map(self, x: np.ndarray, fn, empty_shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Apply ``fn`` (a normalised-coordinate field query) in chunks; returns ``(x32, out)``."""
+        self.count += len(x)
+        x32 = np.asarray(x, np.float32)
+        chunk = int(getattr(self.field, "chunk", 1 << 18))
+        out = [fn(torch.as_tensor(x32[i : i + chunk], device=self.field.device)).detach().cpu().double().numpy() for i in range(0, len(x32), chunk)]
+        return x32.astype(np.float64), (np.concatenate(out) if out else np.zeros(empty_shape))
+
+    def closest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(x32, q)``: the points as the field saw them (float32 rounding) and their closest points."""
+        return self._map(x, self.field.closest_points_normalized, (0, 3))
+
+    def distances(self, x: np.ndarray) -> np.ndarray:
+        return self._map(x, self.field.distances_normalized, (0,))[1]
+
+    def signed(self, x: np.ndarray) -> np.ndarray:
+        """Signed distances (negative inside; closed fields only)."""
+        return self._map(x, self.field.signed_distances_normalized, (0,))[1]
+
+
+def _unit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    u = np.linalg.norm(d, axis=1)
+    return d / np.maximum(u, 1e-12)[:, None], u
+
+
+# the two other axes of each axis, in the cyclic order that makes a quad's normal point along +axis
+_OTHER = np.array([[1, 2], [2, 0], [0, 1]])
+_QUAD = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
+_CORNER_OFFSETS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int64)
+
+
+def _cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
+    """Unique edge keys ``corner * 3 + axis`` of the 12 edges of every cell ``(M, 3)``."""
+    keys = []
+    for axis in range(3):
+        a1, a2 = _OTHER[axis]
+        for d1 in (0, 1):
+            for d2 in (0, 1):
+                c = cells.copy()
+                c[:, a1] += d1
+                c[:, a2] += d2
+                keys.append(((c[:, 0] * n1 + c[:, 1]) * n1 + c[:, 2]) * 3 + axis)
+    return np.unique(np.concatenate(keys))
+
+
+def _dense_edges(n1: int) -> np.ndarray:
+    ax = np.arange(n1, dtype=np.int64)
+    ijk = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+    lin = (ijk[:, 0] * n1 + ijk[:, 1]) * n1 + ijk[:, 2]
+    keys = [lin[ijk[:, a] < n1 - 1] * 3 + a for a in range(3)]
+    return np.sort(np.concatenate(keys))
+
+
+def _ijk(lin: np.ndarray, n1: int) -> np.ndarray:
+    return np.stack([lin // (n1 * n1), (lin // n1) % n1, lin % n1], -1)
+
+
+def _face_edge_table() -> np.ndarray:
+    """``(6, 4)`` local edge ids (``axis * 4 + o1 * 2 + o2``, offsets along ``_OTHER[axis]``) of the
+    six faces of a cell, each in cyclic order (consecutive edges share a corner)."""
+
+    def local(ax: int, off: dict) -> int:
+        a1, a2 = _OTHER[ax]
+        return int(ax * 4 + off[a1] * 2 + off[a2])
+
+    table = []
+    for f in range(3):
+        u, v = _OTHER[f]
+        for s in (0, 1):
+            table.append([local(u, {f: s, v: 0}), local(v, {f: s, u: 1}), local(u, {f: s, v: 1}), local(v, {f: s, u: 0})])
+    return np.array(table, dtype=np.int64)
+
+
+_FACE_EDGES = _face_edge_table()
+
+
+
+def _face_corner_table() -> np.ndarray:
+    """``(6, 4)`` local corner ids (``i * 4 + j * 2 + k``, the order of ``_CORNER_OFFSETS``) of the six
+    faces of ``_FACE_EDGES``: entry ``m`` is the corner shared by the face's edges ``m`` and ``m + 1``."""
+    table = []
+    for f in range(3):
+        u, v = _OTHER[f]
+        for s in (0, 1):
+            row = []
+            for cu, cv in ((1, 0), (1, 1), (0, 1), (0, 0)):
+                o = np.zeros(3, dtype=np.int64)
+                o[f], o[u], o[v] = s, cu, cv
+                row.append(int(o[0] * 4 + o[1] * 2 + o[2]))
+            table.append(row)
+    return np.array(table, dtype=np.int64)
+
+
+_FACE_CORNERS = _face_corner_table()

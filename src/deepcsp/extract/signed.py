@@ -1,0 +1,472 @@
+"""Watertight extraction for closed fields: dual contouring on true inside/outside signs.
+
+When a field knows inside from outside (``field.closed``), every grid corner gets a sign and the
+crossed edges are exactly the edges whose corners differ. One quad per crossed edge, joining the
+dual vertices of its four cells, gives the boundary of the union of the inside corners' dual
+cubes: closed and consistently oriented by construction, whatever the signs are (a wrong sign
+makes a bump or a small closed blob, never a hole). Steps, normalised coordinates, grid
+``origin + (i, j, k) h``:
+
+1. **Cells**: candidate cells (coarse to fine, :mod:`deepcsp.extract.sparse`), signed distances at
+   all their corners. Corners on the grid's outer layer count as outside, so the surface closes
+   inside the grid.
+1b. **Thin parts** (``thin_parts``): a part thinner than a cell that falls between two outside
+   corners has no sign change; where the corners' CSP directions say such a part lies between them
+   (:func:`_thin_flips`) one corner is made inside, so the part is kept (not marching cubes' loss).
+2. **Closure**: the four cells around every sign-changing edge must be present (all their corners
+   evaluated). Missing ones (a field whose distances are too large near the band's edge) are
+   added and evaluated, and the test repeated.
+3. **Bias**: as for open fields, ``u_a + u_b`` on a crossed edge exceeds the edge's extent along the
+   normal by twice a constant distance bias; the median over the crossed edges estimates it (one
+   closest-point query at the crossed edges' corners).
+4. **Crossings**: ``t = (|s_a| - b) / (|s_a| + |s_b| - 2 b)``, the point snapped with
+   ``CSP(x) + b n``.
+5. **Dual vertices**: one per sign component of a cell, i.e. per marching-cubes patch: a cell's
+   crossings are linked on its faces (two crossings on a face: linked; four: the bilinear saddle
+   of the face's signed distances decides which diagonal's corners connect; the decision uses
+   only the face's corners, so both cells sharing the face agree and no edge gets four faces).
+   The vertex is the mean of its crossings, snapped with CSP.
+6. **Quads** oriented from the sign: the normal points from the inside corner to the outside one.
+   Components made only of faces around thin-part flips (other than the largest) are dropped, and
+   flips next to a face whose patches cannot be separated are undone (so no edge gets four faces).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, _Queries, _unit
+from deepcsp.extract.sparse import candidate_cells
+
+
+@dataclass
+class SignedMesh:
+    """Output of :func:`signed_dual_contour` (normalised coordinates).
+
+    ``n_closure_cells``: cells added by the closure step (0 for an exact field);
+    ``n_sign_evaluations``: signed-distance queries (also counted in the queries' total).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    bias: float
+    noise: float
+    n_cells: int
+    n_crossings: int
+    n_closure_cells: int
+    n_sign_evaluations: int
+    n_thin_flips: int = 0
+
+
+class _SignedCorners:
+    """Signed distances at evaluated grid corners, kept sorted by corner key."""
+
+    def __init__(self, fq: _Queries, resolution: int, origin: float):
+        self.fq = fq
+        self.R = resolution
+        self.n1 = resolution + 1
+        self.origin = origin
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.values = np.zeros(0)
+        self.n_evaluations = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        """Evaluate the corners among ``keys`` not seen yet."""
+        new = np.setdiff1d(keys, self.keys)
+        if len(new) == 0:
+            return
+        ijk = _ijk(new, self.n1)
+        s = self.fq.signed(self.origin + ijk * (1.0 / self.R))
+        self.n_evaluations += len(new)
+        border = ((ijk == 0) | (ijk == self.R)).any(1)
+        s[border] = np.abs(s[border])  # the grid's outer layer is outside: the surface closes inside
+        keys = np.concatenate([self.keys, new])
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.values = keys[order], np.concatenate([self.values, s])[order]
+
+    def index(self, keys: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.keys, keys)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Signed distances at ``keys`` (NaN where a corner was not evaluated)."""
+        i = np.minimum(self.index(keys), max(len(self.keys) - 1, 0))
+        ok = (self.keys[i] == keys) if len(self.keys) else np.zeros(np.shape(keys), dtype=bool)
+        return np.where(ok, self.values[i] if len(self.keys) else np.nan, np.nan)
+
+
+def _corner_keys(cells: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """``(M, 8)`` corner keys of cells ``(M, 3)``, in ``_CORNER_OFFSETS`` order."""
+    return ((cells[:, None, :] + _CORNER_OFFSETS[None]) * stride).sum(-1)
+
+
+def _quad_cells(edges: np.ndarray, n1: int) -> np.ndarray:
+    """``(E, 4, 3)`` the cells around each edge key, in ``_QUAD`` order (normal along +axis)."""
+    axis = edges % 3
+    base = _ijk(edges // 3, n1)
+    qc = np.repeat(base[:, None, :], 4, axis=1)
+    rows = np.arange(len(edges))
+    for k in range(4):
+        for j in range(2):
+            qc[rows, k, _OTHER[axis, j]] += _QUAD[k, j] - 1
+    return qc
+
+
+def _crossed_edges(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -> np.ndarray:
+    """Sorted keys of the sign-changing edges of ``cells``."""
+    edges = _cell_edges(cells, sc.n1)
+    axis = edges % 3
+    ia = sc.index(edges // 3)
+    ib = sc.index(edges // 3 + stride[axis])
+    return edges[(sc.values[ia] < 0) != (sc.values[ib] < 0)]
+
+
+def _close(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, max_rounds: int = 32) -> tuple[np.ndarray, np.ndarray, int]:
+    """Add the missing cells around sign-changing edges until every such edge has its four cells
+    (a field whose signs are wrong far from the surface could make this run on: after
+    ``max_rounds`` it warns and stops). Returns ``(cells, crossed edge keys, number of cells added)``."""
+    R = sc.R
+    key = lambda c: (c * stride).sum(-1)  # noqa: E731  (cell = its lowest corner)
+    have = np.unique(key(cells))
+    added = 0
+    for rnd in range(max_rounds + 1):
+        edges = _crossed_edges(cells, sc, stride)
+        qc = _quad_cells(edges, sc.n1).reshape(-1, 3)
+        qc = qc[((qc >= 0) & (qc < R)).all(1)]
+        need = np.setdiff1d(np.unique(key(qc)), have)
+        if len(need) == 0:
+            return cells, edges, added
+        if rnd == max_rounds:
+            break
+        new = _ijk(need, sc.n1)
+        sc.add(np.unique(_corner_keys(new, stride)))
+        cells = np.concatenate([cells, new])
+        have = np.union1d(have, need)
+        added += len(need)
+    import warnings
+
+    warnings.warn(f"signed extraction: cells were still missing around sign-changing edges after {max_rounds} rounds ({added} cells added); the mesh may have holes", stacklevel=3)
+    return cells, edges, added
+
+
+def _thin_flips(fq: _Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, h: float, agree: float, min_axis: float = 0.2) -> np.ndarray:
+    """Give corner signs to parts thinner than a cell that fall between two outside grid corners
+    (a plate, a claw, a wing tip), which corner signs alone miss.
+
+    An edge ``a -> b`` (along +axis) whose corners are both outside has such a part between them
+    when ``s_a + s_b < h``, both CSP directions point away from the other corner
+    (``n_a[axis] < -min_axis``, ``n_b[axis] > min_axis``: the closest points lie between them; across a
+    medial axis they point towards each other) and the two closest points agree (within ``agree h``).
+    The lower corner ``a`` of every such edge is made inside, so the part gets sign changes around
+    it; the vertices are then snapped onto it with CSP. Flips that would leave a corner with a sign
+    unlike all six neighbours (a closed blob of its own) are undone. Gaps thinner than a cell between
+    two inside corners are left alone (flipping those made spurious cavities on fitted fields). One
+    closest-point query at the corners of the outside edges with ``s_a + s_b < h``. Returns the keys
+    of the flipped corners.
+    """
+    edges = _cell_edges(cells, sc.n1)
+    axis = edges % 3
+    ia = sc.index(edges // 3)
+    ib = sc.index(edges // 3 + stride[axis])
+    sa, sb = sc.values[ia], sc.values[ib]
+    sus = (sa >= 0) & (sb >= 0) & (sa + sb < h)
+    ia, ib, axis = ia[sus], ib[sus], axis[sus]
+    if len(ia) == 0:
+        return np.zeros(0, dtype=np.int64)
+    cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+    p, q = fq.closest(sc.origin + _ijk(sc.keys[cc], sc.n1) * h)
+    n, u = _unit(p - q)
+    ja, jb = inv[: len(ia)], inv[len(ia) :]
+    thin = (n[ja, axis] < -min_axis) & (n[jb, axis] > min_axis) & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h) & (u[ja] > 0) & (u[jb] > 0)
+    flip = sc.index(np.unique(sc.keys[ia[thin]]))
+    sc.values[flip] = -sc.values[flip]
+    # a corner whose sign differs from all six neighbours makes a closed blob of its own (a flat box
+    # around one corner, off the rest of the surface): undo the flips that isolate a corner
+    for _ in range(4):
+        undo = _isolating_flips(sc, stride, flip)
+        if len(undo) == 0:
+            break
+        sc.values[undo] = -sc.values[undo]
+        flip = np.setdiff1d(flip, undo)
+    return sc.keys[flip].copy()
+
+
+def _neighbours(sc: _SignedCorners, idx: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """``(len(idx), 6)`` indices of the six axis neighbours of corners ``idx`` (-1: not evaluated)."""
+    ijk = _ijk(sc.keys[idx], sc.n1)
+    out = np.full((len(idx), 6), -1, dtype=np.int64)
+    for j, (d, step) in enumerate((d, step) for d in range(3) for step in (-1, 1)):
+        nb = ijk.copy()
+        nb[:, d] += step
+        key = (nb * stride).sum(1)
+        pos = np.minimum(sc.index(key), len(sc.keys) - 1)
+        ok = (nb[:, d] >= 0) & (nb[:, d] <= sc.R) & (sc.keys[pos] == key)
+        out[ok, j] = pos[ok]
+    return out
+
+
+def _isolating_flips(sc: _SignedCorners, stride: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """Flipped corners (indices into ``sc``) that leave some corner with a sign unlike all of its
+    evaluated neighbours: the isolated flipped corners themselves and the flipped neighbours of
+    isolated unflipped ones."""
+    if len(flip) == 0:
+        return flip
+    nb_f = _neighbours(sc, flip, stride)
+    near = np.unique(np.concatenate([flip, nb_f[nb_f >= 0]]))
+    nb = _neighbours(sc, near, stride)
+    inside = sc.values < 0
+    differs = np.where(nb >= 0, inside[np.maximum(nb, 0)] != inside[near][:, None], True)
+    isolated = differs.all(1) & (nb >= 0).any(1)
+    iso = near[isolated]
+    is_flip = np.isin(iso, flip)
+    nbs = nb[isolated][~is_flip]
+    return np.unique(np.concatenate([iso[is_flip], np.intersect1d(nbs[nbs >= 0], flip)]))
+
+
+def _bias(fq: _Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, h: float, agree: float) -> tuple[float, float]:
+    """Constant distance bias and noise from the crossed edges' corners (see the module docstring)."""
+    cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+    if len(cc) == 0:
+        return 0.0, 0.0
+    p, q = fq.closest(sc.origin + _ijk(sc.keys[cc], sc.n1) * h)
+    n, u = _unit(p - q)
+    ja, jb = inv[: len(ia)], inv[len(ia) :]
+    clear = ((n[ja] * n[jb]).sum(1) < 0) & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h) & (u[ja] > 0) & (u[jb] > 0)
+    if not clear.any():
+        return 0.0, 0.0
+    ja, jb, ax = ja[clear], jb[clear], axis[clear]
+    ne, _ = _unit(n[ja] - n[jb])
+    excess = 0.5 * (u[ja] + u[jb] - h * np.abs(ne[np.arange(len(ne)), ax]))
+    med = float(np.median(excess))
+    return med, float(np.sqrt(2.0) * 1.4826 * np.median(np.abs(excess - med)))
+
+
+def _face_ids(cell_keys: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """``(M, 6)`` grid-wide ids of the six faces of cells (keys of their lowest corners), in
+    ``_FACE_EDGES`` order: both cells sharing a face get the same id."""
+    out = np.empty((len(cell_keys), 6), dtype=np.int64)
+    for i in range(6):
+        f, side = divmod(i, 2)
+        out[:, i] = (cell_keys + side * stride[f]) * 3 + f
+    return out
+
+
+def _link_faces(table: np.ndarray, values: np.ndarray, face_ids: np.ndarray, flipped: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    """Links between the crossings of each cell through its faces.
+
+    ``table : (M, 12)`` entry ids of the cells' crossed local edges (-1: not crossed),
+    ``values : (M, 8)`` signed distances at the cells' corners, ``face_ids : (M, 6)`` grid-wide
+    face ids, ``flipped``: sorted ids of faces whose saddle decision is reversed. Returns entry id
+    pairs ``(a, b)`` and, per four-crossing face, ``(face ids, (K, 4) entry ids)``.
+    """
+    a_all, b_all, fours = [], [], []
+    for i, (fe, fc) in enumerate(zip(_FACE_EDGES, _FACE_CORNERS)):
+        ids = table[:, fe]
+        cnt = (ids >= 0).sum(1)
+        # two crossings (one or three cannot happen once closed; link them all if they do)
+        few = (cnt == 2) | (cnt == 3)
+        if few.any():
+            srt = np.sort(np.where(ids[few] >= 0, ids[few], np.iinfo(np.int64).max), axis=1)
+            for j in range(2):
+                ok = srt[:, j + 1] != np.iinfo(np.int64).max
+                a_all.append(srt[ok, 0])
+                b_all.append(srt[ok, j + 1])
+        four = cnt == 4
+        if four.any():
+            sub = ids[four]
+            f = values[four][:, fc]  # corners shared by edges (0,1), (1,2), (2,3), (3,0)
+            f10, f11, f01, f00 = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
+            den = f00 + f11 - f10 - f01
+            saddle = (f00 * f11 - f10 * f01) / np.where(np.abs(den) > 1e-300, den, 1e-300)
+            # corners (0,0) and (1,1) connected through the face: the other two are cut off, i.e.
+            # edges 0,1 (around corner (1,0)) and 2,3 (around (0,1)) pair up
+            first = (saddle < 0) == (f00 < 0)
+            fid = face_ids[four, i]
+            if len(flipped):
+                first ^= np.isin(fid, flipped)
+            fours.append((fid, sub))
+            a_all += [np.where(first, sub[:, 0], sub[:, 1]), np.where(first, sub[:, 2], sub[:, 3])]
+            b_all += [np.where(first, sub[:, 1], sub[:, 2]), np.where(first, sub[:, 3], sub[:, 0])]
+    a = np.concatenate(a_all) if a_all else np.zeros(0, dtype=np.int64)
+    b = np.concatenate(b_all) if b_all else np.zeros(0, dtype=np.int64)
+    return a, b, fours
+
+
+def _patch_vertices(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(4E,)`` dual vertex id of entry ``4 e + k`` (edge ``e`` seen from its ``k``-th cell): one id
+    per sign component (marching-cubes patch) of each cell, the number of ids, and the ids of the
+    faces whose dual edge still gets four quads (reversing their decision did not split the
+    patches; normally none)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = 4 * len(edges)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), 0, np.zeros(0, dtype=np.int64)
+    qc = _quad_cells(edges, sc.n1)
+    ckeys = (qc * stride).sum(-1).reshape(-1)
+    uniq, cell_of = np.unique(ckeys, return_inverse=True)
+    cell_of = cell_of.reshape(-1)
+    k = np.tile(np.arange(4), len(edges))
+    ax = np.repeat(edges % 3, 4)
+    local = ax * 4 + (1 - _QUAD[k, 0]) * 2 + (1 - _QUAD[k, 1])
+    table = np.full((len(uniq), 12), -1, dtype=np.int64)
+    table[cell_of, local] = np.arange(n)
+    values = sc.lookup(_corner_keys(_ijk(uniq, sc.n1), stride))
+    face_ids = _face_ids(uniq, stride)
+    flipped = np.zeros(0, dtype=np.int64)
+    for _ in range(4):
+        a, b, fours = _link_faces(table, values, face_ids, flipped)
+        g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+        n_lab, labels = connected_components(g, directed=False)
+        # a patch that crosses a four-crossing face twice on both sides would give the dual edge
+        # across that face four quads: reverse that face's decision (splits the patches)
+        both = [fid[(labels[sub[:, 0]] == labels[sub[:, 1]]) & (labels[sub[:, 0]] == labels[sub[:, 2]])] for fid, sub in fours]
+        twice = np.concatenate(both) if both else np.zeros(0, dtype=np.int64)
+        uq, cnt = np.unique(twice, return_counts=True)
+        stuck = uq[cnt == 2]
+        bad = np.setdiff1d(stuck, flipped)
+        if len(bad) == 0:
+            break
+        flipped = np.union1d(flipped, bad)
+    return labels.astype(np.int64), int(n_lab), stuck
+
+
+def _face_cell_corners(face_ids: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """Keys of the corners of the two cells on either side of grid faces ``face_ids`` (see ``_face_ids``)."""
+    if len(face_ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    key, f = face_ids // 3, face_ids % 3
+    out = []
+    for side in (0, 1):
+        low = key - side * stride[f]
+        out.append((low[:, None] + (_CORNER_OFFSETS * stride).sum(1)[None]).reshape(-1))
+    return np.unique(np.concatenate(out))
+
+
+def _triangulate(quads: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split quads ``(Q, 4)`` along the shorter diagonal, keeping their orientation. Returns the
+    triangles ``(2Q, 3)`` and the quad of each ``(2Q,)``."""
+    if len(quads) == 0:
+        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    d02 = np.linalg.norm(vs[quads[:, 0]] - vs[quads[:, 2]], axis=1)
+    d13 = np.linalg.norm(vs[quads[:, 1]] - vs[quads[:, 3]], axis=1)
+    a = d02 <= d13
+    ia, ib = np.nonzero(a)[0], np.nonzero(~a)[0]
+    tri_a = np.concatenate([quads[a][:, [0, 1, 2]], quads[a][:, [0, 2, 3]]])
+    tri_b = np.concatenate([quads[~a][:, [0, 1, 3]], quads[~a][:, [1, 2, 3]]])
+    return np.concatenate([tri_a, tri_b]).astype(np.int64), np.concatenate([ia, ia, ib, ib])
+
+
+def _drop_flip_only_components(faces: np.ndarray, n_vertices: int, from_flip: np.ndarray) -> np.ndarray:
+    """Drop connected components made only of faces around thin-part flips (``from_flip (F,)``):
+    a flipped corner off the rest of the surface makes a small closed blob of its own; what the
+    flips add to the surface stays (it is connected to faces that the corner signs gave)."""
+    from deepcsp.extract.topology import face_components
+
+    if len(faces) == 0 or not from_flip.any():
+        return faces
+    n, lab = face_components(faces, n_vertices)
+    all_flip = np.bincount(lab, weights=~from_flip, minlength=n) == 0
+    all_flip[np.argmax(np.bincount(lab, minlength=n))] = False  # a shape that is all thin part
+    return faces[~all_flip[lab]]
+
+
+def signed_dual_contour(
+    fq: _Queries,
+    resolution: int,
+    origin: float,
+    margin: float,
+    sparse: bool = True,
+    debias: bool = True,
+    agree: float = 2.0,
+    thin_parts: bool = False,
+    timings: dict | None = None,
+) -> SignedMesh:
+    """Closed, outward-oriented mesh of a closed field (see the module docstring).
+
+    ``fq`` wraps a field with ``closed`` True; ``margin`` widens the coarse-to-fine test
+    (normalised units); ``sparse=False`` evaluates every corner of the dense grid.
+    """
+    import time
+
+    timings = {} if timings is None else timings
+    R = int(resolution)
+    h = 1.0 / R
+    n1 = R + 1
+    stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
+    tick = time.perf_counter()
+    if sparse:
+        cells = candidate_cells(fq.distances, R, origin, margin, stop_size=2).cells(R)
+    else:
+        ax = np.arange(R, dtype=np.int64)
+        cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+    sc = _SignedCorners(fq, R, origin)
+    sc.add(np.unique(_corner_keys(cells, stride)))
+    flipped = _thin_flips(fq, cells, sc, stride, h, agree) if thin_parts else np.zeros(0, dtype=np.int64)
+    n_cand = len(cells)
+    for _ in range(4):
+        cells_c, edges, added = _close(cells, sc, stride)
+        labels, n_v, stuck = _patch_vertices(edges, sc, stride)
+        # a face whose dual edge would get four quads near thin-part flips: undo the flips of the
+        # two cells around it and contour again
+        undo = np.intersect1d(_face_cell_corners(stuck, stride), flipped) if len(flipped) else flipped
+        if len(undo) == 0:
+            break
+        i = sc.index(undo)
+        sc.values[i] = -sc.values[i]
+        flipped = np.setdiff1d(flipped, undo)
+    cells = cells_c
+    timings["cells"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    axis = edges % 3
+    ia = sc.index(edges // 3)
+    ib = sc.index(edges // 3 + stride[axis])
+    bias, noise = _bias(fq, sc, ia, ib, axis, h, agree) if debias else (0.0, 0.0)
+    ua, ub = np.abs(sc.values[ia]), np.abs(sc.values[ib])
+    den = ua + ub - 2.0 * bias
+    t = np.where(den > 1e-12, (ua - bias) / np.where(den > 1e-12, den, 1.0), 0.5).clip(0.0, 1.0)
+    pa = origin + _ijk(edges // 3, n1) * h
+    xc = pa.astype(np.float64)
+    xc[np.arange(len(edges)), axis] += t * h
+    xc32, qc = fq.closest(xc)
+    nc, _ = _unit(xc32 - qc)
+    xs = qc + bias * nc
+    far = np.linalg.norm(xs - xc, axis=1) > np.sqrt(3.0) * h
+    xs[far] = xc[far]
+    timings["edges"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    cnt = np.bincount(labels, minlength=n_v).astype(np.float64)
+    xe = np.repeat(xs, 4, axis=0)
+    v0 = np.stack([np.bincount(labels, weights=xe[:, d], minlength=n_v) for d in range(3)], -1) / np.maximum(cnt, 1)[:, None]
+    v32, qv = fq.closest(v0)
+    nv, _ = _unit(v32 - qv)
+    vs = qv + bias * nv
+    far = np.linalg.norm(vs - v0, axis=1) > np.sqrt(3.0) * h
+    vs[far] = v0[far]
+    quads = labels.reshape(-1, 4)
+    outward_minus = sc.values[ia] >= 0  # corner a outside: the normal points along -axis
+    quads[outward_minus] = quads[outward_minus][:, ::-1]
+    faces, quad_of = _triangulate(quads, vs)
+    if len(flipped):
+        from_flip = np.isin(edges // 3, flipped) | np.isin(edges // 3 + stride[axis], flipped)
+        faces = _drop_flip_only_components(faces, len(vs), from_flip[quad_of])
+        used = np.unique(faces)
+        remap = np.full(len(vs), -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        vs, faces = vs[used], remap[faces]
+    timings["vertices"] = time.perf_counter() - tick
+    return SignedMesh(
+        vertices=vs,
+        faces=faces,
+        bias=bias,
+        noise=noise,
+        n_cells=int(n_cand + added),
+        n_crossings=int(len(edges)),
+        n_closure_cells=int(added),
+        n_sign_evaluations=int(sc.n_evaluations),
+        n_thin_flips=int(len(flipped)),
+    )
