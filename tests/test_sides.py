@@ -147,3 +147,20 @@ def test_side_bits_match_winding_numbers_even_for_inward_winding(sphere):
     for faces in (sphere.faces, sphere.faces[:, ::-1].copy()):  # outward, then inward wound
         res = MeshOracle(v, faces).query(pts)
         np.testing.assert_array_equal(outside_bits(v, faces, pts, res.points, res.face_ids, check=500), truth)
+
+
+def test_mesh_cli_on_a_saved_closed_field_is_watertight(sphere_fit, tmp_path):
+    from deepcsp.extract.topology import mesh_stats
+
+    field_path = sphere_fit.field.save(tmp_path / "s.safetensors")
+    out = tmp_path / "m.ply"
+    r = subprocess.run([sys.executable, "-m", "deepcsp", "mesh", str(field_path), "-o", str(out), "--resolution", "32"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "signed" in r.stdout
+    mesh = load_surface(out)
+    stats = mesh_stats(mesh.vertices, mesh.faces)
+    assert stats.n_boundary_loops == 0 and stats.winding_consistent and stats.n_components == 1
+    r = subprocess.run([sys.executable, "-m", "deepcsp", "mesh", str(field_path), "-o", str(out), "--resolution", "32", "--no-signs"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "pseudo-sign" in r.stdout, r.stderr

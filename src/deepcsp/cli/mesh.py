@@ -27,7 +27,14 @@ class MeshCommand:
     min_component_faces: int = 0
     """Drop connected components with fewer faces than this (0 keeps all)."""
     creases: bool = False
-    """Also recover crossings next to sharp creases (CAD shapes); may add faces along open boundaries."""
+    """Open fields: also recover crossings next to sharp creases (CAD shapes); may add faces along
+    open boundaries."""
+    signs: bool = True
+    """Fields fitted to a closed mesh: contour the stored inside/outside (watertight, outward);
+    ``--no-signs`` uses the open-surface (pseudo-sign) path instead."""
+    thin_parts: bool = False
+    """Closed fields: also flip grid corners next to parts thinner than a cell (measured: lower
+    Chamfer on exact fields, mixed on fitted ones)."""
     device: str = "cpu"
     """``cpu`` or ``cuda``."""
 
@@ -49,6 +56,8 @@ class MeshCommand:
             points=self.points,
             min_component_faces=self.min_component_faces,
             side_cos=0.5 if self.creases else -1.0,
+            use_signs=self.signs,
+            thin_parts=self.thin_parts,
         )
         res = extract_mesh(field, cfg)
         if len(res.faces) == 0:
@@ -56,6 +65,7 @@ class MeshCommand:
         save_mesh(self.output, res.vertices, res.faces)
         rows = [
             ("vertices / faces", f"{len(res.vertices)} / {len(res.faces)}"),
+            ("path", "signed (closed field)" if res.signed else "pseudo-sign (open field)"),
             ("components", str(res.stats.n_components)),
             ("boundary loops", str(res.stats.n_boundary_loops)),
             ("winding consistent", str(res.stats.winding_consistent)),

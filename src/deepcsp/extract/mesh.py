@@ -5,8 +5,9 @@ Two paths share the grid, the candidate-cell search and the CSP snapping:
 
 * **Closed fields** (``field.closed``, e.g. the exact field of a watertight mesh or a field fitted
   to one; ``ExtractConfig.use_signs``): crossed edges are the edges whose corners have opposite
-  signed distances, which makes the mesh closed, manifold and outward by construction, thin parts
-  included; see :mod:`deepcsp.extract.signed`.
+  signed distances, which makes the mesh closed, manifold and outward by construction (thin parts
+  stay closed too, but parts thinner than a cell that no grid corner falls inside are lost, as with
+  marching cubes); see :mod:`deepcsp.extract.signed`.
 * **Open fields** (everything else, and ``use_signs=False``): the pseudo-sign pipeline below.
 
 Pseudo-sign pipeline, all in normalised coordinates on the grid ``origin + (i, j, k) h``, ``h = 1 / resolution``:
