@@ -1,6 +1,6 @@
 """Benchmark of mesh extraction (issue 6): quality, robustness and cost.
 
-Run:  python benchmarks/bm_mesh.py [--resolution 128] [--sections exact robust nested cost fitted udf] [--meshes NAME ...] [--legacy] [--pseudo]
+Run:  python benchmarks/bm_mesh.py [--resolution 128] [--sections exact robust nested cost fitted udf] [--meshes NAME ...] [--legacy] [--pseudo] [--no-sheets]
 
 Sections
 * exact:  exact oracle field of each dev mesh; Chamfer-L1 (``compare_surfaces``, input units) of our
@@ -16,6 +16,7 @@ Sections
   through the same extractor, beside the CSP field of the same mesh (and, for closed meshes, the CSP
   field with ``use_signs=False``).
 
+``--no-sheets`` turns the pseudo-sign path's sheet rule off (``cross_sheets=False``, earlier rounds).
 ``--pseudo`` forces the CSP pseudo-sign path on closed fields too (``use_signs=False``); the
 "path" column says which path made each mesh (signed = true inside/outside signs of a closed field).
 * fitted_ab (not in the default list): on each fitted field, legacy extraction (``--legacy``: one vertex
@@ -256,6 +257,7 @@ def main() -> None:
     ap.add_argument("--udf-meshes", nargs="*", default=["spot", "torus", "tee_sim", "skirt_sim"])
     ap.add_argument("--legacy", action="store_true", help="old extraction: one vertex per cell, no fin removal or hole filling")
     ap.add_argument("--pseudo", action="store_true", help="CSP pseudo-signs on closed fields too (use_signs=False)")
+    ap.add_argument("--no-sheets", action="store_true", help="pseudo-sign path without the sheet rule (cross_sheets=False, earlier rounds)")
     ap.add_argument("--mc-pseudonormal", action="store_true", help="closed meshes: MC reference with the pseudonormal sign (earlier rounds)")
     a = ap.parse_args()
     global MC_WINDING
@@ -264,6 +266,8 @@ def main() -> None:
         EXTRA.update(split_sheets=False, fill_holes=0)
     if a.pseudo or a.legacy:
         EXTRA.update(use_signs=False)
+    if a.no_sheets or a.legacy:
+        EXTRA.update(cross_sheets=False)
     paths = all_meshes()
     pick = lambda names: [p for p in paths if p.stem in names]  # noqa: E731
     sel = pick(a.meshes) if a.meshes else paths
