@@ -112,3 +112,17 @@ def _face_corner_table() -> np.ndarray:
 
 
 _FACE_CORNERS = _face_corner_table()
+
+
+def snapped_means(fq: _Queries, labels: np.ndarray, points: np.ndarray, n: int, bias: float, h: float) -> np.ndarray:
+    """Dual vertices: the mean of the ``points`` carrying each of the ``n`` labels, moved onto the
+    surface with the field itself (``CSP(v) + bias * n``); a snap longer than a cell diagonal is not
+    applied (the mean is kept)."""
+    cnt = np.bincount(labels, minlength=n).astype(np.float64)
+    v0 = np.stack([np.bincount(labels, weights=points[:, d], minlength=n) for d in range(3)], -1) / np.maximum(cnt, 1)[:, None]
+    v32, qv = fq.closest(v0)
+    nv, _ = _unit(v32 - qv)
+    vs = qv + bias * nv
+    far = np.linalg.norm(vs - v0, axis=1) > np.sqrt(3.0) * h
+    vs[far] = v0[far]
+    return vs

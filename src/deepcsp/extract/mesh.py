@@ -57,7 +57,7 @@ from dataclasses import dataclass, field as _field
 
 import numpy as np
 
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit
+from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, snapped_means
 from deepcsp.extract.signed import signed_dual_contour
 from deepcsp.extract.sparse import candidate_cells
 from deepcsp.extract.topology import MeshStats, _components, _edges, mesh_stats, orient_faces, remove_small_components, weld_and_clean
@@ -447,13 +447,7 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Me
     if config.split_sheets:
         inv = _split_cells(inv, len(uniq), axis[valid], xs)
         uniq = np.arange(int(inv.max()) + 1 if len(inv) else 0)
-    cnt = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
-    v0 = np.stack([np.bincount(inv, weights=np.repeat(xs[:, d], 4), minlength=len(uniq)) for d in range(3)], -1) / np.maximum(cnt, 1)[:, None]
-    v32, qv = fq.closest(v0)
-    nv, uv = _unit(v32 - qv)
-    vs = qv + bias * nv
-    far = np.linalg.norm(vs - v0, axis=1) > np.sqrt(3.0) * h
-    vs[far] = v0[far]
+    vs = snapped_means(fq, inv, np.repeat(xs, 4, axis=0), len(uniq), bias, h)
     timings["vertices"] = time.perf_counter() - tick
 
     # 5. quads -> triangles, cleanup, winding

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, _Queries, _unit
+from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, _Queries, _unit, snapped_means
 from deepcsp.extract.sparse import candidate_cells
 
 
@@ -439,14 +439,7 @@ def signed_dual_contour(
     timings["edges"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    cnt = np.bincount(labels, minlength=n_v).astype(np.float64)
-    xe = np.repeat(xs, 4, axis=0)
-    v0 = np.stack([np.bincount(labels, weights=xe[:, d], minlength=n_v) for d in range(3)], -1) / np.maximum(cnt, 1)[:, None]
-    v32, qv = fq.closest(v0)
-    nv, _ = _unit(v32 - qv)
-    vs = qv + bias * nv
-    far = np.linalg.norm(vs - v0, axis=1) > np.sqrt(3.0) * h
-    vs[far] = v0[far]
+    vs = snapped_means(fq, labels, np.repeat(xs, 4, axis=0), n_v, bias, h)
     quads = labels.reshape(-1, 4)
     outward_minus = sc.values[ia] >= 0  # corner a outside: the normal points along -axis
     quads[outward_minus] = quads[outward_minus][:, ::-1]
