@@ -126,3 +126,20 @@ def snapped_means(fq: _Queries, labels: np.ndarray, points: np.ndarray, n: int, 
     far = np.linalg.norm(vs - v0, axis=1) > np.sqrt(3.0) * h
     vs[far] = v0[far]
     return vs
+
+
+def link_face_crossings(ids: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Links between the crossings of cell faces that hold two (or, inconsistently, three): ``ids``
+    ``(M, 4)`` crossing labels of each face's 4 edges (-1 where not crossed). Returns the two ends of
+    each link (lists of arrays); linking the first crossed edge to each other one links them all."""
+    cnt = (ids >= 0).sum(1)
+    few = (cnt == 2) | (cnt == 3)
+    a, b = [], []
+    if few.any():
+        big = np.iinfo(np.int64).max
+        srt = np.sort(np.where(ids[few] >= 0, ids[few], big), axis=1)
+        for j in range(2):
+            ok = srt[:, j + 1] != big
+            a.append(srt[ok, 0])
+            b.append(srt[ok, j + 1])
+    return a, b

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field as _field
 
 import numpy as np
 
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, snapped_means
+from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
 from deepcsp.extract.signed import signed_dual_contour
 from deepcsp.extract.sparse import candidate_cells
 from deepcsp.extract.topology import MeshStats, _components, _edges, mesh_stats, orient_faces, remove_small_components, weld_and_clean
@@ -606,17 +606,11 @@ def _split_cells(cell_of: np.ndarray, n_cells: int, axis: np.ndarray, xs: np.nda
     a_all, b_all = [], []
     for fe in _FACE_EDGES:
         ids = table[:, fe]
-        crossed = ids >= 0
-        cnt = crossed.sum(1)
+        cnt = (ids >= 0).sum(1)
         # two crossings (or an odd count): link consecutive crossed edges, which links them all
-        odd = (cnt == 2) | (cnt == 3)
-        if odd.any():
-            sub = ids[odd]
-            srt = np.sort(np.where(sub >= 0, sub, np.iinfo(np.int64).max), axis=1)
-            for j in range(2):
-                ok = srt[:, j + 1] != np.iinfo(np.int64).max
-                a_all.append(srt[ok, 0])
-                b_all.append(srt[ok, j + 1])
+        a, b = link_face_crossings(ids)
+        a_all += a
+        b_all += b
         four = cnt == 4
         if four.any():
             sub = ids[four]

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, _Queries, _unit, snapped_means
+from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
 from deepcsp.extract.sparse import candidate_cells
 
 
@@ -265,13 +265,9 @@ def _link_faces(table: np.ndarray, values: np.ndarray, face_ids: np.ndarray, fli
         ids = table[:, fe]
         cnt = (ids >= 0).sum(1)
         # two crossings (one or three cannot happen once closed; link them all if they do)
-        few = (cnt == 2) | (cnt == 3)
-        if few.any():
-            srt = np.sort(np.where(ids[few] >= 0, ids[few], np.iinfo(np.int64).max), axis=1)
-            for j in range(2):
-                ok = srt[:, j + 1] != np.iinfo(np.int64).max
-                a_all.append(srt[ok, 0])
-                b_all.append(srt[ok, j + 1])
+        a, b = link_face_crossings(ids)
+        a_all += a
+        b_all += b
         four = cnt == 4
         if four.any():
             sub = ids[four]
