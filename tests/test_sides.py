@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import deepcsp
 from deepcsp.fields.modules import FieldConfig
@@ -164,3 +165,23 @@ def test_mesh_cli_on_a_saved_closed_field_is_watertight(sphere_fit, tmp_path):
     r = subprocess.run([sys.executable, "-m", "deepcsp", "mesh", str(field_path), "-o", str(out), "--resolution", "32", "--no-signs"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "pseudo-sign" in r.stdout, r.stderr
+
+
+def test_truncated_side_masks_are_refused(sphere_fit, tmp_path):
+    from deepcsp.errors import DeepCSPError
+    from deepcsp.fields.files import read_weights, write_weights
+    from deepcsp.fields.query import FORMAT, FORMAT_VERSION
+
+    path = sphere_fit.field.save(tmp_path / "s.safetensors")
+    tensors, header = read_weights(path, "deepcsp field", FORMAT, FORMAT_VERSION)
+    key = next(k for k in tensors if k.endswith("coarse_outside_mask.zlib") or k.endswith("coarse_outside_mask"))
+    assert key.endswith(".zlib")  # compressed like the other masks
+    import zlib
+
+    spec = header["compressed"][key[: -len(".zlib")]]
+    raw = zlib.decompress(tensors[key].numpy().tobytes())[:-3]  # three bytes short
+    tensors[key] = torch.from_numpy(np.frombuffer(zlib.compress(raw), np.uint8).copy())
+    spec["shape"] = [len(raw)]
+    write_weights(tmp_path / "bad.safetensors", tensors, header)
+    with pytest.raises(DeepCSPError, match="outside masks"):
+        load_field(tmp_path / "bad.safetensors")

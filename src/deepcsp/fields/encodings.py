@@ -153,6 +153,8 @@ class BandGrid(nn.Module):
         self.active = ids.to(torch.int64).to(self.values.device)
         self.values = nn.Parameter(values.to(self.values))
         self._table = None
+        self.outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)  # stale once the rows change
+        self.coarse_outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)
 
     def table(self) -> torch.Tensor:
         """Dense ``(res^3,)`` int32 lookup from flat vertex id to row of ``values`` (-1 if inactive)."""
@@ -184,12 +186,14 @@ class BandGrid(nn.Module):
             state_dict[prefix + "active"] = torch.from_numpy(np.flatnonzero(mask).astype(np.int64))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
         if sides[0] is not None and sides[1] is not None:
-            n_fine = int(self.active.numel())
-            fine = np.unpackbits(sides[0].cpu().numpy().astype(np.uint8), count=n_fine).astype(bool)
-            coarse = np.unpackbits(sides[1].cpu().numpy().astype(np.uint8), count=self.coarse_res**3).astype(bool)
-            if len(fine) != n_fine or len(coarse) != self.coarse_res**3:
-                error_msgs.append(f"{prefix}outside masks hold {len(fine)}/{len(coarse)} bits, expected {n_fine}/{self.coarse_res**3}")
+            n_fine, n_coarse = int(self.active.numel()), self.coarse_res**3
+            packed_fine, packed_coarse = (t.cpu().numpy().astype(np.uint8).reshape(-1) for t in sides)
+            if len(packed_fine) != (n_fine + 7) // 8 or len(packed_coarse) != (n_coarse + 7) // 8:
+                error_msgs.append(f"{prefix}outside masks hold {len(packed_fine)}/{len(packed_coarse)} bytes, "
+                                  f"expected {(n_fine + 7) // 8}/{(n_coarse + 7) // 8}")
             else:
+                fine = np.unpackbits(packed_fine, count=n_fine).astype(bool)
+                coarse = np.unpackbits(packed_coarse, count=n_coarse).astype(bool)
                 self.set_sides(torch.from_numpy(fine), torch.from_numpy(coarse))
         else:
             self.outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)

@@ -245,7 +245,7 @@ def load_field(path, device: str = "cpu") -> NeuralField:
         module = build_module(config)
         module.load_state_dict(tensors, strict=True)
     except Exception as exc:
-        raise DeepCSPError(f"field header or weights do not match ({str(exc).splitlines()[0][:200]})", path) from None
+        raise DeepCSPError(f"field header or weights do not match ({' '.join(str(exc).split())[:300]})", path) from None
     check_finite(tensors, path)
     return NeuralField(module, config, normalization, device=device, meta=header.get("meta", {}))
 
