@@ -213,3 +213,37 @@ def test_close_parallel_sheets_stay_apart(gap):
     assert abs(s.area / gt.area - 1.0) < 0.05, s.area / gt.area
     old = extract_mesh(fld, ExtractConfig(resolution=32, cross_sheets=False)).stats
     assert old.area / gt.area > 1.2, old.area / gt.area
+
+
+def test_boundary_cycles_split_at_pinch():
+    """Two boundary loops touching at one vertex (a figure 8) are two cycles, each visiting its
+    vertices once; a vertex with unequal in/out degree makes its cycle non-simple."""
+    from deepcsp.extract.topology import boundary_cycles
+
+    he = np.array([[0, 1], [1, 2], [2, 0], [0, 3], [3, 4], [4, 0]])
+    n, lab, simple = boundary_cycles(he, 5)
+    assert n == 2 and simple.all()
+    assert sorted(np.bincount(lab).tolist()) == [3, 3]
+    assert len(set(lab[:3])) == 1 and len(set(lab[3:])) == 1
+    n2, lab2, simple2 = boundary_cycles(np.array([[0, 1], [1, 2], [2, 0], [0, 3]]), 4)
+    assert not simple2[lab2 == lab2[3]].any()
+
+
+def test_fill_holes_closes_pinched_holes():
+    """Two one-face holes of an extracted sphere that touch at a vertex (one pinched boundary
+    loop) are both closed; before, the non-simple loop was left open."""
+    from deepcsp.extract.mesh import _fill_holes, _Queries
+
+    v, f = Sphere().mesh(4)
+    field = ExactField(v, f)
+    r = extract_mesh(field, ExtractConfig(resolution=RES))
+    verts = field.normalization.to_normalized(r.vertices)
+    faces = r.faces
+    # two faces sharing exactly one vertex
+    shared = np.array([len(set(faces[0]) & set(g)) for g in faces])
+    j = int(np.nonzero(shared == 1)[0][0])
+    holed = np.delete(faces, [0, j], axis=0)
+    assert mesh_stats(verts, holed).n_boundary_loops == 1
+    v2, f2, n = _fill_holes(_Queries(field), verts, holed, 24, 1.0 / RES, 0.0, 0.0)
+    s = mesh_stats(v2, f2)
+    assert n == 2 and s.n_boundary_loops == 0 and s.n_nonmanifold_edges == 0 and s.winding_consistent, s

@@ -42,9 +42,10 @@ Pseudo-sign pipeline, all in normalised coordinates on the grid ``origin + (i, j
    gives a closed mesh; exactly one layer per sheet.
 6. **Repair** (``fill_holes``): at edges shared by more than two faces only the two faces nearest
    the surface that can be wound consistently stay (the others are fins from a misjudged
-   crossing); then small boundary loops whose fill the field confirms to lie on the surface are
-   closed by a fan around ``CSP(centroid)``. A true hole's centre lies a radius off the surface,
-   so true boundaries stay open.
+   crossing); then small boundary loops (loops touching at a pinch vertex taken apart) whose fill
+   the field confirms to lie on the surface, within a tolerance that grows with the field's own
+   error there (``fill_field_error``), are closed by a fan around ``CSP(centroid)``. A true
+   hole's centre lies a radius off the surface, so true boundaries stay open.
 7. **Cleanup and winding**: coincident vertices welded, repeated/zero-area/duplicate faces
    dropped, faces oriented consistently by propagation across edges, each component turned to
    positive signed volume (outward for closed surfaces), optional removal of small components.
@@ -60,7 +61,7 @@ import numpy as np
 from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
 from deepcsp.extract.signed import signed_dual_contour
 from deepcsp.extract.sparse import candidate_cells
-from deepcsp.extract.topology import MeshStats, _components, _edges, mesh_stats, orient_faces, remove_small_components, weld_and_clean
+from deepcsp.extract.topology import MeshStats, _edges, boundary_cycles, mesh_stats, orient_faces, remove_small_components, weld_and_clean
 from deepcsp.fields.query import Field
 
 
@@ -135,6 +136,10 @@ class ExtractConfig:
     fill_tolerance: float = 0.5
     """Hole filling: allowed distance of the fill from the surface, as a fraction of the loop's
     mean radius (a true round hole's centre lies one radius off the surface)."""
+    fill_field_error: float = 0.25
+    """Hole filling: the tolerance grows by twice the field's own error at the fill's centre (the
+    distance the field reports at its own closest point: 0 for an exact field), capped at this many
+    cells (fitted fields are up to ~0.25 cells off where sheets are close; 0 disables)."""
     min_component_faces: int = 0
     """Drop connected components with fewer faces than this (0 keeps everything)."""
     grid_shift: float = 0.1234
@@ -162,6 +167,8 @@ class ExtractConfig:
             raise ValueError(f"points must be >= 0, got {self.points!r}")
         if self.fill_holes < 0 or not (0.0 <= self.fill_tolerance < 1.0):
             raise ValueError(f"fill_holes must be >= 0 and fill_tolerance in [0, 1), got {self.fill_holes!r}, {self.fill_tolerance!r}")
+        if self.fill_field_error < 0:
+            raise ValueError(f"fill_field_error must be >= 0, got {self.fill_field_error!r}")
         if not (-1.0 <= self.flip_cos < 1.0):
             raise ValueError(f"flip_cos must be in [-1, 1), got {self.flip_cos!r}")
 
@@ -470,7 +477,7 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Me
     if config.fill_holes > 0:
         faces = _drop_fins(fq, verts, orient_faces(verts, faces), bias)
         faces = orient_faces(verts, faces)
-        verts, faces, n_filled = _fill_holes(fq, verts, faces, config.fill_holes, h, bias, noise, config.fill_tolerance)
+        verts, faces, n_filled = _fill_holes(fq, verts, faces, config.fill_holes, h, bias, noise, config.fill_tolerance, config.fill_field_error)
     faces = orient_faces(verts, faces)
     verts, faces = remove_small_components(verts, faces, config.min_component_faces)
     timings["mesh"] = time.perf_counter() - tick
@@ -668,15 +675,19 @@ def _drop_fins(fq: _Queries, verts: np.ndarray, faces: np.ndarray, bias: float) 
 
 
 def _fill_holes(
-    fq: _Queries, verts: np.ndarray, faces: np.ndarray, max_edges: int, h: float, bias: float, noise: float, rel_tol: float = 0.5
+    fq: _Queries, verts: np.ndarray, faces: np.ndarray, max_edges: int, h: float, bias: float, noise: float, rel_tol: float = 0.5, error_cap: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Close small holes that lie on the field's surface.
 
-    A boundary loop ``L`` of ``verts (V, 3)``, ``faces (F, 3)`` (consistently wound) is closed by a
-    fan around a new vertex ``c = CSP(m) + bias n`` (``m`` the loop's centroid) when it is a simple
-    cycle of at most ``max_edges`` edges and ``m`` and the midpoints ``(c + v) / 2`` of every spoke
-    lie within ``tol = max(h / 4, rel_tol rho, 4 noise)`` of the surface (``rho`` the loop's mean radius):
-    a true hole of radius ``rho`` has its centre ``~rho`` off the surface and stays open. The fan
+    The boundary of ``verts (V, 3)``, ``faces (F, 3)`` (consistently wound) is split into cycles,
+    loops touching at a pinch vertex separated (:func:`boundary_cycles`). A cycle ``L`` is closed by
+    a fan around a new vertex ``c = CSP(m) + bias n`` (``m`` the cycle's centroid) when it visits
+    each vertex once, has at most ``max_edges`` edges and ``m`` and the midpoints ``(c + v) / 2`` of
+    every spoke lie within ``tol = max(h / 4, rel_tol rho, 4 noise) + min(2 e, error_cap h)`` of the
+    surface (``rho`` the loop's mean radius, ``e`` the field's own error at ``c``: the distance it
+    reports at its own closest point ``c``, 0 for an exact field, up to a quarter cell for a fitted
+    band-grid field where sheets are close): a true hole of radius ``rho`` has its centre ``~rho``
+    off the surface and stays open. The fan
     faces ``(b, a, c)`` run against the loop's half-edges ``a -> b``, so winding stays consistent.
     Returns ``(verts, faces, number of loops closed)``.
     """
@@ -688,14 +699,8 @@ def _fill_holes(
     bhe = he[counts[inv] == 1]
     if len(bhe) == 0:
         return verts, faces, 0
-    deg = np.bincount(bhe.ravel(), minlength=nv)
-    outdeg = np.bincount(bhe[:, 0], minlength=nv)
-    bv = np.unique(bhe)
-    rm = np.searchsorted(bv, bhe)
-    n_loops, lab_v = _components(len(bv), rm[:, 0], rm[:, 1])
-    lab = lab_v[rm[:, 0]]
+    n_loops, lab, simple = boundary_cycles(bhe, nv)
     size = np.bincount(lab, minlength=n_loops)
-    simple = (deg[bhe] == 2).all(1) & (outdeg[bhe[:, 0]] == 1)
     ok_loop = (np.bincount(lab, weights=simple, minlength=n_loops) == size) & (size >= 3) & (size <= max_edges)
     loops = np.nonzero(ok_loop)[0]
     if len(loops) == 0:
@@ -709,6 +714,10 @@ def _fill_holes(
     m32, qm = fq.closest(m)
     nm, um = _unit(m32 - qm)
     c = qm + bias * nm
+    if error_cap > 0:
+        # the field's own error there: its distance at its own closest point (0 for an exact field)
+        c32, qc = fq.closest(c)
+        tol = tol + np.minimum(2.0 * (np.linalg.norm(c32 - qc, axis=1) - bias).clip(0.0), error_cap * h)
     mid32, qs = fq.closest(0.5 * (c[lab] + verts[bhe[:, 0]]))
     us = np.linalg.norm(mid32 - qs, axis=1) - bias
     spoke_ok = np.bincount(lab, weights=us <= tol[lab], minlength=len(loops)) == cnt

@@ -63,6 +63,67 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:
     return connected_components(g, directed=False)
 
 
+def boundary_cycles(half_edges: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Split directed boundary half-edges ``(B, 2)`` (of a consistently wound mesh) into cycles.
+
+    Where several boundary loops touch at one vertex (a pinch, degree 4 or more) the loops are
+    separated: the k-th half-edge ending at the vertex continues with the k-th one leaving it.
+    Returns ``(n_cycles, cycle label per half-edge (B,), simple (B,))``; ``simple`` is False on the
+    half-edges of cycles that pass a vertex whose in- and out-degrees differ (winding not
+    consistent there) or visit a vertex twice."""
+    B = len(half_edges)
+    if B == 0:
+        return 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    indeg = np.bincount(half_edges[:, 1], minlength=n_vertices)
+    outdeg = np.bincount(half_edges[:, 0], minlength=n_vertices)
+    balanced = indeg == outdeg
+    o_in = np.argsort(half_edges[:, 1], kind="stable")  # grouped by end vertex
+    o_out = np.argsort(half_edges[:, 0], kind="stable")  # grouped by start vertex
+    v_in, v_out = half_edges[o_in, 1], half_edges[o_out, 0]
+    rank = np.arange(B) - np.searchsorted(v_in, v_in)
+    pos = np.searchsorted(v_out, v_in) + rank
+    ok = balanced[v_in] & (pos < B)
+    ok[ok] &= v_out[pos[ok]] == v_in[ok]
+    succ = np.arange(B)
+    succ[o_in[ok]] = o_out[pos[ok]]
+    n_cycles, label = _components(B, np.arange(B), succ)
+    keys, counts = np.unique(label.astype(np.int64) * n_vertices + half_edges[:, 0], return_counts=True)
+    label, n_cycles = _split_repeats(half_edges, succ, label, n_cycles, np.unique(keys[counts > 1] // n_vertices))
+    bad = np.zeros(n_cycles, dtype=bool)
+    bad[label[~balanced[half_edges[:, 0]] | ~balanced[half_edges[:, 1]]]] = True
+    keys, counts = np.unique(label.astype(np.int64) * n_vertices + half_edges[:, 0], return_counts=True)
+    bad[keys[counts > 1] // n_vertices] = True
+    return n_cycles, label, ~bad[label]
+
+
+def _split_repeats(half_edges: np.ndarray, succ: np.ndarray, label: np.ndarray, n_cycles: int, cycles: np.ndarray, max_len: int = 4096) -> tuple[np.ndarray, int]:
+    """Split the closed walks ``cycles`` (labels; ``succ`` the next half-edge) that visit a vertex
+    twice into simple cycles (a walk ``v .. v .. v`` is two loops touching at ``v``); walks longer
+    than ``max_len`` half-edges are left whole. Returns the new labels and their count."""
+    label = label.copy()
+    for c in cycles:
+        first = int(np.nonzero(label == c)[0][0])
+        walk = [first]
+        while succ[walk[-1]] != first and len(walk) <= max_len:
+            walk.append(int(succ[walk[-1]]))
+        if len(walk) > max_len:
+            continue
+        stack: list[int] = []
+        seen: dict[int, int] = {}
+        for e in walk:
+            v = int(half_edges[e, 0])
+            if v in seen:  # close the loop that returned to v
+                j = seen[v]
+                for e2 in stack[j:]:
+                    label[e2] = n_cycles
+                    seen.pop(int(half_edges[e2, 0]), None)
+                n_cycles += 1
+                del stack[j:]
+            seen[v] = len(stack)
+            stack.append(e)
+    return label, n_cycles
+
+
 def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:
     """Edge-connected components of the faces: ``(count, labels (F,))``."""
     if len(faces) == 0:
