@@ -183,13 +183,17 @@ def section_fitted(paths, res):
             _fitted_row(p, field, surf, gt, t_fit, ExtractConfig(resolution=res, **{**EXTRA, **kw}))
 
 
-def _fitted_row(p, field, surf, gt, t_fit, config):
+def _fitted_row(p, field, surf, gt, t_fit, config, label: str | None = None, evaluations: bool = True):
+    """One table row: the mesh extracted from ``field`` against the ground truth (``label``: an extra
+    column naming the field; ``evaluations``: the evals / dense column)."""
     r = extract_mesh(field, config)
     m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
     s = r.stats
+    name = f" {label} |" if label is not None else ""
+    evals = f" {r.evaluation_fraction:.3f} |" if evaluations else ""
     print(
-        f"| {p.parent.name}/{p.stem} | {_path(r)} | {t_fit:.1f} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
-        f"{s.area / gt.area:.4f} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} | {r.evaluation_fraction:.3f} | {r.seconds:.2f} |",
+        f"| {p.parent.name}/{p.stem} |{name} {_path(r)} | {t_fit:.1f} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
+        f"{s.area / gt.area:.4f} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} |{evals} {r.seconds:.2f} |",
         flush=True,
     )
 
@@ -213,14 +217,7 @@ def section_udf(paths, res):
             if label == "CSP" and getattr(field, "closed", False):
                 variants.append(("CSP", dict(use_signs=False)))
             for name, kw in variants:
-                r = extract_mesh(field, ExtractConfig(resolution=res, **{**EXTRA, **kw}))
-                m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
-                s = r.stats
-                print(
-                    f"| {p.parent.name}/{p.stem} | {name} | {_path(r)} | {t_fit:.1f} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
-                    f"{s.area / gt.area:.4f} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} | {r.seconds:.2f} |",
-                    flush=True,
-                )
+                _fitted_row(p, field, surf, gt, t_fit, ExtractConfig(resolution=res, **{**EXTRA, **kw}), label=name, evaluations=False)
 
 
 def section_fitted_ab(paths, resolutions):
