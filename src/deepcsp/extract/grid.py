@@ -114,15 +114,35 @@ def _face_corner_table() -> np.ndarray:
 _FACE_CORNERS = _face_corner_table()
 
 
-def snapped_means(fq: _Queries, labels: np.ndarray, points: np.ndarray, n: int, bias: float, h: float) -> np.ndarray:
+def snapped_means(fq: _Queries, labels: np.ndarray, points: np.ndarray, n: int, bias: float, h: float, planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Dual vertices: the mean of the ``points`` carrying each of the ``n`` labels, moved onto the
     surface with the field itself (``CSP(v) + bias * n``); a snap longer than a cell diagonal is not
-    applied (the mean is kept)."""
+    applied (the mean is kept).
+
+    ``planes = (feet (P, 3), normals (P, 3), labels (P,))`` (noisy distances): vertices that have
+    tangent planes move along their planes' mean normal to the planes' mean height instead of
+    being snapped by one query, which would carry the full noise of one distance."""
     cnt = np.bincount(labels, minlength=n).astype(np.float64)
     v0 = np.stack([np.bincount(labels, weights=points[:, d], minlength=n) for d in range(3)], -1) / np.maximum(cnt, 1)[:, None]
-    v32, qv = fq.closest(v0)
-    nv, _ = _unit(v32 - qv)
-    vs = qv + bias * nv
+    vs = v0.copy()
+    todo = np.ones(n, dtype=bool)
+    if planes is not None and len(planes[2]):
+        feet, nrm, pl = planes
+        # planes on either side of a sheet may face opposite ways: turn them to the first one's side
+        uq, first = np.unique(pl, return_index=True)
+        ref = np.zeros((n, 3))
+        ref[uq] = nrm[first]
+        nrm = nrm * np.where((nrm * ref[pl]).sum(1, keepdims=True) < 0, -1.0, 1.0)
+        nm, _ = _unit(np.stack([np.bincount(pl, weights=nrm[:, d], minlength=n) for d in range(3)], -1))
+        num = np.bincount(pl, weights=((feet - v0[pl]) * nrm).sum(1), minlength=n)
+        den = np.bincount(pl, weights=(nrm * nm[pl]).sum(1), minlength=n)
+        has = den > 1e-9
+        vs[has] = v0[has] + (num[has] / den[has])[:, None] * nm[has]
+        todo = ~has
+    if todo.any():
+        v32, qv = fq.closest(v0[todo])
+        nv, _ = _unit(v32 - qv)
+        vs[todo] = qv + bias * nv
     far = np.linalg.norm(vs - v0, axis=1) > np.sqrt(3.0) * h
     vs[far] = v0[far]
     return vs

@@ -29,6 +29,12 @@ Pseudo-sign pipeline, all in normalised coordinates on the grid ``origin + (i, j
    is not right on the surface (``verify_flips``), and unflipped edges whose far corner lies behind
    the near corner's tangent plane at a point on the near corner's sheet, are sampled along the
    edge; an edge is crossed where it straddles exactly one sheet.
+   **Noisy distances** (estimated noise above ``noisy_above`` = 0.05 cells, step 4): one query
+   can no longer say whether a point lies on the surface, so every flipped edge is sampled and
+   judged by its samples' tangent planes (both sides of the side change must agree on where the
+   sheet is, :func:`~deepcsp.extract.planes.straddles`), crossings are placed by those planes and
+   dual vertices by the mean height of all the planes around them instead of one snap (noise 0.13
+   cells: vertices ~0.025 cells off the surface instead of ~0.075). The signed path does the same.
 4. **Bias**: on a crossed edge ``u_a + u_b`` equals the edge's extent along the normal,
    ``h |n_axis|``, for an exact field; the median excess over all edges estimates a constant
    distance bias ``b`` (learned fields overestimate distances near the surface), which is
@@ -59,6 +65,7 @@ from dataclasses import dataclass, field as _field
 import numpy as np
 
 from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
+from deepcsp.extract.planes import flat_planes, no_planes, straddles
 from deepcsp.extract.signed import signed_dual_contour
 from deepcsp.extract.sparse import candidate_cells
 from deepcsp.extract.topology import MeshStats, _edges, boundary_cycles, mesh_stats, orient_faces, remove_small_components, weld_and_clean
@@ -96,13 +103,19 @@ class ExtractConfig:
     field puts on the near corner's sheet (within ``sheet_accept`` cells), and (2) flipped edges
     whose interpolated crossing lies more than ``verify_flips`` cells off the surface are sampled
     at ``sheet_samples`` points; an edge is crossed where it straddles exactly one sheet
-    (:func:`_straddles`). False gives the flip test alone (earlier rounds)."""
+    (:func:`~deepcsp.extract.planes.straddles`). False gives the flip test alone (earlier rounds)."""
     sheet_accept: float = 0.1
     """Sheet rule: the tangent plane's point on the edge must lie within this many cells of the surface."""
-    sheet_max_noise: float = 0.05
-    """Sheet rule: skipped when the estimated distance noise exceeds this many cells (its decisions
-    need distances good to a small fraction of a cell; measured: with noise of 0.13 cells it added
-    loops on 3 of 6 open meshes)."""
+    sheet_max_noise: float = 0.5
+    """Sheet rule: skipped when the estimated distance noise exceeds this many cells."""
+    noisy_above: float = 0.05
+    """Noisy distances: when the estimated distance noise exceeds this many cells, one query can no
+    longer tell whether a point lies on the surface, so every flipped edge is sampled at
+    ``noisy_samples`` points and judged by the samples' tangent planes (as the sheet rule's
+    sampling, :func:`~deepcsp.extract.planes.straddles` with ``planes``), crossings are placed by those planes, and dual
+    vertices are snapped by the mean of seven tangent planes around them (noise / sqrt(7))."""
+    noisy_samples: int = 9
+    """Noisy distances: points (corners included) at which every flipped edge is sampled."""
     verify_flips: float = 0.02
     """Sheet rule: flipped edges whose interpolated crossing lies more than this many cells (or 4
     estimated noise deviations) off the surface are checked by sampling (dropped unless they
@@ -169,6 +182,10 @@ class ExtractConfig:
             raise ValueError(f"fill_holes must be >= 0 and fill_tolerance in [0, 1), got {self.fill_holes!r}, {self.fill_tolerance!r}")
         if self.fill_field_error < 0:
             raise ValueError(f"fill_field_error must be >= 0, got {self.fill_field_error!r}")
+        if self.noisy_samples < 3 or self.sheet_samples < 3:
+            raise ValueError(f"noisy_samples and sheet_samples must be >= 3, got {self.noisy_samples!r}, {self.sheet_samples!r}")
+        if self.noisy_above < 0:
+            raise ValueError(f"noisy_above must be >= 0 (cells), got {self.noisy_above!r}")
         if not (-1.0 <= self.flip_cos < 1.0):
             raise ValueError(f"flip_cos must be in [-1, 1), got {self.flip_cos!r}")
 
@@ -302,7 +319,7 @@ def _signed_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Mesh:
     R = int(config.resolution)
     h = 1.0 / R
     origin = -0.5 + config.grid_shift * h
-    sm = signed_dual_contour(fq, R, origin, max(0.5 * h, config.margin), sparse=config.sparse, debias=config.debias, agree=config.agree, thin_parts=config.thin_parts, timings=timings)
+    sm = signed_dual_contour(fq, R, origin, max(0.5 * h, config.margin), sparse=config.sparse, debias=config.debias, agree=config.agree, thin_parts=config.thin_parts, timings=timings, noisy_above=config.noisy_above, noisy_samples=config.noisy_samples)
     tick = time.perf_counter()
     verts, faces = sm.vertices, sm.faces
     verts, faces = remove_small_components(verts, faces, config.min_component_faces)
@@ -367,43 +384,13 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Me
     bias = med if config.debias else 0.0
     edges0, axis0, ia0, ib0 = edges, axis, ia, ib
     edges, axis, ia, ib = edges[flip], axis[flip], ia[flip], ib[flip]
-    ua, ub = u_c[ia], u_c[ib]
-    denom = ua + ub - 2 * bias
-    t = np.where(denom > 1e-12, (ua - bias) / np.where(denom > 1e-12, denom, 1.0), 0.5).clip(0.0, 1.0)
-    xc = p[ia] + t[:, None] * (p[ib] - p[ia])
-    xc32, qc = fq.closest(xc)
-    nc, uc = _unit(xc32 - qc)
-    tau = max(config.accept * h, 8.0 * noise)
-    keep = uc - bias <= tau
-    xs = qc + bias * nc
-    # second chance (creases, where distance is not linear along the edge): move to where the
-    # tangent plane at CSP(c) meets the edge and ask again
-    retry = np.nonzero(~keep)[0]
-    if len(retry):
-        e_dot = nc[retry, axis[retry]]
-        ok2 = np.abs(e_dot) > 0.1
-        lam = np.where(ok2, -(uc[retry] - bias) / np.where(ok2, e_dot, 1.0), 0.0)
-        t2 = t[retry] + lam / h
-        ok2 &= (t2 >= 0.0) & (t2 <= 1.0)
-        retry = retry[ok2]
-        if len(retry):
-            x2 = p[ia[retry]] + t2[ok2, None] * (p[ib[retry]] - p[ia[retry]])
-            x2_32, q2 = fq.closest(x2)
-            n2, u2 = _unit(x2_32 - q2)
-            good = u2 - bias <= tau
-            keep[retry[good]] = True
-            xs[retry[good]] = (q2 + bias * n2)[good]
+    noisy = noise > config.noisy_above * h
+    planes = no_planes()  # noisy distances: tangent planes of the crossed edges' samples
+    if noisy:
+        keep, xs, planes = _noisy_flips(fq, p, n_c, u_c, ia, ib, bias, noise, h, config)
+    else:
+        keep, xs = _accepted_flips(fq, p, n_c, u_c, ia, ib, axis, bias, noise, h, config)
     sheets = config.cross_sheets and noise <= config.sheet_max_noise * h
-    if sheets and config.verify_flips > 0:
-        # a flip whose interpolated crossing is not right on the surface may be an edge passing
-        # beside a sheet between two close sheets: keep it only if it straddles exactly one sheet
-        ver = np.nonzero(keep & (uc - bias > max(config.verify_flips * h, 4.0 * noise)))[0]
-        if len(ver):
-            ref, _ = _unit(n_c[ia[ver]] - n_c[ib[ver]])
-            q32, qq = fq.closest(xs[ver])  # the field's distance at its own (debiased) closest point
-            floor = np.linalg.norm(q32 - qq, axis=1)
-            st, _, _ = _straddles(fq, p[ia[ver]], p[ib[ver]], n_c[ia[ver]], n_c[ib[ver]], u_c[ia[ver]], u_c[ib[ver]], ref, floor, bias, noise, h, config.sheet_samples, config.straddle_slack)
-            keep[ver[st.sum(1) != 1]] = False
     # crease rule: next to a crease the two corners see different faces and their directions are
     # about orthogonal, so the flip test misses the crossing. Where one corner lies behind the
     # other's (debiased) tangent plane, the plane meets the edge; the edge is kept when the field
@@ -431,10 +418,14 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Me
             axis = np.concatenate([axis[keep], ax2[good]])
             xs = np.concatenate([xs[keep], (q2 + bias * n2)[good]])
             keep = np.ones(len(edges), dtype=bool)
+    # planes follow their edges: renumber them to the kept edges
+    new_id = np.cumsum(keep) - 1
+    planes = (planes[0], planes[1], new_id[planes[2]])
     edges, axis, xs = edges[keep], axis[keep], xs[keep]
     if sheets:
         other = (u_c[ia0] > 0) & (u_c[ib0] > 0) & ~(agree & (cos < max(config.flip_cos, config.side_cos)))
-        e2, ax2, x2 = _sheet_crossings(fq, p, q, n_c, u_c, edges0[other], axis0[other], ia0[other], ib0[other], bias, noise, h, config)
+        e2, ax2, x2, pl2 = _sheet_crossings(fq, p, q, n_c, u_c, edges0[other], axis0[other], ia0[other], ib0[other], bias, noise, h, config, noisy)
+        planes = tuple(np.concatenate([a, b]) for a, b in zip(planes, (pl2[0], pl2[1], pl2[2] + len(edges))))
         edges, axis, xs = np.concatenate([edges, e2]), np.concatenate([axis, ax2]), np.concatenate([xs, x2])
     timings["edges"] = time.perf_counter() - tick
 
@@ -448,13 +439,21 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Me
             quad_cells[np.arange(len(edges)), k, ax_j] += _QUAD[k, j] - 1
     valid = ((quad_cells >= 0) & (quad_cells < R)).all(axis=(1, 2))
     quad_cells, xs = quad_cells[valid], xs[valid]
+    vmap = np.cumsum(valid) - 1
+    pvalid = valid[planes[2]] if len(planes[2]) else np.zeros(0, dtype=bool)
+    planes = (planes[0][pvalid], planes[1][pvalid], vmap[planes[2][pvalid]])
     cell_keys = ((quad_cells[..., 0] * R + quad_cells[..., 1]) * R + quad_cells[..., 2]).reshape(-1)
     uniq, inv = np.unique(cell_keys, return_inverse=True)
     inv = inv.reshape(-1)
     if config.split_sheets:
         inv = _split_cells(inv, len(uniq), axis[valid], xs)
         uniq = np.arange(int(inv.max()) + 1 if len(inv) else 0)
-    vs = snapped_means(fq, inv, np.repeat(xs, 4, axis=0), len(uniq), bias, h)
+    vplanes = None
+    if noisy:
+        # each plane serves the four dual vertices around its edge
+        pe = planes[2]
+        vplanes = (np.repeat(planes[0], 4, axis=0), np.repeat(planes[1], 4, axis=0), inv.reshape(-1, 4)[pe].reshape(-1))
+    vs = snapped_means(fq, inv, np.repeat(xs, 4, axis=0), len(uniq), bias, h, planes=vplanes)
     timings["vertices"] = time.perf_counter() - tick
 
     # 5. quads -> triangles, cleanup, winding
@@ -485,36 +484,75 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Me
     return _Mesh(verts, faces, bias, noise, int(len(cells)), int(len(edges)), n_filled)
 
 
-def _straddles(
-    fq: _Queries, pa: np.ndarray, pb: np.ndarray, na: np.ndarray, nb: np.ndarray, ua: np.ndarray, ub: np.ndarray, ref: np.ndarray, floor: np.ndarray, bias: float, noise: float, h: float, samples: int, slack: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sample the edges ``pa -> pb (M, 3)`` (corner directions ``na, nb`` and distances ``ua, ub``
-    known) at ``samples`` points and find where they straddle a sheet: two consecutive samples on
-    opposite sides of the reference direction ``ref (M, 3)`` (the sheet's normal; directions of a
-    fitted field may turn gradually near the surface rather than flip) whose debiased distances
-    add up to no more than their spacing plus twice the field's local error ``floor (M,)`` (the
-    distance the field reports at its own closest point near the edge: 0 for an exact field; a
-    fitted field's distances near the surface may stay a tenth of a cell up where sheets are close),
-    capped at ``slack`` cells, and 4 ``noise``. Between two sheets, across the medial axis, the
-    side changes too, but the distances add up to the gap. Returns ``(straddle (M, k-1) bool,
-    debiased distances (M, k), sample parameters (k,))``."""
-    k = max(int(samples), 3)
-    ts = np.linspace(0.0, 1.0, k)
-    m = len(pa)
-    xs = pa[:, None, :] + ts[None, 1:-1, None] * (pb - pa)[:, None, :]
-    x32, qs = fq.closest(xs.reshape(-1, 3))
-    ns, us = _unit(x32 - qs)
-    ns = np.concatenate([na[:, None], ns.reshape(m, k - 2, 3), nb[:, None]], 1)
-    us = np.concatenate([ua[:, None], us.reshape(m, k - 2), ub[:, None]], 1)
-    spacing = h / (k - 1)
-    hi = us - bias
-    side = (ns * ref[:, None, :]).sum(-1) > 0.0
-    change = side[:, :-1] != side[:, 1:]
-    total = hi[:, :-1] + hi[:, 1:]
-    # allowance for the field's error at the surface
-    allowed = 1.05 * spacing + 4.0 * noise + np.minimum(2.0 * (floor - bias).clip(0.0), slack * h)
-    straddle = change & (total <= allowed[:, None])
-    return straddle, hi, ts
+def _accepted_flips(
+    fq: _Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flipped edges ``ia -> ib`` (corner rows of ``p``, directions ``n_c``, distances ``u_c``) whose
+    interpolated crossing the field puts on the surface (``accept``; a second try where the tangent
+    plane meets the edge, for creases), then, with the sheet rule, checked by sampling when that
+    point is not right on the surface (``verify_flips``). Returns ``(keep (E,) bool, snapped
+    crossing points (E, 3))``."""
+    ua, ub = u_c[ia], u_c[ib]
+    denom = ua + ub - 2 * bias
+    t = np.where(denom > 1e-12, (ua - bias) / np.where(denom > 1e-12, denom, 1.0), 0.5).clip(0.0, 1.0)
+    xc = p[ia] + t[:, None] * (p[ib] - p[ia])
+    xc32, qc = fq.closest(xc)
+    nc, uc = _unit(xc32 - qc)
+    tau = max(config.accept * h, 8.0 * noise)
+    keep = uc - bias <= tau
+    xs = qc + bias * nc
+    # second chance (creases, where distance is not linear along the edge): move to where the
+    # tangent plane at CSP(c) meets the edge and ask again
+    retry = np.nonzero(~keep)[0]
+    if len(retry):
+        e_dot = nc[retry, axis[retry]]
+        ok2 = np.abs(e_dot) > 0.1
+        lam = np.where(ok2, -(uc[retry] - bias) / np.where(ok2, e_dot, 1.0), 0.0)
+        t2 = t[retry] + lam / h
+        ok2 &= (t2 >= 0.0) & (t2 <= 1.0)
+        retry = retry[ok2]
+        if len(retry):
+            x2 = p[ia[retry]] + t2[ok2, None] * (p[ib[retry]] - p[ia[retry]])
+            x2_32, q2 = fq.closest(x2)
+            n2, u2 = _unit(x2_32 - q2)
+            good = u2 - bias <= tau
+            keep[retry[good]] = True
+            xs[retry[good]] = (q2 + bias * n2)[good]
+    if config.cross_sheets and noise <= config.sheet_max_noise * h and config.verify_flips > 0:
+        # a flip whose interpolated crossing is not right on the surface may be an edge passing
+        # beside a sheet between two close sheets: keep it only if it straddles exactly one sheet
+        ver = np.nonzero(keep & (uc - bias > max(config.verify_flips * h, 4.0 * noise)))[0]
+        if len(ver):
+            ref, _ = _unit(n_c[ia[ver]] - n_c[ib[ver]])
+            q32, qq = fq.closest(xs[ver])  # the field's distance at its own (debiased) closest point
+            floor = np.linalg.norm(q32 - qq, axis=1)
+            st = straddles(fq, p[ia[ver]], p[ib[ver]], n_c[ia[ver]], n_c[ib[ver]], u_c[ia[ver]], u_c[ib[ver]], ref, floor, bias, noise, h, config.sheet_samples, config.straddle_slack).straddle
+            keep[ver[st.sum(1) != 1]] = False
+    return keep, xs
+
+
+def _noisy_flips(
+    fq: _Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Flipped edges checked when the distances are noisy (``noisy_above``): one query at the
+    interpolated crossing cannot tell an edge passing a tenth of a cell beside a sheet from one
+    crossing it, so every flipped edge is sampled and judged by its samples' tangent planes
+    (:func:`~deepcsp.extract.planes.straddles` with ``planes``); an edge is kept where it straddles exactly one sheet, its
+    crossing placed by those planes (not snapped: the dual vertices average the planes).
+    Returns ``(keep (E,) bool, crossing points (E, 3), planes)``, ``planes = (feet (P, 3), normals
+    (P, 3), edge (P,))`` the tangent planes that judged each kept edge."""
+    xs = np.zeros((len(ia), 3))
+    keep = np.zeros(len(ia), dtype=bool)
+    if len(ia) == 0:
+        return keep, xs, no_planes()
+    ref, _ = _unit(n_c[ia] - n_c[ib])
+    floor = np.full(len(ia), bias)
+    smp = straddles(fq, p[ia], p[ib], n_c[ia], n_c[ib], u_c[ia], u_c[ib], ref, floor, bias, noise, h, config.noisy_samples, config.straddle_slack, planes=True)
+    st = smp.straddle
+    rows, j = np.nonzero(st & (st.sum(1) == 1)[:, None])
+    keep[rows] = True
+    xs[rows] = p[ia[rows]] + smp.tcross[rows, j][:, None] * (p[ib[rows]] - p[ia[rows]])
+    return keep, xs, flat_planes(smp, rows, j, rows)
 
 
 def _sheet_crossings(
@@ -531,7 +569,8 @@ def _sheet_crossings(
     noise: float,
     h: float,
     config: ExtractConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    noisy: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Crossings of edges that the flip test skips although one sheet crosses them: where two
     sheets lie within a cell or two (folds, hems, thin parts) a corner may see the other sheet, so
     the corners' directions do not flip (or their closest points do not agree).
@@ -541,11 +580,11 @@ def _sheet_crossings(
     lies behind ``c``'s debiased tangent plane, and the point ``x`` where that plane meets the edge
     lies within ``sheet_accept`` cells of the surface with its closest point within ``agree`` cells
     of ``q_c`` (on ``c``'s sheet); a grazing edge passes this too. Decision: the screened edges are
-    sampled (:func:`_straddles`); an edge that straddles exactly one sheet is crossed there, snapped
+    sampled (:func:`~deepcsp.extract.planes.straddles`); an edge that straddles exactly one sheet is crossed there, snapped
     with ``CSP``; twice (a ridge or fold sharper than a cell, cut twice by the edge) gives no
     crossing, as with signs. Returns ``(edges, axis, crossing points)``.
     """
-    empty = (np.zeros(0, dtype=edges.dtype), np.zeros(0, dtype=axis.dtype), np.zeros((0, 3)))
+    empty = (np.zeros(0, dtype=edges.dtype), np.zeros(0, dtype=axis.dtype), np.zeros((0, 3)), no_planes())
     if len(edges) == 0:
         return empty
     tol = max(config.sheet_accept * h, 4.0 * noise)
@@ -572,20 +611,20 @@ def _sheet_crossings(
     pa, pb = p[ia[sel]], p[ib[sel]]
     f32, fq_ = fq.closest(foot[sel])  # the field's distance at its own (debiased) closest point
     floor = np.linalg.norm(f32 - fq_, axis=1)
-    straddle, hi, ts = _straddles(fq, pa, pb, n[ia[sel]], n[ib[sel]], u[ia[sel]], u[ib[sel]], ref[sel], floor, bias, noise, h, config.sheet_samples, config.straddle_slack)
-    rows, j = np.nonzero(straddle & (straddle.sum(1) == 1)[:, None])  # crossed exactly once
+    smp = straddles(fq, pa, pb, n[ia[sel]], n[ib[sel]], u[ia[sel]], u[ib[sel]], ref[sel], floor, bias, noise, h, config.sheet_samples, config.straddle_slack, planes=noisy)
+    rows, j = np.nonzero(smp.straddle & (smp.straddle.sum(1) == 1)[:, None])  # crossed exactly once
     if len(rows) == 0:
         return empty
-    h0, h1 = hi[rows, j].clip(0.0), hi[rows, j + 1].clip(0.0)
-    f = np.where(h0 + h1 > 1e-15, h0 / np.maximum(h0 + h1, 1e-15), 0.5)
-    tx = ts[j] + f * (ts[1] - ts[0])
     keep = rows
-    xc = pa[keep] + tx[:, None] * (pb[keep] - pa[keep])
+    xc = pa[keep] + smp.tcross[rows, j][:, None] * (pb[keep] - pa[keep])
+    if noisy:
+        # the samples' planes placed the crossing; a single noisy query would only move it off
+        return edges[sel[keep]], axis[sel[keep]], xc, flat_planes(smp, rows, j, np.arange(len(rows)))
     xc32, qc = fq.closest(xc)
     nc, uc = _unit(xc32 - qc)
     ok = uc - bias <= max(config.accept * h, 8.0 * noise)
     keep = keep[ok]
-    return edges[sel[keep]], axis[sel[keep]], (qc + bias * nc)[ok]
+    return edges[sel[keep]], axis[sel[keep]], (qc + bias * nc)[ok], no_planes()
 
 
 def _split_cells(cell_of: np.ndarray, n_cells: int, axis: np.ndarray, xs: np.ndarray) -> np.ndarray:

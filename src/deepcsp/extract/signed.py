@@ -20,7 +20,10 @@ makes a bump or a small closed blob, never a hole). Steps, normalised coordinate
    normal by twice a constant distance bias; the median over the crossed edges estimates it (one
    closest-point query at the crossed edges' corners).
 4. **Crossings**: ``t = (|s_a| - b) / (|s_a| + |s_b| - 2 b)``, the point snapped with
-   ``CSP(x) + b n``.
+   ``CSP(x) + b n``. With noisy distances (estimated noise above ``noisy_above`` cells) each
+   crossed edge is sampled instead and the crossing placed by its samples' tangent planes
+   (:mod:`deepcsp.extract.planes`); the vertices of step 5 then take the mean height of those
+   planes instead of one snap.
 5. **Dual vertices**: one per sign component of a cell, i.e. per marching-cubes patch: a cell's
    crossings are linked on its faces (two crossings on a face: linked; four: the bilinear saddle
    of the face's signed distances decides which diagonal's corners connect; the decision uses
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
+from deepcsp.extract.planes import flat_planes, straddles
 from deepcsp.extract.sparse import candidate_cells
 
 
@@ -369,6 +373,29 @@ def _drop_flip_only_components(faces: np.ndarray, n_vertices: int, from_flip: np
     return faces[~all_flip[lab]]
 
 
+def _noisy_crossings(
+    fq: _Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, xc: np.ndarray, t: np.ndarray, bias: float, noise: float, h: float, samples: int
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Crossings of the sign-changing edges (corner rows ``ia, ib``; ``pa (E, 3)`` the lower
+    corners, ``xc`` the crossings interpolated at parameters ``t``) when distances are noisy: each
+    edge is sampled (:func:`~deepcsp.extract.planes.straddles` with ``planes``) and the straddle
+    nearest ``t`` places the crossing and gives the tangent planes the dual vertices average.
+    Edges with no straddle keep ``xc`` and give no planes. Returns ``(crossings (E, 3), (feet,
+    normals, edge))``."""
+    cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+    p, q = fq.closest(sc.origin + _ijk(sc.keys[cc], sc.n1) * h)
+    n, u = _unit(p - q)
+    ja, jb = inv[: len(ia)], inv[len(ia) :]
+    ref, _ = _unit(n[ja] - n[jb])
+    smp = straddles(fq, p[ja], p[jb], n[ja], n[jb], u[ja], u[jb], ref, np.full(len(ia), bias), bias, noise, h, samples, 0.0, planes=True)
+    dist = np.where(smp.straddle, np.abs(smp.tcross - t[:, None]), np.inf)
+    rows = np.nonzero(smp.straddle.any(1))[0]
+    j = dist[rows].argmin(1)
+    xs = xc.copy()
+    xs[rows] = p[ja[rows]] + smp.tcross[rows, j][:, None] * (p[jb[rows]] - p[ja[rows]])
+    return xs, flat_planes(smp, rows, j, rows)
+
+
 def signed_dual_contour(
     fq: _Queries,
     resolution: int,
@@ -379,6 +406,8 @@ def signed_dual_contour(
     agree: float = 2.0,
     thin_parts: bool = False,
     timings: dict | None = None,
+    noisy_above: float = 0.05,
+    noisy_samples: int = 9,
 ) -> SignedMesh:
     """Closed, outward-oriented mesh of a closed field (see the module docstring).
 
@@ -427,15 +456,21 @@ def signed_dual_contour(
     pa = origin + _ijk(edges // 3, n1) * h
     xc = pa.astype(np.float64)
     xc[np.arange(len(edges)), axis] += t * h
-    xc32, qc = fq.closest(xc)
-    nc, _ = _unit(xc32 - qc)
-    xs = qc + bias * nc
-    far = np.linalg.norm(xs - xc, axis=1) > np.sqrt(3.0) * h
-    xs[far] = xc[far]
+    planes = None
+    if noise > noisy_above * h:
+        # noisy distances: place crossings and vertices by averaging tangent planes along the edges
+        xs, (feet, nrm, owner) = _noisy_crossings(fq, sc, ia, ib, xc, t, bias, noise, h, noisy_samples)
+        planes = (np.repeat(feet, 4, axis=0), np.repeat(nrm, 4, axis=0), labels.reshape(-1, 4)[owner].reshape(-1))
+    else:
+        xc32, qc = fq.closest(xc)
+        nc, _ = _unit(xc32 - qc)
+        xs = qc + bias * nc
+        far = np.linalg.norm(xs - xc, axis=1) > np.sqrt(3.0) * h
+        xs[far] = xc[far]
     timings["edges"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    vs = snapped_means(fq, labels, np.repeat(xs, 4, axis=0), n_v, bias, h)
+    vs = snapped_means(fq, labels, np.repeat(xs, 4, axis=0), n_v, bias, h, planes=planes)
     quads = labels.reshape(-1, 4)
     outward_minus = sc.values[ia] >= 0  # corner a outside: the normal points along -axis
     quads[outward_minus] = quads[outward_minus][:, ::-1]
