@@ -116,10 +116,12 @@ class ExtractConfig:
     vertices are snapped by the mean of seven tangent planes around them (noise / sqrt(7))."""
     noisy_samples: int = 9
     """Noisy distances: points (corners included) at which every flipped edge is sampled."""
-    verify_flips: float = 0.02
+    verify_flips: float = 0.01
     """Sheet rule: flipped edges whose interpolated crossing lies more than this many cells (or 4
     estimated noise deviations) off the surface are checked by sampling (dropped unless they
-    straddle exactly one sheet); 0 checks none."""
+    straddle exactly one sheet); 0 checks none. Measured at resolution 128: 0.02 left a false
+    crossing on the exact tee_sim field (5 loops for 4), 0.01 does not (+9% evaluations there,
+    +0-6% elsewhere)."""
     sheet_samples: int = 17
     """Sheet rule: points (corners included) at which a checked edge is sampled."""
     straddle_slack: float = 0.3
