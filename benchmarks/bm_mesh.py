@@ -196,20 +196,24 @@ def section_fitted(paths, res):
         t_fit = time.perf_counter() - t0
         gt = mesh_stats(surf.vertices, surf.faces)
         variants = [{}] + ([dict(use_signs=False)] if getattr(field, "closed", False) and "use_signs" not in EXTRA else [])
+        if not getattr(field, "closed", False) and "topology_resolution" not in EXTRA:
+            variants.append(dict(topology_resolution=res))  # topology on the full grid (before the sixth round)
         for kw in variants:
             _fitted_row(p, field, surf, gt, t_fit, ExtractConfig(resolution=res, **{**EXTRA, **kw}))
 
 
 def _fitted_row(p, field, surf, gt, t_fit, config, label: str | None = None, evaluations: bool = True):
     """One table row: the mesh extracted from ``field`` against the ground truth (``label``: an extra
-    column naming the field; ``evaluations``: the evals / dense column)."""
+    column naming the field; ``evaluations``: the evals / dense column). The path column says how
+    the mesh was made: ``signed`` / ``pseudo``, with ``@T+k`` when its topology came from a grid of
+    resolution T refined k times."""
     r = extract_mesh(field, config)
     m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
     s = r.stats
     name = f" {label} |" if label is not None else ""
     evals = f" {r.evaluation_fraction:.3f} |" if evaluations else ""
     print(
-        f"| {p.parent.name}/{p.stem} |{name} {_path(r)} | {t_fit:.1f} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
+        f"| {p.parent.name}/{p.stem} |{name} {_path(r)}{f' @{r.topology_resolution}+{r.refine_passes}' if r.refine_passes else ''} | {t_fit:.1f} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
         f"{s.area / gt.area:.4f} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} |{evals} {r.seconds:.2f} |",
         flush=True,
     )
@@ -233,6 +237,8 @@ def section_udf(paths, res):
             variants = [(label, {})]
             if label == "CSP" and getattr(field, "closed", False):
                 variants.append(("CSP", dict(use_signs=False)))
+            if not getattr(field, "closed", False) and "topology_resolution" not in EXTRA:
+                variants.append((label, dict(topology_resolution=res)))  # topology on the full grid
             for name, kw in variants:
                 _fitted_row(p, field, surf, gt, t_fit, ExtractConfig(resolution=res, **{**EXTRA, **kw}), label=name, evaluations=False)
 

@@ -147,6 +147,11 @@ def test_cli_mesh_end_to_end(tiny_field, tmp_path):
     # vertices are in the input's coordinates (the T-shirt is in cm, not the unit cube)
     assert np.ptp(m.vertices, axis=0).max() > 5.0
     assert main(["mesh", str(tmp_path / "missing.safetensors"), "-o", str(out)]) == 2
+    assert main(["mesh", str(fpath), "-o", str(out), "--topology-resolution", "2"]) == 2
+    # topology on the full grid: no refinement, fewer faces than the automatic (refined) mesh
+    out2 = tmp_path / "tee_full.ply"
+    assert main(["mesh", str(fpath), "-o", str(out2), "--resolution", "48", "--topology-resolution", "48"]) == 0
+    assert len(load_surface(out2).faces) != len(m.faces)
 
 
 def test_fill_holes_closes_small_spurious_hole_keeps_true_hole():

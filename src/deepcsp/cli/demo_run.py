@@ -77,7 +77,8 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
         "render": renders,
         "mesh": {"vertices": len(ex.vertices), "faces": len(ex.faces), "seconds": ex.seconds, "evaluation_fraction": ex.evaluation_fraction,
                  "boundary_loops": ex.stats.n_boundary_loops, "components": ex.stats.n_components,
-                 "path": "signed (closed input)" if ex.signed else "pseudo-sign (open input)",
+                 "path": ("signed (closed input)" if ex.signed else "pseudo-sign (open input)")
+                 + (f", topology on a {ex.topology_resolution}^3 grid refined {ex.refine_passes}x by CSP projection" if ex.refine_passes else ""),
                  "metrics": metrics.to_dict() if metrics else None},
         "seconds_total": time.perf_counter() - t_all,
     }

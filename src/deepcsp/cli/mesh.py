@@ -19,7 +19,12 @@ class MeshCommand:
     output: Annotated[Path, tyro.conf.arg(aliases=["-o"])] = Path("mesh.ply")
     """Output mesh (.ply, .obj, .off, .stl or .glb)."""
     resolution: int = 256
-    """Grid cells per side of the normalised cube."""
+    """Grid cells per side of the normalised cube (the detail of the mesh)."""
+    topology_resolution: int = 0
+    """Grid that decides the mesh's topology; the mesh is then refined by subdivision and CSP
+    projection up to ``--resolution``. 0 = automatic: a third of a fitted band grid's resolution for
+    open surfaces (no spurious holes where two layers pass within a band cell, but holes narrower
+    than ~2 of its cells close), else ``--resolution``. Set it to ``--resolution`` to disable."""
     points: int = 0
     """Also write this many surface points to ``<output stem>_points.ply`` (0: none)."""
     points_output: Path | None = None
@@ -50,9 +55,12 @@ class MeshCommand:
             raise DeepCSPError(f"--resolution must be in [4, 2048], got {self.resolution}", self.output)
         if self.points < 0:
             raise DeepCSPError(f"--points must be >= 0, got {self.points}", self.output)
+        if self.topology_resolution != 0 and not (4 <= self.topology_resolution <= 2048):
+            raise DeepCSPError(f"--topology-resolution must be 0 (automatic) or in [4, 2048], got {self.topology_resolution}", self.output)
         field = deepcsp.load(self.field, device=self.device)
         cfg = ExtractConfig(
             resolution=self.resolution,
+            topology_resolution=self.topology_resolution,
             points=self.points,
             min_component_faces=self.min_component_faces,
             side_cos=0.5 if self.creases else -1.0,
@@ -66,6 +74,7 @@ class MeshCommand:
         rows = [
             ("vertices / faces", f"{len(res.vertices)} / {len(res.faces)}"),
             ("path", "signed (closed field)" if res.signed else "pseudo-sign (open field)"),
+            ("topology grid", f"{res.topology_resolution}^3, refined {res.refine_passes}x" if res.refine_passes else f"{res.topology_resolution}^3"),
             ("components", str(res.stats.n_components)),
             ("boundary loops", str(res.stats.n_boundary_loops)),
             ("winding consistent", str(res.stats.winding_consistent)),

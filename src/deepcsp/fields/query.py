@@ -59,6 +59,11 @@ class Field:
     then :meth:`signed_distances` works, normals can be oriented outward, and extraction uses
     true signs (watertight output)."""
 
+    grid_cell: float | None = None
+    """Spacing (normalised units) of the grid the field interpolates its closest points from (fitted
+    band-grid CSP fields), or None: its errors are relative to that spacing, which extraction uses to
+    pick the grid that decides a mesh's topology."""
+
     def closest_points_normalized(self, x: torch.Tensor) -> torch.Tensor:
         """Closest points ``(N, 3)`` for normalised points ``x : (N, 3)`` (a tensor on ``device``)."""
         raise NotImplementedError
@@ -148,6 +153,14 @@ class NeuralField(Field):
     @property
     def closed(self) -> bool:  # type: ignore[override]
         return bool(getattr(self.module, "has_sides", False))
+
+    @property
+    def grid_cell(self) -> float | None:  # type: ignore[override]
+        if self.config.encoding != "band_grid" or self.kind != "csp":
+            # a UDF's gradient closest points are not accurate enough to refine a mesh by
+            # projection (measured: Chamfer-L1 +40%, more loops), so it keeps the full grid
+            return None
+        return 2.0 * self.config.half / (self.config.resolution - 1)
 
     def signed_distances_normalized(self, x: torch.Tensor) -> torch.Tensor:
         if not self.closed:
