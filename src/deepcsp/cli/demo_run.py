@@ -77,8 +77,8 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
         "render": renders,
         "mesh": {"vertices": len(ex.vertices), "faces": len(ex.faces), "seconds": ex.seconds, "evaluation_fraction": ex.evaluation_fraction,
                  "boundary_loops": ex.stats.n_boundary_loops, "components": ex.stats.n_components,
-                 "path": ("signed (closed input)" if ex.signed else "pseudo-sign (open input)")
-                 + (f", topology on a {ex.topology_resolution}^3 grid refined {ex.refine_passes}x by CSP projection" if ex.refine_passes else ""),
+                 "path": "signed (closed input)" if ex.signed else "pseudo-sign (open input)",
+                 "topology": f"{ex.topology_resolution}^3 grid, refined {ex.refine_passes}x by CSP projection" if ex.refine_passes else f"{ex.topology_resolution}^3 grid",
                  "metrics": metrics.to_dict() if metrics else None},
         "seconds_total": time.perf_counter() - t_all,
     }
@@ -94,6 +94,7 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
         ("render IoU vs exact (iso)", fmt(renders[0]["iou_vs_exact"])),
         ("render seconds (iso, %dx%d)" % (image_size, image_size), f"{renders[0]['seconds']:.1f}"),
         ("mesh faces / boundary loops", f"{len(ex.faces)} / {ex.stats.n_boundary_loops} ({summary['mesh']['path']} extraction)"),
+        ("mesh topology from", summary["mesh"]["topology"]),
         ("mesh Chamfer-L1 / diag", fmt(metrics.chamfer_l1_rel) if metrics else "n/a"),
         ("mesh normal consistency", fmt(metrics.normal_consistency) if metrics else "n/a"),
         ("mesh F-score@0.5%", fmt(metrics.fscore) if metrics else "n/a"),
@@ -122,7 +123,7 @@ def _report_html(s: dict, name: str, has_gt: bool) -> str:
         ("near open boundaries: mean / diag", e.get("mean_boundary", float("nan"))), ("across the medial axis: mean / diag", e.get("mean_discontinuous", float("nan"))),
         ("field file bytes", s["fit"]["field_bytes"]), ("input file bytes", s["fit"]["input_bytes"])])
     render_rows = "".join(tr(f"{r['view']}: {k}", r[k]) for r in s["render"] for k in ("seconds", "iou_vs_exact", "median_depth_error_rel", "evals_per_ray"))
-    mesh_rows = "".join(tr(k, v) for k, v in [("faces", s["mesh"]["faces"]), ("boundary loops", s["mesh"]["boundary_loops"]), ("components", s["mesh"]["components"]), ("extraction", s["mesh"]["path"]),
+    mesh_rows = "".join(tr(k, v) for k, v in [("faces", s["mesh"]["faces"]), ("boundary loops", s["mesh"]["boundary_loops"]), ("components", s["mesh"]["components"]), ("extraction", s["mesh"]["path"]), ("topology from", s["mesh"]["topology"]),
                                                ("field evaluations / dense grid", s["mesh"]["evaluation_fraction"]), ("seconds", s["mesh"]["seconds"])]
                         + [(k, m[k]) for k in ("chamfer_l1", "chamfer_l1_rel", "normal_consistency", "fscore", "hausdorff") if k in m])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>deepcsp demo: {html.escape(name)}</title>
