@@ -76,3 +76,13 @@ def test_config_rejects_bad_noisy_settings():
         ExtractConfig(noisy_samples=2).check()
     with pytest.raises(ValueError, match="noisy_above"):
         ExtractConfig(noisy_above=-0.1).check()
+
+
+def test_noisy_with_crease_rule():
+    """The crease rule adds edges after the flips; the flips' tangent planes must still follow their
+    own edges (vertices on the surface as without it)."""
+    v, f = open_hemisphere()
+    exact = ExactField(v, f)
+    r = extract_mesh(PerturbedField(exact, noise_std=NOISE, seed=2), ExtractConfig(resolution=RES, side_cos=0.5))
+    assert r.stats.n_boundary_loops == 1 and r.stats.n_nonmanifold_edges == 0, r.stats
+    assert _vertex_error_cells(r, exact) < 0.04

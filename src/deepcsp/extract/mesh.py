@@ -441,6 +441,8 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Me
         keep, xs, planes = _noisy_flips(fq, p, n_c, u_c, ia, ib, bias, noise, h, config)
     else:
         keep, xs = _accepted_flips(fq, p, n_c, u_c, ia, ib, axis, bias, noise, h, config)
+    # planes follow their edges: number them among the kept edges (which stay first below)
+    planes = (planes[0], planes[1], (np.cumsum(keep) - 1)[planes[2]])
     sheets = config.cross_sheets and noise <= config.sheet_max_noise * h
     # crease rule: next to a crease the two corners see different faces and their directions are
     # about orthogonal, so the flip test misses the crossing. Where one corner lies behind the
@@ -469,9 +471,6 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Me
             axis = np.concatenate([axis[keep], ax2[good]])
             xs = np.concatenate([xs[keep], (q2 + bias * n2)[good]])
             keep = np.ones(len(edges), dtype=bool)
-    # planes follow their edges: renumber them to the kept edges
-    new_id = np.cumsum(keep) - 1
-    planes = (planes[0], planes[1], new_id[planes[2]])
     edges, axis, xs = edges[keep], axis[keep], xs[keep]
     if sheets:
         other = (u_c[ia0] > 0) & (u_c[ib0] > 0) & ~(agree & (cos < max(config.flip_cos, config.side_cos)))
