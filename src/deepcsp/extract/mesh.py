@@ -69,7 +69,7 @@ from dataclasses import dataclass, field as _field, replace
 
 import numpy as np
 
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
+from deepcsp.extract.grid import PathMesh, _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
 from deepcsp.extract.planes import flat_planes, no_planes, straddles
 from deepcsp.extract.refine import refine_mesh, snap_boundary
 from deepcsp.extract.signed import signed_dual_contour
@@ -273,22 +273,6 @@ class ExtractResult:
         return self.n_evaluations / max(self.dense_evaluations, 1)
 
 
-@dataclass
-class _Mesh:
-    """What an extraction path hands to :func:`extract_mesh` (normalised coordinates)."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    bias: float
-    noise: float
-    n_cells: int
-    n_crossings: int
-    n_filled: int = 0
-    signed: bool = False
-    n_closure_cells: int = 0
-    n_thin_flips: int = 0
-
-
 def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractResult:
     """Extract a single-layer, consistently wound triangle mesh of the surface of ``field``.
 
@@ -365,20 +349,19 @@ def topology_plan(field: Field, config: ExtractConfig, signed: bool) -> tuple[in
     return topo, max(1, int(round(np.log2(R / topo))))
 
 
-def _signed_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Mesh:
+def _signed_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> PathMesh:
     """True-sign dual contouring (closed fields), then the optional small-component removal."""
     R = int(config.resolution)
     h = 1.0 / R
     origin = -0.5 + config.grid_shift * h
     sm = signed_dual_contour(fq, R, origin, max(0.5 * h, config.margin), sparse=config.sparse, debias=config.debias, agree=config.agree, thin_parts=config.thin_parts, timings=timings, noisy_above=config.noisy_above, noisy_samples=config.noisy_samples)
     tick = time.perf_counter()
-    verts, faces = sm.vertices, sm.faces
-    verts, faces = remove_small_components(verts, faces, config.min_component_faces)
+    verts, faces = remove_small_components(sm.vertices, sm.faces, config.min_component_faces)
     timings["mesh"] = time.perf_counter() - tick
-    return _Mesh(verts, faces, sm.bias, sm.noise, sm.n_cells, sm.n_crossings, signed=True, n_closure_cells=sm.n_closure_cells, n_thin_flips=sm.n_thin_flips)
+    return replace(sm, vertices=verts, faces=faces)
 
 
-def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Mesh:
+def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> PathMesh:
     """Pseudo-sign dual contouring from CSP directions (open fields; see the module docstring)."""
     R = int(config.resolution)
     h = 1.0 / R
@@ -531,7 +514,7 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> _Me
     verts, faces = remove_small_components(verts, faces, config.min_component_faces)
     timings["mesh"] = time.perf_counter() - tick
 
-    return _Mesh(verts, faces, bias, noise, int(len(cells)), int(len(edges)), n_filled)
+    return PathMesh(verts, faces, bias, noise, int(len(cells)), int(len(edges)), n_filled)
 
 
 def _accepted_flips(

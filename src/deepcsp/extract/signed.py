@@ -36,32 +36,11 @@ makes a bump or a small closed blob, never a hole). Steps, normalised coordinate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
+from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, PathMesh, _Queries, _unit, link_face_crossings, snapped_means
 from deepcsp.extract.planes import flat_planes, straddles
 from deepcsp.extract.sparse import candidate_cells
-
-
-@dataclass
-class SignedMesh:
-    """Output of :func:`signed_dual_contour` (normalised coordinates).
-
-    ``n_closure_cells``: cells added by the closure step (0 for an exact field);
-    ``n_sign_evaluations``: signed-distance queries (also counted in the queries' total).
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    bias: float
-    noise: float
-    n_cells: int
-    n_crossings: int
-    n_closure_cells: int
-    n_sign_evaluations: int
-    n_thin_flips: int = 0
 
 
 class _SignedCorners:
@@ -408,7 +387,7 @@ def signed_dual_contour(
     timings: dict | None = None,
     noisy_above: float = 0.05,
     noisy_samples: int = 9,
-) -> SignedMesh:
+) -> PathMesh:
     """Closed, outward-oriented mesh of a closed field (see the module docstring).
 
     ``fq`` wraps a field with ``closed`` True; ``margin`` widens the coarse-to-fine test
@@ -483,14 +462,14 @@ def signed_dual_contour(
         remap[used] = np.arange(len(used))
         vs, faces = vs[used], remap[faces]
     timings["vertices"] = time.perf_counter() - tick
-    return SignedMesh(
+    return PathMesh(
         vertices=vs,
         faces=faces,
         bias=bias,
         noise=noise,
         n_cells=int(n_cand + added),
         n_crossings=int(len(edges)),
+        signed=True,
         n_closure_cells=int(added),
-        n_sign_evaluations=int(sc.n_evaluations),
         n_thin_flips=int(len(flipped)),
     )
