@@ -13,6 +13,7 @@ import torch
 
 from deepcsp.fields.query import Field
 
+
 @dataclass
 class PathMesh:
     """What an extraction path (signed or pseudo-sign) hands to ``extract_mesh``, in normalised

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepcsp.extract.grid import _Queries, _unit
+from deepcsp.extract.topology import _edges
 
 
 def midpoint_subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -23,8 +24,7 @@ def midpoint_subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     if len(faces) == 0:
         return vertices, faces
     nv = len(vertices)
-    he = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    key = np.minimum(he[:, 0], he[:, 1]) * nv + np.maximum(he[:, 0], he[:, 1])
+    _, key, _ = _edges(faces, nv)  # edges (0,1) of all faces, then (1,2), then (2,0)
     uniq, inv = np.unique(key, return_inverse=True)
     a, b = uniq // nv, uniq % nv
     mids = 0.5 * (vertices[a] + vertices[b])
@@ -61,10 +61,8 @@ def snap_boundary(fq: _Queries, verts: np.ndarray, faces: np.ndarray, reach: flo
     ``1.5 reach`` (the closest point jumped elsewhere) is not made."""
     if len(faces) == 0:
         return verts
-    nv = len(verts)
-    he = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    he, key, _ = _edges(faces, len(verts))
     third = np.concatenate([faces[:, 2], faces[:, 0], faces[:, 1]])
-    key = he.min(1) * nv + he.max(1)
     _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
     bd = counts[inv.reshape(-1)] == 1
     if not bd.any():
