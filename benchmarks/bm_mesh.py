@@ -8,10 +8,14 @@ Sections
   winding-number sign for closed meshes, pseudonormal sign for open meshes, where the spurious
   sign-jump faces, those whose centroid is more than h/4 from the surface, are dropped), area ratio
   to GT (ours and MC's), boundary loops vs GT, winding, evaluations.
-* robust: the same with a +0.002 bias and with N(0, 0.001^2) noise on the distances (normalised units).
+* robust: the same with a +0.002 bias and with N(0, 0.001^2) noise on the distances (normalised units);
+  Chamfer-L1 as a ratio to the exact field's MC reference and, for noise, to marching cubes of the
+  same perturbed field.
 * nested: an open hemisphere with an open tube inside it.
 * cost:   wall time of sparse vs dense-grid extraction (same algorithm, every corner evaluated), same run.
-* fitted: fitted band-grid CSP fields (default FitConfig): Chamfer-L1, normal consistency, F-score@0.5%.
+* fitted: fitted band-grid CSP fields (default FitConfig): Chamfer-L1, normal consistency, F-score@0.5%;
+  open fields twice: the default (topology from a coarse grid, refined by CSP projection: path
+  ``pseudo @T+k``) and the topology on the full grid.
 * udf:    the UDF baseline (band grid, ``FieldConfig(kind="udf")``, closest points from its gradient)
   through the same extractor, beside the CSP field of the same mesh (and, for closed meshes, the CSP
   field with ``use_signs=False``).
