@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from deepcsp.extract import ExtractConfig, PerturbedField, extract_mesh, mesh_stats
+from deepcsp.extract.mesh import topology_plan
 from deepcsp.fields.query import ExactField
 from deepcsp.geometry.metrics import compare_surfaces
 from deepcsp.io import load_surface
@@ -199,11 +200,21 @@ def section_fitted(paths, res):
         field = fit_surface(surf, FitConfig(eval_points=0)).field
         t_fit = time.perf_counter() - t0
         gt = mesh_stats(surf.vertices, surf.faces)
-        variants = [{}] + ([dict(use_signs=False)] if getattr(field, "closed", False) and "use_signs" not in EXTRA else [])
-        if not getattr(field, "closed", False) and "topology_resolution" not in EXTRA:
-            variants.append(dict(topology_resolution=res))  # topology on the full grid (before the sixth round)
-        for kw in variants:
+        for kw in _variants(field, res):
             _fitted_row(p, field, surf, gt, t_fit, ExtractConfig(resolution=res, **{**EXTRA, **kw}))
+
+
+def _variants(field, res) -> list[dict]:
+    """Extraction settings to compare on one fitted field: the default; for a closed field also the
+    pseudo-sign path; where the default takes its topology from a coarser grid (open band-grid CSP
+    fields), also the topology on the full grid (before the sixth round)."""
+    out = [{}]
+    closed = getattr(field, "closed", False)
+    if closed and "use_signs" not in EXTRA:
+        out.append(dict(use_signs=False))
+    if not closed and "topology_resolution" not in EXTRA and topology_plan(field, ExtractConfig(resolution=res), signed=False)[1]:
+        out.append(dict(topology_resolution=res))
+    return out
 
 
 def _fitted_row(p, field, surf, gt, t_fit, config, label: str | None = None, evaluations: bool = True):
@@ -238,13 +249,8 @@ def section_udf(paths, res):
             t0 = time.perf_counter()
             field = fit_surface(surf, cfg).field
             t_fit = time.perf_counter() - t0
-            variants = [(label, {})]
-            if label == "CSP" and getattr(field, "closed", False):
-                variants.append(("CSP", dict(use_signs=False)))
-            if not getattr(field, "closed", False) and "topology_resolution" not in EXTRA:
-                variants.append((label, dict(topology_resolution=res)))  # topology on the full grid
-            for name, kw in variants:
-                _fitted_row(p, field, surf, gt, t_fit, ExtractConfig(resolution=res, **{**EXTRA, **kw}), label=name, evaluations=False)
+            for kw in _variants(field, res):
+                _fitted_row(p, field, surf, gt, t_fit, ExtractConfig(resolution=res, **{**EXTRA, **kw}), label=label, evaluations=False)
 
 
 def section_fitted_ab(paths, resolutions):

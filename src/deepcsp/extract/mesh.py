@@ -82,8 +82,9 @@ from deepcsp.fields.query import Field
 class ExtractConfig:
     """How a mesh is extracted from a field.
 
-    Closed fields take the signed path (``use_signs``), which uses ``resolution``, ``sparse``,
-    ``margin``, ``debias``, ``agree``, ``grid_shift``, ``min_component_faces`` and the point options;
+    Closed fields take the signed path (``use_signs``), which uses ``resolution``,
+    ``topology_resolution`` (when set), ``sparse``, ``margin``, ``debias``, ``agree``, ``grid_shift``,
+    ``noisy_above``, ``noisy_samples``, ``thin_parts``, ``min_component_faces`` and the point options;
     the other settings belong to the pseudo-sign path of open fields."""
 
     resolution: int = 256
@@ -131,8 +132,9 @@ class ExtractConfig:
     """Noisy distances: when the estimated distance noise exceeds this many cells, one query can no
     longer tell whether a point lies on the surface, so every flipped edge is sampled at
     ``noisy_samples`` points and judged by the samples' tangent planes (as the sheet rule's
-    sampling, :func:`~deepcsp.extract.planes.straddles` with ``planes``), crossings are placed by those planes, and dual
-    vertices are snapped by the mean of seven tangent planes around them (noise / sqrt(7))."""
+    sampling, :func:`~deepcsp.extract.planes.straddles` with ``planes``), crossings are placed by
+    those planes, and each dual vertex moves to the mean height of all the planes of its edges
+    instead of one snap. The signed path does the same for its sign-changing edges."""
     noisy_samples: int = 9
     """Noisy distances: points (corners included) at which every flipped edge is sampled."""
     verify_flips: float = 0.01
@@ -473,7 +475,7 @@ def _pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> Pat
     valid = ((quad_cells >= 0) & (quad_cells < R)).all(axis=(1, 2))
     quad_cells, xs = quad_cells[valid], xs[valid]
     vmap = np.cumsum(valid) - 1
-    pvalid = valid[planes[2]] if len(planes[2]) else np.zeros(0, dtype=bool)
+    pvalid = valid[planes[2]]
     planes = (planes[0][pvalid], planes[1][pvalid], vmap[planes[2][pvalid]])
     cell_keys = ((quad_cells[..., 0] * R + quad_cells[..., 1]) * R + quad_cells[..., 2]).reshape(-1)
     uniq, inv = np.unique(cell_keys, return_inverse=True)
@@ -615,7 +617,9 @@ def _sheet_crossings(
     of ``q_c`` (on ``c``'s sheet); a grazing edge passes this too. Decision: the screened edges are
     sampled (:func:`~deepcsp.extract.planes.straddles`); an edge that straddles exactly one sheet is crossed there, snapped
     with ``CSP``; twice (a ridge or fold sharper than a cell, cut twice by the edge) gives no
-    crossing, as with signs. Returns ``(edges, axis, crossing points)``.
+    crossing, as with signs. Returns ``(edges, axis, crossing points, planes)`` (``planes``: the
+    tangent planes that judged each edge when ``noisy``, as :func:`_noisy_flips` gives them; none
+    otherwise).
     """
     empty = (np.zeros(0, dtype=edges.dtype), np.zeros(0, dtype=axis.dtype), np.zeros((0, 3)), no_planes())
     if len(edges) == 0:
