@@ -15,6 +15,7 @@ def _commands() -> dict[str, type]:
     from deepcsp.cli.mesh import MeshCommand
     from deepcsp.cli.query import QueryCommand
     from deepcsp.cli.render import RenderCommand
+    from deepcsp.cli.view import ViewCommand
 
     cmds: dict[str, type] = {
         "fit": FitCommand,
@@ -23,6 +24,7 @@ def _commands() -> dict[str, type]:
         "mesh": MeshCommand,
         "eval": EvalCommand,
         "demo": DemoCommand,
+        "view": ViewCommand,
     }
     try:  # reconstruction lands with its issue; absent modules are simply not listed
         from deepcsp.cli.train import PrepareCommand, ReconstructCommand, TrainCommand
@@ -42,6 +44,7 @@ _WHERE = {
     "mesh": ("deepcsp.cli.mesh", "MeshCommand"),
     "eval": ("deepcsp.cli.eval", "EvalCommand"),
     "demo": ("deepcsp.cli.demo", "DemoCommand"),
+    "view": ("deepcsp.cli.view", "ViewCommand"),
     "prepare": ("deepcsp.cli.train", "PrepareCommand"),
     "train": ("deepcsp.cli.train", "TrainCommand"),
     "reconstruct": ("deepcsp.cli.train", "ReconstructCommand"),
