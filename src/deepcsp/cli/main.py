@@ -26,12 +26,9 @@ def _commands() -> dict[str, type]:
         "demo": DemoCommand,
         "view": ViewCommand,
     }
-    try:  # reconstruction lands with its issue; absent modules are simply not listed
-        from deepcsp.cli.train import PrepareCommand, ReconstructCommand, TrainCommand
+    from deepcsp.cli.train import PrepareCommand, ReconstructCommand, TrainCommand
 
-        cmds.update({"prepare": PrepareCommand, "train": TrainCommand, "reconstruct": ReconstructCommand})
-    except ImportError:
-        pass
+    cmds.update({"prepare": PrepareCommand, "train": TrainCommand, "reconstruct": ReconstructCommand})
     return cmds
 
 
@@ -57,29 +54,89 @@ def _one_command(name: str) -> type | None:
     if name not in _WHERE:
         return None
     module, cls = _WHERE[name]
+    return getattr(importlib.import_module(module), cls)  # a broken import of our own is a bug: let it show
+
+
+def _parse(one: type | None, args: list[str]):
+    """Run tyro on ``args``; its boxed parse errors become one :class:`DeepCSPError` line."""
+    import contextlib
+    import io
+
+    import tyro
+
+    err = io.StringIO()
     try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError):
+        with contextlib.redirect_stderr(err):
+            if one is not None:
+                cmd = tyro.cli(one, args=args[1:], prog=f"deepcsp {args[0]}")
+            else:
+                cmd = tyro.extras.subcommand_cli_from_dict(
+                    _commands(),
+                    args=args,
+                    prog="deepcsp",
+                    description="Neural closest surface-point (CSP) fields for open and closed surfaces.",
+                )
+    except SystemExit as exc:
+        text = err.getvalue()
+        if exc.code in (0, None) or "╭" not in text:
+            sys.stderr.write(text)
+            raise
+        raise DeepCSPError(_first_message(text[text.index("╭"):]) or f"bad arguments (exit {exc.code})") from None
+    sys.stderr.write(err.getvalue())  # warnings printed while parsing are not ours to hide
+    return cmd
+
+
+def _first_message(text: str) -> str:
+    """The first section of tyro's error box (wrapped lines joined), without the box."""
+    import re
+
+    parts: list[str] = []
+    for line in text.splitlines()[1:]:
+        body = line.strip().strip("│").strip()
+        if not body or set(body) <= set("─╰╯"):
+            if parts:
+                break
+            continue
+        parts.append(body)
+    return re.sub(r"\[/?bold\]", "", " ".join(parts))
+
+
+def _flag_of(command: type | None, option: str) -> str | None:
+    """The CLI flag that sets config field ``option`` (``FieldConfig.resolution`` ->
+    ``--config.field.resolution``) in ``command``, or None when it is not one of its options."""
+    import dataclasses
+    import typing
+
+    owner, _, field = option.partition(".")
+    if command is None or not field:
         return None
+    todo = [(command, "--")]
+    while todo:
+        cls, prefix = todo.pop(0)
+        for f in dataclasses.fields(cls):
+            t = typing.get_type_hints(cls).get(f.name)
+            if isinstance(t, type) and dataclasses.is_dataclass(t):
+                sub = f"{prefix}{f.name.replace('_', '-')}."
+                if t.__name__ == owner:
+                    head, bracket, rest = field.partition("[")
+                    return sub + head.replace("_", "-") + bracket + rest
+                todo.append((t, sub))
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tyro
+    from deepcsp._validate import OptionError
 
     args = list(argv if argv is not None else sys.argv[1:])
+    one = _one_command(args[0]) if args else None
     try:
-        one = _one_command(args[0]) if args else None
-        if one is not None:
-            cmd = tyro.cli(one, args=args[1:], prog=f"deepcsp {args[0]}")
-        else:
-            cmd = tyro.extras.subcommand_cli_from_dict(
-                _commands(),
-                args=args,
-                prog="deepcsp",
-                description="Neural closest surface-point (CSP) fields for open and closed surfaces.",
-            )
+        cmd = _parse(one, args)
         run: Callable[[], int | None] = cmd.run
         return int(run() or 0)
+    except OptionError as exc:
+        flag = _flag_of(one, exc.option)
+        print(f"deepcsp: error: {exc.renamed(flag) if flag else exc}", file=sys.stderr)
+        return 2
     except DeepCSPError as exc:
         print(f"deepcsp: error: {exc}", file=sys.stderr)
         return 2
