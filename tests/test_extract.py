@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deepcsp.errors import DeepCSPError
 from deepcsp.extract import ExtractConfig, PerturbedField, extract_mesh, mesh_stats, orient_faces
 from deepcsp.fields.query import ExactField
 from deepcsp.geometry.analytic import Sphere, Torus, open_hemisphere
@@ -126,7 +127,7 @@ def test_mesh_stats_counts_hand_case():
 
 def test_config_rejects_bad_values():
     v, f = Sphere().mesh(2)
-    with pytest.raises(ValueError, match="resolution"):
+    with pytest.raises(DeepCSPError, match="ExtractConfig.resolution"):
         extract_mesh(ExactField(v, f), ExtractConfig(resolution=2))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deepcsp.errors import DeepCSPError
 from deepcsp.extract import ExtractConfig, PerturbedField, extract_mesh, mesh_stats
 from deepcsp.fields.query import ExactField
 from deepcsp.geometry.analytic import Sphere, open_hemisphere
@@ -72,9 +73,9 @@ def test_exact_field_unaffected():
 
 
 def test_config_rejects_bad_noisy_settings():
-    with pytest.raises(ValueError, match="noisy_samples"):
+    with pytest.raises(DeepCSPError, match="noisy_samples"):
         ExtractConfig(noisy_samples=2).check()
-    with pytest.raises(ValueError, match="noisy_above"):
+    with pytest.raises(DeepCSPError, match="noisy_above"):
         ExtractConfig(noisy_above=-0.1).check()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deepcsp.errors import DeepCSPError
 from deepcsp.extract import ExtractConfig, extract_mesh, mesh_stats
 from deepcsp.extract.mesh import topology_plan
 from deepcsp.extract.refine import midpoint_subdivide
@@ -62,7 +63,7 @@ def test_topology_plan(tiny_field):
     assert topology_plan(tiny_field, ExtractConfig(resolution=256, topology_resolution=100), signed=True) == (100, 1)
     v, f = open_hemisphere()
     assert topology_plan(ExactField(v, f), ExtractConfig(resolution=64), signed=False) == (64, 0)
-    with pytest.raises(ValueError, match="topology_resolution"):
+    with pytest.raises(DeepCSPError, match="topology_resolution"):
         ExtractConfig(topology_resolution=2).check()
 
 

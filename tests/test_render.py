@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepcsp.errors import DeepCSPError
 from deepcsp.fields.query import ExactField, Field
 from deepcsp.geometry.normalize import Normalization
 from deepcsp.render import (
@@ -180,7 +181,7 @@ def test_rays_missing_the_box_cost_nothing_and_bad_rays_raise():
         trace_rays(field, o[:1], torch.zeros(1, 3))
     with pytest.raises(ValueError, match="differ"):
         trace_rays(field, o, d[:1])
-    with pytest.raises(ValueError, match="hit_eps"):
+    with pytest.raises(DeepCSPError, match="hit_eps"):
         trace_rays(field, o, d, TraceConfig(hit_eps=0.0))
     with pytest.raises(ValueError, match="camera"):
         render_field(field, "front")
@@ -300,7 +301,7 @@ def test_cli_render_mesh_reference(bundled_tee, tmp_path):
         (["FIELD", "-o", "OUT/x.png", "--save-rays", "OUT/r.txt"], ".npz"),
         (["FIELD", "-o", "OUT/x.png", "--look-at", "0", "0", "0"], "--eye"),
         (["GARBAGE", "-o", "OUT/x.png"], "not a readable deepcsp field"),
-        (["FIELD", "-o", "OUT/x.png", "--render.trace.hit-eps", "-1"], "hit_eps"),
+        (["FIELD", "-o", "OUT/x.png", "--render.trace.hit-eps", "-1"], "--render.trace.hit-eps"),
     ],
 )
 def test_cli_render_bad_input_is_one_line_exit_2(tiny_field, tmp_path, capsys, args, needle):

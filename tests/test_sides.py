@@ -183,5 +183,5 @@ def test_truncated_side_masks_are_refused(sphere_fit, tmp_path):
     tensors[key] = torch.from_numpy(np.frombuffer(zlib.compress(raw), np.uint8).copy())
     spec["shape"] = [len(raw)]
     write_weights(tmp_path / "bad.safetensors", tensors, header)
-    with pytest.raises(DeepCSPError, match="outside masks"):
+    with pytest.raises(DeepCSPError, match="coarse_outside_mask: compressed tensor has shape"):
         load_field(tmp_path / "bad.safetensors")

@@ -138,7 +138,7 @@ def ordered_pair(name: str, values: Any, check) -> tuple:
 def device(name: str, value: Any, allow_auto: bool = False) -> str:
     """``cpu``, ``cuda`` or ``cuda:N`` (and ``auto`` where allowed) that exists on this machine:
     CUDA devices are checked with ``torch.cuda`` (torch is imported only for them)."""
-    known = "'cpu', 'cuda' or 'cuda:N'" + (" or 'auto'" if allow_auto else "")
+    known = "'cpu', 'cuda', 'cuda:N' or 'auto'" if allow_auto else "'cpu', 'cuda' or 'cuda:N'"
     if not isinstance(value, str):
         raise OptionError(name, f"must be {known}, got {_show(value)}")
     if value == "cpu" or (allow_auto and value == "auto"):
@@ -230,14 +230,16 @@ def distinct_outputs(named: dict[str, Any]) -> None:
 
 
 def input_file(path: Any, what: str = "input", suffixes: Sequence[str] | None = None) -> Path:
-    """An existing regular file (the error names the file, as file errors do)."""
+    """An existing regular file (the error names the file, as file errors do; ``what`` says which
+    input it is, "" for none)."""
     path = Path(path)
+    head = f"{what} file" if what else "file"
     if not path.exists():
-        raise DeepCSPError(f"{what} file not found", path)
+        raise DeepCSPError(f"{head} not found", path)
     if path.is_dir():
-        raise DeepCSPError(f"{what} is a folder, not a file", path)
+        raise DeepCSPError(f"{what + ' ' if what else ''}is a folder, not a file", path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise DeepCSPError(f"{what} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; expected {', '.join(suffixes)}", path)
+        raise DeepCSPError(f"{head} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; expected {', '.join(suffixes)}", path)
     return path
 
 

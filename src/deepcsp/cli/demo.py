@@ -27,7 +27,24 @@ class DemoCommand:
     image_size: int = 512
     """Render width and height in pixels."""
 
+    def check(self) -> None:
+        """Refuse bad options before any work."""
+        from deepcsp._validate import finite_float, input_file, integer, output_dir
+        from deepcsp.extract.mesh import MAX_RESOLUTION
+        from deepcsp.fields.modules import MAX_BAND_RESOLUTION
+        from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_SUFFIXES
+        from deepcsp.render.camera import MAX_SIDE
+
+        if self.shape is not None:
+            input_file(self.shape, "shape", tuple(sorted(set(MESH_SUFFIXES + CLOUD_SUFFIXES))))
+        output_dir("--output", self.output, inputs=[self.shape])
+        finite_float("--time-budget", self.time_budget, 0.0, 1e7)
+        integer("--field-resolution", self.field_resolution, 2, MAX_BAND_RESOLUTION)
+        integer("--mesh-resolution", self.mesh_resolution, 4, MAX_RESOLUTION)
+        integer("--image-size", self.image_size, 1, MAX_SIDE)
+
     def run(self) -> int:
         from deepcsp.cli.demo_run import run_demo
 
+        self.check()
         return run_demo(self.output, self.shape, self.time_budget, field_resolution=self.field_resolution, resolution=self.mesh_resolution, image_size=self.image_size)

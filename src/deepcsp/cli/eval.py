@@ -27,18 +27,25 @@ class EvalCommand:
     """Also write the metrics as JSON here."""
     seed: int = 0
 
+    def check(self) -> None:
+        """Refuse bad options before any work (the inputs' contents are checked as they are read)."""
+        from deepcsp._validate import finite_float, input_file, integer, output_path
+
+        input_file(self.pred, "")
+        input_file(self.gt, "")
+        integer("--samples", self.samples, 1, 10**8)
+        finite_float("--tau", self.tau, 0.0, 1.0, min_open=True)
+        integer("--seed", self.seed, 0, 2**63 - 1)
+        if self.json is not None:
+            output_path("--json", self.json, (".json",), inputs=[self.pred, self.gt])
+
     def run(self) -> int:
         from deepcsp._atomic import write_text
         from deepcsp.cli._common import echo, fmt, table
         from deepcsp.geometry.metrics import compare_surfaces
         from deepcsp.io import load_surface
 
-        from deepcsp.errors import DeepCSPError
-
-        if self.samples < 1:
-            raise DeepCSPError(f"--samples must be at least 1, got {self.samples}")
-        if not self.tau > 0:
-            raise DeepCSPError(f"--tau must be positive, got {self.tau}")
+        self.check()
         pred, gt = load_surface(self.pred), load_surface(self.gt)
         m = compare_surfaces(pred.vertices, pred.faces, gt.vertices, gt.faces, n_samples=self.samples, tau_rel=self.tau, seed=self.seed)
         d = m.to_dict()

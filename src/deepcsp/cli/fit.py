@@ -28,8 +28,22 @@ class FitCommand:
     quiet: bool = False
     """No progress bar."""
 
+    def check(self) -> None:
+        """Refuse bad options before any work (the config checked itself when it was built)."""
+        from deepcsp._validate import input_file, output_dir, output_path
+        from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_SUFFIXES
+
+        input_file(self.input, "input", tuple(sorted(set(MESH_SUFFIXES + CLOUD_SUFFIXES))))
+        output_path("--output", self.output, (".safetensors",), inputs=[self.input])
+        for extra in (".json", ".loss.png", ".ckpt"):  # written beside the field
+            output_path("--output", Path(str(self.output) + extra), inputs=[self.input])
+        if self.cache is not None:
+            output_dir("--cache", self.cache, inputs=[self.input, self.output])
+
     def run(self) -> int:
         from deepcsp.cli._common import echo, fmt, table
+
+        self.check()
         from deepcsp.fit.presets import apply_preset
         from deepcsp.fit.report import fit_with_progress, write_fit_outputs
         from deepcsp.io import load_surface

@@ -78,24 +78,28 @@ def _parse(one: type | None, args: list[str]):
                 )
     except SystemExit as exc:
         text = err.getvalue()
-        if exc.code in (0, None) or "╭" not in text:
+        if exc.code in (0, None):
             sys.stderr.write(text)
             raise
-        raise DeepCSPError(_first_message(text[text.index("╭"):]) or f"bad arguments (exit {exc.code})") from None
+        raise DeepCSPError(_first_message(text) or f"bad arguments (exit {exc.code})") from None
     sys.stderr.write(err.getvalue())  # warnings printed while parsing are not ours to hide
     return cmd
 
 
 def _first_message(text: str) -> str:
-    """The first section of tyro's error box (wrapped lines joined), without the box."""
+    """The first section of tyro's error box (title skipped, wrapped lines joined), for boxes drawn
+    with Unicode or ASCII rules."""
     import re
 
-    parts: list[str] = []
-    for line in text.splitlines()[1:]:
-        body = line.strip().strip("│").strip()
-        if not body or set(body) <= set("─╰╯"):
+    title, parts = False, []
+    for line in text.splitlines():
+        body = line.strip().strip("│|╭╮╰╯").strip(" ─")
+        if not body or set(body) <= set("─-+"):
             if parts:
                 break
+            continue
+        if not title:
+            title = True
             continue
         parts.append(body)
     return re.sub(r"\[/?bold\]", "", " ".join(parts))

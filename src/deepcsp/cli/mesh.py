@@ -43,22 +43,30 @@ class MeshCommand:
     device: str = "cpu"
     """``cpu`` or ``cuda``."""
 
-    def run(self) -> int:
-        import deepcsp
-        from deepcsp.cli._common import echo, fmt, need_file, table
-        from deepcsp.errors import DeepCSPError
-        from deepcsp.extract import ExtractConfig, extract_mesh
-        from deepcsp.io import save_mesh, save_points
+    def _points_path(self) -> Path:
+        return Path(self.points_output) if self.points_output is not None else self.output.with_name(self.output.stem + "_points.ply")
 
-        need_file(self.field, "field")
-        if not (4 <= self.resolution <= 2048):
-            raise DeepCSPError(f"--resolution must be in [4, 2048], got {self.resolution}", self.output)
-        if self.points < 0:
-            raise DeepCSPError(f"--points must be >= 0, got {self.points}", self.output)
-        if self.topology_resolution != 0 and not (4 <= self.topology_resolution <= 2048):
-            raise DeepCSPError(f"--topology-resolution must be 0 (automatic) or in [4, 2048], got {self.topology_resolution}", self.output)
-        field = deepcsp.load(self.field, device=self.device)
-        cfg = ExtractConfig(
+    def check(self):
+        """Refuse bad options before any work; returns the extraction config."""
+        from deepcsp._validate import OptionError, device, distinct_outputs, input_file, integer, output_path
+        from deepcsp.extract import ExtractConfig
+        from deepcsp.extract.mesh import MAX_POINTS, MAX_RESOLUTION
+        from deepcsp.io.surface import MESH_OUTPUT_SUFFIXES, POINT_OUTPUT_SUFFIXES
+
+        input_file(self.field, "field")
+        output_path("--output", self.output, MESH_OUTPUT_SUFFIXES, inputs=[self.field])
+        integer("--resolution", self.resolution, 4, MAX_RESOLUTION)
+        if self.topology_resolution != 0:
+            integer("--topology-resolution", self.topology_resolution, 4, MAX_RESOLUTION)
+        integer("--points", self.points, 0, MAX_POINTS)
+        integer("--min-component-faces", self.min_component_faces, 0, 2**31 - 1)
+        if self.points_output is not None and self.points == 0:
+            raise OptionError("--points-output", "is set but --points is 0 (no points are written)")
+        if self.points > 0:
+            output_path("--points-output", self._points_path(), POINT_OUTPUT_SUFFIXES, inputs=[self.field])
+            distinct_outputs({"--output": self.output, "--points-output": self._points_path()})
+        device("--device", self.device)
+        return ExtractConfig(
             resolution=self.resolution,
             topology_resolution=self.topology_resolution,
             points=self.points,
@@ -67,6 +75,16 @@ class MeshCommand:
             use_signs=self.signs,
             thin_parts=self.thin_parts,
         )
+
+    def run(self) -> int:
+        import deepcsp
+        from deepcsp.cli._common import echo, fmt, table
+        from deepcsp.errors import DeepCSPError
+        from deepcsp.extract import extract_mesh
+        from deepcsp.io import save_mesh, save_points
+
+        cfg = self.check()
+        field = deepcsp.load(self.field, device=self.device)
         res = extract_mesh(field, cfg)
         if len(res.faces) == 0:
             raise DeepCSPError("no surface found in the field (empty mesh); is it a fitted field?", self.field)
@@ -85,7 +103,7 @@ class MeshCommand:
         ]
         echo(table(rows, title=f"wrote {self.output}"))
         if self.points > 0:
-            out = self.points_output or self.output.with_name(self.output.stem + "_points.ply")
+            out = self._points_path()
             save_points(out, res.points)
             echo(f"wrote {out} ({len(res.points)} points)")
         return 0

@@ -33,12 +33,22 @@ class QueryCommand:
     device: str = "cpu"
     """``cpu`` or ``cuda``."""
 
+    def check(self) -> None:
+        """Refuse bad options before any work."""
+        from deepcsp._validate import device, input_file, output_path
+
+        input_file(self.field, "field")
+        input_file(self.points, "points")
+        output_path("--output", self.output, (".npz",), inputs=[self.field, self.points])
+        device("--device", self.device)
+
     def run(self) -> int:
         import deepcsp
         from deepcsp._atomic import write_bytes
         from deepcsp.cli._common import echo
         from deepcsp.io import load_points
 
+        self.check()
         field = deepcsp.load(self.field, device=self.device)
         pts = load_points(self.points)
         res = field.query(pts)

@@ -15,6 +15,8 @@ from deepcsp.render.render import RenderConfig
 
 IMAGE_SUFFIXES = (".png",)
 ANIMATION_SUFFIXES = (".gif", ".mp4")
+#: Most memory the frames of one turntable may take (they are encoded together at the end).
+MAX_FRAME_BYTES = 4 * 2**30
 
 
 @dataclass
@@ -61,35 +63,61 @@ class RenderCommand:
     """No progress output."""
 
     def _paths(self) -> tuple[Path | None, Path | None]:
+        from deepcsp._validate import OptionError
+
         out = Path(self.output)
         suffix = out.suffix.lower()
         if suffix in ANIMATION_SUFFIXES:
             if self.turntable <= 0:
-                raise DeepCSPError("is an animation; pass --turntable N (N > 0) or use a .png output", out)
+                raise OptionError("--output", f"{str(out)!r} is an animation; pass --turntable N (N > 0) or use a .png output")
             return None, out
         if suffix not in IMAGE_SUFFIXES:
-            raise DeepCSPError(f"output must end in .png (or .gif/.mp4 with --turntable), got {out.suffix or 'no suffix'!r}", out)
+            raise OptionError("--output", f"{str(out)!r} must end in .png (or .gif/.mp4 with --turntable), got {out.suffix or 'no suffix'!r}")
         return out, (out.with_suffix(".gif") if self.turntable > 0 else None)
 
-    def _check(self) -> None:
+    def check(self) -> tuple[Path | None, Path | None]:
+        """Refuse bad options before any work; returns ``(image path, animation path)``."""
+        from deepcsp._validate import OptionError, device, distinct_outputs, finite_float, input_file, integer, output_path, sequence
         from deepcsp.render.camera import MAX_SIDE
 
+        input_file(self.field, "field")
         for name in ("width", "height"):
-            v = getattr(self, name)
-            if not 1 <= v <= MAX_SIDE:
-                raise DeepCSPError(f"--{name} must be in [1, {MAX_SIDE}], got {v}")
-        if not 0.0 < self.fov < 180.0:
-            raise DeepCSPError(f"--fov must be in (0, 180) degrees, got {self.fov}")
-        if self.turntable < 0 or self.turntable > 3600:
-            raise DeepCSPError(f"--turntable must be in [0, 3600] frames, got {self.turntable}")
-        if not self.fps > 0:
-            raise DeepCSPError(f"--fps must be positive, got {self.fps}")
-        if self.save_rays is not None and Path(self.save_rays).suffix.lower() != ".npz":
-            raise DeepCSPError("--save-rays must end in .npz", self.save_rays)
-        try:
-            self.render.validate()
-        except ValueError as exc:
-            raise DeepCSPError(f"bad --render option: {exc}") from None
+            integer(f"--{name}", getattr(self, name), 1, MAX_SIDE)
+        finite_float("--fov", self.fov, 0.0, 180.0, min_open=True, max_open=True)
+        integer("--turntable", self.turntable, 0, 3600)
+        finite_float("--fps", self.fps, 0.0, 1000.0, min_open=True)
+        frame_bytes = 3 * self.width * self.height * self.turntable
+        if frame_bytes > MAX_FRAME_BYTES:
+            raise OptionError("--turntable", f"{self.turntable} frames of {self.width}x{self.height} would hold {frame_bytes / 2**30:.1f} GiB of frames (at most {MAX_FRAME_BYTES / 2**30:.0f} GiB)")
+        for name in ("eye", "look_at", "up"):
+            if getattr(self, name) is not None:
+                sequence(f"--{name.replace('_', '-')}", getattr(self, name), lambda n, v: finite_float(n, v, -1e12, 1e12), 3, 3)
+        if self.look_at is not None and self.eye is None:
+            raise OptionError("--look-at", "needs --eye")
+        if not any(self.up):
+            raise OptionError("--up", f"must be a non-zero direction, got {self.up!r}")
+        if self.eye is not None and self.look_at is not None and tuple(self.eye) == tuple(self.look_at):
+            raise OptionError("--look-at", f"is the camera position --eye {self.eye!r}; look somewhere else")
+        device("--device", self.device)
+        integer("--threads", self.threads, 0, 1024)
+        image_path, anim_path = self._paths()
+        outputs = {"--output": image_path}
+        if image_path is not None and self.maps:
+            for tag in ("normals", "depth"):
+                outputs[f"--output ({tag} map)"] = image_path.with_name(f"{image_path.stem}_{tag}.png")
+        outputs["--output (turntable)" if image_path is not None else "--output"] = anim_path
+        if self.save_rays is not None:
+            outputs["--save-rays"] = output_path("--save-rays", self.save_rays, (".npz",), inputs=[self.field])
+        for opt, p in outputs.items():
+            if p is not None:
+                output_path(opt.split(" ")[0], p, inputs=[self.field])
+        distinct_outputs(outputs)
+        if anim_path is not None and anim_path.suffix.lower() == ".mp4":
+            try:
+                import imageio_ffmpeg  # noqa: F401
+            except ImportError:
+                raise OptionError("--output", f"{str(anim_path)!r}: writing MP4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); use .gif") from None
+        return image_path, anim_path
 
     def _load(self):
         from deepcsp.cli._common import need_file
@@ -111,8 +139,6 @@ class RenderCommand:
         from deepcsp.render.camera import Camera, view_camera
 
         if self.eye is None:
-            if self.look_at is not None:
-                raise DeepCSPError("--look-at needs --eye")
             return view_camera(self.view, self.width, self.height, self.fov)
         eye = normalization.to_normalized(np.asarray(self.eye, np.float64))
         at = normalization.to_normalized(np.asarray(self.look_at, np.float64)) if self.look_at is not None else np.zeros(3)
@@ -131,8 +157,7 @@ class RenderCommand:
         from deepcsp.render.camera import orbit_cameras
         from deepcsp.render.render import encode_animation, encode_png, render_field, render_mesh_exact, save_rays
 
-        self._check()
-        image_path, anim_path = self._paths()
+        image_path, anim_path = self.check()
         if self.threads:
             torch.set_num_threads(self.threads)
         fld, surface = self._load()

@@ -36,12 +36,25 @@ class PrepareCommand:
     quiet: bool = False
     """No progress bar."""
 
+    def check(self) -> None:
+        """Refuse bad options before any work (the config checked itself when it was built)."""
+        from deepcsp._validate import OptionError, input_dir, integer, output_dir
+
+        if self.mesh_dir is not None:
+            input_dir(self.mesh_dir, "mesh")
+        output_dir("--output", self.output, inputs=[self.mesh_dir])
+        integer("--procedural", self.procedural, 0, 10**6)
+        integer("--workers", self.workers, 1, 256)
+        if self.mesh_dir is None and self.procedural == 0:
+            raise OptionError("--procedural", "is 0 and no MESH_DIR is given: nothing to prepare")
+
     def run(self) -> int:
         from tqdm import tqdm
 
         from deepcsp.cli._common import echo, table
         from deepcsp.train.data import list_meshes, prepare
 
+        self.check()
         total = (len(list_meshes(self.mesh_dir, self.exclude)) if self.mesh_dir is not None else 0) + self.procedural
         bar = tqdm(total=total, unit="shape", disable=self.quiet, dynamic_ncols=True)
 
@@ -73,10 +86,19 @@ class TrainCommand:
     quiet: bool = False
     """No progress bar."""
 
+    def check(self) -> None:
+        """Refuse bad options before any work (the config checked itself when it was built)."""
+        from deepcsp._validate import input_dir, output_dir
+        from deepcsp.train.data import list_records
+
+        list_records(input_dir(self.data_dir, "data"))
+        output_dir("--output", self.output, inputs=[self.data_dir])
+
     def run(self) -> int:
         from deepcsp.cli._common import echo, fmt, table
         from deepcsp.train.loop import dist_info, train
 
+        self.check()
         result = train(self.data_dir, self.output, self.config, progress=not self.quiet)
         if dist_info().is_main:
             last = result.history[-1] if result.history else {}

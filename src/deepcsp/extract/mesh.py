@@ -69,6 +69,7 @@ from dataclasses import dataclass, field as _field, replace
 
 import numpy as np
 
+from deepcsp._validate import Fields
 from deepcsp.extract.grid import PathMesh, _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
 from deepcsp.extract.planes import flat_planes, no_planes, straddles
 from deepcsp.extract.refine import refine_mesh, snap_boundary
@@ -76,6 +77,11 @@ from deepcsp.extract.signed import signed_dual_contour
 from deepcsp.extract.sparse import candidate_cells
 from deepcsp.extract.topology import MeshStats, _edges, boundary_cycles, mesh_stats, orient_faces, remove_small_components, weld_and_clean
 from deepcsp.fields.query import Field
+
+#: Largest extraction grid (cells per side of the normalised cube).
+MAX_RESOLUTION = 2048
+#: Most surface points one extraction may sample.
+MAX_POINTS = 100_000_000
 
 
 @dataclass
@@ -196,23 +202,31 @@ class ExtractConfig:
     seed: int = 0
     """Seed of the point sampling."""
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
-        if not (4 <= int(self.resolution) <= 2048):
-            raise ValueError(f"resolution must be in [4, 2048], got {self.resolution!r}")
-        if self.points < 0:
-            raise ValueError(f"points must be >= 0, got {self.points!r}")
-        if self.fill_holes < 0 or not (0.0 <= self.fill_tolerance < 1.0):
-            raise ValueError(f"fill_holes must be >= 0 and fill_tolerance in [0, 1), got {self.fill_holes!r}, {self.fill_tolerance!r}")
-        if self.topology_resolution != 0 and not (4 <= int(self.topology_resolution) <= 2048):
-            raise ValueError(f"topology_resolution must be 0 (automatic) or in [4, 2048], got {self.topology_resolution!r}")
-        if self.fill_field_error < 0:
-            raise ValueError(f"fill_field_error must be >= 0, got {self.fill_field_error!r}")
-        if self.noisy_samples < 3 or self.sheet_samples < 3:
-            raise ValueError(f"noisy_samples and sheet_samples must be >= 3, got {self.noisy_samples!r}, {self.sheet_samples!r}")
-        if self.noisy_above < 0:
-            raise ValueError(f"noisy_above must be >= 0 (cells), got {self.noisy_above!r}")
-        if not (-1.0 <= self.flip_cos < 1.0):
-            raise ValueError(f"flip_cos must be in [-1, 1), got {self.flip_cos!r}")
+        """Raise :class:`~deepcsp._validate.OptionError` (a ValueError) naming the first bad setting."""
+        f = Fields(self)
+        f.integer("resolution", 4, MAX_RESOLUTION)
+        if self.topology_resolution != 0:
+            f.integer("topology_resolution", 4, MAX_RESOLUTION)
+        for name in ("sparse", "cross_sheets", "debias", "split_sheets", "use_signs", "thin_parts"):
+            f.flag(name)
+        f.number("flip_cos", -1.0, 1.0, max_open=True)
+        f.number("side_cos", -1.0, 1.0)
+        for name in ("margin", "crease_accept", "sheet_accept", "sheet_max_noise", "noisy_above", "verify_flips", "straddle_slack", "boundary_reach", "fill_field_error"):
+            f.number(name, 0.0, 1e6)
+        for name in ("agree", "accept"):
+            f.number(name, 0.0, 1e6, min_open=True)
+        f.integer("noisy_samples", 3, 1000)
+        f.integer("sheet_samples", 3, 1000)
+        f.integer("fill_holes", 0, 10**6)
+        f.number("fill_tolerance", 0.0, 1.0, max_open=True)
+        f.integer("min_component_faces", 0, 2**31 - 1)
+        f.number("grid_shift", -1.0, 1.0)
+        f.integer("points", 0, MAX_POINTS)
+        f.integer("seed", 0, 2**63 - 1)
 
 
 @dataclass

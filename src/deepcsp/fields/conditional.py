@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepcsp._validate import Fields, OptionError
 from deepcsp.errors import DeepCSPError
 from deepcsp.fields.files import check_finite, read_weights, write_weights
 from deepcsp.fields.query import Field, _as_points
@@ -59,6 +60,24 @@ class ConditionalConfig:
     per-neighbour MLP); 0 disables (plain ConvONet decoder)."""
     udf_clamp: float = 0.1
     """udf: distances are learned up to this clamp (NDF); beyond it the gradient still points away."""
+
+    def __post_init__(self) -> None:
+        f = Fields(self)
+        f.literal("kind")
+        res = f.integer("plane_resolution", 2, 1024)
+        f.integer("plane_channels", 1, 512)
+        f.integer("encoder_hidden", 1, 1024)
+        f.integer("encoder_blocks", 1, 16)
+        depth = f.integer("unet_depth", 0, 8)
+        if res < 2**depth:
+            raise OptionError("ConditionalConfig.plane_resolution", f"must be at least 2^unet_depth = {2**depth} (the U-Net halves it {depth} times), got {res}")
+        f.integer("decoder_hidden", 1, 1024)
+        f.integer("decoder_blocks", 1, 16)
+        f.number("padding", 0.0, 10.0)
+        f.integer("knn", 0, 256)
+        f.number("udf_clamp", 0.0, 10.0, min_open=True)
+        if 3 * res**2 * self.plane_channels > 2**28:
+            raise OptionError("ConditionalConfig.plane_resolution", f"gives 3 * plane_resolution^2 * plane_channels = {3 * res**2 * self.plane_channels} plane values, more than {2**28}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,7 +10,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepcsp._validate import Fields, OptionError
 from deepcsp.fields.encodings import BandGrid, FourierFeatures, MultiResGrid
+
+#: Largest band-grid resolution (vertices per axis): its lookup table holds res^3 int32 (4 GiB at 1024).
+MAX_BAND_RESOLUTION = 1024
+#: Largest dense-grid resolution (coarse band-grid level, multires levels): res^3 vertices.
+MAX_DENSE_RESOLUTION = 512
+#: Most active band-grid vertices (values are n_active x 4 float32 at most: 2 GiB).
+MAX_ACTIVE = 2**27
+#: Largest number of values in the dense grids of a multires_grid encoding (1 GiB of float32).
+MAX_GRID_VALUES = 2**28
 
 
 @dataclass
@@ -52,6 +62,24 @@ class FieldConfig:
     """MLP hidden widths (multires_grid, fourier)."""
     half: float = 0.5
     """Half side of the normalised cube the field covers."""
+
+    def __post_init__(self) -> None:
+        f = Fields(self)
+        for name in ("kind", "encoding", "output", "interpolation"):
+            f.literal(name)
+        res = f.integer("resolution", 2, MAX_BAND_RESOLUTION)
+        f.integer("coarse_resolution", 2, MAX_DENSE_RESOLUTION)
+        f.number("sheet_jump", 0.0, 1e6, min_open=True)
+        f.integer("n_active", 0, min(res**3, MAX_ACTIVE))
+        f.integer("levels", 1, 16)
+        f.integer("features", 1, 64)
+        base = f.integer("base_resolution", 2, MAX_DENSE_RESOLUTION)
+        top = f.integer("max_resolution", base, MAX_DENSE_RESOLUTION)
+        if self.encoding == "multires_grid" and self.levels * self.features * top**3 > MAX_GRID_VALUES:
+            raise OptionError("FieldConfig.max_resolution", f"gives up to levels * features * max_resolution^3 = {self.levels * self.features * top**3} grid values, more than {MAX_GRID_VALUES}")
+        f.integer("n_frequencies", 1, 32)
+        f.integers("hidden", 1, 4096, min_len=0, max_len=16)
+        f.number("half", 0.0, 1e6, min_open=True)
 
     def to_dict(self) -> dict:
         d = asdict(self)

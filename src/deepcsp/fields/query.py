@@ -9,6 +9,7 @@ coordinates, batched in chunks with bounded memory, on CPU or CUDA.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 
 from deepcsp.errors import DeepCSPError
 from deepcsp.fields.files import check_finite, read_weights, write_weights
-from deepcsp.fields.modules import FieldConfig, build_module
+from deepcsp.fields.modules import FieldConfig, _n_out, build_module
 from deepcsp.geometry.closest import make_oracle
 from deepcsp.geometry.inside import is_watertight, outside_mask
 from deepcsp.geometry.normalize import Normalization
@@ -251,9 +252,13 @@ def load_field(path, device: str = "cpu") -> NeuralField:
     path = Path(path)
     tensors, header = read_weights(path, "deepcsp field", FORMAT, FORMAT_VERSION)
     try:
+        config = FieldConfig.from_dict(header["config"])  # bounded sizes (FieldConfig checks them)
+        expected = _compressed_shapes(config)
         for key, spec in header.get("compressed", {}).items():
-            tensors[key] = _decompress(tensors.pop(key + ".zlib"), spec)
-        config = FieldConfig.from_dict(header["config"])
+            try:
+                tensors[key] = _decompress(tensors.pop(key + ".zlib"), spec, expected.get(key))
+            except (KeyError, ValueError, TypeError, zlib.error) as exc:
+                raise ValueError(f"{key}: {exc}") from None
         normalization = Normalization.from_dict(header["normalization"])
         module = build_module(config)
         module.load_state_dict(tensors, strict=True)
@@ -265,24 +270,50 @@ def load_field(path, device: str = "cpu") -> NeuralField:
 
 def _compress(t: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """zlib of a tensor's bytes, shuffled so that byte k of every element is contiguous."""
-    import zlib
-
     a = t.numpy()
     raw = np.ascontiguousarray(a.reshape(-1).view(np.uint8).reshape(-1, a.itemsize).T).tobytes()
     blob = np.frombuffer(zlib.compress(raw, 6), dtype=np.uint8).copy()
     return torch.from_numpy(blob), {"shape": list(a.shape), "dtype": str(a.dtype)}
 
 
-def _decompress(blob: torch.Tensor, spec: dict) -> torch.Tensor:
-    import zlib
+#: Most bytes one compressed tensor of a field file may inflate to.
+MAX_INFLATED_BYTES = 2**31
 
+
+def _compressed_shapes(config: FieldConfig) -> dict[str, list[int]]:
+    """Shapes the compressed tensors of a band-grid field must have, from its (checked) config."""
+    if config.encoding != "band_grid":
+        return {}
+    c = _n_out(config)
+    n, fine, coarse = config.n_active, config.resolution**3, config.coarse_resolution**3
+    return {
+        "encoder.values": [n, c],
+        "encoder.coarse.values": [coarse, c],
+        "encoder.active_mask": [(fine + 7) // 8],
+        "encoder.outside_mask": [(n + 7) // 8],
+        "encoder.coarse_outside_mask": [(coarse + 7) // 8],
+    }
+
+
+def _decompress(blob: torch.Tensor, spec: dict, expected: list[int] | None = None) -> torch.Tensor:
+    """Inverse of :func:`_compress`. The shape in ``spec`` must equal ``expected`` (from the
+    config) and stay under :data:`MAX_INFLATED_BYTES` before anything is allocated; zlib inflates
+    at most that many bytes (a crafted stream cannot run further)."""
+    if expected is None:
+        raise ValueError(f"unexpected compressed tensor (spec {str(spec)[:80]})")
     dtype = np.dtype(spec["dtype"])
     if dtype not in (np.dtype("float16"), np.dtype("float32"), np.dtype("uint8")):
         raise ValueError(f"unsupported compressed dtype {spec['dtype']!r}")
     shape = [int(n) for n in spec["shape"]]
-    count = int(np.prod(shape)) if shape else 1
-    raw = zlib.decompress(blob.numpy().tobytes(), bufsize=count * dtype.itemsize)
-    if len(raw) != count * dtype.itemsize:
-        raise ValueError(f"compressed tensor holds {len(raw)} bytes, expected {count * dtype.itemsize}")
+    if shape != list(expected):
+        raise ValueError(f"compressed tensor has shape {shape[:4]}, the config says {list(expected)}")
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    size = count * dtype.itemsize
+    if size > MAX_INFLATED_BYTES:
+        raise ValueError(f"compressed tensor would inflate to {size} bytes, more than the limit {MAX_INFLATED_BYTES}")
+    inflater = zlib.decompressobj()
+    raw = inflater.decompress(blob.numpy().tobytes(), size + 1)
+    if len(raw) != size or inflater.unconsumed_tail:
+        raise ValueError(f"compressed tensor holds {'more than ' if len(raw) > size or inflater.unconsumed_tail else ''}{len(raw)} bytes, expected {size}")
     a = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, count).T.copy().view(dtype).reshape(shape)
     return torch.from_numpy(a)

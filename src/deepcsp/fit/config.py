@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from dataclasses import field as _field
 from typing import Literal
 
+from deepcsp._validate import Fields, OptionError
 from deepcsp.fields.modules import FieldConfig
 from deepcsp.geometry.sampling import SampleConfig
 
@@ -52,6 +53,27 @@ class FitConfig:
     """Torch CPU threads (0 = leave torch's default)."""
     eval_points: int = 50_000
     """Band points for the final error report (0 to skip)."""
+
+    def __post_init__(self) -> None:
+        f = Fields(self)
+        for name, cls in (("field", FieldConfig), ("samples", SampleConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise OptionError(f"FitConfig.{name}", f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        f.number("time_budget", 0.0, 1e7)
+        f.optional_integer("max_steps", 0, 10**9)
+        f.integer("batch_size", 1, 2**24)
+        f.number("lr", 0.0, 10.0, min_open=True)
+        f.number("grid_lr", 0.0, 10.0, min_open=True)
+        f.number("lr_decay", 0.0, 1.0)
+        f.number("band", 0.0, 1.0, min_open=True)
+        f.literal("inside_outside")
+        f.number("idempotence_weight", 0.0, 1e6)
+        f.number("orthogonality_weight", 0.0, 1e6)
+        f.integer("seed", 0, 2**63 - 1)
+        f.number("checkpoint_every", 0.0, 1e7)
+        f.device("device")
+        f.integer("threads", 0, 1024)
+        f.integer("eval_points", 0, 10**8)
 
     def resolved_steps(self) -> int:
         """:attr:`max_steps` with ``None`` resolved for this config's encoding."""

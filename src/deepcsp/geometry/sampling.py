@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from deepcsp._validate import Fields, OptionError
 from deepcsp.geometry.closest import ClosestPoints
+
+#: Most training samples one :class:`SampleConfig` may ask for (all kinds together).
+MAX_SAMPLES = 100_000_000
 
 
 @dataclass
@@ -60,6 +64,19 @@ class SampleConfig:
     box_half: float = 0.5
     """Half side of the sampling cube."""
     seed: int = 0
+    """Seed of the samples."""
+
+    def __post_init__(self) -> None:
+        f = Fields(self)
+        n_surface = f.integer("n_surface", 1, MAX_SAMPLES)
+        scales = f.numbers("near_scales", 0.0, 1e3, min_open=True, min_len=0, max_len=64)
+        n_near = f.integer("n_near_per_scale", 0, MAX_SAMPLES)
+        n_uniform = f.integer("n_uniform", 0, MAX_SAMPLES)
+        f.number("box_half", 0.0, 1e3, min_open=True)
+        f.integer("seed", 0, 2**63 - 1)
+        total = n_surface + len(scales) * n_near + n_uniform
+        if total > MAX_SAMPLES:
+            raise OptionError("SampleConfig.n_near_per_scale", f"gives {total} samples in all, more than {MAX_SAMPLES}")
 
 
 @dataclass

@@ -22,6 +22,9 @@ from deepcsp.geometry.normalize import Normalization
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
 CLOUD_SUFFIXES = (".ply", ".xyz", ".npy", ".npz")
+#: Suffixes :func:`save_mesh` and :func:`save_points` write.
+MESH_OUTPUT_SUFFIXES = (".ply", ".obj", ".off", ".stl", ".glb")
+POINT_OUTPUT_SUFFIXES = (".ply", ".xyz", ".npy")
 
 
 @dataclass
@@ -324,7 +327,7 @@ def save_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, vertex_
     import trimesh
 
     path = Path(path)
-    if path.suffix.lower() not in (".ply", ".obj", ".off", ".stl", ".glb"):
+    if path.suffix.lower() not in MESH_OUTPUT_SUFFIXES:
         raise DeepCSPError("unknown output mesh format; use .ply, .obj, .off, .stl or .glb", path)
     mesh = trimesh.Trimesh(vertices=np.asarray(vertices), faces=np.asarray(faces), vertex_normals=vertex_normals, process=False)
     data = mesh.export(file_type=path.suffix.lower()[1:])

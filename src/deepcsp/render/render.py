@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from deepcsp._validate import Fields
 from deepcsp.geometry.normalize import Normalization
 from deepcsp.render.camera import Camera, Rays
 from deepcsp.render.shading import ShadingConfig, depth_image, normal_image, shade
@@ -32,11 +33,13 @@ class RenderConfig:
     """Normals are the field's direction at the hit backed off this far towards the viewer
     (normalised units)."""
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> "RenderConfig":
-        """Raise ValueError naming the first bad setting; return self."""
+        """Raise :class:`~deepcsp._validate.OptionError` (a ValueError) naming the first bad setting; return self."""
         self.trace.validate()
-        if not (self.normal_offset > 0 and np.isfinite(self.normal_offset)):
-            raise ValueError(f"normal_offset must be positive and finite, got {self.normal_offset!r}")
+        Fields(self).number("normal_offset", 0.0, 1.0, min_open=True)
         return self
 
 

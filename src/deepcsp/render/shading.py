@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepcsp._validate import Fields
+
 
 @dataclass
 class ShadingConfig:
@@ -26,6 +28,15 @@ class ShadingConfig:
     """Blinn-Phong exponent."""
     gamma: float = 2.2
     """Display gamma applied to the linear result."""
+
+    def __post_init__(self) -> None:
+        f = Fields(self)
+        for name in ("color", "background"):
+            f.numbers(name, 0.0, 1.0, min_len=3, max_len=3)
+        f.number("ambient", 0.0, 1.0)
+        f.number("specular", 0.0, 10.0)
+        f.number("shininess", 0.0, 1e4, min_open=True)
+        f.number("gamma", 0.0, 10.0, min_open=True)
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:

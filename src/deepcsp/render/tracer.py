@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from deepcsp._validate import Fields
 from deepcsp.constants import HALF_SIDE
 
 
@@ -61,25 +62,21 @@ class TraceConfig:
     half: float = HALF_SIDE
     """Half side of the box rays are clipped to; empty space outside it is skipped."""
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> "TraceConfig":
-        """Raise ValueError naming the first bad setting; return self."""
+        """Raise :class:`~deepcsp._validate.OptionError` (a ValueError) naming the first bad setting; return self."""
+        f = Fields(self)
         for name in ("hit_eps", "plane_band", "half", "bracket_tol", "bracket_eps"):
-            v = getattr(self, name)
-            if not (v > 0 and v < float("inf")):
-                raise ValueError(f"{name} must be positive and finite, got {v!r}")
-        if int(self.max_iters) < 1:
-            raise ValueError(f"max_iters must be >= 1, got {self.max_iters!r}")
-        if not self.max_jump >= 1.0:
-            raise ValueError(f"max_jump must be >= 1, got {self.max_jump!r}")
+            f.number(name, 0.0, 1e6, min_open=True)
+        f.integer("max_iters", 1, 100_000)
+        f.number("max_jump", 1.0, 1e6)
         for name in ("min_cos", "jump_cos", "verify_cos"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
-        if not -1.0 <= self.flip_cos <= 1.0:
-            raise ValueError(f"flip_cos must be in [-1, 1], got {self.flip_cos!r}")
-        if int(self.max_refine) < 1:
-            raise ValueError(f"max_refine must be >= 1, got {self.max_refine!r}")
-        if not self.refine_max >= 0.0:
-            raise ValueError(f"refine_max must be >= 0, got {self.refine_max!r}")
+            f.number(name, 0.0, 1.0, min_open=True, max_open=True)
+        f.number("flip_cos", -1.0, 1.0)
+        f.integer("max_refine", 1, 1000)
+        f.number("refine_max", 0.0, 1e6)
         return self
 
 

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from deepcsp._validate import Fields, OptionError
 from deepcsp.errors import DeepCSPError
 from deepcsp.train.procedural import _random_rotation
 
@@ -44,6 +45,16 @@ class PrepareConfig:
     """Uniform queries in the cube."""
     seed: int = 0
     """Seed of the samples (per record it is mixed with the record's index)."""
+
+    def __post_init__(self) -> None:
+        f = Fields(self)
+        f.integer("n_surface", 1, 10**7)
+        f.numbers("near_scales", 0.0, 10.0, min_open=True, min_len=0, max_len=64)
+        f.integer("n_near_per_scale", 0, 10**7)
+        f.integer("n_uniform", 0, 10**7)
+        f.integer("seed", 0, 2**63 - 1)
+        if len(self.near_scales) * self.n_near_per_scale + self.n_uniform == 0:
+            raise OptionError("PrepareConfig.n_uniform", "and n_near_per_scale give no query points; ask for some")
 
 
 @dataclass
@@ -236,6 +247,14 @@ class AugmentConfig:
     """Radius range of the crop ball (normalised units)."""
     noise: float = 0.003
     """Maximum standard deviation of Gaussian noise on the input points (drawn per example)."""
+
+    def __post_init__(self) -> None:
+        f = Fields(self)
+        f.flag("rotate")
+        f.number_range("scale", 0.0, 10.0, min_open=True)
+        f.number("crop_probability", 0.0, 1.0)
+        f.number_range("crop_radius", 0.0, 10.0)
+        f.number("noise", 0.0, 1.0)
 
 
 NO_AUGMENT = AugmentConfig(rotate=False, scale=(1.0, 1.0), crop_probability=0.0, noise=0.0)

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from deepcsp._validate import Fields, OptionError
 from deepcsp.errors import DeepCSPError
 from deepcsp.fields.conditional import ConditionalConfig, ConditionalModel, save_model
 from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
@@ -62,6 +63,27 @@ class TrainConfig:
     """``auto`` (cuda when available), ``cpu`` or ``cuda``."""
     threads: int = 0
     """torch CPU threads per process (0: leave torch's default)."""
+
+    def __post_init__(self) -> None:
+        f = Fields(self)
+        for name, cls in (("model", ConditionalConfig), ("augment", AugmentConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise OptionError(f"TrainConfig.{name}", f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        f.integer("epochs", 1, 10**7)
+        f.integer("max_steps", 0, 10**9)
+        f.number("max_seconds", 0.0, 1e8)
+        f.integer("batch", 1, 4096)
+        f.integer("n_input", 1, 10**6)
+        f.integer("n_query", 1, 10**6)
+        f.number("lr", 0.0, 10.0, min_open=True)
+        f.literal("csp_loss")
+        f.integer("val_count", 0, 10**6)
+        if isinstance(self.val_names, str) or not all(isinstance(n, str) and n for n in self.val_names):
+            raise OptionError("TrainConfig.val_names", f"must be record names, got {self.val_names!r}")
+        f.integer("checkpoint_every", 1, 10**9)
+        f.integer("seed", 0, 2**63 - 1)
+        f.device("device", allow_auto=True)
+        f.integer("threads", 0, 1024)
 
     def to_dict(self) -> dict:
         d = asdict(self)
