@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import shlex
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -83,7 +84,8 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
         "seconds_total": time.perf_counter() - t_all,
     }
     write_text(output / "metrics.json", json.dumps(summary, indent=2))
-    write_text(output / "index.html", _report_html(summary, path.name, surface.is_mesh))
+    view_cmd = shlex.join(["deepcsp", "view", str(field_path), str(output / "mesh.ply"), "--reference", str(path)])
+    write_text(output / "index.html", _report_html(summary, path.name, surface.is_mesh, view_cmd))
 
     e = fit.errors
     rows = [
@@ -100,12 +102,13 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
         ("mesh F-score@0.5%", fmt(metrics.fscore) if metrics else "n/a"),
         ("total seconds", f"{summary['seconds_total']:.1f}"),
         ("report", str(output / "index.html")),
+        ("look around (pip install 'deepcsp[view]')", view_cmd),
     ]
     echo(table(rows, f"deepcsp demo: {path.name}"))
     return 0
 
 
-def _report_html(s: dict, name: str, has_gt: bool) -> str:
+def _report_html(s: dict, name: str, has_gt: bool, view_cmd: str = "") -> str:
     def tr(k, v):
         return f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(v if isinstance(v, str) else fmt(v) if isinstance(v, float) else str(v))}</td></tr>"
 
@@ -132,6 +135,8 @@ table{{border-collapse:collapse;margin:1em 0}} td{{border:1px solid #ddd;padding
 <h1>deepcsp demo: {html.escape(name)}</h1>
 <p>Closest surface-point field fitted to <code>{html.escape(s['input'])}</code>; total {s['seconds_total']:.1f} s.
 Files: <a href="field.safetensors">field.safetensors</a>, <a href="mesh.ply">mesh.ply</a>, <a href="metrics.json">metrics.json</a>.</p>
+<p>To turn the field and its mesh around, probe closest points and see where the mesh is off (colour = distance to the input),
+run <code>{html.escape(view_cmd)}</code> and open the address it prints (needs <code>pip install 'deepcsp[view]'</code>).</p>
 <h2>Renders</h2>{''.join(imgs)}
 <h2>Fit</h2><table>{fit_rows}</table>
 <h2>Render vs exact ray cast</h2><table>{render_rows}</table>

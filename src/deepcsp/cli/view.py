@@ -60,6 +60,9 @@ class ViewCommand:
             raise DeepCSPError(str(exc)) from None
         if not Path(self.view.save_dir).is_dir():
             raise DeepCSPError("--save-dir is not a folder", self.view.save_dir)
+        for p in self.paths + ((self.reference,) if self.reference is not None else ()):
+            if not Path(p).exists():
+                raise DeepCSPError("file not found", p)
         _import_viser()  # fail before the slow loading when viser is missing
         items, reference = self._load()
         viewer = Viewer(items, self.view, reference)

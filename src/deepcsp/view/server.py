@@ -9,6 +9,7 @@ Every control in the page calls a public method here (:meth:`Viewer.set_color_mo
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
@@ -22,13 +23,17 @@ from deepcsp.view.colors import CURVATURE_CMAP, ERROR_CMAP, ColorRange, colorbar
 from deepcsp.view.config import COLOR_MODES, ViewConfig
 from deepcsp.view.items import ViewItem, layout_offsets
 from deepcsp.view.probe import ProbeResult, probe
-from deepcsp.view.slices import AXES, DistanceSlice, distance_slice, rotation_wxyz
+from deepcsp.view.slices import AXES, DistanceSlice, distance_slice, image_wxyz
 
 MODE_LABELS = {"normal": "normal", "curvature": "mean curvature", "reference": "distance to reference", "plain": "plain"}
 #: Flat colours of surfaces in ``plain`` mode and of point clouds, per input (sRGB).
 PALETTE = ((180, 180, 190), (230, 160, 90), (120, 170, 230), (150, 210, 140), (220, 130, 170))
 CLOUD_COLOR = (40, 90, 200)
 BACKGROUND = (255, 255, 255)
+#: Initial camera: vertical field of view (degrees) and distance from the scene's centre in
+#: bounding-box diagonals (the scene then fills about 70% of the page's height).
+INITIAL_FOV = 45.0
+INITIAL_DISTANCE = 1.7
 
 
 def _import_viser():
@@ -59,6 +64,20 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     for k in range(3):
         np.add.at(vn, faces[:, k], fn)
     return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-300)
+
+
+def mesh_mean_curvature(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(V,)`` mean curvature of a triangle mesh by libigl's quadric fitting
+    (``igl.principal_curvature``), positive where the surface bends away from the winding normal
+    (an outward-wound sphere of radius r gives 1/r); NaN where libigl cannot fit. Meshes have no
+    field to differentiate (the exact closest-point map is not smooth at a polyhedron's vertices)."""
+    import igl
+
+    try:
+        res = igl.principal_curvature(np.asarray(vertices, np.float64), np.asarray(faces, np.int64))
+    except (RuntimeError, ValueError):
+        return np.full(len(vertices), np.nan)
+    return 0.5 * (np.asarray(res[2], np.float64) + np.asarray(res[3], np.float64))
 
 
 def mesh_glb(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> bytes:
@@ -122,11 +141,13 @@ class Viewer:
         self._values: dict[tuple[int, str], np.ndarray] = {}
         self._lock = threading.RLock()
         self._syncing = False
+        self._visible = [True] * len(self.items)
 
-        self.server = viser.ViserServer(host=self.config.host, port=self.config.port, verbose=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # viser prints a banner; the CLI prints the URL
+            self.server = viser.ViserServer(host=self.config.host, port=self.config.port, verbose=False)
         try:
             self.server.scene.set_up_direction("+y")
-            self.server.gui.configure_theme(control_width="large", dark_mode=False, show_logo=False)
+            self.server.gui.configure_theme(control_width="large", dark_mode=False, show_logo=False, show_share_button=False)
             self._build_gui()
             self._set_initial_camera()
             self._add_clouds()
@@ -152,7 +173,8 @@ class Viewer:
 
     def stop(self) -> None:
         """Close the server (connected pages show that they are disconnected)."""
-        self.server.stop()
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.server.stop()
 
     def __enter__(self) -> "Viewer":
         return self
@@ -194,10 +216,12 @@ class Viewer:
                 out = np.where(np.isfinite(n).all(1, keepdims=True), n, vn)
             else:
                 out = vn
-        elif f is not None and mode == "curvature":
+        elif f is not None and mode == "curvature" and it.kind == "field":
             k = it.field.curvatures(v)
             flip = (np.asarray(k.normals) * vertex_normals(v, f)).sum(1) < 0
             out = np.where(flip, -k.mean, k.mean)  # relative to the displayed (winding) normal
+        elif f is not None and mode == "curvature":
+            out = mesh_mean_curvature(v, f)
         self._values[key] = out
         return out
 
@@ -241,21 +265,33 @@ class Viewer:
             for i, it in enumerate(self.items):
                 colors = self.item_colors(i, mode)
                 if it.display.faces is not None:
-                    self.server.scene.add_glb(f"/inputs/{i}/surface", mesh_glb(it.display.vertices, it.display.faces, colors), position=tuple(it.offset))
+                    self.server.scene.add_glb(f"/inputs/{i}/surface", mesh_glb(it.display.vertices, it.display.faces, colors), position=tuple(it.offset),
+                                              visible=self._visible[i])
                 else:
-                    self._add_points(f"/inputs/{i}/points", it.display.vertices + it.offset, colors)
+                    self._add_points(f"/inputs/{i}/points", it.display.vertices + it.offset, colors, self._visible[i])
             self._sync_gui(lambda: setattr(self._gui_mode, "value", MODE_LABELS[mode]))
             self._show_colorbar(rng, mode)
             self._status("")
         return rng
 
-    def _add_points(self, name: str, points: np.ndarray, colors) -> None:
-        self.server.scene.add_point_cloud(name, points.astype(np.float32), colors, point_size=0.004 * self.scale, point_shape="circle", precision="float32")
+    def _add_points(self, name: str, points: np.ndarray, colors, visible: bool = True) -> None:
+        self.server.scene.add_point_cloud(name, points.astype(np.float32), colors, point_size=0.004 * self.scale, point_shape="circle", precision="float32",
+                                          visible=visible)
 
     def _add_clouds(self) -> None:
         for i, it in enumerate(self.items):
             if it.cloud is not None:
                 self._add_points(f"/inputs/{i}/input_cloud", it.cloud.vertices + it.offset, np.asarray(CLOUD_COLOR, np.uint8))
+
+    def set_visible(self, i: int, visible: bool) -> None:
+        """Show or hide input ``i`` (its surface or points, and its input cloud)."""
+        with self._lock:
+            self._visible[i] = bool(visible)
+            for part in ("surface", "points", "input_cloud"):
+                h = self.server.scene.get_handle_by_name(f"/inputs/{i}/{part}")
+                if h is not None:
+                    h.visible = bool(visible)
+            self._sync_gui(lambda: setattr(self._gui_visible[i], "value", bool(visible)))
 
     # ----------------------------------------------------------------- probe
 
@@ -342,7 +378,7 @@ class Viewer:
             g = sl.grid
             scene = self.server.scene
             scene.add_image("/slice/image", sl.image, render_width=float(g.size[0]), render_height=float(g.size[1]), format="png",
-                            wxyz=tuple(rotation_wxyz(g.u, g.v)), position=tuple(g.center + it.offset), cast_shadow=False, receive_shadow=False)
+                            wxyz=tuple(image_wxyz(g)), position=tuple(g.center + it.offset), cast_shadow=False, receive_shadow=False)
             if len(sl.segments):
                 scene.add_line_segments("/slice/iso", (sl.segments + it.offset).astype(np.float32), (255, 255, 255), thickness=0.0015 * self.scale)
             else:
@@ -449,11 +485,12 @@ class Viewer:
     def _set_initial_camera(self) -> None:
         lo, hi = self.scene_bounds
         center = (lo + hi) / 2.0
-        dist = 1.9 * self.scale
         direction = np.array([0.45, 0.35, 1.0])
         cam = self.server.initial_camera
+        cam.fov = np.radians(INITIAL_FOV)
+        cam.near, cam.far = 1e-3 * self.scale, 100.0 * self.scale  # inputs come in any unit
         cam.look_at = tuple(center)
-        cam.position = tuple(center + dist * direction / np.linalg.norm(direction))
+        cam.position = tuple(center + INITIAL_DISTANCE * self.scale * direction / np.linalg.norm(direction))
         cam.up = (0.0, 1.0, 0.0)
 
     def _target_label(self, i: int) -> str:
@@ -466,6 +503,11 @@ class Viewer:
         lines.append(f"_display limits: {c.max_faces:,} faces (decimated above), {c.max_points:,} points (subsampled above)_")
         with gui.add_folder("Inputs"):
             gui.add_markdown("  \n".join(lines))
+            self._gui_visible = []
+            for i, it in enumerate(self.items):
+                box = gui.add_checkbox(f"show {self._target_label(i)}", initial_value=True)
+                box.on_update(lambda _e, i=i, box=box: self._guarded(lambda: self.set_visible(i, box.value)))
+                self._gui_visible.append(box)
         with gui.add_folder("Colour"):
             modes = [m for m in COLOR_MODES if m != "reference" or self.reference is not None]
             self._gui_mode = gui.add_dropdown("colour by", [MODE_LABELS[m] for m in modes], initial_value=MODE_LABELS[modes[0]])

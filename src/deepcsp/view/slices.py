@@ -110,6 +110,13 @@ def distance_slice(field, bounds: np.ndarray, axis: str, position: float, resolu
     return DistanceSlice(grid, d, image, top, cmap, levels, iso_segments(d, levels, grid))
 
 
+def image_wxyz(grid: SliceGrid) -> np.ndarray:
+    """Orientation ``(w, x, y, z)`` of a scene image showing ``grid``'s pixels in place: viser
+    draws an image's columns along its local +x and its rows down local +y (top row at local -y,
+    as in OpenCV), so local x is ``u`` and local y is ``-v``."""
+    return rotation_wxyz(grid.u, -grid.v)
+
+
 def rotation_wxyz(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Quaternion ``(w, x, y, z)`` of the rotation taking local +x to ``u`` and +y to ``v``
     (orthonormal), as scene nodes expect."""
