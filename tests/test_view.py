@@ -483,6 +483,25 @@ def test_slice_trace_and_screenshot_in_the_page(browser, tiny_viewer, tmp_path):
     viewer.set_visible(0, True)
     viewer.set_slice(None)
 
+    # The probe moved through the Python API shows in the page: a red mark appears where the
+    # field's closest point projects (on the side of the shape facing the camera).
+    it = viewer.items[0]
+    center = it.bounds.mean(0)
+    toward_eye = np.asarray(c.position) - it.offset - center
+    before_move = browser.wait_for(lambda im: True)
+    res = viewer.set_probe(center + 0.45 * toward_eye)
+    assert np.allclose(res.closest_point, viewer.items[0].field.query(res.point[None]).closest_points[0])
+    col, row = cam.project((res.closest_point + it.offset)[None])[0].astype(int)
+    near = (slice(row - 8, row + 9), slice(col - 8, col + 9))
+
+    def red_near(im):
+        px = im[near].astype(int)
+        return int(((px[..., 0] > 150) & (px[..., 1] < 90) & (px[..., 2] < 90)).sum())
+
+    moved = browser.wait_for(lambda im: red_near(im) > red_near(before_move) + 10)
+    save_png(tmp_path / "view_probe.png", moved)
+    assert red_near(moved) > red_near(before_move) + 10, "the closest-point mark is not where the field puts it"
+
     traced = viewer.trace_view(client)  # the "Sphere-trace this view" button
     assert traced.path is not None and traced.path.exists() and traced.path.parent == viewer.config.save_dir
     hit = traced.result.hit
