@@ -12,10 +12,12 @@ REPO = HERE.parent
 
 
 def meshes_dir() -> Path:
-    for p in (REPO.parent / "shared" / "data" / "meshes", Path("/work/shared/data/meshes")):
-        if p.exists():
-            return p
-    raise SystemExit("benchmark meshes not found: expected ../shared/data/meshes beside the repo")
+    """The dev meshes: ``$DEEPCSP_MESHES`` when set, else ``../shared/data/meshes`` beside the repo."""
+    env = os.environ.get("DEEPCSP_MESHES")
+    p = Path(env) if env else REPO.parent / "shared" / "data" / "meshes"
+    if not (p / "closed").is_dir():
+        raise SystemExit(f"benchmark meshes not found in {p}: set DEEPCSP_MESHES or put them in ../shared/data/meshes beside the repo")
+    return p
 
 
 def all_meshes() -> list[Path]:

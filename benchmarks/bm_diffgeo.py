@@ -42,7 +42,9 @@ from deepcsp.geometry.sampling import sample_surface
 from deepcsp.io import load_surface
 from deepcsp.io.surface import surface_from_arrays
 
-MESHES = Path("/work/shared/data/meshes")
+from _common import meshes_dir
+
+MESHES = meshes_dir()  # $DEEPCSP_MESHES or ../shared/data/meshes
 DEV = ["closed/spot.obj", "closed/fish_blub.obj", "open/tee_sim.obj", "open/demosthenes_scan.obj"]
 
 

@@ -41,7 +41,9 @@ from deepcsp.fields.query import ExactField
 from deepcsp.geometry.metrics import compare_surfaces
 from deepcsp.io import load_surface
 
-MESHES = Path("/work/shared/data/meshes")
+from _common import meshes_dir
+
+MESHES = meshes_dir()  # $DEEPCSP_MESHES or ../shared/data/meshes
 N_SAMPLES = 50_000
 EXTRA: dict = {}  # extra ExtractConfig fields for every section (--legacy)
 MC_WINDING = True  # closed meshes: MC reference signed by the fast winding number (--mc-pseudonormal: the old reference)

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import meshes_dir
+
 HELD_OUT = ("closed/spot.obj", "closed/teddy.obj", "open/skirt_sim.obj", "open/demosthenes_scan.obj")
-MESHES = Path("/work/shared/data/meshes")
+MESHES = meshes_dir()  # $DEEPCSP_MESHES or ../shared/data/meshes
 
 
 def point_metrics(points: np.ndarray, normals: np.ndarray | None, gt, diag: float, n_samples: int) -> dict:

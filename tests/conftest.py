@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,16 @@ REPO = Path(__file__).resolve().parents[1]
 BAD_DIR = Path(__file__).resolve().parent / "data" / "bad"
 
 
+def dev_meshes_dir() -> Path:
+    """Where the dev meshes are looked for: ``$DEEPCSP_MESHES`` when set (set it to an empty folder
+    to run the suite as on a fresh clone), else ``../shared/data/meshes`` next to the repo."""
+    env = os.environ.get("DEEPCSP_MESHES")
+    return Path(env) if env else REPO.parent / "shared" / "data" / "meshes"
+
+
 def _meshes_dir() -> Path | None:
-    for cand in (REPO.parent / "shared" / "data" / "meshes", Path("/work/shared/data/meshes")):
-        if (cand / "closed").is_dir():
-            return cand
-    return None
+    cand = dev_meshes_dir()
+    return cand if (cand / "closed").is_dir() else None
 
 
 @pytest.fixture
@@ -29,16 +35,24 @@ def meshes_dir() -> Path:
     """The dev meshes (``../shared/data/meshes`` next to the repo); the test skips if absent."""
     d = _meshes_dir()
     if d is None:
-        pytest.skip("dev meshes not found (expected ../shared/data/meshes next to the repo)")
+        pytest.skip(f"needs the dev meshes, not found in {dev_meshes_dir()} (set DEEPCSP_MESHES or put them in ../shared/data/meshes)")
     return d
 
 
 @pytest.fixture(scope="session")
 def bundled_tee() -> Path:
-    """The T-shirt mesh shipped inside the package (always present)."""
+    """The T-shirt mesh shipped inside the package (always present; the dev set's open/tee_sim.obj)."""
     from importlib import resources
 
     return Path(str(resources.files("deepcsp") / "data" / "tee_sim.obj"))
+
+
+@pytest.fixture(scope="session")
+def bundled_spot() -> Path:
+    """The closed cow mesh shipped inside the package (always present; the dev set's closed/spot.obj)."""
+    from importlib import resources
+
+    return Path(str(resources.files("deepcsp") / "data" / "spot.obj"))
 
 
 @pytest.fixture(scope="session")

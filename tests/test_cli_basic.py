@@ -31,17 +31,17 @@ def test_help_lists_the_subcommands():
     assert "Traceback" not in p.stderr
 
 
-def test_eval_prints_a_table_and_writes_json(meshes_dir, tmp_path, capsys):
+def test_eval_prints_a_table_and_writes_json(bundled_spot, bundled_tee, tmp_path, capsys):
     from deepcsp.geometry.metrics import compare_surfaces
     from deepcsp.io import load_surface
 
-    pred, gt = meshes_dir / "closed" / "spot.obj", meshes_dir / "closed" / "bob.obj"
+    pred, gt = bundled_spot, bundled_tee
     out = tmp_path / "sub" / "metrics.json"
     rc = main(["eval", str(pred), str(gt), "--samples", "5000", "--json", str(out)])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     lines = captured.out.strip().splitlines()
-    assert lines[0] == "spot.obj vs bob.obj"
+    assert lines[0] == "spot.obj vs tee_sim.obj"
     for key in METRICS:
         assert any(line.split()[0] == key for line in lines[1:]), key
     data = json.loads(out.read_text())
@@ -56,8 +56,8 @@ def test_eval_prints_a_table_and_writes_json(meshes_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("which", ["pred", "gt"])
-def test_eval_bad_corpus_one_line_exit_2(meshes_dir, capsys, which):
-    good = str(meshes_dir / "closed" / "bob.obj")
+def test_eval_bad_corpus_one_line_exit_2(bundled_spot, capsys, which):
+    good = str(bundled_spot)
     names = sorted(EXPECTED)
     for name in names:
         bad = str(BAD_DIR / name)
@@ -69,17 +69,17 @@ def test_eval_bad_corpus_one_line_exit_2(meshes_dir, capsys, which):
         assert bad in err and "Traceback" not in err
 
 
-def test_eval_missing_file_via_subprocess(tmp_path, meshes_dir):
+def test_eval_missing_file_via_subprocess(tmp_path, bundled_spot):
     missing = tmp_path / "missing.obj"
-    p = _run("eval", str(missing), str(meshes_dir / "closed" / "bob.obj"))
+    p = _run("eval", str(missing), str(bundled_spot))
     assert p.returncode == 2
     assert p.stderr == f"deepcsp: error: {missing}: file not found\n"
     assert p.stdout == ""
 
 
-def test_eval_bad_file_via_subprocess(meshes_dir):
+def test_eval_bad_file_via_subprocess(bundled_spot):
     bad = BAD_DIR / "truncated.glb"
-    p = _run("eval", str(meshes_dir / "closed" / "bob.obj"), str(bad))
+    p = _run("eval", str(bundled_spot), str(bad))
     assert p.returncode == 2
     lines = p.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"deepcsp: error: {bad}: ")
@@ -100,8 +100,8 @@ def test_eval_starts_without_torch(tmp_path):
 
 
 @pytest.mark.parametrize("flag", [["--samples", "0"], ["--tau", "-1"]])
-def test_eval_bad_options_one_line(meshes_dir, capsys, flag):
-    good = str(meshes_dir / "closed" / "bob.obj")
+def test_eval_bad_options_one_line(bundled_spot, capsys, flag):
+    good = str(bundled_spot)
     assert main(["eval", good, good, *flag]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("deepcsp: error: --")

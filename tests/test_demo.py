@@ -17,9 +17,11 @@ def test_demo_end_to_end(tmp_path):
     for name in ("field.safetensors", "field.safetensors.json", "mesh.ply", "metrics.json", "index.html", "render_iso.png", "render_iso_gt.png", "normals_iso.png"):
         assert (out / name).exists(), name
     m = json.loads((out / "metrics.json").read_text())
-    assert m["fit"]["errors"]["mean"] < 0.01
-    assert m["render"][0]["iou_vs_exact"] > 0.8
-    assert m["mesh"]["faces"] > 100
-    assert m["mesh"]["metrics"]["chamfer_l1_rel"] < 0.05
+    # bounds about 1.5x what was measured at these resolutions (2-core CPU): fit error 0.0019,
+    # IoU 0.952 (iso) / 0.966 (front), 3024 faces, Chamfer-L1 0.0026 of the diagonal
+    assert m["fit"]["errors"]["mean"] < 0.003
+    assert m["render"][0]["iou_vs_exact"] > 0.93 and m["render"][1]["iou_vs_exact"] > 0.95
+    assert 2000 < m["mesh"]["faces"] < 4500
+    assert m["mesh"]["metrics"]["chamfer_l1_rel"] < 0.004
     html = (out / "index.html").read_text()
     assert "render_iso.png" in html and "chamfer_l1" in html

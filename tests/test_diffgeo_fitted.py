@@ -202,11 +202,12 @@ def test_cuda_matches_cpu(csp_field, samples):
     assert np.median(np.abs(c_cpu.mean - c_gpu.mean)) < 1e-2 * np.median(np.abs(c_cpu.mean))
 
 
-def test_exact_spot_normals_outward(meshes_dir):
-    """A closed dev mesh through its exact oracle: outward normals at, inside and outside the surface."""
+def test_exact_spot_normals_outward(bundled_spot):
+    """A closed mesh (the bundled spot) through its exact oracle: outward normals at, inside and
+    outside the surface."""
     from deepcsp.io import load_surface
 
-    s = load_surface(meshes_dir / "closed" / "spot.obj")
+    s = load_surface(bundled_spot)
     field = ExactField(s.vertices, s.faces, s.normalization)
     assert field.closed
     smp = sample_surface(s.vertices, s.faces, 400, np.random.default_rng(3))

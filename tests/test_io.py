@@ -278,8 +278,8 @@ def test_normalisation_refuses_degenerate():
         Normalization.from_points(np.ones((5, 3)))
 
 
-def test_surface_normalised_vertices_map_back(tmp_path, meshes_dir):
-    s = load_surface(meshes_dir / "closed" / "bob.obj")
+def test_surface_normalised_vertices_map_back(bundled_spot):
+    s = load_surface(bundled_spot)
     np.testing.assert_allclose(s.normalization.to_input(s.normalized_vertices), s.vertices, atol=1e-12)
     assert np.abs(s.normalized_vertices).max() <= 0.4 + 1e-12
 

@@ -187,15 +187,16 @@ def test_rays_missing_the_box_cost_nothing_and_bad_rays_raise():
         render_field(field, "front")
 
 
-def test_exact_field_mask_and_depth_match_the_exact_ray_cast(meshes_dir):
-    from deepcsp.io import load_surface
+def test_exact_field_mask_and_depth_match_the_exact_ray_cast():
+    from deepcsp.geometry.analytic import Torus
+    from deepcsp.io.surface import surface_from_arrays
 
-    s = load_surface(meshes_dir / "closed" / "torus.obj")
+    s = surface_from_arrays(*Torus().mesh(), "torus")
     cam = view_camera("iso", 48, 48)
     traced = render_field(ExactField(s.vertices, s.faces, s.normalization), cam)
     exact = render_mesh_exact(s.vertices, s.faces, cam, s.normalization)
     iou = (traced.hit & exact.hit).sum() / (traced.hit | exact.hit).sum()
-    assert exact.hit.sum() > 200 and iou > 0.97, iou
+    assert exact.hit.sum() > 200 and iou > 0.99, iou  # measured 0.994 (2 silhouette pixels of 325)
     both = traced.hit & exact.hit
     assert np.median(np.abs(traced.depth[both] - exact.depth[both])) < 1e-4 * s.bbox_diagonal
 
