@@ -389,6 +389,31 @@ def test_reference_colours_and_metrics(tiny_field, bundled_tee):
         assert "Chamfer-L1" in viewer._metrics_markdown()
 
 
+def test_point_clouds_probe_slice_and_refuse_tracing(rng, monkeypatch):
+    _need_viser()
+    import deepcsp.view.server as server
+    from deepcsp.errors import DeepCSPError
+    from deepcsp.io.surface import surface_from_arrays
+    from deepcsp.view import ViewConfig, Viewer, item_from_surface
+
+    pts = rng.normal(size=(3000, 3))
+    pts /= np.linalg.norm(pts, axis=1, keepdims=True)
+    cloud = item_from_surface(surface_from_arrays(pts, None, "ball.npy"), "ball.npy", max_faces=1000, max_points=1000)
+    assert cloud.kind == "cloud" and cloud.counts() == "3,000 points (shown: 1,000, subsampled)"
+    monkeypatch.setattr(server, "SLICE_CLOUD_POINTS", 500)
+    with Viewer([cloud], ViewConfig(port=0, slice_resolution=40, iso_lines=3)) as viewer:
+        res = viewer.set_probe([0.0, 0.0, 2.0])
+        nearest = pts[np.argmin(np.linalg.norm(pts - [0, 0, 2], axis=1))]
+        np.testing.assert_allclose(res.closest_point, nearest)  # exact: the nearest of all 3000 points
+        np.testing.assert_allclose(res.normal, (res.point - nearest) / res.distance)
+        sl = viewer.set_slice("z", 0.5)
+        assert "to 500 of the 3,000 points" in viewer._gui_slice_md.content
+        full = cloud.field.distances(sl.grid.points).reshape(sl.distances.shape)
+        assert (sl.distances >= full - 1e-12).all() and np.median(sl.distances - full) < 0.1
+        with pytest.raises(DeepCSPError, match="no surface to trace"):
+            viewer.trace_view(camera=None)
+
+
 # --------------------------------------------------------------------------- in the browser
 
 
