@@ -109,6 +109,10 @@ CLASHES = [
     ("train", {}, {"--output": ["DATA"]}, "--output"),
     ("train", {0: "EMPTYDIR"}, {}, "EMPTYDIR"),
 ]
+try:  # an MP4 turntable needs imageio-ffmpeg: refused up front (not after rendering every frame)
+    import imageio_ffmpeg  # noqa: F401
+except ImportError:
+    CLASHES.append(("render", {}, {"--output": ["OUT/t.mp4"]}, "imageio-ffmpeg"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,3 +335,18 @@ def test_corpus_base_commands_pass_the_checks(sandbox, monkeypatch):
         cmd = tyro.cli(_one_command(command), args=_argv(command, pos, opts, subs)[1:])
         cmd.check()
     assert _snapshot(root) == before, "checks must not write anything"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write into any folder")
+def test_unwritable_output_folder_is_refused(sandbox, capsys, tmp_path):
+    root, subs = sandbox
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert main(["mesh", str(subs["FIELD"]), "-o", str(locked / "m.ply")]) == 2
+        assert main(["prepare", "-o", str(locked / "sub" / "data"), "--procedural", "1"]) == 2
+    finally:
+        locked.chmod(0o755)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("is not writable" in e for e in err), err
