@@ -63,6 +63,10 @@ def collocate(grid: BandGrid, oracle, band: float, kind: str = "csp", output: st
     cand = cand_cells[ci][:, ci][:, :, ci]
     ids = np.flatnonzero(cand)
     v = grid_vertices(rf, half, ids=torch.as_tensor(ids)).double().numpy()
+    near = getattr(oracle, "may_lie_within", None)  # a cheap bound (point clouds): skip surely far vertices
+    if near is not None:
+        mask = near(v, keep)
+        ids, v = ids[mask], v[mask]
     res = oracle.query(v)
     act = res.distances <= keep
     vals = _values(kind, output, v[act], res.points[act], res.distances[act])
