@@ -8,7 +8,23 @@ from typing import Literal
 
 from deepcsp._validate import Fields, OptionError
 from deepcsp.fields.modules import FieldConfig
+from deepcsp.geometry.pointset import PointSetConfig
 from deepcsp.geometry.sampling import SampleConfig
+
+
+@dataclass
+class CloudConfig:
+    """How a field is fitted to a point cloud: the surface the cloud samples, not its points."""
+
+    surface: PointSetConfig = _field(default_factory=PointSetConfig)
+    """The point-set surface whose closest points are collocated (:mod:`deepcsp.geometry.pointset`)."""
+    band: float = 0.03
+    """Half-width of the fine band as a fraction of the bbox diagonal (meshes use ``FitConfig.band``)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.surface, PointSetConfig):
+            raise OptionError("CloudConfig.surface", f"must be a PointSetConfig, got {type(self.surface).__name__}")
+        Fields(self).number("band", 0.0, 1.0, min_open=True)
 
 
 @dataclass
@@ -19,6 +35,8 @@ class FitConfig:
     """Architecture of the field."""
     samples: SampleConfig = _field(default_factory=SampleConfig)
     """Training samples (normalised units)."""
+    cloud: CloudConfig = _field(default_factory=CloudConfig)
+    """Point-cloud inputs only: the surface they sample and its band."""
     time_budget: float = 45.0
     """Wall-clock seconds for the whole fit (sampling and ground truth included); 0 = no limit."""
     max_steps: int | None = None
@@ -56,7 +74,7 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         f = Fields(self)
-        for name, cls in (("field", FieldConfig), ("samples", SampleConfig)):
+        for name, cls in (("field", FieldConfig), ("samples", SampleConfig), ("cloud", CloudConfig)):
             if not isinstance(getattr(self, name), cls):
                 raise OptionError(f"FitConfig.{name}", f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
         f.number("time_budget", 0.0, 1e7)

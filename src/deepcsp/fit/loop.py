@@ -21,7 +21,8 @@ from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tenso
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.evaluate import FieldErrors, evaluate_field
 from deepcsp.fit.losses import cosine_scale, csp_loss, udf_loss
-from deepcsp.geometry.closest import CloudOracle, make_oracle
+from deepcsp.geometry.closest import CloudOracle, MeshOracle
+from deepcsp.geometry.pointset import CloudSummary, PointSetSurface
 from deepcsp.geometry.inside import is_watertight
 from deepcsp.geometry.sampling import cached_training_samples, sample_surface
 
@@ -41,6 +42,8 @@ class FitResult:
     band: BandStats | None = None
     errors: FieldErrors | None = None
     resumed_from_step: int = 0
+    cloud: CloudSummary | None = None
+    """Point-cloud inputs: what the point-set surface found (outliers, spacing, noise)."""
 
 
 def _config_hash(config: FitConfig, surface_hash: str) -> str:
@@ -48,6 +51,25 @@ def _config_hash(config: FitConfig, surface_hash: str) -> str:
     for volatile in ("time_budget", "max_steps", "checkpoint_every", "device", "threads", "eval_points"):
         d.pop(volatile, None)
     return hashlib.sha1((json.dumps(d, sort_keys=True) + surface_hash).encode()).hexdigest()[:16]
+
+
+def _band(config: FitConfig, faces) -> float:
+    """Half-width of the fine band, as a fraction of the bbox diagonal (clouds have their own)."""
+    return config.cloud.band if faces is None else config.band
+
+
+def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
+    """Exact closest points: a mesh's BVH, or the point-set surface a cloud samples."""
+    if faces is not None:
+        return MeshOracle(v, faces)
+    if progress is not None:
+        progress({"stage": f"building the point-set surface of {len(v)} points"})
+    pss = PointSetSurface.build(v, config.cloud.surface)
+    if progress is not None:
+        s = pss.summary
+        progress({"stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), "
+                           f"spacing {s.spacing:.3g}, noise {s.noise:.3g}, {s.patch_neighbors} points per patch"})
+    return pss
 
 
 def _wants_sides(config: FitConfig, fcfg, faces) -> bool:
@@ -97,7 +119,7 @@ def _start(surface, config: FitConfig, oracle, ground_truth: str, chash: str, ck
         if progress is not None:
             progress({"stage": "collocating exact closest points at band-grid vertices"})
         closed = (v, faces) if ground_truth == "exact" and _wants_sides(config, fcfg, faces) and is_watertight(v, faces) else None
-        band = collocate(module.encoder, oracle, config.band * diag, fcfg.kind, fcfg.output, closed_mesh=closed)
+        band = collocate(module.encoder, oracle, _band(config, faces) * diag, fcfg.kind, fcfg.output, closed_mesh=closed)
         fcfg.n_active = band.n_active
         if progress is not None:
             sides = f" (closed input: inside/outside bits in {band.seconds_sides:.1f} s)" if closed else ""
@@ -112,7 +134,7 @@ def _training_set(surface, config: FitConfig, fcfg: FieldConfig, oracle, cache_d
     samples = cached_training_samples(v, surface.faces, oracle, config.samples, cache_dir)
     pts, cps = samples.points, samples.closest
     if fcfg.encoding == "band_grid":
-        inside = samples.distances <= config.band * float(np.linalg.norm(v.max(0) - v.min(0)))
+        inside = samples.distances <= _band(config, surface.faces) * float(np.linalg.norm(v.max(0) - v.min(0)))
         pts, cps = pts[inside], cps[inside]
     P = torch.as_tensor(pts, dtype=torch.float32, device=device)
     C = torch.as_tensor(cps, dtype=torch.float32, device=device)
@@ -221,7 +243,7 @@ def fit_surface(
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     v, faces = surface.normalized_vertices, surface.faces
-    oracle = make_oracle(v, faces)
+    oracle = _oracle(v, faces, config, progress)
     if ground_truth == "surface_samples":
         train_oracle = CloudOracle(sample_surface(v, faces, 250_000, np.random.default_rng(config.seed)).points)
     elif ground_truth == "exact":
@@ -256,4 +278,5 @@ def fit_surface(
             progress({"stage": f"measuring closest-point error at {config.eval_points} band points"})
         errors = evaluate_field(result_field, v, faces, oracle, n=config.eval_points)
     return FitResult(field=result_field, history=run.history, steps=run.step, seconds_total=total, seconds_ground_truth=seconds_gt,
-                     band=start.band, errors=errors, resumed_from_step=resumed_from)
+                     band=start.band, errors=errors, resumed_from_step=resumed_from,
+                     cloud=getattr(oracle, "summary", None))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from deepcsp._validate import Fields, OptionError
 from deepcsp.geometry.closest import ClosestPoints, check_points
 
 
@@ -40,7 +41,9 @@ class PointSetConfig:
     """How a point-set surface is built from a cloud (sizes in neighbours or sample spacings)."""
 
     patch_neighbors: int = 0
-    """Points per local quadric; 0 = automatic from the estimated noise (12 clean, up to 256 noisy)."""
+    """Points per local patch; 0 = automatic (leave-one-out cross-validation with the degree)."""
+    patch_degree: int = 0
+    """Degree of the local patches (1 planes, 2 quadrics); 0 = automatic (with the size)."""
     kernel: float = 0.5
     """Gaussian width of a patch's weights, as a fraction of the distance to its farthest neighbour."""
     blend_neighbors: int = 8
@@ -57,6 +60,20 @@ class PointSetConfig:
     interior value and stays low further out (0: never, for clouds of closed surfaces)."""
     density_kernel: float = 1.5
     """Gaussian width of the density estimate, in local sample spacings."""
+
+    def __post_init__(self) -> None:
+        f = Fields(self)
+        f.integer("patch_neighbors", 0, 1024)
+        if 0 < self.patch_neighbors < 6:
+            raise OptionError("PointSetConfig.patch_neighbors", f"must be 0 (automatic) or at least 6, got {self.patch_neighbors}")
+        f.integer("patch_degree", 0, 2)
+        f.number("kernel", 0.05, 10.0)
+        f.integer("blend_neighbors", 1, 64)
+        f.integer("rounds", 1, 10)
+        f.number("outlier_ratio", 1.0, 1e6)
+        f.integer("max_points", 1000, 10**8)
+        f.number("boundary_density", 0.0, 1.0, max_open=True)
+        f.number("density_kernel", 0.1, 10.0)
 
 
 @dataclass
@@ -156,46 +173,133 @@ def auto_patch_neighbors(noise: float, spacing: float) -> int:
     return int(np.clip(round(12 + 300 * max(ratio - 0.02, 0.0)), 12, 256))
 
 
-def fit_patches(points: np.ndarray, tree, neighbors: int, kernel: float = 0.5, chunk: int = 20000, robust: float = 2.5, iterations: int = 2) -> Patches:
-    """Robust local quadrics (see :class:`Patches`) around every point of ``points : (N, 3)``.
-
-    Each uses the point's ``neighbors`` nearest points with Gaussian weights of width ``kernel``
-    times the farthest one's distance, in the frame of their weighted principal axes; a plane fit
-    seeds residual weights ``exp(-(r / (robust * MAD))^2)`` for ``iterations`` quadric fits, so
-    points of a second sheet or outliers within reach carry no weight."""
+def fit_patches(points: np.ndarray, tree, neighbors: int, kernel: float = 0.5, floor=None, degree: int = 2, chunk: int = 20000) -> Patches:
+    """Robust local quadrics (see :class:`Patches`) around every point of ``points : (N, 3)`` over
+    its ``neighbors`` nearest points (:func:`_fit_quadrics`; ``degree`` 1 fits planes); ``floor :
+    (N,)`` bounds the residual scale from below (the noise)."""
     n = len(points)
     k = min(neighbors, n)
-    centers = np.ascontiguousarray(points, np.float64)
+    kq = min(_candidates(k), n)
+    floor = np.zeros(n) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))
     frames = np.zeros((n, 3, 3), np.float32)
     coeffs = np.zeros((n, 6), np.float32)
     support = np.zeros(n)
     residual = np.zeros(n)
-    plane_ridge = np.array([0.0, 0.0, 0.0, 1e6, 1e6, 1e6])
-    quad_ridge = np.array([0.0, 0.0, 0.0, 1e-3, 1e-3, 1e-3])
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
-        dd, ii = tree.query(points[s:e], k=k, workers=-1)
-        h = dd[:, -1] * kernel + 1e-12
-        off = points[ii] - points[s:e, None]
-        w = np.exp(-((dd / h[:, None]) ** 2))
-        R = _frames(_pca_normals(off, w))
-        loc = np.einsum("bij,bkj->bki", R, off) / h[:, None, None]
-        A = _design(loc[..., 0], loc[..., 1])
-        z = loc[..., 2]
-        c = _weighted_lstsq(A, z, w, np.tile(plane_ridge, (e - s, 1)))
-        r = z - (A * c[:, None]).sum(-1)
-        for _ in range(iterations):
-            scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), 1e-3)
-            wr = w * np.exp(-((r / (robust * scale)) ** 2))
-            c = _weighted_lstsq(A, z, wr, quad_ridge[None] * wr.sum(1, keepdims=True))
-            r = z - (A * c[:, None]).sum(-1)
-        scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1), 1e-3)
-        ones = np.ones_like(h)
-        coeffs[s:e] = c * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)  # back to cloud units
-        frames[s:e] = R
+        dd, ii = tree.query(points[s:e], k=kq, workers=-1)
+        fit = _fit_quadrics(points[ii] - points[s:e, None], dd, kernel, floor[s:e], degree, size=k)
+        ones = np.ones_like(fit.support)
+        h = fit.support
+        coeffs[s:e] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)  # back to cloud units
+        frames[s:e] = fit.frames
         support[s:e] = h
-        residual[s:e] = scale * h
-    return Patches(centers, frames, coeffs, support, residual)
+        residual[s:e] = fit.scale * h
+    return Patches(np.ascontiguousarray(points, np.float64), frames, coeffs, support, residual)
+
+
+@dataclass
+class PatchSize:
+    """The patch chosen by leave-one-out cross-validation (:func:`select_patch_size`): ``neighbors``
+    and ``degree`` (2: quadrics, 1: planes), and for each ``(neighbors, degree)`` the RMS distance of
+    held-out points to the patch fitted to their neighbours (``loo_rms``, cloud units); ``noise``
+    is the smallest of those (an upper bound of the noise's standard deviation)."""
+
+    neighbors: int
+    degree: int
+    loo_rms: dict
+    noise: float
+
+
+#: Patch sizes tried by :func:`select_patch_size`.
+PATCH_SIZES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
+def select_patch_size(points: np.ndarray, tree, candidates=PATCH_SIZES, degrees=(2, 1), kernel: float = 0.5,
+                      floor=None, n_centers: int = 3000, trim: float = 0.05, seed: int = 0) -> PatchSize:
+    """Pick the patch size and degree by leave-one-out cross-validation: fit the patch of
+    ``n_centers`` random points without the point itself and measure how far the point lies from
+    it. Noise adds the same amount to every candidate, so the smallest error (trimmed RMS, the
+    worst ``trim`` dropped) marks the best trade between averaging noise (large patches, planes)
+    and following detail (small patches, quadrics)."""
+    rng = np.random.default_rng(seed)
+    n = len(points)
+    cand = sorted(int(k) for k in candidates if k + 1 <= n)
+    idx = rng.choice(n, min(n_centers, n), replace=False)
+    fl = np.zeros(len(idx)) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))[idx]
+    dd, ii = tree.query(points[idx], k=min(_candidates(max(cand)) + 1, n), workers=-1)
+    dd, ii = dd[:, 1:], ii[:, 1:]  # the point itself is left out
+    off = points[ii] - points[idx, None]
+    loo: dict = {}
+    worse = 0
+    for k in cand:  # ascending; stops once two sizes in a row did not improve
+        before = min(loo.values(), default=np.inf)
+        for degree in degrees:
+            kq = _candidates(k)
+            fit = _fit_quadrics(off[:, :kq], dd[:, :kq], kernel, fl, degree, size=k)
+            err = np.sort(np.abs(fit.coeffs[:, 0] * fit.support))  # the held-out point's height over its patch
+            loo[(k, degree)] = float(np.sqrt(np.mean(err[: max(1, int(round(len(err) * (1 - trim))))] ** 2)))
+        worse = worse + 1 if min(loo.values()) >= before else 0
+        if worse >= 2:
+            break
+    best = min(loo, key=loo.get)
+    return PatchSize(best[0], best[1], loo, loo[best])
+
+
+def _candidates(size: int) -> int:
+    """Neighbours queried for a patch of ``size`` (see :func:`_fit_quadrics`)."""
+    return int(round(1.5 * size)) + 8
+
+
+@dataclass
+class _QuadricFits:
+    frames: np.ndarray
+    coeffs: np.ndarray
+    support: np.ndarray
+    scale: np.ndarray
+
+
+def _fit_quadrics(off: np.ndarray, dist: np.ndarray, kernel: float, floor: np.ndarray, degree: int = 2, size: int | None = None, robust: float = 2.5, iterations: int = 3) -> _QuadricFits:
+    """Robust quadrics for a batch: ``off : (B, K, 3)`` neighbours minus centre, ``dist : (B, K)``
+    their distances (ascending), ``floor : (B,)`` least residual scale.
+
+    Weights: a Gaussian of the tangential distance, of width ``kernel`` times the distance of the
+    ``size``-th neighbour (``support``; default the last). Candidates beyond ``size`` let the
+    tangential weights pick the neighbourhood: the nearest points in 3D of a noisy centre are
+    biased towards its own displacement.
+    The fit starts from the plane of the centre's 6 nearest neighbours (the sheet the centre lies
+    on, even where another sheet is within reach), then ``iterations``
+    times: residual weights ``exp(-(r / (robust * scale))^2)`` (scale: the residuals' MAD, at least
+    ``floor``), the frame of the weighted principal axes, a quadric fit (``degree`` 2; 1: a plane).
+    Points of a second sheet and outliers within reach so carry no weight. Coefficients and scales
+    are in units of ``support``."""
+    b, k = dist.shape
+    h = dist[:, min(size or k, k) - 1] * kernel + 1e-12
+    off = off / h[:, None, None]
+    w = np.exp(-((dist / h[:, None]) ** 2))
+    fl = np.maximum(floor / h, 1e-3)[:, None]
+    R = _frames(_pca_normals(off[:, : min(6, k)], np.ones((b, min(6, k)))))
+    r = np.einsum("bj,bkj->bk", R[:, 2], off)
+    r = r - np.median(r[:, : min(6, k)], axis=1, keepdims=True)  # through the 6 nearest, not the (noisy) centre
+    ridge = np.array([0.0, 0.0, 0.0, 1e-3, 1e-3, 1e-3]) if degree == 2 else np.array([0.0, 0.0, 0.0, 1e6, 1e6, 1e6])
+    for _ in range(iterations):
+        scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), fl)
+        wr = w * np.exp(-np.minimum((r / (robust * scale)) ** 2, 60.0))
+        R = _frames(_oriented_like(_pca_normals(off, wr), R[:, 2]))
+        loc = np.einsum("bij,bkj->bki", R, off)
+        # weights by tangential distance: a 3D distance favours neighbours displaced like the centre
+        w = np.exp(-(loc[..., 0] ** 2 + loc[..., 1] ** 2))
+        wr = w * np.exp(-np.minimum((r / (robust * scale)) ** 2, 60.0))
+        A = _design(loc[..., 0], loc[..., 1])
+        c = _weighted_lstsq(A, loc[..., 2], wr, ridge[None] * wr.sum(1, keepdims=True))
+        r = loc[..., 2] - (A * c[:, None]).sum(-1)
+    scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1), 1e-3)
+    return _QuadricFits(R, c, h, scale)
+
+
+def _oriented_like(normals: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``normals`` flipped where they point away from ``reference`` (both ``(B, 3)``)."""
+    return normals * np.where((normals * reference).sum(1, keepdims=True) < 0, -1.0, 1.0)
 
 
 def sample_density(points: np.ndarray, tree, kernels: np.ndarray, x: np.ndarray, k: int = 16):
@@ -247,9 +351,10 @@ class PointSetSurface:
         tree = cKDTree(pts)
         spacing = local_spacing(pts, tree)
         s = float(np.median(spacing))
-        noise = estimate_noise(pts, tree)
-        k = config.patch_neighbors or auto_patch_neighbors(noise, s)
-        patches = fit_patches(pts, tree, k, config.kernel)
+        size = select_patch_size(pts, tree, kernel=config.kernel, floor=0.1 * spacing, candidates=(config.patch_neighbors,) if config.patch_neighbors else PATCH_SIZES,
+                                 degrees=(config.patch_degree,) if config.patch_degree else (2, 1))
+        k, degree, noise = size.neighbors, size.degree, size.noise
+        patches = fit_patches(pts, tree, k, config.kernel, floor=np.maximum(1.5 * noise, 0.1 * spacing), degree=degree)
         density_ref = _density_reference(pts, tree, config.density_kernel * spacing)
         summary = CloudSummary(n_input, len(pts), n_outliers, s, noise, k)
         return cls(pts, patches, spacing, density_ref, config, summary)

@@ -1,0 +1,316 @@
+"""Surfaces from point clouds: deepcsp beside open3d's ball pivoting and screened Poisson (issue 12).
+
+Every dev mesh (``../shared/data/meshes`` or ``$DEEPCSP_MESHES``) is sampled to an unoriented cloud
+(area-uniform, seeded), perturbed per setting, and reconstructed by each method in its own process
+(so seconds and peak memory are its own); the meshes are scored against the exact mesh.
+
+Settings (``--settings``): ``3k``, ``10k``, ``100k`` points; ``-n0.25`` / ``-n0.5``: isotropic
+Gaussian noise of 0.25% / 0.5% of the bbox diagonal per coordinate; ``-o1``: 1% more points, uniform
+in the bbox (outliers). Methods (``--methods``):
+
+* ``deepcsp``: ``deepcsp.pipelines.reconstruct_cloud`` with its defaults (``deepcsp reconstruct``);
+* ``deepcsp-geometric``: the same with the learned projection off (ablation);
+* ``global``: the global tri-plane model shipped before (``deepcsp reconstruct --method global``);
+* ``bpa``: open3d ball pivoting, normals estimated (30 neighbours) and oriented by
+  ``orient_normals_consistent_tangent_plane(30)``, radii 1, 2 and 4 times the mean nearest-neighbour
+  distance;
+* ``poisson``: open3d screened Poisson, same normals, depth 9, vertices of the lowest 5% density
+  removed, then faces whose centroid lies more than 3 mean spacings from the input removed (so open
+  shapes stay open).
+
+Scores (``deepcsp.geometry.metrics`` conventions, 100k samples per surface): Chamfer-L1 = sum of the
+two one-sided mean distances / bbox diagonal (in %), normal consistency (NC), F-score at 0.5% and 1%
+of the diagonal, boundary loops (ground truth's in ``gt_loops``), non-manifold edges, area / true
+area, watertight (no boundary edge, no non-manifold edge), seconds, peak resident memory (MB).
+
+Rows are appended to ``--out`` (JSON lines) and reused on the next run unless ``--fresh``: the peers
+are computed once, and ``--methods deepcsp`` alone reruns only deepcsp. The summary prints, per
+setting, the median over meshes of each method and the targets of issue 12.
+
+Usage::
+
+    python benchmarks/bm_pointcloud.py [--meshes spot tee_sim] [--settings 10k 3k] [--methods deepcsp bpa poisson]
+        [--jobs 1] [--out benchmarks/out/pointcloud.jsonl] [--fresh]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, all_meshes, machine, print_table  # noqa: E402
+
+SETTINGS = ("3k", "10k", "100k", "3k-n0.25", "10k-n0.25", "100k-n0.25", "3k-n0.5", "10k-n0.5", "100k-n0.5", "10k-o1", "10k-n0.5-o1")
+METHODS = ("deepcsp", "deepcsp-geometric", "global", "bpa", "poisson")
+PEERS = ("bpa", "poisson")
+
+
+def parse_setting(name: str) -> dict:
+    """``'10k-n0.5-o1'`` -> ``{'n': 10000, 'noise': 0.005, 'outliers': 0.01}`` (fractions of the diagonal / of n)."""
+    parts = name.split("-")
+    out = {"n": int(float(parts[0].rstrip("k")) * 1000), "noise": 0.0, "outliers": 0.0}
+    for p in parts[1:]:
+        if p.startswith("n"):
+            out["noise"] = float(p[1:]) / 100
+        elif p.startswith("o"):
+            out["outliers"] = float(p[1:]) / 100
+        else:
+            raise SystemExit(f"unknown setting part {p!r} in {name!r}")
+    return out
+
+
+def ground_truth(path: Path):
+    """The mesh, welded by position (texture seams are not boundaries), and its bbox diagonal."""
+    from deepcsp.extract.topology import weld_and_clean
+    from deepcsp.io import load_surface
+
+    s = load_surface(path)
+    diag = float(np.linalg.norm(s.vertices.max(0) - s.vertices.min(0)))
+    v, f = weld_and_clean(s.vertices, s.faces, 1e-9 * diag)
+    return v, f, diag
+
+
+def make_cloud(v: np.ndarray, f: np.ndarray, diag: float, setting: str, seed: int) -> np.ndarray:
+    """The setting's cloud of the mesh ``(v, f)``, seeded."""
+    from deepcsp.geometry.sampling import sample_surface
+
+    s = parse_setting(setting)
+    rng = np.random.default_rng(seed)
+    pts = sample_surface(v, f, s["n"], rng).points
+    pts = pts + rng.normal(size=pts.shape) * s["noise"] * diag
+    if s["outliers"]:
+        lo, hi = v.min(0), v.max(0)
+        pad = 0.05 * (hi - lo)
+        pts = np.concatenate([pts, rng.uniform(lo - pad, hi + pad, (int(round(s["outliers"] * s["n"])), 3))])
+    return pts
+
+
+# --- methods, each run in a child process -------------------------------------------------------
+
+
+def _o3d_cloud_with_normals(points: np.ndarray):
+    import open3d as o3d
+
+    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(30))
+    pc.orient_normals_consistent_tangent_plane(30)
+    spacing = float(np.asarray(pc.compute_nearest_neighbor_distance()).mean())
+    return pc, spacing
+
+
+def run_bpa(points: np.ndarray):
+    import open3d as o3d
+
+    pc, d = _o3d_cloud_with_normals(points)
+    m = o3d.geometry.TriangleMesh.create_from_point_cloud_ball_pivoting(pc, o3d.utility.DoubleVector([d, 2 * d, 4 * d]))
+    return np.asarray(m.vertices), np.asarray(m.triangles)
+
+
+def run_poisson(points: np.ndarray):
+    import open3d as o3d
+    from scipy.spatial import cKDTree
+
+    pc, d = _o3d_cloud_with_normals(points)
+    m, density = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(pc, depth=9)
+    density = np.asarray(density)
+    m.remove_vertices_by_mask(density < np.quantile(density, 0.05))
+    v, f = np.asarray(m.vertices), np.asarray(m.triangles)
+    far, _ = cKDTree(points).query(v[f].mean(1)) if len(f) else (np.zeros(0), None)
+    return v, f[far <= 3 * d]
+
+
+def run_deepcsp(points: np.ndarray, method: str = "auto"):
+    from deepcsp.io.surface import surface_from_arrays
+    from deepcsp.pipelines import ReconstructionConfig, reconstruct_cloud
+
+    rec = reconstruct_cloud(surface_from_arrays(points), ReconstructionConfig())
+    return rec.vertices, rec.faces
+
+
+def run_global(points: np.ndarray):
+    from deepcsp.extract import ExtractConfig, extract_mesh
+    from deepcsp.fields.conditional import load_model, shipped_model_path
+    from deepcsp.train.reconstruct import ReconstructConfig, reconstruct_points
+
+    loaded = load_model(shipped_model_path())
+    rec = reconstruct_points(loaded.model, points, ReconstructConfig(n_dense=0))
+    res = extract_mesh(rec.field, ExtractConfig(resolution=256))
+    return res.vertices, res.faces
+
+
+RUNNERS = {"deepcsp": run_deepcsp, "deepcsp-geometric": lambda p: run_deepcsp(p, "geometric"), "global": run_global, "bpa": run_bpa, "poisson": run_poisson}
+
+
+def child(job: dict) -> None:
+    """Run one method on one cloud; write the mesh and print ``{"seconds", "peak_mb"}`` as JSON
+    (peak resident memory of this process: ``VmHWM``, which, unlike ``ru_maxrss``, starts afresh at exec)."""
+    points = np.load(job["cloud"])
+    t0 = time.perf_counter()
+    v, f = RUNNERS[job["method"]](points)
+    seconds = time.perf_counter() - t0
+    np.savez(job["mesh"], vertices=np.asarray(v, np.float64), faces=np.asarray(f, np.int64))
+    status = Path("/proc/self/status").read_text() if Path("/proc/self/status").exists() else ""
+    hwm = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
+    peak_mb = float(hwm[0]) / 1024.0 if hwm else float("nan")
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def score(v: np.ndarray, f: np.ndarray, gv: np.ndarray, gf: np.ndarray, diag: float, n: int = 100_000) -> dict:
+    """Metrics of mesh ``(v, f)`` against the ground truth (see the module docstring)."""
+    from deepcsp.extract.topology import mesh_stats, weld_and_clean
+    from deepcsp.geometry.closest import MeshOracle
+    from deepcsp.geometry.metrics import fscore
+    from deepcsp.geometry.sampling import sample_surface
+
+    gst = mesh_stats(gv, gf)
+    row = {"gt_loops": gst.n_boundary_loops}
+    if len(f) == 0:
+        return {**row, "cd_l1": float("nan"), "nc": float("nan"), "f_05": 0.0, "f_1": 0.0, "loops": 0, "nonmanifold": 0, "area_ratio": 0.0, "watertight": False, "faces": 0}
+    v, f = weld_and_clean(np.asarray(v, np.float64), np.asarray(f, np.int64), 1e-9 * diag)
+    rng = np.random.default_rng(0)
+    ps, gs = sample_surface(v, f, n, rng), sample_surface(gv, gf, n, rng)
+    go, po = MeshOracle(gv, gf), MeshOracle(v, f)
+    a, b = go.query(ps.points), po.query(gs.points)
+    nc = 0.5 * (np.abs((ps.normals * go.face_normals()[a.face_ids]).sum(1)).mean() + np.abs((gs.normals * po.face_normals()[b.face_ids]).sum(1)).mean())
+    st = mesh_stats(v, f)
+    return {
+        **row,
+        "cd_l1": 100.0 * (a.distances.mean() + b.distances.mean()) / diag,
+        "nc": float(nc),
+        "f_05": fscore(a.distances, b.distances, 0.005 * diag),
+        "f_1": fscore(a.distances, b.distances, 0.01 * diag),
+        "loops": st.n_boundary_loops,
+        "nonmanifold": st.n_nonmanifold_edges,
+        "area_ratio": st.area / gst.area,
+        "watertight": st.n_boundary_edges == 0 and st.n_nonmanifold_edges == 0,
+        "faces": st.n_faces,
+    }
+
+
+def run_one(mesh_path: Path, setting: str, method: str, seed: int, timeout: float) -> dict:
+    gv, gf, diag = ground_truth(mesh_path)
+    cloud = make_cloud(gv, gf, diag, setting, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        job = {"cloud": str(Path(tmp) / "cloud.npy"), "mesh": str(Path(tmp) / "mesh.npz"), "method": method}
+        np.save(job["cloud"], cloud)
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        try:
+            out = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timeout after {timeout:.0f} s"}
+        if out.returncode != 0:
+            return {"error": (out.stderr.strip().splitlines() or ["?"])[-1][:300]}
+        info = json.loads(out.stdout.strip().splitlines()[-1])
+        m = np.load(job["mesh"])
+        return {**info, **score(m["vertices"], m["faces"], gv, gf, diag)}
+
+
+# --- summary ----------------------------------------------------------------------------------
+
+
+def summarize(rows: list[dict], settings: list[str], methods: list[str]) -> None:
+    by = {(r["mesh"], r["setting"], r["method"]): r for r in rows if "error" not in r}
+    meshes = sorted({r["mesh"] for r in rows})
+    table = []
+    for s in settings:
+        for m in methods:
+            rs = [by[(mesh, s, m)] for mesh in meshes if (mesh, s, m) in by]
+            if not rs:
+                continue
+            med = lambda k: float(np.median([r[k] for r in rs]))  # noqa: E731
+            table.append({"setting": s, "method": m, "meshes": len(rs), "CD-L1 %": med("cd_l1"), "NC": med("nc"), "F@0.5%": med("f_05"),
+                          "F@1%": med("f_1"), "seconds": med("seconds"), "peak MB": float(np.max([r["peak_mb"] for r in rs]))})
+    print(f"\n## Medians over meshes ({machine()})\n")
+    print_table(table, ["setting", "method", "meshes", "CD-L1 %", "NC", "F@0.5%", "F@1%", "seconds", "peak MB"], {"CD-L1 %": "{:.4f}", "NC": "{:.4f}", "F@0.5%": "{:.4f}", "F@1%": "{:.4f}", "seconds": "{:.1f}", "peak MB": "{:.0f}"})
+    targets = []
+    for s in settings:
+        for m in [m for m in methods if m not in PEERS]:
+            both = [mesh for mesh in meshes if all((mesh, s, x) in by for x in (m, *PEERS))]
+            if not both:
+                continue
+            ours = [by[(mesh, s, m)] for mesh in both]
+            best_peer_cd = {mesh: min(by[(mesh, s, p)]["cd_l1"] for p in PEERS) for mesh in both}
+            peer_meds = {p: float(np.median([by[(mesh, s, p)]["cd_l1"] for mesh in both])) for p in PEERS}
+            better = min(peer_meds, key=peer_meds.get)
+            nc_peer = float(np.median([by[(mesh, s, better)]["nc"] for mesh in both]))
+            ratios = np.array([o["cd_l1"] / best_peer_cd[mesh] for o, mesh in zip(ours, both)])
+            open_rows = [o for o in ours if o["gt_loops"] > 0]
+            closed_rows = [o for o in ours if o["gt_loops"] == 0]
+            poisson_s = float(np.median([by[(mesh, s, "poisson")]["seconds"] for mesh in both]))
+            targets.append({
+                "setting": s, "method": m, "meshes": len(both),
+                "CD / better peer": float(np.median([o["cd_l1"] for o in ours])) / peer_meds[better],
+                "better peer": better,
+                "NC - peer NC": float(np.median([o["nc"] for o in ours])) - nc_peer,
+                "worst mesh CD / best peer": float(ratios.max()),
+                "worst mesh": both[int(ratios.argmax())],
+                "open: area in 0.9-1.1": f"{sum(0.9 <= o['area_ratio'] <= 1.1 for o in open_rows)}/{len(open_rows)}",
+                "open: loops within 2x": f"{sum(o['gt_loops'] / 2 <= o['loops'] <= 2 * o['gt_loops'] for o in open_rows)}/{len(open_rows)}",
+                "closed: watertight": f"{sum(o['watertight'] for o in closed_rows)}/{len(closed_rows)}",
+                "non-manifold edges": int(sum(o["nonmanifold"] for o in ours)),
+                "seconds / Poisson": float(np.median([o["seconds"] for o in ours])) / poisson_s,
+            })
+    if targets:
+        print("\n## Targets of issue 12 (CD / better peer <= 0.8, NC - peer NC >= 0, worst mesh <= 1.25)\n")
+        print_table(targets, list(targets[0].keys()), {"CD / better peer": "{:.3f}", "NC - peer NC": "{:+.4f}", "worst mesh CD / best peer": "{:.2f}", "seconds / Poisson": "{:.2f}"})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--meshes", nargs="*", default=None, help="mesh names (stems) to use; default all 24")
+    ap.add_argument("--settings", nargs="*", default=list(SETTINGS))
+    ap.add_argument("--methods", nargs="*", default=["deepcsp", "bpa", "poisson"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=1200.0)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "pointcloud.jsonl")
+    ap.add_argument("--fresh", action="store_true", help="recompute rows already in --out")
+    ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child is not None:
+        return child(json.loads(args.child))
+    for s in args.settings:
+        parse_setting(s)
+    unknown = set(args.methods) - set(METHODS)
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; expected some of {METHODS}")
+    paths = [p for p in all_meshes() if args.meshes is None or p.stem in args.meshes]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if args.out.exists():
+        for line in args.out.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["mesh"], r["setting"], r["method"], r["seed"])] = r
+    if not args.summary_only:
+        for path in paths:
+            name = f"{path.parent.name}/{path.stem}"
+            for s in args.settings:
+                for m in args.methods:
+                    key = (name, s, m, args.seed)
+                    if key in done and not args.fresh:
+                        continue
+                    r = {"mesh": name, "setting": s, "method": m, "seed": args.seed, **run_one(path, s, m, args.seed, args.timeout)}
+                    done[key] = r
+                    with open(args.out, "a") as fh:
+                        fh.write(json.dumps(r) + "\n")
+                    brief = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k not in ("mesh", "setting", "method", "seed")}
+                    print(f"{name} {s} {m}: {brief}", flush=True)
+    names = {f"{p.parent.name}/{p.stem}" for p in paths}
+    rows = [r for r in done.values() if r["mesh"] in names and r["seed"] == args.seed]
+    summarize(rows, args.settings, [m for m in METHODS if m in args.methods])
+
+
+if __name__ == "__main__":
+    main()
