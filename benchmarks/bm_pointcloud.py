@@ -9,7 +9,8 @@ Gaussian noise of 0.25% / 0.5% of the bbox diagonal per coordinate; ``-o1``: 1% 
 in the bbox (outliers). Methods (``--methods``):
 
 * ``deepcsp``: ``deepcsp.pipelines.reconstruct_cloud`` with its defaults (``deepcsp reconstruct``);
-* ``deepcsp-geometric``: the same with the learned projection off (ablation);
+* ``deepcsp-geometric`` / ``deepcsp-learned``: the same with the learned projection never / always
+  applied (ablation; ``$DEEPCSP_LOCAL_MODEL`` names another local model than the shipped one);
 * ``global``: the global tri-plane model shipped before (``deepcsp reconstruct --method global``);
 * ``bpa``: open3d ball pivoting, normals estimated (30 neighbours) and oriented by
   ``orient_normals_consistent_tangent_plane(30)``, radii 1, 2 and 4 times the mean nearest-neighbour
@@ -23,8 +24,9 @@ two one-sided mean distances / bbox diagonal (in %), normal consistency (NC), F-
 of the diagonal, boundary loops (ground truth's in ``gt_loops``), non-manifold edges, area / true
 area, watertight (no boundary edge, no non-manifold edge), seconds, peak resident memory (MB).
 
-Rows are appended to ``--out`` (JSON lines) and reused on the next run unless ``--fresh``: the peers
-are computed once, and ``--methods deepcsp`` alone reruns only deepcsp. The summary prints, per
+Rows are appended to ``--out`` (JSON lines) and reused on the next run (the last row of a mesh,
+setting and method counts) unless ``--fresh [METHOD ...]`` asks to recompute them: the peers are
+computed once, ``--fresh deepcsp`` reruns only deepcsp. The summary prints, per
 setting, the median over meshes of each method and the targets of issue 12.
 
 Usage::
@@ -50,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, all_meshes, machine, print_table  # noqa: E402
 
 SETTINGS = ("3k", "10k", "100k", "3k-n0.25", "10k-n0.25", "100k-n0.25", "3k-n0.5", "10k-n0.5", "100k-n0.5", "10k-o1", "10k-n0.5-o1")
-METHODS = ("deepcsp", "deepcsp-geometric", "global", "bpa", "poisson")
+METHODS = ("deepcsp", "deepcsp-geometric", "deepcsp-learned", "global", "bpa", "poisson")
 PEERS = ("bpa", "poisson")
 
 
@@ -128,11 +130,14 @@ def run_poisson(points: np.ndarray):
     return v, f[far <= 3 * d]
 
 
-def run_deepcsp(points: np.ndarray, method: str = "auto"):
+def run_deepcsp(points: np.ndarray, projection: str = "auto"):
+    from deepcsp.fit import FitConfig
+    from deepcsp.fit.config import CloudConfig
     from deepcsp.io.surface import surface_from_arrays
     from deepcsp.pipelines import ReconstructionConfig, reconstruct_cloud
 
-    rec = reconstruct_cloud(surface_from_arrays(points), ReconstructionConfig())
+    config = ReconstructionConfig(fit=FitConfig(eval_points=0, cloud=CloudConfig(projection=projection, model=os.environ.get("DEEPCSP_LOCAL_MODEL"))))
+    rec = reconstruct_cloud(surface_from_arrays(points), config)
     return rec.vertices, rec.faces
 
 
@@ -147,13 +152,18 @@ def run_global(points: np.ndarray):
     return res.vertices, res.faces
 
 
-RUNNERS = {"deepcsp": run_deepcsp, "deepcsp-geometric": lambda p: run_deepcsp(p, "geometric"), "global": run_global, "bpa": run_bpa, "poisson": run_poisson}
+RUNNERS = {"deepcsp": run_deepcsp, "deepcsp-geometric": lambda p: run_deepcsp(p, "off"), "deepcsp-learned": lambda p: run_deepcsp(p, "learned"),
+           "global": run_global, "bpa": run_bpa, "poisson": run_poisson}
 
 
 def child(job: dict) -> None:
     """Run one method on one cloud; write the mesh and print ``{"seconds", "peak_mb"}`` as JSON
     (peak resident memory of this process: ``VmHWM``, which, unlike ``ru_maxrss``, starts afresh at exec)."""
     points = np.load(job["cloud"])
+    if job.get("threads"):
+        import torch
+
+        torch.set_num_threads(job["threads"])
     t0 = time.perf_counter()
     v, f = RUNNERS[job["method"]](points)
     seconds = time.perf_counter() - t0
@@ -199,11 +209,11 @@ def score(v: np.ndarray, f: np.ndarray, gv: np.ndarray, gf: np.ndarray, diag: fl
     }
 
 
-def run_one(mesh_path: Path, setting: str, method: str, seed: int, timeout: float) -> dict:
+def run_one(mesh_path: Path, setting: str, method: str, seed: int, timeout: float, threads: int = 0) -> dict:
     gv, gf, diag = ground_truth(mesh_path)
     cloud = make_cloud(gv, gf, diag, setting, seed)
     with tempfile.TemporaryDirectory() as tmp:
-        job = {"cloud": str(Path(tmp) / "cloud.npy"), "mesh": str(Path(tmp) / "mesh.npz"), "method": method}
+        job = {"cloud": str(Path(tmp) / "cloud.npy"), "mesh": str(Path(tmp) / "mesh.npz"), "method": method, "threads": threads}
         np.save(job["cloud"], cloud)
         env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
         try:
@@ -274,8 +284,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=["deepcsp", "bpa", "poisson"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=1200.0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads in deepcsp's process (0: torch's default; 1 on a shared machine)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "pointcloud.jsonl")
-    ap.add_argument("--fresh", action="store_true", help="recompute rows already in --out")
+    ap.add_argument("--fresh", nargs="*", default=None, help="recompute rows already in --out: of these methods (all without names)")
     ap.add_argument("--summary-only", action="store_true")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -299,9 +310,10 @@ def main() -> None:
             for s in args.settings:
                 for m in args.methods:
                     key = (name, s, m, args.seed)
-                    if key in done and not args.fresh:
+                    fresh = args.fresh is not None and (not args.fresh or m in args.fresh)
+                    if key in done and not fresh:
                         continue
-                    r = {"mesh": name, "setting": s, "method": m, "seed": args.seed, **run_one(path, s, m, args.seed, args.timeout)}
+                    r = {"mesh": name, "setting": s, "method": m, "seed": args.seed, **run_one(path, s, m, args.seed, args.timeout, args.threads)}
                     done[key] = r
                     with open(args.out, "a") as fh:
                         fh.write(json.dumps(r) + "\n")

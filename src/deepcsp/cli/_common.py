@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from deepcsp.errors import DeepCSPError
 
@@ -30,3 +32,33 @@ def fmt(x: float) -> str:
     if x != x:  # NaN
         return "n/a"
     return f"{x:.6g}"
+
+
+@contextmanager
+def progress_printer(prefix: str, quiet: bool = False) -> Iterator[Callable[[dict], None]]:
+    """A progress callback for the library's ``{"stage": text}`` and ``{"task", "done", "total"}``
+    records: stages are printed as lines, tasks drawn as tqdm bars (one per task, closed at the end)."""
+    from tqdm.auto import tqdm
+
+    bars: dict = {}
+
+    def progress(rec: dict) -> None:
+        if quiet:
+            return
+        if "stage" in rec:
+            tqdm.write(f"{prefix}: {rec['stage']}", file=sys.stderr)
+        elif "task" in rec:
+            bar = bars.get(rec["task"])
+            if bar is None:
+                bar = bars[rec["task"]] = tqdm(total=rec["total"], desc=rec["task"], dynamic_ncols=True, leave=False, file=sys.stderr)
+            bar.total = rec["total"]
+            bar.n = rec["done"]
+            bar.refresh()
+            if rec["done"] >= rec["total"]:
+                bars.pop(rec["task"]).close()
+
+    try:
+        yield progress
+    finally:
+        for bar in bars.values():
+            bar.close()

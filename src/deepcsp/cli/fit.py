@@ -42,6 +42,7 @@ class FitCommand:
 
     def run(self) -> int:
         from deepcsp.cli._common import echo, fmt, table
+        from deepcsp.errors import DeepCSPError
 
         self.check()
         from deepcsp.fit.presets import apply_preset
@@ -50,10 +51,18 @@ class FitCommand:
 
         surface = load_surface(self.input)
         config = apply_preset(self.config, self.preset)
-        result = fit_with_progress(surface, config, self.output, cache_dir=self.cache, quiet=self.quiet, ground_truth="surface_samples" if self.preset == "paper" else "exact")
+        try:
+            result = fit_with_progress(surface, config, self.output, cache_dir=self.cache, quiet=self.quiet, ground_truth="surface_samples" if self.preset == "paper" else "exact")
+        except ValueError as exc:  # a cloud that cannot define a surface (too few points, a line)
+            raise DeepCSPError(str(exc), self.input) from None
+        rows = []
+        if result.cloud is not None and result.field.grid_cell is not None:
+            from deepcsp.pipelines import close_if_closed
+
+            rows.append(("closed surface", "yes (inside/outside stored)" if close_if_closed(result.field) else "no"))
         files = write_fit_outputs(result, self.output, config)
         e = result.errors
-        rows = [("steps", str(result.steps)), ("seconds", f"{result.seconds_total:.1f}")]
+        rows = [("steps", str(result.steps)), ("seconds", f"{result.seconds_total:.1f}")] + rows
         if e is not None:
             rows += [("mean error / diag", fmt(e.mean)), ("p95 error / diag", fmt(e.p95))]
         rows += [(k, str(v)) for k, v in files.items()]

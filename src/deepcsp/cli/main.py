@@ -26,9 +26,11 @@ def _commands() -> dict[str, type]:
         "demo": DemoCommand,
         "view": ViewCommand,
     }
-    from deepcsp.cli.train import PrepareCommand, ReconstructCommand, TrainCommand
+    from deepcsp.cli.reconstruct import ReconstructCommand
+    from deepcsp.cli.train import PrepareCommand, TrainCommand
+    from deepcsp.cli.train_local import TrainLocalCommand
 
-    cmds.update({"prepare": PrepareCommand, "train": TrainCommand, "reconstruct": ReconstructCommand})
+    cmds.update({"prepare": PrepareCommand, "train": TrainCommand, "reconstruct": ReconstructCommand, "train-local": TrainLocalCommand})
     return cmds
 
 
@@ -44,7 +46,8 @@ _WHERE = {
     "view": ("deepcsp.cli.view", "ViewCommand"),
     "prepare": ("deepcsp.cli.train", "PrepareCommand"),
     "train": ("deepcsp.cli.train", "TrainCommand"),
-    "reconstruct": ("deepcsp.cli.train", "ReconstructCommand"),
+    "reconstruct": ("deepcsp.cli.reconstruct", "ReconstructCommand"),
+    "train-local": ("deepcsp.cli.train_local", "TrainLocalCommand"),
 }
 
 

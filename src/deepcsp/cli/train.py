@@ -1,20 +1,17 @@
-"""``deepcsp prepare``, ``deepcsp train`` and ``deepcsp reconstruct``: learned reconstruction from
-sparse point clouds (data preparation, DDP training, inference + mesh extraction)."""
+"""``deepcsp prepare`` and ``deepcsp train``: the global reconstruction model (data preparation and
+DDP training); ``deepcsp reconstruct --method global`` uses it."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import tyro
 
 from deepcsp.train.data import PrepareConfig
 from deepcsp.train.loop import TrainConfig
-from deepcsp.train.reconstruct import ReconstructConfig
 
 
 @dataclass
@@ -114,89 +111,3 @@ class TrainCommand:
             ]
             echo(table(rows, f"trained {self.output}"))
         return 0
-
-
-class _FieldOracle:
-    """Adapter: a Field queried in normalised NumPy coordinates, as ``fit.band.collocate`` wants."""
-
-    def __init__(self, fld):
-        self.fld = fld
-
-    def query(self, points: np.ndarray):
-        import torch
-
-        from deepcsp.geometry.closest import ClosestPoints
-
-        x = torch.as_tensor(points, dtype=torch.float32, device=self.fld.device)
-        cp = torch.cat([self.fld.closest_points_normalized(c) for c in torch.split(x, self.fld.chunk)]).cpu().double().numpy()
-        return ClosestPoints(cp, np.linalg.norm(points - cp, axis=1), np.zeros(len(cp), np.int64), None)
-
-
-def collocated_field(fld, resolution: int = 128, coarse_resolution: int = 32, band: float = 0.06):
-    """A band-grid :class:`~deepcsp.fields.query.NeuralField` collocated from any field (here the
-    conditional model of one cloud), saveable and loadable like a fitted field."""
-    from deepcsp.fields.modules import FieldConfig, build_module
-    from deepcsp.fields.query import NeuralField
-    from deepcsp.fit.band import collocate
-
-    fcfg = FieldConfig(resolution=resolution, coarse_resolution=coarse_resolution)
-    module = build_module(fcfg)
-    stats = collocate(module.encoder, _FieldOracle(fld), band * np.sqrt(3.0), fcfg.kind, fcfg.output)
-    fcfg.n_active = stats.n_active
-    return NeuralField(module, fcfg, fld.normalization, meta={"source": "deepcsp reconstruct (collocated from the conditional model)"})
-
-
-@dataclass
-class ReconstructCommand:
-    """Reconstruct a surface from a sparse, unoriented point cloud with a trained model (the
-    shipped one by default): writes a mesh (OUT.ply), or the projected dense points when mesh
-    extraction is off or unavailable."""
-
-    input: Annotated[Path, tyro.conf.Positional]
-    """Point cloud (.ply .xyz .npy .npz) or mesh (its vertices are used)."""
-    output: Annotated[Path, tyro.conf.arg(aliases=["-o"])] = Path("reconstruction.ply")
-    """Output mesh (or points with --no-mesh)."""
-    model: Path | None = None
-    """Model (safetensors) from ``deepcsp train``; default: the model shipped with deepcsp."""
-    field: Path | None = None
-    """Also save the reconstructed field here (a band-grid field usable by query/render/mesh)."""
-    config: ReconstructConfig = dc_field(default_factory=ReconstructConfig)
-    mesh: bool = True
-    """Extract a mesh (deepcsp.extract); False writes the projected dense point cloud."""
-    resolution: int = 128
-    """Mesh extraction grid resolution."""
-    field_resolution: int = 128
-    """Fine resolution of the band-grid field written by --field."""
-
-    def run(self) -> int:
-        from deepcsp.cli._common import echo, need_file, table
-        from deepcsp.fields.conditional import load_model, shipped_model_path
-        from deepcsp.io import load_surface, save_mesh, save_points
-        from deepcsp.train.reconstruct import reconstruct_points
-
-        need_file(self.input)
-        surface = load_surface(self.input)
-        loaded = load_model(self.model or shipped_model_path(), device=self.config.device)
-        try:
-            from deepcsp.extract import ExtractConfig, extract_mesh
-        except ImportError:  # extraction not installed: fall back to points
-            extract_mesh = None
-        use_mesh = self.mesh and extract_mesh is not None
-        cfg = dataclasses.replace(self.config, n_dense=0) if use_mesh else self.config
-        rec = reconstruct_points(loaded.model, surface.vertices, cfg)
-        rows = [("input points", str(len(surface.vertices))), ("model", str(self.model or "shipped")), ("encode s" if use_mesh else "encode + project s", f"{rec.seconds:.2f}")]
-        if use_mesh:
-            res = extract_mesh(rec.field, ExtractConfig(resolution=self.resolution))
-            save_mesh(self.output, res.vertices, res.faces)
-            rows += [("mesh faces", str(len(res.faces))), ("extract s", f"{res.seconds:.2f}")]
-        else:
-            save_points(self.output, rec.points, rec.normals)
-            rows += [("points", str(len(rec.points)))]
-        rows.append(("output", str(self.output)))
-        if self.field is not None:
-            nf = collocated_field(rec.field, resolution=self.field_resolution)
-            nf.save(self.field)
-            rows.append(("field", str(self.field)))
-        echo(table(rows, f"reconstructed {self.input.name}"))
-        return 0
-

@@ -269,13 +269,16 @@ def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     return np.arange(total) + offs
 
 
-def remove_small_components(vertices: np.ndarray, faces: np.ndarray, min_faces: int) -> tuple[np.ndarray, np.ndarray]:
-    """Drop edge-connected components with fewer than ``min_faces`` faces (and unused vertices)."""
-    if min_faces <= 1 or len(faces) == 0:
+def remove_small_components(vertices: np.ndarray, faces: np.ndarray, min_faces: int = 0, min_area: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Drop edge-connected components with fewer than ``min_faces`` faces or less area than
+    ``min_area`` (and unused vertices)."""
+    if (min_faces <= 1 and min_area <= 0) or len(faces) == 0:
         return vertices, faces
     _, labels = face_components(faces, len(vertices))
-    sizes = np.bincount(labels)
-    faces = faces[sizes[labels] >= min_faces]
+    keep = np.bincount(labels)[labels] >= min_faces
+    if min_area > 0:
+        keep &= np.bincount(labels, weights=face_areas(vertices, faces))[labels] >= min_area
+    faces = faces[keep]
     used = np.unique(faces)
     remap = np.full(len(vertices), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))

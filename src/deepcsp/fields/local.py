@@ -99,8 +99,9 @@ def project_points(model: LocalCSPNet, cloud: np.ndarray, queries: np.ndarray, t
     for s in range(0, len(queries), batch):
         q = np.asarray(queries[s : s + batch], np.float64)
         nb = local_neighborhoods(cloud, tree, q, model.config.neighbors, skip_self=skip_self)
+        device = next(model.parameters()).device
         with torch.no_grad():
-            local = model.predict(torch.from_numpy(nb.points)).double().numpy()
+            local = model.predict(torch.from_numpy(nb.points).to(device)).double().cpu().numpy()
         out[s : s + len(q)] = q + nb.to_world(local)
         if progress is not None:
             progress(min(s + batch, len(queries)), len(queries))

@@ -18,13 +18,23 @@ class CloudConfig:
 
     surface: PointSetConfig = _field(default_factory=PointSetConfig)
     """The point-set surface whose closest points are collocated (:mod:`deepcsp.geometry.pointset`)."""
-    band: float = 0.03
+    band: float = 0.02
     """Half-width of the fine band as a fraction of the bbox diagonal (meshes use ``FitConfig.band``)."""
+    projection: Literal["auto", "learned", "off"] = "auto"
+    """Project the points with the learned local CSP operator before the patches are fitted:
+    ``auto`` when the estimated noise is at least ``projection_above`` sample spacings."""
+    projection_above: float = 0.1
+    """``auto`` projection: noise threshold, in sample spacings."""
+    model: str | None = None
+    """Local CSP model (safetensors from ``deepcsp train-local``); None: the one shipped with deepcsp."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.surface, PointSetConfig):
             raise OptionError("CloudConfig.surface", f"must be a PointSetConfig, got {type(self.surface).__name__}")
-        Fields(self).number("band", 0.0, 1.0, min_open=True)
+        f = Fields(self)
+        f.number("band", 0.0, 1.0, min_open=True)
+        f.literal("projection")
+        f.number("projection_above", 0.0, 1e6)
 
 
 @dataclass

@@ -64,12 +64,31 @@ def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
         return MeshOracle(v, faces)
     if progress is not None:
         progress({"stage": f"building the point-set surface of {len(v)} points"})
-    pss = PointSetSurface.build(v, config.cloud.surface)
+    cloud = config.cloud
+    project = None if cloud.projection == "off" else _learned_projection(cloud.model, config.device, progress)
+    pss = PointSetSurface.build(v, cloud.surface, project, project_above=cloud.projection_above if cloud.projection == "auto" else 0.0)
     if progress is not None:
+        pss.progress = lambda done, total: progress({"task": "closest points", "done": done, "total": total})
         s = pss.summary
-        progress({"stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), "
-                           f"spacing {s.spacing:.3g}, noise {s.noise:.3g}, {s.patch_neighbors} points per patch"})
+        learned = f", learned projection (noise {s.input_noise:.3g} -> {s.noise:.3g})" if s.projected else f", noise {s.noise:.3g}"
+        progress({"stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), spacing {s.spacing:.3g}"
+                           f"{learned}, patches of {s.patch_neighbors} points (degree {s.patch_degree})"})
     return pss
+
+
+def _learned_projection(model_path: str | None, device: str, progress):
+    """A function projecting cloud points with the local CSP model (loaded on first use)."""
+
+    def project(points: np.ndarray) -> np.ndarray:
+        from deepcsp.fields.local import load_local_model, project_points, shipped_local_model_path
+
+        model = load_local_model(model_path or shipped_local_model_path(), device=device)
+        if progress is not None:
+            progress({"stage": f"projecting {len(points)} points with the local CSP model"})
+        bar = None if progress is None else (lambda done, total: progress({"task": "learned projection", "done": done, "total": total}))
+        return project_points(model, points, points, progress=bar)
+
+    return project
 
 
 def _wants_sides(config: FitConfig, fcfg, faces) -> bool:

@@ -20,7 +20,8 @@ import numpy as np
 @dataclass
 class Neighborhoods:
     """``points : (Q, k, 3)`` neighbours in the canonical frame (unit-scaled), ``frames : (Q, 3, 3)``
-    rotations from world to frame (rows: tangent, tangent, normal) and ``scales : (Q,)`` the world
+    rotations from world to frame (rows: tangent, tangent, normal; the principal axes, each signed
+    so that the neighbours' third moment along it is positive) and ``scales : (Q,)`` the world
     length of one frame unit (the RMS distance of the neighbours to the query)."""
 
     points: np.ndarray
@@ -47,8 +48,15 @@ def local_neighborhoods(cloud: np.ndarray, tree, queries: np.ndarray, k: int = 6
     scales = np.sqrt((off**2).sum(-1).mean(1)) + 1e-300
     centred = off - off.mean(1, keepdims=True)
     _, vecs = np.linalg.eigh(np.einsum("qki,qkj->qij", centred, centred))
-    normal = vecs[:, :, 0]
-    t1 = vecs[:, :, 2]
+    normal = _skewed_positive(vecs[:, :, 0], off)
+    t1 = _skewed_positive(vecs[:, :, 2], off)
     frames = np.stack([t1, np.cross(normal, t1), normal], 1)
     pts = np.einsum("qij,qkj->qki", frames, off) / scales[:, None, None]
     return Neighborhoods(pts.astype(np.float32), frames, scales)
+
+
+def _skewed_positive(axes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``axes : (Q, 3)`` flipped where the third moment of ``offsets : (Q, k, 3)`` along them is
+    negative: a sign fixed by the data, so that turning the cloud turns the frame with it."""
+    moment = (np.einsum("qki,qi->qk", offsets, axes) ** 3).sum(1)
+    return axes * np.where(moment < 0, -1.0, 1.0)[:, None]

@@ -9,19 +9,22 @@ The surface is a partition of unity of robust local quadrics:
 
 1. **Clean-up** (:func:`remove_outliers`): points far sparser than their neighbours are dropped;
    clouds above ``max_points`` are averaged in voxels (every point still counts).
-2. **Scale and noise** (:func:`local_spacing`, :func:`estimate_noise`): the local sample spacing
-   and the noise (residual of small quadric fits) choose the patch size: few neighbours on clean
-   clouds (sharp detail), many on noisy ones (averaging).
+2. **Patch size by cross-validation** (:func:`select_patch_size`): each candidate size and degree
+   is fitted to the neighbours of held-out points; the one that predicts them best trades
+   averaging noise (many neighbours, planes) against following detail (few, quadrics), and its
+   error bounds the noise. Optionally the points are then projected (e.g. by a learned operator)
+   and the choice is made again.
 3. **Patches** (:func:`fit_patches`): one height-field quadric per point over its neighbours,
-   weighted by distance and then by residual (a second sheet within reach, or an outlier, gets no
-   weight).
+   weighted by tangential distance and then by residual (a second sheet within reach, or an
+   outlier, gets no weight).
 4. **Projection** (:meth:`PointSetSurface.project`): a query is projected orthogonally onto the
    patches of the points nearest to its current foot point; the projections on the nearest sheet
    are blended by the distance of the foot point to each patch's centre; two rounds.
-5. **Open boundaries** (:func:`sample_density`): where the density of samples around the foot
-   point falls below ``boundary_density`` of its interior value, the foot point moves back along
-   the surface to that level set, so the field's surface ends where the samples end (a closest
-   point beyond an open boundary lies on the boundary) while sampling gaps inside stay closed.
+5. **Open boundaries** (:meth:`PointSetSurface._clamp_to_boundary`): where the density of samples
+   around the foot point falls below ``boundary_density`` of its interior value and no samples lie
+   beyond it, the foot point moves back along the surface to that level, so the surface ends where
+   the samples end (a closest point beyond an open boundary lies on the boundary) while sampling
+   gaps inside stay closed.
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ class PointSetConfig:
     interior value and stays low further out (0: never, for clouds of closed surfaces)."""
     density_kernel: float = 1.5
     """Gaussian width of the density estimate, in local sample spacings."""
+    far: float = 4.0
+    """Queries further than this many sample spacings from every sample take their nearest sample
+    as closest point (the far field; its error is about a spacing squared over the distance)."""
 
     def __post_init__(self) -> None:
         f = Fields(self)
@@ -74,6 +80,7 @@ class PointSetConfig:
         f.integer("max_points", 1000, 10**8)
         f.number("boundary_density", 0.0, 1.0, max_open=True)
         f.number("density_kernel", 0.1, 10.0)
+        f.number("far", 1.0, 1e6)
 
 
 @dataclass
@@ -94,26 +101,34 @@ class Patches:
 @dataclass
 class CloudSummary:
     """What :meth:`PointSetSurface.build` found: points in and kept, outliers dropped, the median
-    sample spacing, the estimated noise (standard deviation, cloud units) and the patch size used."""
+    sample spacing, the noise (standard deviation, cloud units: ``input_noise`` as given,
+    ``noise`` after the projection if one was applied, ``projected``), and the patches used
+    (``patch_neighbors``, ``patch_degree``)."""
 
     n_input: int
     n_points: int
     n_outliers: int
     spacing: float
+    input_noise: float
     noise: float
     patch_neighbors: int
+    patch_degree: int
+    projected: bool
 
 
-def remove_outliers(points: np.ndarray, ratio: float = 3.0, k: int = 8) -> np.ndarray:
-    """``(N,)`` bool mask of the points to keep: a point is an outlier when its ``k``-th neighbour
-    distance exceeds ``ratio`` times the median over its neighbours and twice the cloud's median."""
+def remove_outliers(points: np.ndarray, ratio: float = 3.0, k: int = 8, isolated: float = 4.0) -> np.ndarray:
+    """``(N,)`` bool mask of the points to keep. A point is an outlier when its ``k``-th neighbour
+    distance exceeds ``isolated`` times the cloud's median (alone in empty space, also among other
+    outliers), or ``ratio`` times the median over its neighbours and twice the cloud's median (a
+    stray point beside the surface)."""
     from scipy.spatial import cKDTree
 
     k = min(k, len(points) - 1)
     dk, ik = cKDTree(points).query(points, k=k + 1, workers=-1)
     far = dk[:, -1]
+    typical = np.median(far)
     local = np.median(far[ik[:, 1:]], axis=1)
-    return ~((far > ratio * local) & (far > 2.0 * np.median(far)))
+    return ~((far > isolated * typical) | ((far > ratio * local) & (far > 2.0 * typical)))
 
 
 def voxel_average(points: np.ndarray, target: int) -> np.ndarray:
@@ -144,42 +159,13 @@ def local_spacing(points: np.ndarray, tree=None, k: int = 8) -> np.ndarray:
     return np.median(dk[:, 1:], axis=1)
 
 
-def estimate_noise(points: np.ndarray, tree=None, k: int = 24, max_centers: int = 20000, seed: int = 0) -> float:
-    """Standard deviation of the cloud's noise along the surface normal: the median residual of
-    unweighted quadric fits over ``k`` neighbours (curvature is absorbed by the quadric), corrected
-    for the fit's degrees of freedom; at most ``max_centers`` random fits."""
-    from scipy.spatial import cKDTree
-
-    tree = tree or cKDTree(points)
-    k = min(k, len(points))
-    rng = np.random.default_rng(seed)
-    centers = points if len(points) <= max_centers else points[rng.choice(len(points), max_centers, replace=False)]
-    _, ii = tree.query(centers, k=k, workers=-1)
-    off = points[ii] - centers[:, None]
-    frames = _frames(_pca_normals(off, np.ones(ii.shape)))
-    loc = np.einsum("bij,bkj->bki", frames, off)
-    scale = np.sqrt((loc[..., :2] ** 2).sum(-1).mean(1, keepdims=True)) + 1e-300
-    A = _design(loc[..., 0] / scale, loc[..., 1] / scale)
-    coef = _weighted_lstsq(A, loc[..., 2], np.ones(ii.shape), np.full((len(ii), 6), 1e-9))
-    res = loc[..., 2] - (A * coef[:, None]).sum(-1)
-    rms = np.sqrt((res**2).sum(1) / max(k - 6, 1))
-    return float(np.median(rms))
-
-
-def auto_patch_neighbors(noise: float, spacing: float) -> int:
-    """Patch size for a noise-to-spacing ratio: 12 neighbours on clean clouds, growing linearly
-    with the ratio up to 256 (tuned on the training split, see benchmarks/bm_pointcloud.py)."""
-    ratio = noise / max(spacing, 1e-300)
-    return int(np.clip(round(12 + 300 * max(ratio - 0.02, 0.0)), 12, 256))
-
-
 def fit_patches(points: np.ndarray, tree, neighbors: int, kernel: float = 0.5, floor=None, degree: int = 2, chunk: int = 20000) -> Patches:
     """Robust local quadrics (see :class:`Patches`) around every point of ``points : (N, 3)`` over
     its ``neighbors`` nearest points (:func:`_fit_quadrics`; ``degree`` 1 fits planes); ``floor :
     (N,)`` bounds the residual scale from below (the noise)."""
     n = len(points)
     k = min(neighbors, n)
-    kq = min(_candidates(k), n)
+    kq = min(int(round(1.5 * k)) + 8, n)
     floor = np.zeros(n) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))
     frames = np.zeros((n, 3, 3), np.float32)
     coeffs = np.zeros((n, 6), np.float32)
@@ -227,8 +213,7 @@ def select_patch_size(points: np.ndarray, tree, candidates=PATCH_SIZES, degrees=
     cand = sorted(int(k) for k in candidates if k + 1 <= n)
     idx = rng.choice(n, min(n_centers, n), replace=False)
     fl = np.zeros(len(idx)) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))[idx]
-    dd, ii = tree.query(points[idx], k=min(_candidates(max(cand)) + 1, n), workers=-1)
-    dd, ii = dd[:, 1:], ii[:, 1:]  # the point itself is left out
+    dd, ii = _neighbors(points, tree, idx, min(_candidates(max(cand)), n - 1), leave_out=True)
     off = points[ii] - points[idx, None]
     loo: dict = {}
     worse = 0
@@ -246,9 +231,26 @@ def select_patch_size(points: np.ndarray, tree, candidates=PATCH_SIZES, degrees=
     return PatchSize(best[0], best[1], loo, loo[best])
 
 
+def _neighbors(points: np.ndarray, tree, idx: np.ndarray, k: int, leave_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and ids ``(B, k)`` of the neighbourhood of points ``idx`` for cross-validation:
+    the ``k`` nearest points to the mean of each point's 8 nearest others, not to the point itself,
+    whose noise would pull the neighbourhood its way and make small patches look better than they
+    are (measured: at noise 0.6 spacings the 8-point plane looked best, 2.2x the error of the
+    48-point one); ``leave_out`` drops the point itself."""
+    _, near = tree.query(points[idx], k=min(9, len(points)), workers=-1)
+    center = points[near[:, 1:]].mean(1)
+    dd, ii = tree.query(center, k=min(k + int(leave_out), len(points)), workers=-1)
+    if leave_out:  # drop the point itself where it appears (else the farthest)
+        own = ii == idx[:, None]
+        keep = ~own
+        keep[~own.any(1), -1] = False
+        dd, ii = dd[keep].reshape(len(idx), -1), ii[keep].reshape(len(idx), -1)
+    return dd, ii
+
+
 def _candidates(size: int) -> int:
-    """Neighbours queried for a patch of ``size`` (see :func:`_fit_quadrics`)."""
-    return int(round(1.5 * size)) + 8
+    """Neighbours queried for a held-out patch of ``size`` (see :func:`_fit_quadrics`)."""
+    return 2 * size + 16
 
 
 @dataclass
@@ -331,15 +333,19 @@ class PointSetSurface:
         self.config = config
         self.summary = summary
         self.vertices, self.faces = points, None  # oracle interface
+        self.progress = None
+        """Called as ``progress(done, total)`` while :meth:`project` works through its chunks."""
         self._frames = torch.from_numpy(patches.frames)
         self._coeffs = torch.from_numpy(patches.coeffs)
 
     @classmethod
-    def build(cls, points, config: PointSetConfig = PointSetConfig()) -> "PointSetSurface":
+    def build(cls, points, config: PointSetConfig = PointSetConfig(), project=None, project_above: float = 0.0) -> "PointSetSurface":
         """Clean up ``points : (N, 3)`` and fit the patches; raises ValueError on clouds that
-        cannot define a surface (fewer than 10 distinct points, or all on one line)."""
-        from scipy.spatial import cKDTree
+        cannot define a surface (fewer than 10 distinct points, or all on one line).
 
+        ``project``, a function ``(M, 3) -> (M, 3)`` (e.g. a learned projection onto the
+        surface, :mod:`deepcsp.fields.local`), moves the cleaned points before the patches are
+        fitted, when the cloud's noise is at least ``project_above`` sample spacings."""
         pts = check_points(points, "cloud")
         n_input = len(pts)
         pts = _check_cloud(np.unique(pts, axis=0))
@@ -348,15 +354,15 @@ class PointSetSurface:
         n_outliers = int((~keep).sum())
         if len(pts) > config.max_points:
             pts = _check_cloud(voxel_average(pts, config.max_points))
-        tree = cKDTree(pts)
-        spacing = local_spacing(pts, tree)
-        s = float(np.median(spacing))
-        size = select_patch_size(pts, tree, kernel=config.kernel, floor=0.1 * spacing, candidates=(config.patch_neighbors,) if config.patch_neighbors else PATCH_SIZES,
-                                 degrees=(config.patch_degree,) if config.patch_degree else (2, 1))
-        k, degree, noise = size.neighbors, size.degree, size.noise
-        patches = fit_patches(pts, tree, k, config.kernel, floor=np.maximum(1.5 * noise, 0.1 * spacing), degree=degree)
+        tree, spacing, size = _scale_and_noise(pts, config)
+        input_noise, projected = size.noise, False
+        if project is not None and size.noise >= project_above * float(np.median(spacing)):
+            pts = _check_cloud(np.unique(np.asarray(project(pts), np.float64), axis=0))
+            tree, spacing, size = _scale_and_noise(pts, config)
+            projected = True
+        patches = fit_patches(pts, tree, size.neighbors, config.kernel, floor=np.maximum(1.5 * size.noise, 0.1 * spacing), degree=size.degree)
         density_ref = _density_reference(pts, tree, config.density_kernel * spacing)
-        summary = CloudSummary(n_input, len(pts), n_outliers, s, noise, k)
+        summary = CloudSummary(n_input, len(pts), n_outliers, float(np.median(spacing)), input_noise, size.noise, size.neighbors, size.degree, projected)
         return cls(pts, patches, spacing, density_ref, config, summary)
 
     def query(self, points, chunk: int = 65536) -> ClosestPoints:
@@ -368,22 +374,50 @@ class PointSetSurface:
         return ClosestPoints(cp, np.linalg.norm(q - cp, axis=1), np.asarray(nearest, np.int64), None)
 
     def may_lie_within(self, points: np.ndarray, distance: float) -> np.ndarray:
-        """``(M,)`` bool, False only where ``points`` surely lie further than ``distance`` from the
-        surface: every surface point has a sample within a few spacings (plus the noise), so a
-        point whose nearest sample is further than ``distance`` plus that reach is far."""
-        reach = 2.0 * float(np.quantile(self.spacing, 0.9)) + 3.0 * self.summary.noise
-        d, _ = self.tree.query(points, k=1, workers=-1, distance_upper_bound=distance + reach)
-        return np.isfinite(d)
+        """``(M,)`` bool, False where ``points`` lie further than ``distance`` from the surface, by
+        two cheap tests: every surface point has a sample within about two spacings (plus the
+        noise), so a point whose nearest sample is further than ``distance`` plus that reach is
+        far; then the distance to the patch of the nearest sample (within a spacing of the
+        blended surface) must not exceed ``distance`` by more than a spacing."""
+        s90 = float(np.quantile(self.spacing, 0.9))
+        d, _ = self.tree.query(points, k=1, workers=-1, distance_upper_bound=distance + 2.0 * s90 + 3.0 * self.summary.noise)
+        near = np.flatnonzero(np.isfinite(d))
+        with _flush_denormals():
+            approx = np.concatenate([self._nearest_patch_distance(points[near[i : i + 65536]]) for i in range(0, len(near), 65536)]) if len(near) else np.zeros(0)
+        keep = np.zeros(len(points), bool)
+        keep[near[approx <= distance + s90]] = True
+        return keep
+
+    def _nearest_patch_distance(self, q: np.ndarray) -> np.ndarray:
+        """``(M,)`` distance of ``q`` to the patch of its nearest sample (an approximation of the
+        distance to the surface, within about a spacing)."""
+        _, idx = self.tree.query(q, k=1, workers=-1)
+        idx = idx.reshape(len(q), 1)
+        p = self.patches
+        d = torch.from_numpy((q[:, None] - p.centers[idx]).astype(np.float32))
+        ti = torch.from_numpy(idx)
+        rel = _project_on_quadrics(d, self._frames[ti], self._coeffs[ti], torch.from_numpy(2.5 * p.support[idx].astype(np.float32)), iterations=2)
+        return rel[:, 0].norm(dim=1).double().numpy()
 
     def project(self, points: np.ndarray, chunk: int = 65536) -> np.ndarray:
-        """``(M, 3)`` closest surface points of ``points : (M, 3)``."""
+        """``(M, 3)`` closest surface points of ``points : (M, 3)``. Points further than ``far``
+        spacings from every sample take their nearest sample (the surface is within a spacing of
+        it, a small error at that distance)."""
         out = np.empty_like(points)
+        dist, nearest = self.tree.query(points, k=1, workers=-1) if len(points) else (np.zeros(0), np.zeros(0, np.int64))
+        far = dist > self.config.far * self.spacing[nearest]
+        out[far] = self.points[nearest[far]]
+        near = np.flatnonzero(~far)
         with _flush_denormals():
-            self._project_chunks(points, out, chunk)
+            projected = np.empty((len(near), 3))
+            self._project_chunks(points[near], projected, chunk)
+        out[near] = projected
         return out
 
     def _project_chunks(self, points: np.ndarray, out: np.ndarray, chunk: int) -> None:
         for s in range(0, len(points), chunk):
+            if self.progress is not None:
+                self.progress(s, len(points))
             q = points[s : s + chunk]
             x = q
             for _ in range(max(1, self.config.rounds)):
@@ -391,6 +425,8 @@ class PointSetSurface:
             if self.config.boundary_density > 0:
                 x = self._clamp_to_boundary(x)
             out[s : s + chunk] = x
+        if self.progress is not None and len(points):
+            self.progress(len(points), len(points))
 
     def _blend(self, q: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Project ``q`` onto the patches around foot points ``x`` and blend those on the nearest sheet."""
@@ -516,6 +552,18 @@ def _check_cloud(points: np.ndarray) -> np.ndarray:
     if sv[1] <= 1e-9 * max(sv[0], 1e-300):
         raise ValueError("all points lie on one line: they do not sample a surface")
     return points
+
+
+def _scale_and_noise(points: np.ndarray, config: PointSetConfig):
+    """KD-tree, local spacing ``(N,)`` and the patch size chosen by cross-validation."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(points)
+    spacing = local_spacing(points, tree)
+    size = select_patch_size(points, tree, kernel=config.kernel, floor=0.1 * spacing,
+                             candidates=(config.patch_neighbors,) if config.patch_neighbors else PATCH_SIZES,
+                             degrees=(config.patch_degree,) if config.patch_degree else (2, 1))
+    return tree, spacing, size
 
 
 def _frames(normals: np.ndarray) -> np.ndarray:

@@ -1,23 +1,32 @@
 """``reconstruct_cloud``: an unoriented point cloud in, a mesh (and a CSP field) out.
 
-Three steps, each a library call: a band-grid CSP field of the surface the cloud samples
-(:func:`deepcsp.fit.fit_surface` on the point-set surface of :mod:`deepcsp.geometry.pointset`),
-then a single-layer mesh extracted from it (:func:`deepcsp.extract.extract_mesh`: open sheets stay
-open, closed surfaces come out closed), then its topology checks.
+Method ``csp`` (the default), each step a library call: a band-grid CSP field of the surface the
+cloud samples (:func:`deepcsp.fit.fit_surface` on the point-set surface of
+:mod:`deepcsp.geometry.pointset`, after the learned local projection of :mod:`deepcsp.fields.local`
+where the cloud is noisy), then a single-layer mesh extracted from it
+(:func:`deepcsp.extract.extract_mesh`: open sheets stay open, closed surfaces come out closed).
+
+Method ``global``: the earlier global tri-plane model (:mod:`deepcsp.fields.conditional`), which
+reads a 3,000-point subsample; kept as a baseline.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
+import torch
 
 from deepcsp._validate import Fields, OptionError
-from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh
-from deepcsp.fields.query import NeuralField
+from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh, mesh_stats
+from deepcsp.extract.topology import remove_small_components
+from deepcsp.fields.modules import FieldConfig, build_module
+from deepcsp.fields.query import Field, NeuralField
 from deepcsp.fit import FitConfig, fit_surface
+from deepcsp.fit.band import collocate
+from deepcsp.geometry.closest import ClosestPoints
 from deepcsp.geometry.pointset import CloudSummary
 
 
@@ -25,46 +34,140 @@ from deepcsp.geometry.pointset import CloudSummary
 class ReconstructionConfig:
     """How a cloud becomes a mesh."""
 
+    method: Literal["csp", "global"] = "csp"
+    """``csp``: the point-set surface's CSP field (``fit``); ``global``: the global tri-plane model (baseline)."""
     fit: FitConfig = field(default_factory=lambda: FitConfig(eval_points=0))
-    """The field fitted to the cloud (``fit.cloud`` holds the point-set surface settings)."""
+    """The field fitted to the cloud (``fit.cloud``: point-set surface, learned projection)."""
     mesh_resolution: int = 256
     """Grid cells per side of the extraction grid (the mesh's detail)."""
+    global_model: str | None = None
+    """``global`` method: model from ``deepcsp train``; None: the one shipped with deepcsp."""
+    min_component_samples: float = 20.0
+    """Drop pieces of the mesh smaller than this many samples' share of area (spacing squared):
+    sign or sheet errors of a few grid vertices, never a part the cloud samples."""
+    closed_test: float = 0.002
+    """A surface whose first mesh has generalised winding numbers in (0.1, 0.9) at no more than this
+    share of the grid's vertices away from it is closed: it gets inside/outside bits and is
+    extracted on them (watertight). 0: never."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.fit, FitConfig):
             raise OptionError("ReconstructionConfig.fit", f"must be a FitConfig, got {type(self.fit).__name__}")
-        Fields(self).integer("mesh_resolution", 8, 2048)
+        f = Fields(self)
+        f.literal("method")
+        f.integer("mesh_resolution", 8, 2048)
+        f.number("closed_test", 0.0, 1.0)
+        f.number("min_component_samples", 0.0, 1e9)
 
 
 @dataclass
 class CloudReconstruction:
-    """A mesh in the cloud's coordinates (``vertices : (V, 3)``, ``faces : (F, 3)``), the CSP field
-    it was extracted from, what was found in the cloud, the mesh's topology and seconds per step."""
+    """A mesh in the cloud's coordinates (``vertices : (V, 3)``, ``faces : (F, 3)``), the field it
+    was extracted from, what was found in the cloud (``csp`` method), the mesh's topology and
+    seconds per step."""
 
     vertices: np.ndarray
     faces: np.ndarray
-    field: NeuralField
+    field: Field
     cloud: CloudSummary | None
     stats: MeshStats
     seconds: dict
 
 
 def reconstruct_cloud(surface, config: ReconstructionConfig = ReconstructionConfig(), progress: Callable[[dict], None] | None = None) -> CloudReconstruction:
-    """Reconstruct the surface sampled by ``surface`` (a point cloud :class:`deepcsp.io.Surface`)."""
+    """Reconstruct the surface sampled by ``surface`` (a :class:`deepcsp.io.Surface`; a mesh is
+    read as its vertices). ``progress`` receives ``{"stage": text}`` and ``{"task", "done",
+    "total"}`` records."""
     if surface.faces is not None:
-        surface = replace(surface, faces=None)  # a mesh given here is read as its vertices
+        surface = replace(surface, faces=None)
     t0 = time.perf_counter()
-    fit = fit_surface(surface, config.fit, progress=progress)
+    if config.method == "global":
+        fld, cloud = _global_field(surface.vertices, config.global_model, config.fit.device), None
+    else:
+        fit = fit_surface(surface, config.fit, progress=progress)
+        fld, cloud = fit.field, fit.cloud
     t1 = time.perf_counter()
     if progress is not None:
         progress({"stage": f"extracting a mesh at resolution {config.mesh_resolution}"})
-    mesh = extract_mesh(fit.field, ExtractConfig(resolution=config.mesh_resolution))
+    mesh = extract_mesh(fld, ExtractConfig(resolution=config.mesh_resolution))
+    if config.closed_test > 0 and isinstance(fld, NeuralField) and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test):
+        if progress is not None:
+            progress({"stage": "the surface is closed: extracting it again on inside/outside signs (watertight)"})
+        mesh = extract_mesh(fld, ExtractConfig(resolution=config.mesh_resolution))
+    vertices, faces = mesh.vertices, mesh.faces
+    if cloud is not None and config.min_component_samples > 0:
+        spacing = cloud.spacing / fld.normalization.scale
+        vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
     t2 = time.perf_counter()
-    return CloudReconstruction(
-        vertices=mesh.vertices,
-        faces=mesh.faces,
-        field=fit.field,
-        cloud=fit.cloud,
-        stats=mesh.stats,
-        seconds={"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0},
-    )
+    return CloudReconstruction(vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0})
+
+
+def close_if_closed(fld: NeuralField, resolution: int = 128, ambiguous_max: float = 0.002) -> bool:
+    """Extract a mesh of a band-grid field of a cloud and, when it shows a closed surface, give the
+    field inside/outside bits (:func:`close_surface`). Returns whether it did."""
+    mesh = extract_mesh(fld, ExtractConfig(resolution=resolution))
+    return close_surface(fld, mesh.vertices, mesh.faces, ambiguous_max)
+
+
+def close_surface(fld: NeuralField, vertices: np.ndarray, faces: np.ndarray, ambiguous_max: float = 0.002, margin_cells: float = 2.0) -> bool:
+    """Give a band-grid field inside/outside bits when the surface a mesh of it shows is closed.
+
+    The mesh (input coordinates, consistently wound, from an unsigned extraction; small holes
+    allowed) defines generalised winding numbers at the grid's vertices. Away from the surface
+    (``margin_cells`` fine cells) they are near 0 or 1 around a closed surface and spread in
+    between around an open one; when at most ``ambiguous_max`` of the coarse vertices fall in
+    (0.1, 0.9), every active fine and coarse vertex gets the side of its winding number and the
+    field becomes closed (signed distances, watertight extraction). Returns whether it did."""
+    from deepcsp.fields.encodings import grid_vertices
+    from deepcsp.geometry.inside import winding_numbers
+
+    grid = fld.module.encoder
+    if len(faces) == 0 or not hasattr(grid, "set_sides"):
+        return False
+    v = fld.normalization.to_normalized(np.asarray(vertices, np.float64))
+    coarse = grid_vertices(grid.coarse_res, grid.half).double().numpy()
+    w_coarse = np.abs(winding_numbers(v, faces, coarse))
+    cell = 2 * grid.half / (grid.res - 1)
+    d = np.linalg.norm(grid.coarse.values.detach().double().numpy(), axis=1) if fld.config.output == "displacement" else None
+    away = d > margin_cells * cell if d is not None else np.ones(len(coarse), bool)
+    if not away.any() or float(((w_coarse > 0.1) & (w_coarse < 0.9))[away].mean()) > ambiguous_max:
+        return False
+    fine = grid_vertices(grid.res, grid.half, ids=grid.active.cpu()).double().numpy()
+    w_fine = np.abs(winding_numbers(v, faces, fine))
+    grid.set_sides(torch.from_numpy(w_fine < 0.5), torch.from_numpy(w_coarse < 0.5))
+    return True
+
+
+def _global_field(points: np.ndarray, model_path: str | None, device: str) -> Field:
+    from deepcsp.fields.conditional import load_model, shipped_model_path
+    from deepcsp.train.reconstruct import ReconstructConfig, reconstruct_points
+
+    loaded = load_model(model_path or shipped_model_path(), device=device)
+    return reconstruct_points(loaded.model, points, ReconstructConfig(n_dense=0, device=device)).field
+
+
+class FieldOracle:
+    """Any field's closest points in normalised NumPy coordinates: the oracle interface that
+    :func:`deepcsp.fit.band.collocate` wants."""
+
+    def __init__(self, fld: Field):
+        self.fld = fld
+
+    def query(self, points: np.ndarray) -> ClosestPoints:
+        import torch
+
+        x = torch.as_tensor(points, dtype=torch.float32, device=self.fld.device)
+        cp = torch.cat([self.fld.closest_points_normalized(c) for c in torch.split(x, self.fld.chunk)]).cpu().double().numpy() if len(x) else np.zeros((0, 3))
+        return ClosestPoints(cp, np.linalg.norm(points - cp, axis=1), np.zeros(len(cp), np.int64), None)
+
+
+def band_grid_field(fld: Field, resolution: int = 192, coarse_resolution: int = 48, band: float = 0.06) -> NeuralField:
+    """A band-grid field collocated from any field (e.g. the global model's), saveable and
+    loadable like a fitted one; ``band`` is the half-width in normalised units."""
+    if isinstance(fld, NeuralField) and fld.config.encoding == "band_grid":
+        return fld
+    fcfg = FieldConfig(resolution=resolution, coarse_resolution=coarse_resolution)
+    module = build_module(fcfg)
+    stats = collocate(module.encoder, FieldOracle(fld), band, fcfg.kind, fcfg.output)
+    fcfg.n_active = stats.n_active
+    return NeuralField(module, fcfg, fld.normalization, meta={"source": "collocated from another field"})

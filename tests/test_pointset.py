@@ -1,0 +1,124 @@
+"""The point-set surface of a cloud (deepcsp.geometry.pointset) on analytic shapes, with stated bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepcsp.geometry.pointset import PointSetConfig, PointSetSurface, remove_outliers, select_patch_size
+
+
+def sphere_cloud(rng, n: int, radius: float = 0.3, noise: float = 0.0) -> np.ndarray:
+    p = rng.normal(size=(n, 3))
+    return radius * p / np.linalg.norm(p, axis=1, keepdims=True) + rng.normal(size=(n, 3)) * noise
+
+
+def disk_cloud(rng, n: int, radius: float = 0.3) -> np.ndarray:
+    r = radius * np.sqrt(rng.random(n))
+    t = rng.uniform(0, 2 * np.pi, n)
+    return np.c_[r * np.cos(t), r * np.sin(t), np.zeros(n)]
+
+
+def test_sphere_closest_points_are_exact_to_a_small_fraction_of_the_spacing(rng):
+    pss = PointSetSurface.build(sphere_cloud(rng, 3000))
+    spacing = pss.summary.spacing
+    dirs = sphere_cloud(rng, 2000, 1.0)
+    for offset in (0.0, 0.02, -0.03):
+        q = dirs * (0.3 + offset)
+        cp = pss.query(q).points
+        err = np.linalg.norm(cp - dirs * 0.3, axis=1)
+        assert err.mean() < 0.002 * spacing and np.quantile(err, 0.99) < 0.01 * spacing, (offset, err.mean() / spacing)
+
+
+def test_open_cylinder_projection_and_its_rims(rng):
+    n = 6000
+    t, z = rng.uniform(0, 2 * np.pi, n), rng.uniform(-0.3, 0.3, n)
+    pss = PointSetSurface.build(np.c_[0.2 * np.cos(t), 0.2 * np.sin(t), z])
+    s = pss.summary.spacing
+    tq, zq = rng.uniform(0, 2 * np.pi, 1000), rng.uniform(-0.2, 0.2, 1000)
+    q = np.c_[0.23 * np.cos(tq), 0.23 * np.sin(tq), zq]
+    cp = pss.query(q).points
+    assert np.abs(np.linalg.norm(cp[:, :2], axis=1) - 0.2).mean() < 0.01 * s
+    assert np.abs(cp[:, 2] - zq).mean() < 0.02 * s  # orthogonal: no drift along the axis
+    # beyond the rims the closest points lie on the rims, where the samples end
+    above = pss.query(np.c_[0.2 * np.cos(tq), 0.2 * np.sin(tq), np.full(1000, 0.36)]).points
+    assert np.abs(above[:, 2] - 0.3).mean() < 0.6 * s
+
+
+def test_open_disk_boundary_stays_where_the_samples_end(rng):
+    pss = PointSetSurface.build(disk_cloud(rng, 5000))
+    s = pss.summary.spacing
+    angles = rng.uniform(0, 2 * np.pi, 500)
+    out = np.c_[0.4 * np.cos(angles), 0.4 * np.sin(angles), 0.02 * rng.normal(size=500)]
+    cp = pss.query(out).points
+    radius = np.linalg.norm(cp[:, :2], axis=1)
+    assert np.abs(cp[:, 2]).max() < 0.05 * s  # on the plane
+    assert abs(np.median(radius) - 0.3) < 0.5 * s, (np.median(radius) - 0.3) / s
+    inside = pss.query(np.c_[rng.uniform(-0.15, 0.15, (500, 2)), np.full(500, 0.05)]).points
+    assert np.abs(inside[:, 2]).max() < 0.02 * s  # interior points project straight down: no spurious holes
+
+
+def test_noisy_sphere_surface_is_closer_to_the_truth_than_the_points(rng):
+    noise = 0.006
+    cloud = sphere_cloud(rng, 8000, noise=noise)
+    pss = PointSetSurface.build(cloud)
+    assert 0.7 * noise < pss.summary.noise < 1.3 * noise  # the cross-validated noise estimate
+    foot = pss.query(cloud).points
+    points_error = np.abs(np.linalg.norm(cloud, axis=1) - 0.3).mean()
+    surface_error = np.abs(np.linalg.norm(foot, axis=1) - 0.3).mean()
+    assert surface_error < points_error / 3, (surface_error, points_error)
+
+
+def test_patch_size_follows_the_noise(rng):
+    from scipy.spatial import cKDTree
+
+    clean = sphere_cloud(rng, 4000)
+    noisy = sphere_cloud(rng, 4000, noise=0.01)
+    k_clean = select_patch_size(clean, cKDTree(clean)).neighbors
+    k_noisy = select_patch_size(noisy, cKDTree(noisy)).neighbors
+    assert k_clean <= 16 < k_noisy
+
+
+def test_outliers_are_dropped_and_do_not_move_the_surface(rng):
+    cloud = sphere_cloud(rng, 5000)
+    outliers = rng.uniform(-0.5, 0.5, (100, 3))
+    height = np.abs(np.linalg.norm(outliers, axis=1) - 0.3)
+    keep = remove_outliers(np.concatenate([cloud, outliers]))
+    spacing = PointSetSurface.build(cloud).summary.spacing
+    assert keep[: len(cloud)].all()
+    assert not keep[len(cloud):][height > 5 * spacing].any()  # those within a few spacings are left to the robust fits
+    pss = PointSetSurface.build(np.concatenate([cloud, outliers]))
+    q = sphere_cloud(rng, 1000, 0.31)
+    err = np.abs(np.linalg.norm(pss.query(q).points, axis=1) - 0.3) / pss.summary.spacing
+    assert np.median(err) < 0.001 and err.max() < 0.25  # near a stray point the surface moves a little
+
+
+def test_build_is_deterministic(rng):
+    cloud = sphere_cloud(rng, 3000, noise=0.003)
+    q = sphere_cloud(rng, 500, 0.32)
+    a = PointSetSurface.build(cloud).query(q).points
+    b = PointSetSurface.build(cloud).query(q).points
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "cloud, match",
+    [
+        (np.zeros((1, 3)), "at least 10 distinct points"),
+        (np.zeros((500, 3)), "at least 10 distinct points"),
+        (np.c_[np.linspace(0, 1, 50), np.linspace(0, 2, 50), np.zeros(50)], "one line"),
+        (np.full((20, 3), np.nan), "NaN"),
+    ],
+)
+def test_bad_clouds_are_refused(cloud, match):
+    with pytest.raises(ValueError, match=match):
+        PointSetSurface.build(cloud)
+
+
+def test_config_checks_itself():
+    from deepcsp._validate import OptionError
+
+    with pytest.raises(OptionError, match="PointSetConfig.patch_neighbors"):
+        PointSetConfig(patch_neighbors=3)
+    with pytest.raises(OptionError, match="PointSetConfig.boundary_density"):
+        PointSetConfig(boundary_density=1.5)

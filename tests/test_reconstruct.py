@@ -1,0 +1,135 @@
+"""Surfaces from point clouds end to end: the pipeline (deepcsp.pipelines) and ``deepcsp reconstruct``
+/ ``deepcsp fit CLOUD`` on small analytic clouds, with tiny grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepcsp.cli.main import main
+from deepcsp.fields.modules import FieldConfig
+from deepcsp.fit import FitConfig
+from deepcsp.fit.config import CloudConfig
+from deepcsp.io.surface import surface_from_arrays
+from deepcsp.pipelines import ReconstructionConfig, reconstruct_cloud
+
+SMALL = dict(field=FieldConfig(resolution=64, coarse_resolution=24), eval_points=0)
+
+
+def sphere_cloud(rng, n: int, radius: float = 0.3, noise: float = 0.0) -> np.ndarray:
+    p = rng.normal(size=(n, 3))
+    return radius * p / np.linalg.norm(p, axis=1, keepdims=True) + rng.normal(size=(n, 3)) * noise
+
+
+def hemisphere_cloud(rng, n: int, radius: float = 0.3) -> np.ndarray:
+    p = sphere_cloud(rng, 2 * n, radius)
+    return p[p[:, 2] > 0][:n]
+
+
+def config(projection: str = "off", mesh_resolution: int = 64) -> ReconstructionConfig:
+    return ReconstructionConfig(fit=FitConfig(cloud=CloudConfig(projection=projection), **SMALL), mesh_resolution=mesh_resolution)
+
+
+def test_closed_cloud_gives_a_watertight_mesh_on_the_sphere(rng):
+    rec = reconstruct_cloud(surface_from_arrays(sphere_cloud(rng, 3000)), config())
+    assert rec.stats.n_boundary_edges == 0 and rec.stats.n_nonmanifold_edges == 0 and rec.stats.n_components == 1
+    assert rec.field.closed  # inside/outside found from the first mesh's winding numbers
+    r = np.linalg.norm(rec.vertices, axis=1)
+    assert np.abs(r - 0.3).mean() < 0.001 and np.abs(r - 0.3).max() < 0.006
+    assert abs(rec.stats.area / (4 * np.pi * 0.09) - 1) < 0.01
+
+
+def test_open_cloud_stays_open_with_its_rim_where_the_samples_end(rng):
+    rec = reconstruct_cloud(surface_from_arrays(hemisphere_cloud(rng, 3000)), config())
+    assert not rec.field.closed
+    assert rec.stats.n_boundary_loops == 1 and rec.stats.n_nonmanifold_edges == 0
+    assert abs(rec.stats.area / (2 * np.pi * 0.09) - 1) < 0.05
+    from deepcsp.extract.topology import _edges
+
+    half_edges, key, _ = _edges(rec.faces, len(rec.vertices))
+    _, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
+    rim = rec.vertices[np.unique(half_edges[count[inverse] == 1]), 2] / (rec.cloud.spacing / rec.field.normalization.scale)
+    # where the samples end (z = 0), in spacings; a cell of this small grid is about one spacing
+    assert abs(np.median(rim)) < 0.5 and np.quantile(rim, 0.05) > -1.0 and np.quantile(rim, 0.95) < 2.0
+
+
+def test_noisy_cloud_mesh_lies_closer_to_the_truth_than_the_points(rng):
+    cloud = sphere_cloud(rng, 6000, noise=0.006)
+    rec = reconstruct_cloud(surface_from_arrays(cloud), config())
+    points_error = np.abs(np.linalg.norm(cloud, axis=1) - 0.3).mean()
+    mesh_error = np.abs(np.linalg.norm(rec.vertices, axis=1) - 0.3).mean()
+    assert mesh_error < points_error / 3, (mesh_error, points_error)
+    assert rec.cloud.input_noise == pytest.approx(0.006 * rec.field.normalization.scale, rel=0.3)
+
+
+def test_reconstruction_is_deterministic(rng):
+    cloud = sphere_cloud(rng, 2000, noise=0.002)
+    a = reconstruct_cloud(surface_from_arrays(cloud), config(mesh_resolution=32))
+    b = reconstruct_cloud(surface_from_arrays(cloud), config(mesh_resolution=32))
+    np.testing.assert_array_equal(a.vertices, b.vertices)
+    np.testing.assert_array_equal(a.faces, b.faces)
+
+
+def test_cli_reconstruct_then_query_render_mesh_on_the_field(tmp_path, rng, capsys):
+    import deepcsp
+
+    cloud = tmp_path / "scan.npy"
+    np.save(cloud, hemisphere_cloud(rng, 2500) * 7.0 + 3.0)  # any units and place
+    out, fld = tmp_path / "scan.ply", tmp_path / "scan.safetensors"
+    args = ["--method", "geometric", "--resolution", "48", "--field-resolution", "64", "--quiet"]
+    assert main(["reconstruct", str(cloud), "-o", str(out), "--field", str(fld), *args]) == 0
+    assert "boundary loops      1" in capsys.readouterr().out
+    field = deepcsp.load(fld)
+    q = np.array([[3.0, 3.0, 3.0 + 7 * 0.35], [3.0 + 7 * 0.25, 3.0, 3.0 + 7 * 0.2]])
+    cp = field.query(q).closest_points
+    assert np.abs(np.linalg.norm(cp - 3.0, axis=1) - 2.1).max() < 0.01  # on the hemisphere, in input units
+    pts = tmp_path / "q.npy"
+    np.save(pts, q)
+    assert main(["query", str(fld), str(pts), "-o", str(tmp_path / "q.npz"), "--normals", "--curvature"]) == 0
+    k = np.load(tmp_path / "q.npz")
+    assert np.allclose(np.abs(k["mean_curvature"]), 1 / 2.1, rtol=0.15)
+    assert main(["render", str(fld), "-o", str(tmp_path / "r.png"), "--width", "64", "--height", "64"]) == 0
+    assert main(["mesh", str(fld), "-o", str(tmp_path / "m.ply"), "--resolution", "48"]) == 0
+
+
+def test_cli_fit_of_a_cloud_describes_the_surface_not_the_points(tmp_path, rng):
+    import deepcsp
+
+    cloud = tmp_path / "ball.xyz"
+    np.savetxt(cloud, sphere_cloud(rng, 1500))
+    fld = tmp_path / "ball.safetensors"
+    assert main(["fit", str(cloud), "-o", str(fld), "--config.field.resolution", "64", "--config.field.coarse-resolution", "24",
+                 "--config.eval-points", "0", "--config.cloud.projection", "off", "--quiet", "--cache", "None"]) == 0
+    field = deepcsp.load(fld)
+    q = sphere_cloud(rng, 500, 0.32)
+    cp = field.query(q).closest_points
+    assert np.abs(np.linalg.norm(cp, axis=1) - 0.3).mean() < 1e-3  # between the samples too, not the nearest sample
+    assert field.closed
+
+
+@pytest.mark.parametrize(
+    "points, message",
+    [
+        (np.zeros((1, 3)), "degenerate"),
+        (np.ones((300, 3)), "degenerate"),  # duplicates of one point
+        (np.repeat(np.eye(3), 50, axis=0), "at least 10 distinct points"),
+        (np.c_[np.linspace(0, 1, 100), 2 * np.linspace(0, 1, 100), np.zeros(100)], "one line"),
+    ],
+)
+def test_cli_refuses_clouds_without_a_surface_in_one_line(tmp_path, capsys, points, message):
+    cloud = tmp_path / "bad.npy"
+    np.save(cloud, points)
+    assert main(["reconstruct", str(cloud), "-o", str(tmp_path / "out.ply"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "bad.npy" in err
+    assert not (tmp_path / "out.ply").exists()
+
+
+def test_cli_refuses_nan_clouds_in_one_line(tmp_path, capsys):
+    cloud = tmp_path / "nan.npy"
+    pts = np.random.default_rng(0).normal(size=(100, 3))
+    pts[5, 1] = np.nan
+    np.save(cloud, pts)
+    assert main(["reconstruct", str(cloud), "-o", str(tmp_path / "out.ply")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nan.npy" in err and "NaN" in err
