@@ -14,7 +14,7 @@ in the bbox (outliers). Methods (``--methods``):
 * ``global``: the global tri-plane model shipped before (``deepcsp reconstruct --method global``);
 * ``bpa``: open3d ball pivoting, normals estimated (30 neighbours) and oriented by
   ``orient_normals_consistent_tangent_plane(30)``, radii 1, 2 and 4 times the mean nearest-neighbour
-  distance;
+  distance (``deepcsp.pipelines.peers``, ``pip install 'deepcsp[peers]'``);
 * ``poisson``: open3d screened Poisson, same normals, depth 9, vertices of the lowest 5% density
   removed, then faces whose centroid lies more than 3 mean spacings from the input removed (so open
   shapes stay open).
@@ -99,37 +99,6 @@ def make_cloud(v: np.ndarray, f: np.ndarray, diag: float, setting: str, seed: in
 # --- methods, each run in a child process -------------------------------------------------------
 
 
-def _o3d_cloud_with_normals(points: np.ndarray):
-    import open3d as o3d
-
-    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(30))
-    pc.orient_normals_consistent_tangent_plane(30)
-    spacing = float(np.asarray(pc.compute_nearest_neighbor_distance()).mean())
-    return pc, spacing
-
-
-def run_bpa(points: np.ndarray):
-    import open3d as o3d
-
-    pc, d = _o3d_cloud_with_normals(points)
-    m = o3d.geometry.TriangleMesh.create_from_point_cloud_ball_pivoting(pc, o3d.utility.DoubleVector([d, 2 * d, 4 * d]))
-    return np.asarray(m.vertices), np.asarray(m.triangles)
-
-
-def run_poisson(points: np.ndarray):
-    import open3d as o3d
-    from scipy.spatial import cKDTree
-
-    pc, d = _o3d_cloud_with_normals(points)
-    m, density = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(pc, depth=9)
-    density = np.asarray(density)
-    m.remove_vertices_by_mask(density < np.quantile(density, 0.05))
-    v, f = np.asarray(m.vertices), np.asarray(m.triangles)
-    far, _ = cKDTree(points).query(v[f].mean(1)) if len(f) else (np.zeros(0), None)
-    return v, f[far <= 3 * d]
-
-
 def run_deepcsp(points: np.ndarray, projection: str = "auto"):
     from deepcsp.fit import FitConfig
     from deepcsp.fit.config import CloudConfig
@@ -152,8 +121,14 @@ def run_global(points: np.ndarray):
     return res.vertices, res.faces
 
 
+def run_peer(points: np.ndarray, name: str):
+    from deepcsp.pipelines.peers import PEERS
+
+    return PEERS[name](points)
+
+
 RUNNERS = {"deepcsp": run_deepcsp, "deepcsp-geometric": lambda p: run_deepcsp(p, "off"), "deepcsp-learned": lambda p: run_deepcsp(p, "learned"),
-           "global": run_global, "bpa": run_bpa, "poisson": run_poisson}
+           "global": run_global, "bpa": lambda p: run_peer(p, "bpa"), "poisson": lambda p: run_peer(p, "poisson")}
 
 
 def child(job: dict) -> None:

@@ -13,7 +13,7 @@ from deepcsp.fit.config import CloudConfig
 from deepcsp.io.surface import surface_from_arrays
 from deepcsp.pipelines import ReconstructionConfig, reconstruct_cloud
 
-SMALL = dict(field=FieldConfig(resolution=64, coarse_resolution=24), eval_points=0)
+SMALL = dict(field=FieldConfig(coarse_resolution=24), eval_points=0)
 
 
 def sphere_cloud(rng, n: int, radius: float = 0.3, noise: float = 0.0) -> np.ndarray:
@@ -27,7 +27,7 @@ def hemisphere_cloud(rng, n: int, radius: float = 0.3) -> np.ndarray:
 
 
 def config(projection: str = "off", mesh_resolution: int = 64) -> ReconstructionConfig:
-    return ReconstructionConfig(fit=FitConfig(cloud=CloudConfig(projection=projection), **SMALL), mesh_resolution=mesh_resolution)
+    return ReconstructionConfig(fit=FitConfig(cloud=CloudConfig(projection=projection, resolution=64), **SMALL), mesh_resolution=mesh_resolution)
 
 
 def test_closed_cloud_gives_a_watertight_mesh_on_the_sphere(rng):
@@ -98,7 +98,7 @@ def test_cli_fit_of_a_cloud_describes_the_surface_not_the_points(tmp_path, rng):
     cloud = tmp_path / "ball.xyz"
     np.savetxt(cloud, sphere_cloud(rng, 1500))
     fld = tmp_path / "ball.safetensors"
-    assert main(["fit", str(cloud), "-o", str(fld), "--config.field.resolution", "64", "--config.field.coarse-resolution", "24",
+    assert main(["fit", str(cloud), "-o", str(fld), "--config.cloud.resolution", "64", "--config.field.coarse-resolution", "24",
                  "--config.eval-points", "0", "--config.cloud.projection", "off", "--quiet", "--cache", "None"]) == 0
     field = deepcsp.load(fld)
     q = sphere_cloud(rng, 500, 0.32)

@@ -28,10 +28,10 @@ class ReconstructCommand:
     """``auto``: the point-set surface, points first projected by the learned local CSP model where
     the cloud is noisy; ``learned``: always projected; ``geometric``: never; ``global``: the global
     tri-plane model (a baseline that reads 3,000 points)."""
-    resolution: int = 256
-    """Mesh extraction grid: cells per side of the normalised cube."""
-    field_resolution: int = 192
-    """Fine vertices per axis of the band-grid field."""
+    resolution: int = 0
+    """Mesh extraction grid: cells per side of the normalised cube; 0 = the field's, at least 256."""
+    field_resolution: int = 0
+    """Fine vertices per axis of the band-grid field; 0 = from the sample spacing (192-512)."""
     model: Path | None = None
     """Model file: a local CSP model (auto, learned) or a global one (global); default: shipped."""
     surface: PointSetConfig = dc_field(default_factory=PointSetConfig)
@@ -43,7 +43,7 @@ class ReconstructCommand:
 
     def check(self) -> None:
         """Refuse bad options before any work."""
-        from deepcsp._validate import device, distinct_outputs, input_file, integer, output_path
+        from deepcsp._validate import OptionError, device, distinct_outputs, input_file, integer, output_path
         from deepcsp.extract.mesh import MAX_RESOLUTION
         from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_OUTPUT_SUFFIXES, MESH_SUFFIXES
 
@@ -54,20 +54,20 @@ class ReconstructCommand:
             distinct_outputs({"--output": self.output, "--field": self.field})
         if self.model is not None:
             input_file(self.model, "model", (".safetensors",))
-        integer("--resolution", self.resolution, 8, MAX_RESOLUTION)
-        integer("--field-resolution", self.field_resolution, 8, 1024)
+        for flag, value, most in (("--resolution", self.resolution, MAX_RESOLUTION), ("--field-resolution", self.field_resolution, 1024)):
+            if integer(flag, value, 0, most) and value < 8:
+                raise OptionError(flag, f"must be 0 (automatic) or at least 8, got {value}")
         device("--device", self.device)
 
     def config(self):
         """The :class:`~deepcsp.pipelines.ReconstructionConfig` these options describe."""
-        from deepcsp.fields.modules import FieldConfig
         from deepcsp.fit.config import CloudConfig, FitConfig
         from deepcsp.pipelines import ReconstructionConfig
 
         projection = {"auto": "auto", "learned": "learned", "geometric": "off", "global": "off"}[self.method]
         local_model = str(self.model) if self.model is not None and self.method != "global" else None
-        cloud = CloudConfig(surface=self.surface, projection=projection, model=local_model)
-        fit = FitConfig(field=FieldConfig(resolution=self.field_resolution), cloud=cloud, eval_points=0, device=self.device)
+        cloud = CloudConfig(surface=self.surface, projection=projection, model=local_model, resolution=self.field_resolution)
+        fit = FitConfig(cloud=cloud, eval_points=0, device=self.device)
         return ReconstructionConfig(method="global" if self.method == "global" else "csp", fit=fit, mesh_resolution=self.resolution,
                                     global_model=str(self.model) if self.model is not None and self.method == "global" else None)
 
@@ -96,7 +96,7 @@ class ReconstructCommand:
         rows += [("mesh faces", str(s.n_faces)), ("boundary loops", str(s.n_boundary_loops)), ("components", str(s.n_components)),
                  ("seconds", f"{rec.seconds['total']:.1f} (field {rec.seconds['field']:.1f}, mesh {rec.seconds['mesh']:.1f})"), ("output", str(self.output))]
         if self.field is not None:
-            band_grid_field(rec.field, resolution=self.field_resolution).save(self.field)
+            band_grid_field(rec.field, resolution=self.field_resolution or 192).save(self.field)
             rows.append(("field", str(self.field)))
         echo(table(rows, f"reconstructed {self.input.name}"))
         return 0

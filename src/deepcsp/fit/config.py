@@ -18,8 +18,11 @@ class CloudConfig:
 
     surface: PointSetConfig = _field(default_factory=PointSetConfig)
     """The point-set surface whose closest points are collocated (:mod:`deepcsp.geometry.pointset`)."""
-    band: float = 0.02
-    """Half-width of the fine band as a fraction of the bbox diagonal (meshes use ``FitConfig.band``)."""
+    resolution: int = 0
+    """Fine vertices per axis of the band grid; 0 = from the sample spacing (about one vertex per
+    spacing, 192-512; ``field.resolution`` is then ignored)."""
+    band_cells: float = 4.0
+    """Half-width of the fine band in fine cells (meshes use ``FitConfig.band``)."""
     projection: Literal["auto", "learned", "off"] = "auto"
     """Project the points with the learned local CSP operator before the patches are fitted:
     ``auto`` when the estimated noise is at least ``projection_above`` sample spacings."""
@@ -32,7 +35,10 @@ class CloudConfig:
         if not isinstance(self.surface, PointSetConfig):
             raise OptionError("CloudConfig.surface", f"must be a PointSetConfig, got {type(self.surface).__name__}")
         f = Fields(self)
-        f.number("band", 0.0, 1.0, min_open=True)
+        f.integer("resolution", 0, 1024)
+        if 0 < self.resolution < 8:
+            raise OptionError("CloudConfig.resolution", f"must be 0 (automatic) or at least 8, got {self.resolution}")
+        f.number("band_cells", 1.0, 1000.0)
         f.literal("projection")
         f.number("projection_above", 0.0, 1e6)
 

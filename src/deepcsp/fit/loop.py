@@ -53,9 +53,22 @@ def _config_hash(config: FitConfig, surface_hash: str) -> str:
     return hashlib.sha1((json.dumps(d, sort_keys=True) + surface_hash).encode()).hexdigest()[:16]
 
 
-def _band(config: FitConfig, faces) -> float:
-    """Half-width of the fine band, as a fraction of the bbox diagonal (clouds have their own)."""
-    return config.cloud.band if faces is None else config.band
+def _band(config: FitConfig, faces, diag: float) -> float:
+    """Half-width of the fine band in normalised units: a fraction of the bbox diagonal for meshes,
+    a number of fine cells for clouds (their fields are only as fine as their samples)."""
+    if faces is None:
+        return config.cloud.band_cells * 2 * config.field.half / (config.field.resolution - 1)
+    return config.band * diag
+
+
+def _cloud_resolution(config: FitConfig, spacing: float) -> FitConfig:
+    """``config`` with the fine grid of a cloud's field chosen from its sample spacing (normalised
+    units) when ``config.cloud.resolution`` is 0: about one vertex per spacing, within 192-512."""
+    if config.cloud.resolution:
+        res = config.cloud.resolution
+    else:
+        res = int(np.clip(np.ceil(2 * config.field.half / spacing / 16) * 16, 192, 512))
+    return dataclasses.replace(config, field=dataclasses.replace(config.field, resolution=res))
 
 
 def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
@@ -138,7 +151,7 @@ def _start(surface, config: FitConfig, oracle, ground_truth: str, chash: str, ck
         if progress is not None:
             progress({"stage": "collocating exact closest points at band-grid vertices"})
         closed = (v, faces) if ground_truth == "exact" and _wants_sides(config, fcfg, faces) and is_watertight(v, faces) else None
-        band = collocate(module.encoder, oracle, _band(config, faces) * diag, fcfg.kind, fcfg.output, closed_mesh=closed)
+        band = collocate(module.encoder, oracle, _band(config, faces, diag), fcfg.kind, fcfg.output, closed_mesh=closed)
         fcfg.n_active = band.n_active
         if progress is not None:
             sides = f" (closed input: inside/outside bits in {band.seconds_sides:.1f} s)" if closed else ""
@@ -153,7 +166,7 @@ def _training_set(surface, config: FitConfig, fcfg: FieldConfig, oracle, cache_d
     samples = cached_training_samples(v, surface.faces, oracle, config.samples, cache_dir)
     pts, cps = samples.points, samples.closest
     if fcfg.encoding == "band_grid":
-        inside = samples.distances <= _band(config, surface.faces) * float(np.linalg.norm(v.max(0) - v.min(0)))
+        inside = samples.distances <= _band(config, surface.faces, float(np.linalg.norm(v.max(0) - v.min(0))))
         pts, cps = pts[inside], cps[inside]
     P = torch.as_tensor(pts, dtype=torch.float32, device=device)
     C = torch.as_tensor(cps, dtype=torch.float32, device=device)
@@ -263,6 +276,8 @@ def fit_surface(
     device = torch.device(config.device)
     v, faces = surface.normalized_vertices, surface.faces
     oracle = _oracle(v, faces, config, progress)
+    if faces is None and ground_truth == "exact" and config.field.encoding == "band_grid":
+        config = _cloud_resolution(config, oracle.summary.spacing)
     if ground_truth == "surface_samples":
         train_oracle = CloudOracle(sample_surface(v, faces, 250_000, np.random.default_rng(config.seed)).points)
     elif ground_truth == "exact":

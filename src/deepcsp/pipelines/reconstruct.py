@@ -38,8 +38,8 @@ class ReconstructionConfig:
     """``csp``: the point-set surface's CSP field (``fit``); ``global``: the global tri-plane model (baseline)."""
     fit: FitConfig = field(default_factory=lambda: FitConfig(eval_points=0))
     """The field fitted to the cloud (``fit.cloud``: point-set surface, learned projection)."""
-    mesh_resolution: int = 256
-    """Grid cells per side of the extraction grid (the mesh's detail)."""
+    mesh_resolution: int = 0
+    """Grid cells per side of the extraction grid (the mesh's detail); 0 = the field's grid, at least 256."""
     global_model: str | None = None
     """``global`` method: model from ``deepcsp train``; None: the one shipped with deepcsp."""
     min_component_samples: float = 20.0
@@ -55,7 +55,9 @@ class ReconstructionConfig:
             raise OptionError("ReconstructionConfig.fit", f"must be a FitConfig, got {type(self.fit).__name__}")
         f = Fields(self)
         f.literal("method")
-        f.integer("mesh_resolution", 8, 2048)
+        f.integer("mesh_resolution", 0, 2048)
+        if 0 < self.mesh_resolution < 8:
+            raise OptionError("ReconstructionConfig.mesh_resolution", f"must be 0 (automatic) or at least 8, got {self.mesh_resolution}")
         f.number("closed_test", 0.0, 1.0)
         f.number("min_component_samples", 0.0, 1e9)
 
@@ -87,13 +89,14 @@ def reconstruct_cloud(surface, config: ReconstructionConfig = ReconstructionConf
         fit = fit_surface(surface, config.fit, progress=progress)
         fld, cloud = fit.field, fit.cloud
     t1 = time.perf_counter()
+    res = config.mesh_resolution or max(256, fld.config.resolution if isinstance(fld, NeuralField) else 0)
     if progress is not None:
-        progress({"stage": f"extracting a mesh at resolution {config.mesh_resolution}"})
-    mesh = extract_mesh(fld, ExtractConfig(resolution=config.mesh_resolution))
+        progress({"stage": f"extracting a mesh at resolution {res}"})
+    mesh = extract_mesh(fld, ExtractConfig(resolution=res))
     if config.closed_test > 0 and isinstance(fld, NeuralField) and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test):
         if progress is not None:
             progress({"stage": "the surface is closed: extracting it again on inside/outside signs (watertight)"})
-        mesh = extract_mesh(fld, ExtractConfig(resolution=config.mesh_resolution))
+        mesh = extract_mesh(fld, ExtractConfig(resolution=res))
     vertices, faces = mesh.vertices, mesh.faces
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
