@@ -281,34 +281,16 @@ class BandGrid(nn.Module):
             self._cellref = c
         return self._cellref
 
-    def straddle_flags(self, jump: float, offset: float, chunk: int = 1 << 18) -> tuple[torch.Tensor, torch.Tensor]:
-        """:func:`may_straddle` of every fine cell, by the row of its lowest corner ``(n_active,)``
-        (False where a corner is inactive), and of every refined sub-cell ``(n_refined, refine^3)``;
-        computed once (the values must not change afterwards: gradient steps reset it)."""
+    def _straddle_memo(self, jump: float, offset: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Memo of :func:`may_straddle` per fine cell (by the row of its lowest corner,
+        ``(n_active,)``) and per refined sub-cell (``(n_refined * refine^3,)``): int8, -1 where not
+        computed yet. Reset when the thresholds or the values change."""
         key = (float(jump), float(offset), self.values._version, self.values.device)
-        if key not in self._straddle:
-            with torch.no_grad():
-                R, h, dev = self.res, self.h, self.values.device
-                fine = torch.zeros(len(self.active), dtype=torch.bool, device=dev)
-                for s in range(0, len(self.active), chunk):
-                    ids = self.active[s : s + chunk]
-                    i0 = torch.stack([ids // (R * R), (ids // R) % R, ids % R], 1)
-                    inner = (i0 < R - 1).all(1)
-                    rows = self.table()[corner_ids(i0.clamp(max=R - 2), R)].long()
-                    ok = inner & (rows >= 0).all(1)
-                    D = self.values.detach()[rows.clamp(min=0)]
-                    fine[s : s + chunk] = ok & may_straddle(D, torch.full((len(ids),), h, dtype=D.dtype, device=dev), jump, offset)
-                K = self.refine
-                sub = torch.zeros(self.n_refined, K**3, dtype=torch.bool, device=dev)
-                if self.n_refined:
-                    a = torch.arange(K, device=dev)
-                    s0 = torch.stack(torch.meshgrid(a, a, a, indexing="ij"), -1).reshape(-1, 3)  # (K^3, 3)
-                    loc = s0[:, None, :] + _CORNERS.to(dev)[None]
-                    idx = (loc[..., 0] * (K + 1) + loc[..., 1]) * (K + 1) + loc[..., 2]  # (K^3, 8)
-                    D = self.fine[:, idx]  # (n_ref, K^3, 8, C)
-                    sub = may_straddle(D.reshape(-1, 8, self.channels), torch.full((D.shape[0] * K**3,), h / K, dtype=D.dtype, device=dev), jump, offset).reshape(self.n_refined, K**3)
-                self._straddle = {key: (fine, sub)}
-        return self._straddle[key]
+        if self._straddle.get("key") != key:
+            dev = self.values.device
+            self._straddle = {"key": key, "fine": torch.full((len(self.active),), -1, dtype=torch.int8, device=dev),
+                              "sub": torch.full((self.n_refined * self.refine**3,), -1, dtype=torch.int8, device=dev)}
+        return self._straddle["fine"], self._straddle["sub"]
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         # Active ids are stored losslessly as a packed bit mask over the res^3 vertices
@@ -408,7 +390,7 @@ class BandGrid(nn.Module):
         """Corner data of the cells points ``x (N, 3)`` fall in (see :class:`CellCorners`): the
         refined level's sub-cell where the fine cell is refined (unless ``refined`` is False),
         else the fine cell; with ``sheets = (jump, offset)`` also which cells may straddle two
-        sheets (:meth:`straddle_flags`)."""
+        sheets (:func:`may_straddle`, remembered per cell)."""
         i0, f = cell_coordinates(x, self.res, self.half)
         rows = self.table()[corner_ids(i0, self.res)].long()  # (N, 8)
         ok = (rows >= 0).all(dim=1)
@@ -417,11 +399,8 @@ class BandGrid(nn.Module):
         h = self.h
         origin = i0.to(x.dtype) * h - self.half
         size = torch.full((len(x),), h, dtype=x.dtype, device=x.device)
-        # which cells may straddle two sheets: from the per-cell cache for large batches (built
-        # once), computed on the spot for small ones (a few queries need not pay for every cell)
-        cached = sheets is not None and (bool(self._straddle) or 4 * len(x) >= len(self.active))
-        flags = self.straddle_flags(*sheets) if cached else None
-        mixed = flags[0][rows[:, 0].clamp(min=0)] & ok if flags is not None else None
+        memo_key = rows[:, 0].clamp(min=0)  # a cell's lowest corner row (sub-cells: offset below)
+        memo_sub = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         if refined and self.n_refined:
             cr = torch.where(ok, self.cellref()[rows[:, 0].clamp(min=0)], -1)
             m = torch.nonzero(cr >= 0).squeeze(1)
@@ -437,11 +416,27 @@ class BandGrid(nn.Module):
                 w = w.index_copy(0, m, trilinear_weights(sf))
                 origin = origin.index_copy(0, m, origin[m] + s0 * (h / K))
                 size = size.index_copy(0, m, torch.full((len(m),), h / K, dtype=x.dtype, device=x.device))
-                if flags is not None:
-                    sc = (s0[:, 0] * K + s0[:, 1]) * K + s0[:, 2]
-                    mixed = mixed.index_copy(0, m, flags[1].reshape(-1)[cr[m].long() * K**3 + sc.long()])
-        if sheets is not None and not cached:
-            mixed = may_straddle(vals, size, *sheets) & ok
+                sc = (s0[:, 0] * K + s0[:, 1]) * K + s0[:, 2]
+                memo_key = memo_key.index_copy(0, m, cr[m].long() * K**3 + sc.long())
+                memo_sub[m] = True
+        mixed = None
+        if sheets is not None:
+            # which cells may straddle two sheets, computed once per cell and remembered
+            with torch.no_grad():
+                fine_memo, sub_memo = self._straddle_memo(*sheets)
+                known = torch.full((len(x),), -1, dtype=torch.int8, device=x.device)
+                if len(fine_memo):
+                    known = torch.where(memo_sub, known, fine_memo[memo_key.clamp(max=len(fine_memo) - 1)])
+                if len(sub_memo):
+                    known = torch.where(memo_sub, sub_memo[memo_key.clamp(max=len(sub_memo) - 1)], known)
+                todo = torch.nonzero(ok & (known < 0)).squeeze(1)
+                if len(todo):
+                    flag = may_straddle(vals[todo].detach(), size[todo], *sheets).to(torch.int8)
+                    known = known.index_copy(0, todo, flag)
+                    sub = memo_sub[todo]
+                    fine_memo[memo_key[todo][~sub]] = flag[~sub]
+                    sub_memo[memo_key[todo][sub]] = flag[sub]
+                mixed = (known > 0) & ok
         return CellCorners(ok, w, vals, origin, size, mixed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
