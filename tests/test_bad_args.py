@@ -83,6 +83,8 @@ ZERO_OK = {
     "--config.max-seconds", "--config.val-count", "--config.model.unet-depth", "--config.model.knn",
     "--config.model.padding", "--config.augment.crop-probability", "--config.augment.noise",
     "--render.trace.refine-max", "--render.trace.flip-cos", "--render.shading.ambient", "--render.shading.specular",
+    "--dilate", "--config.field.sheet-offset", "--config.field.refine-factor", "--config.field.n-refined",
+    "--config.field.n-subvertices",
 }
 #: Options that take any value of their type (nothing to refuse).
 FREE = {"--exclude"}

@@ -55,9 +55,17 @@ def test_refined_mesh_lies_on_the_surface(shape):
 
 
 def test_topology_plan(tiny_field):
-    """Automatic: a third of the band grid for open-surface extraction of a band-grid field,
-    the full grid otherwise."""
-    assert topology_plan(tiny_field, ExtractConfig(resolution=64), signed=False) == (16, 2)
+    """Automatic: two thirds of the band grid for open-surface extraction of a band-grid field
+    with refined close sheets (a third without: fields written before refinement), the full
+    grid otherwise."""
+    import copy
+    import dataclasses
+
+    assert tiny_field.config.refine_factor > 1
+    assert topology_plan(tiny_field, ExtractConfig(resolution=64), signed=False) == (31, 1)
+    old = copy.copy(tiny_field)
+    old.config = dataclasses.replace(tiny_field.config, refine_factor=0)
+    assert topology_plan(old, ExtractConfig(resolution=64), signed=False) == (16, 2)
     assert topology_plan(tiny_field, ExtractConfig(resolution=64), signed=True) == (64, 0)
     assert topology_plan(tiny_field, ExtractConfig(resolution=64, topology_resolution=64), signed=False) == (64, 0)
     assert topology_plan(tiny_field, ExtractConfig(resolution=256, topology_resolution=100), signed=True) == (100, 1)
@@ -68,10 +76,9 @@ def test_topology_plan(tiny_field):
 
 
 def test_fitted_garment_topology(bundled_tee):
-    """The T-shirt fitted on a 96-cell band grid: extracted on that grid directly it gets spurious
-    holes where two layers of cloth pass within a cell (8 boundary loops, 65 inconsistent edges
-    measured); with the topology from a third of it, its 4 loops (neck, hem, sleeves) and one
-    consistently wound piece."""
+    """The T-shirt fitted on a 96-cell band grid: its 4 loops (neck, hem, sleeves) and one
+    consistently wound piece, with the topology from two thirds of the grid (the automatic choice
+    for a field with refined close sheets) and on the full grid."""
     from deepcsp.fields import FieldConfig
     from deepcsp.fit import FitConfig, fit_surface
     from deepcsp.io import load_surface
@@ -79,9 +86,11 @@ def test_fitted_garment_topology(bundled_tee):
     s = load_surface(bundled_tee)
     fld = fit_surface(s, FitConfig(eval_points=0, field=FieldConfig(resolution=96, coarse_resolution=32))).field
     r = extract_mesh(fld, ExtractConfig(resolution=96))
-    assert r.refine_passes == 2
+    assert (r.topology_resolution, r.refine_passes) == (63, 1)
     st = r.stats
     assert st.n_boundary_loops == 4 and st.n_components == 1 and st.n_inconsistent_edges == 0, st
     assert abs(st.area / mesh_stats(s.vertices, s.faces).area - 1.0) < 0.02
+    # with its close sheets refined the field is good enough for the full grid too (before
+    # refinement: 8 loops, 65 inconsistent edges)
     full = extract_mesh(fld, ExtractConfig(resolution=96, topology_resolution=96)).stats
-    assert full.n_boundary_loops > 4
+    assert full.n_boundary_loops == 4 and full.n_components == 1, full

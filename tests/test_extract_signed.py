@@ -57,19 +57,21 @@ def test_thin_wedge_watertight_where_pseudo_signs_leave_holes(res):
 
 def test_plate_thinner_than_a_cell_between_corner_planes():
     """A closed plate 0.14 cells thick that no grid corner lies in: corner signs alone see nothing
-    (empty mesh, as marching cubes would; the default); ``thin_parts`` flips the corners next to it from their CSP
-    directions and gets a closed surface of the plate's area."""
+    (``dilate=0``: empty mesh, as marching cubes would); the default contours the half-cell
+    dilation and snaps it back, and ``thin_parts`` flips the corners next to it from their CSP
+    directions: both give a closed surface of the plate's area."""
     import trimesh
 
     m = trimesh.creation.box(extents=(1.0, 1.0, 0.006))
     v, f = np.asarray(m.vertices), np.asarray(m.faces)
     field = ExactField(v, f)
-    assert extract_mesh(field, ExtractConfig(resolution=30)).stats.n_faces == 0
-    r = extract_mesh(field, ExtractConfig(resolution=30, thin_parts=True))
-    s = r.stats
-    assert r.n_thin_flips > 0 and s.n_components == 1, s
-    assert s.n_boundary_edges == 0 and s.n_inconsistent_edges == 0 and s.n_nonmanifold_edges == 0, s
-    assert abs(s.area / mesh_stats(v, f).area - 1) < 0.05, s
+    assert extract_mesh(field, ExtractConfig(resolution=30, dilate=0.0)).stats.n_faces == 0
+    for cfg in (ExtractConfig(resolution=30), ExtractConfig(resolution=30, dilate=0.0, thin_parts=True)):
+        r = extract_mesh(field, cfg)
+        s = r.stats
+        assert (r.n_thin_flips > 0) == cfg.thin_parts and s.n_components == 1, s
+        assert s.n_boundary_edges == 0 and s.n_inconsistent_edges == 0 and s.n_nonmanifold_edges == 0, s
+        assert abs(s.area / mesh_stats(v, f).area - 1) < 0.05, s
 
 
 def test_hollow_shell_inner_surface_faces_the_cavity():

@@ -48,7 +48,10 @@ def test_collocation_is_exact_at_active_vertices(tiny_fit, hemisphere):
     oracle = MeshOracle(hemisphere.normalized_vertices, hemisphere.faces)
     exact = oracle.query(v.double().numpy()).points
     pred = tiny_fit.field.closest_points_normalized(v).double().numpy()
-    assert np.abs(pred - exact).max() < 1e-5
+    # float32 vertex positions sit ~1e-4 of a cell off the vertex, which gives a neighbouring corner
+    # (on the rim, its closest point ~2 cells away) a weight of ~4e-4: up to ~2e-5 here
+    assert np.abs(pred - exact).max() < 5e-5
+    assert np.median(np.abs(pred - exact).max(1)) < 1e-6
 
 
 def test_fitted_error_is_small_and_reported(tiny_fit):

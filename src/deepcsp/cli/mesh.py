@@ -22,9 +22,10 @@ class MeshCommand:
     """Grid cells per side of the normalised cube (the detail of the mesh)."""
     topology_resolution: int = 0
     """Grid that decides the mesh's topology; the mesh is then refined by subdivision and CSP
-    projection up to ``--resolution``. 0 = automatic: a third of a fitted band grid's resolution for
-    open surfaces (no spurious holes where two layers pass within a band cell, but holes narrower
-    than ~2 of its cells close), else ``--resolution``. Set it to ``--resolution`` to disable."""
+    projection up to ``--resolution``. 0 = automatic: for open surfaces of a fitted band grid two
+    thirds of its resolution (a third for fields fitted without refinement of close sheets: fewer
+    spurious holes where two layers pass within a band cell, but holes and parts narrower than a few
+    of its cells close or break up), else ``--resolution``. Set it to ``--resolution`` to disable."""
     points: int = 0
     """Also write this many surface points to ``<output stem>_points.ply`` (0: none)."""
     points_output: Path | None = None
@@ -37,9 +38,13 @@ class MeshCommand:
     signs: bool = True
     """Fields fitted to a closed mesh: contour the stored inside/outside (watertight, outward);
     ``--no-signs`` uses the open-surface (pseudo-sign) path instead."""
+    dilate: float = 0.5
+    """Closed fields: contour the level ``signed distance = dilate`` grid cells, then snap onto the
+    surface, so that parts thinner than a cell come out closed instead of vanishing (gaps narrower
+    than about a cell close); 0 contours the surface itself."""
     thin_parts: bool = False
-    """Closed fields: also flip grid corners next to parts thinner than a cell (measured: lower
-    Chamfer on exact fields, mixed on fitted ones)."""
+    """Closed fields with ``--dilate 0``: flip grid corners next to parts thinner than a cell
+    (superseded by ``--dilate``)."""
     device: str = "cpu"
     """``cpu`` or ``cuda``."""
 
@@ -48,7 +53,7 @@ class MeshCommand:
 
     def check(self):
         """Refuse bad options before any work; returns the extraction config."""
-        from deepcsp._validate import OptionError, device, distinct_outputs, input_file, integer, output_path
+        from deepcsp._validate import OptionError, device, distinct_outputs, finite_float, input_file, integer, output_path
         from deepcsp.extract import ExtractConfig
         from deepcsp.extract.mesh import MAX_POINTS, MAX_RESOLUTION
         from deepcsp.io.surface import MESH_OUTPUT_SUFFIXES, POINT_OUTPUT_SUFFIXES
@@ -60,6 +65,7 @@ class MeshCommand:
             integer("--topology-resolution", self.topology_resolution, 4, MAX_RESOLUTION)
         integer("--points", self.points, 0, MAX_POINTS)
         integer("--min-component-faces", self.min_component_faces, 0, 2**31 - 1)
+        finite_float("--dilate", self.dilate, 0.0, 2.0)
         if self.points_output is not None and self.points == 0:
             raise OptionError("--points-output", "is set but --points is 0 (no points are written)")
         if self.points > 0:
@@ -74,6 +80,7 @@ class MeshCommand:
             side_cos=0.5 if self.creases else -1.0,
             use_signs=self.signs,
             thin_parts=self.thin_parts,
+            dilate=self.dilate,
         )
 
     def run(self) -> int:

@@ -10,6 +10,12 @@ makes a bump or a small closed blob, never a hole). Steps, normalised coordinate
 1. **Cells**: candidate cells (coarse to fine, :mod:`deepcsp.extract.sparse`), signed distances at
    all their corners. Corners on the grid's outer layer count as outside, so the surface closes
    inside the grid.
+1a. **Dilation** (``dilate``, default half a cell): a corner counts as inside when its signed
+   distance is below ``dilate`` (the level set ``d = dilate`` is contoured), and every crossing and
+   vertex is then moved onto the surface by CSP. A part thinner than a cell (a plate, a wing tip)
+   always has inside corners next to it, so it comes out closed, both sides snapped onto their own
+   side of the part, instead of vanishing between corners; the price is that gaps narrower than
+   about a cell between two parts close (as they may without it).
 1b. **Thin parts** (``thin_parts``): a part thinner than a cell that falls between two outside
    corners has no sign change; where the corners' CSP directions say such a part lies between them
    (:func:`_thin_flips`) one corner is made inside, so the part is kept (not marching cubes' loss).
@@ -46,8 +52,9 @@ from deepcsp.extract.sparse import candidate_cells
 class _SignedCorners:
     """Signed distances at evaluated grid corners, kept sorted by corner key."""
 
-    def __init__(self, fq: _Queries, resolution: int, origin: float):
+    def __init__(self, fq: _Queries, resolution: int, origin: float, dilate: float = 0.0):
         self.fq = fq
+        self.dilate = dilate
         self.R = resolution
         self.n1 = resolution + 1
         self.origin = origin
@@ -61,7 +68,7 @@ class _SignedCorners:
         if len(new) == 0:
             return
         ijk = _ijk(new, self.n1)
-        s = self.fq.signed(self.origin + ijk * (1.0 / self.R))
+        s = self.fq.signed(self.origin + ijk * (1.0 / self.R)) - self.dilate
         self.n_evaluations += len(new)
         border = ((ijk == 0) | (ijk == self.R)).any(1)
         s[border] = np.abs(s[border])  # the grid's outer layer is outside: the surface closes inside
@@ -375,6 +382,28 @@ def _noisy_crossings(
     return xs, flat_planes(smp, rows, j, rows)
 
 
+def _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v: int, h: float, rounds: int = 3):
+    """With ``dilate``, the dilated level set wraps round a part's sharp thin edge, and snapping
+    its vertices onto the surface lays several of them on the edge line: zero-area faces. Their
+    vertices go back to the mean of their (unsnapped) crossings on the dilated level set, which
+    rounds such an edge by up to ``dilate`` instead."""
+    from deepcsp.extract.topology import face_areas
+
+    if len(faces) == 0:
+        return vs, faces, quad_of
+    v0 = np.stack([np.bincount(labels, weights=np.repeat(xc, 4, axis=0)[:, d], minlength=n_v) for d in range(3)], -1)
+    v0 /= np.maximum(np.bincount(labels, minlength=n_v), 1)[:, None]
+    for _ in range(rounds):
+        bad = face_areas(vs, faces) <= 1e-6 * h * h
+        if not bad.any():
+            break
+        idx = np.unique(faces[bad])
+        vs = vs.copy()
+        vs[idx] = v0[idx]
+        faces, quad_of = _triangulate(quads, vs)
+    return vs, faces, quad_of
+
+
 def signed_dual_contour(
     fq: _Queries,
     resolution: int,
@@ -387,11 +416,13 @@ def signed_dual_contour(
     timings: dict | None = None,
     noisy_above: float = 0.05,
     noisy_samples: int = 9,
+    dilate: float = 0.0,
 ) -> PathMesh:
     """Closed, outward-oriented mesh of a closed field (see the module docstring).
 
     ``fq`` wraps a field with ``closed`` True; ``margin`` widens the coarse-to-fine test
-    (normalised units); ``sparse=False`` evaluates every corner of the dense grid.
+    (normalised units); ``sparse=False`` evaluates every corner of the dense grid; ``dilate``
+    (normalised units) is the level contoured before the vertices are snapped onto the surface.
     """
     import time
 
@@ -406,7 +437,7 @@ def signed_dual_contour(
     else:
         ax = np.arange(R, dtype=np.int64)
         cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
-    sc = _SignedCorners(fq, R, origin)
+    sc = _SignedCorners(fq, R, origin, dilate)
     sc.add(np.unique(_corner_keys(cells, stride)))
     flipped = _thin_flips(fq, cells, sc, stride, h, agree) if thin_parts else np.zeros(0, dtype=np.int64)
     n_cand = len(cells)
@@ -429,6 +460,10 @@ def signed_dual_contour(
     ia = sc.index(edges // 3)
     ib = sc.index(edges // 3 + stride[axis])
     bias, noise = _bias(fq, sc, ia, ib, axis, h, agree) if debias else (0.0, 0.0)
+    if dilate > 0 and noise > noisy_above * h:
+        # noisy distances place crossings by the tangent planes of samples straddling the surface,
+        # which the edges of a dilated level set do not: contour the surface itself
+        return signed_dual_contour(fq, resolution, origin, margin, sparse, debias, agree, thin_parts, timings, noisy_above, noisy_samples, 0.0)
     ua, ub = np.abs(sc.values[ia]), np.abs(sc.values[ib])
     den = ua + ub - 2.0 * bias
     t = np.where(den > 1e-12, (ua - bias) / np.where(den > 1e-12, den, 1.0), 0.5).clip(0.0, 1.0)
@@ -454,6 +489,8 @@ def signed_dual_contour(
     outward_minus = sc.values[ia] >= 0  # corner a outside: the normal points along -axis
     quads[outward_minus] = quads[outward_minus][:, ::-1]
     faces, quad_of = _triangulate(quads, vs)
+    if dilate > 0:
+        vs, faces, quad_of = _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v, h)
     if len(flipped):
         from_flip = np.isin(edges // 3, flipped) | np.isin(edges // 3 + stride[axis], flipped)
         faces = _drop_flip_only_components(faces, len(vs), from_flip[quad_of])

@@ -8,11 +8,15 @@ with respect to ``x`` (Jacobians, UDF gradients) come from autograd.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 import torch
 from torch import nn
+
+#: Most values (refined cells x sub-vertices per cell) a refined level may hold in memory.
+MAX_REFINED_VALUES = 2**24
 
 #: Corner offsets of a cell, in (x, y, z) order: (8, 3).
 _CORNERS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.long)
@@ -95,29 +99,96 @@ class FourierFeatures(nn.Module):
         return torch.cat([x, torch.sin(xf), torch.cos(xf)], dim=1)
 
 
+@dataclass
+class CellCorners:
+    """Interpolation data of the cells that points ``x (N, 3)`` fall in, on the finest level that
+    covers them (a refined cell's sub-cell, else a fine cell).
+
+    Attributes
+    ----------
+    ok : (N,) bool, all 8 corners stored (False: the point is outside the fine band).
+    weights : (N, 8) trilinear weights of the corners (``_CORNERS`` order).
+    values : (N, 8, C) corner values.
+    origin : (N, 3) position of each cell's lowest corner (normalised units).
+    size : (N,) cell size (normalised units).
+    """
+
+    ok: torch.Tensor
+    weights: torch.Tensor
+    values: torch.Tensor
+    origin: torch.Tensor
+    size: torch.Tensor
+    mixed: torch.Tensor | None = None
+    """(N,) bool: the cell may straddle two sheets (:func:`may_straddle`); None when not asked for."""
+
+
+def may_straddle(D: torch.Tensor, size: torch.Tensor, jump: float, offset: float) -> torch.Tensor:
+    """``(M,)`` bool: which cells (corner displacements ``D (M, 8, 3)``, sizes ``size (M,)``) may
+    straddle two sheets: their corners' closest points spread over more than ``jump / 2`` cells, or
+    one lies off corner 0's tangent plane by more than ``offset / 2`` cells. Elsewhere nearest-sheet
+    interpolation is plain trilinear interpolation."""
+    q = corner_offsets(size) + D
+    dq0 = q - q[:, :1]
+    out = dq0.norm(dim=2).amax(dim=1) > 0.5 * jump * size
+    if offset > 0:
+        l0 = D[:, 0].norm(dim=1)
+        n0 = D[:, 0] / l0.clamp(min=1e-12)[:, None]
+        o0 = (dq0 * n0[:, None, :]).sum(2).abs().amax(dim=1)
+        out |= (o0 > 0.5 * offset * size) & (l0 > 0.05 * size)
+    return out
+
+
+def corner_offsets(size: torch.Tensor) -> torch.Tensor:
+    """``(N, 8, 3)`` corner positions relative to the lowest corner of cells of sizes ``size (N,)``."""
+    return _CORNERS.to(size.device, size.dtype)[None] * size[:, None, None]
+
+
 class BandGrid(nn.Module):
     """A fine grid stored only at ``active`` vertices (a band around the surface), backed by a
-    dense coarse grid elsewhere. Returns ``(N, channels)``; a point uses the fine grid when all
-    8 corners of its fine cell are active.
+    dense coarse grid elsewhere, with an optional finer level in selected fine cells. Returns
+    ``(N, channels)``; a point uses the fine grid when all 8 corners of its fine cell are active,
+    and the refined level when its fine cell is refined.
 
     Parameters
     ----------
     res, coarse_res : vertices per axis of the fine and coarse grids.
     channels : values per vertex.
     n_active : number of active fine vertices (their flat ids live in the ``active`` buffer).
+    refine : sub-cells per fine cell along each axis in refined cells (``refine + 1``^3 values per
+        refined cell; 0 or 1: no refined level).
+    n_refined : number of refined fine cells (their lowest corners' flat ids live in ``refined``).
     """
 
-    def __init__(self, res: int, coarse_res: int, channels: int, n_active: int, half: float = 0.5):
+    def __init__(self, res: int, coarse_res: int, channels: int, n_active: int, half: float = 0.5, refine: int = 0, n_refined: int = 0):
         super().__init__()
         self.res, self.coarse_res, self.half, self.channels = res, coarse_res, half, channels
+        self.refine = int(refine) if refine and refine > 1 else 0
         self.register_buffer("active", torch.zeros(n_active, dtype=torch.int64))
         self.values = nn.Parameter(torch.zeros(n_active, channels))
         self.coarse = DenseGrid(coarse_res, channels, half)
         self._table: torch.Tensor | None = None
+        self._cellref: torch.Tensor | None = None
+        self._straddle: dict = {}
+        # Refined level: flat ids of the refined cells' lowest corners (sorted) and, per refined
+        # cell, the values at its (refine + 1)^3 sub-vertices (corners included, duplicated
+        # between neighbours in memory; saved once per sub-vertex).
+        n_ref = n_refined if self.refine else 0
+        self.register_buffer("refined", torch.zeros(n_ref, dtype=torch.int64), persistent=False)
+        self.register_buffer("fine", torch.zeros(n_ref, (self.refine + 1) ** 3 if self.refine else 0, channels), persistent=False)
         # Inside/outside bits (closed inputs only): True = outside, per active fine row and per
         # coarse vertex; empty when the field is unsigned. Saved as packed bit masks.
         self.register_buffer("outside", torch.zeros(0, dtype=torch.bool), persistent=False)
         self.register_buffer("coarse_outside", torch.zeros(0, dtype=torch.bool), persistent=False)
+
+    @property
+    def h(self) -> float:
+        """Fine cell size (normalised units)."""
+        return 2 * self.half / (self.res - 1)
+
+    @property
+    def n_refined(self) -> int:
+        """Number of refined fine cells."""
+        return int(self.refined.numel())
 
     @property
     def has_sides(self) -> bool:
@@ -149,12 +220,48 @@ class BandGrid(nn.Module):
         return (trilinear_weights(f) * sd).sum(1)
 
     def set_active(self, ids: torch.Tensor, values: torch.Tensor) -> None:
-        """Replace the active set (flat ids ``(M,)``) and their values ``(M, channels)``."""
+        """Replace the active set (flat ids ``(M,)``) and their values ``(M, channels)``; drops the
+        refined level and the inside/outside bits (they belong to the old rows)."""
         self.active = ids.to(torch.int64).to(self.values.device)
         self.values = nn.Parameter(values.to(self.values))
         self._table = None
+        self._straddle = {}
         self.outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)  # stale once the rows change
         self.coarse_outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)
+        self.set_refined(torch.zeros(0, dtype=torch.int64), torch.zeros(0, 0, self.channels))
+
+    def set_refined(self, cells: torch.Tensor, fine: torch.Tensor) -> None:
+        """Replace the refined level: lowest-corner flat ids ``cells (M,)`` (sorted, each a cell
+        whose 8 corners are active) and their sub-vertex values ``(M, (refine + 1)^3, channels)``
+        in :meth:`sub_vertex_ids` order."""
+        P = (self.refine + 1) ** 3 if self.refine else 0
+        if len(cells) and (not self.refine or fine.shape != (len(cells), P, self.channels)):
+            raise ValueError(f"refined values must have shape ({len(cells)}, {P}, {self.channels}), got {tuple(fine.shape)}")
+        self.refined = cells.to(torch.int64).to(self.values.device)
+        self.fine = fine.to(self.values.device, self.values.dtype).reshape(len(cells), P, self.channels)
+        self._cellref = None
+        self._straddle = {}
+
+    def sub_vertex_ids(self, cells: torch.Tensor) -> torch.Tensor:
+        """``(M, (refine + 1)^3)`` flat ids, on the grid of ``(res - 1) refine + 1`` vertices per
+        axis, of the sub-vertices of cells with lowest-corner flat ids ``cells (M,)``."""
+        K, R = self.refine, self.res
+        R2 = (R - 1) * K + 1
+        i, j, k = cells // (R * R), (cells // R) % R, cells % R
+        a = torch.arange(K + 1, device=cells.device)
+        sa = (a[:, None, None] * R2 * R2 + a[None, :, None] * R2 + a[None, None, :]).reshape(-1)
+        return ((i * K * R2 + j * K) * R2 + k * K)[:, None] + sa[None]
+
+    def sub_vertex_positions(self, ids: torch.Tensor) -> torch.Tensor:
+        """Positions ``(M, 3)`` (float64) of refined-level sub-vertices with flat ids ``ids``."""
+        R2 = (self.res - 1) * self.refine + 1
+        ijk = torch.stack([ids // (R2 * R2), (ids // R2) % R2, ids % R2], 1)
+        return ijk.to(torch.float64) * (2 * self.half / (R2 - 1)) - self.half
+
+    def _corner_locals(self) -> torch.Tensor:
+        """Indices, among a refined cell's sub-vertices, of the cell's 8 corners (``_CORNERS`` order)."""
+        K = self.refine
+        return (_CORNERS[:, 0] * (K + 1) + _CORNERS[:, 1]) * (K + 1) * K + _CORNERS[:, 2] * K
 
     def table(self) -> torch.Tensor:
         """Dense ``(res^3,)`` int32 lookup from flat vertex id to row of ``values`` (-1 if inactive)."""
@@ -163,6 +270,27 @@ class BandGrid(nn.Module):
             t[self.active] = torch.arange(len(self.active), dtype=torch.int32, device=t.device)
             self._table = t
         return self._table
+
+    def cellref(self) -> torch.Tensor:
+        """``(n_active,)`` int32: for the row of a cell's lowest corner, the cell's index among the
+        refined cells (-1 if not refined)."""
+        if self._cellref is None or self._cellref.device != self.values.device:
+            c = torch.full((len(self.active),), -1, dtype=torch.int32, device=self.values.device)
+            if self.n_refined:
+                c[self.table()[self.refined].long()] = torch.arange(self.n_refined, dtype=torch.int32, device=c.device)
+            self._cellref = c
+        return self._cellref
+
+    def _straddle_memo(self, jump: float, offset: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Memo of :func:`may_straddle` per fine cell (by the row of its lowest corner,
+        ``(n_active,)``) and per refined sub-cell (``(n_refined * refine^3,)``): int8, -1 where not
+        computed yet. Reset when the thresholds or the values change."""
+        key = (float(jump), float(offset), self.values._version, self.values.device)
+        if self._straddle.get("key") != key:
+            dev = self.values.device
+            self._straddle = {"key": key, "fine": torch.full((len(self.active),), -1, dtype=torch.int8, device=dev),
+                              "sub": torch.full((self.n_refined * self.refine**3,), -1, dtype=torch.int8, device=dev)}
+        return self._straddle["fine"], self._straddle["sub"]
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         # Active ids are stored losslessly as a packed bit mask over the res^3 vertices
@@ -175,10 +303,37 @@ class BandGrid(nn.Module):
         if self.has_sides:
             destination[prefix + "outside_mask"] = torch.from_numpy(np.packbits(self.outside.detach().cpu().numpy()))
             destination[prefix + "coarse_outside_mask"] = torch.from_numpy(np.packbits(self.coarse_outside.detach().cpu().numpy()))
+        if self.n_refined:
+            # refined cells as a bit mask over their lowest corners; each sub-vertex's value once
+            # (cell corners are fine vertices, already in ``values``), in increasing id order
+            cells = self.refined.detach().cpu()
+            cmask = np.zeros(self.res**3, dtype=bool)
+            cmask[cells.numpy()] = True
+            destination[prefix + "refined_mask"] = torch.from_numpy(np.packbits(cmask))
+            ids, inner = self._inner_sub_vertices(cells)
+            first = np.unique(ids.numpy(), return_index=True)[1]
+            destination[prefix + "fine_values"] = self.fine.detach().cpu()[:, inner].reshape(-1, self.channels)[torch.from_numpy(first)].clone()
+
+    def _inner_sub_vertices(self, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat ids ``(M * S,)`` of the refined cells' sub-vertices that are not cell corners, and
+        their local indices ``(S,)``."""
+        inner = torch.ones((self.refine + 1) ** 3, dtype=torch.bool)
+        inner[self._corner_locals()] = False
+        inner = torch.nonzero(inner).squeeze(1)
+        return self.sub_vertex_ids(cells)[:, inner].reshape(-1), inner
+
+    def n_sub_vertices(self, cells: torch.Tensor) -> int:
+        """Number of distinct non-corner sub-vertices of refined cells ``cells`` (what a field file stores)."""
+        if not self.refine or len(cells) == 0:
+            return 0
+        return int(torch.unique(self._inner_sub_vertices(cells.cpu())[0]).numel())
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         self._table = None
+        self._cellref = None
+        self._straddle = {}
         sides = [state_dict.pop(prefix + k, None) for k in ("outside_mask", "coarse_outside_mask")]
+        refined = [state_dict.pop(prefix + k, None) for k in ("refined_mask", "fine_values")]
         key = prefix + "active_mask"
         if key in state_dict:
             packed = state_dict.pop(key).cpu().numpy().astype(np.uint8)
@@ -198,30 +353,103 @@ class BandGrid(nn.Module):
         else:
             self.outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)
             self.coarse_outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)
+        self._load_refined(prefix, *refined, error_msgs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _load_refined(self, prefix: str, packed, values, error_msgs: list) -> None:
+        """Rebuild the refined level from a cell mask and the values of its non-corner sub-vertices."""
+        if packed is None and values is None:
+            self.set_refined(torch.zeros(0, dtype=torch.int64), torch.zeros(0, 0, self.channels))
+            return
+        if packed is None or values is None or not self.refine:
+            error_msgs.append(f"{prefix}refined level needs refined_mask, fine_values and refine > 1")
+            return
+        packed = packed.cpu().numpy().astype(np.uint8).reshape(-1)
+        if len(packed) != (self.res**3 + 7) // 8:
+            error_msgs.append(f"{prefix}refined_mask holds {len(packed)} bytes, expected {(self.res**3 + 7) // 8}")
+            return
+        cells = torch.from_numpy(np.flatnonzero(np.unpackbits(packed, count=self.res**3)).astype(np.int64))
+        P = (self.refine + 1) ** 3
+        if len(cells) * P > MAX_REFINED_VALUES or (self.refined.numel() and len(cells) != self.refined.numel()):
+            error_msgs.append(f"{prefix}refined_mask marks {len(cells)} cells (expected {self.refined.numel()}, at most {MAX_REFINED_VALUES // P})")
+            return
+        rows = self.table()[corner_ids(torch.stack([cells // self.res**2, (cells // self.res) % self.res, cells % self.res], 1), self.res)].long()
+        if (rows < 0).any():
+            error_msgs.append(f"{prefix}refined cells must have 8 active corners")
+            return
+        ids, inner = self._inner_sub_vertices(cells)
+        uniq, inv = torch.unique(ids, return_inverse=True)
+        if tuple(values.shape) != (len(uniq), self.channels):
+            error_msgs.append(f"{prefix}fine_values has shape {tuple(values.shape)}, the refined cells need ({len(uniq)}, {self.channels})")
+            return
+        fine = torch.zeros(len(cells), P, self.channels, dtype=self.values.dtype)
+        fine[:, inner] = values.to(fine.dtype)[inv].reshape(len(cells), -1, self.channels)
+        fine[:, self._corner_locals()] = self.values.detach().cpu()[rows]
+        self.set_refined(cells, fine)
+
+    def cells(self, x: torch.Tensor, refined: bool = True, sheets: tuple[float, float] | None = None) -> CellCorners:
+        """Corner data of the cells points ``x (N, 3)`` fall in (see :class:`CellCorners`): the
+        refined level's sub-cell where the fine cell is refined (unless ``refined`` is False),
+        else the fine cell; with ``sheets = (jump, offset)`` also which cells may straddle two
+        sheets (:func:`may_straddle`, remembered per cell)."""
         i0, f = cell_coordinates(x, self.res, self.half)
         rows = self.table()[corner_ids(i0, self.res)].long()  # (N, 8)
-        fine_ok = (rows >= 0).all(dim=1)
+        ok = (rows >= 0).all(dim=1)
         w = trilinear_weights(f)
-        fine = torch.einsum("nk,nkc->nc", w, self.values[rows.clamp(min=0)])
-        if bool(fine_ok.all()):
+        vals = self.values[rows.clamp(min=0)]
+        h = self.h
+        origin = i0.to(x.dtype) * h - self.half
+        size = torch.full((len(x),), h, dtype=x.dtype, device=x.device)
+        memo_key = rows[:, 0].clamp(min=0)  # a cell's lowest corner row (sub-cells: offset below)
+        memo_sub = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        if refined and self.n_refined:
+            cr = torch.where(ok, self.cellref()[rows[:, 0].clamp(min=0)], -1)
+            m = torch.nonzero(cr >= 0).squeeze(1)
+            if len(m):
+                K = self.refine
+                sub = f[m] * K
+                s0 = sub.detach().floor().clamp(0, K - 1)
+                sf = sub - s0
+                loc = s0.long()[:, None, :] + _CORNERS.to(x.device)[None]
+                idx = (loc[..., 0] * (K + 1) + loc[..., 1]) * (K + 1) + loc[..., 2]
+                flat = self.fine.reshape(-1, self.channels)
+                vals = vals.index_copy(0, m, flat[cr[m].long()[:, None] * (K + 1) ** 3 + idx].to(vals.dtype))
+                w = w.index_copy(0, m, trilinear_weights(sf))
+                origin = origin.index_copy(0, m, origin[m] + s0 * (h / K))
+                size = size.index_copy(0, m, torch.full((len(m),), h / K, dtype=x.dtype, device=x.device))
+                sc = (s0[:, 0] * K + s0[:, 1]) * K + s0[:, 2]
+                memo_key = memo_key.index_copy(0, m, cr[m].long() * K**3 + sc.long())
+                memo_sub[m] = True
+        mixed = None
+        if sheets is not None:
+            # which cells may straddle two sheets, computed once per cell and remembered
+            with torch.no_grad():
+                fine_memo, sub_memo = self._straddle_memo(*sheets)
+                known = torch.full((len(x),), -1, dtype=torch.int8, device=x.device)
+                if len(fine_memo):
+                    known = torch.where(memo_sub, known, fine_memo[memo_key.clamp(max=len(fine_memo) - 1)])
+                if len(sub_memo):
+                    known = torch.where(memo_sub, sub_memo[memo_key.clamp(max=len(sub_memo) - 1)], known)
+                todo = torch.nonzero(ok & (known < 0)).squeeze(1)
+                if len(todo):
+                    flag = may_straddle(vals[todo].detach(), size[todo], *sheets).to(torch.int8)
+                    known = known.index_copy(0, todo, flag)
+                    sub = memo_sub[todo]
+                    fine_memo[memo_key[todo][~sub]] = flag[~sub]
+                    sub_memo[memo_key[todo][sub]] = flag[sub]
+                mixed = (known > 0) & ok
+        return CellCorners(ok, w, vals, origin, size, mixed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.cells(x)
+        fine = torch.einsum("nk,nkc->nc", c.weights, c.values)
+        if bool(c.ok.all()):
             return fine
         coarse = self.coarse(x)
-        return torch.where(fine_ok[:, None], fine, coarse)
-
-    def corners(self, x: torch.Tensor):
-        """Per-point fine-cell data for custom interpolation: ``ok (N,)`` (all 8 corners active),
-        trilinear weights ``(N, 8)``, corner values ``(N, 8, C)`` and the cells' lowest corners
-        ``i0 (N, 3)`` (corner k sits at ``(i0 + CORNERS[k]) * h - half``)."""
-        i0, f = cell_coordinates(x, self.res, self.half)
-        rows = self.table()[corner_ids(i0, self.res)].long()
-        ok = (rows >= 0).all(dim=1)
-        return ok, trilinear_weights(f), self.values[rows.clamp(min=0)], i0
+        return torch.where(c.ok[:, None], fine, coarse)
 
     def corner_offsets(self, dtype=torch.float32) -> torch.Tensor:
-        """(8, 3) corner offsets from a cell's lowest corner, in normalised units."""
-        return _CORNERS.to(self.values.device, dtype) * (2 * self.half / (self.res - 1))
+        """(8, 3) corner offsets from a fine cell's lowest corner, in normalised units."""
+        return _CORNERS.to(self.values.device, dtype) * self.h
 
     def fine_mask(self, x: torch.Tensor) -> torch.Tensor:
         """(N,) bool: which points are served by the fine grid."""

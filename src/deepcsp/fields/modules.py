@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
 import torch
@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepcsp._validate import Fields, OptionError
-from deepcsp.fields.encodings import BandGrid, FourierFeatures, MultiResGrid
+from deepcsp.fields.encodings import MAX_REFINED_VALUES, BandGrid, CellCorners, FourierFeatures, MultiResGrid, corner_offsets, may_straddle
 
 #: Largest band-grid resolution (vertices per axis): its lookup table holds res^3 int32 (4 GiB at 1024).
 MAX_BAND_RESOLUTION = 1024
@@ -46,8 +46,20 @@ class FieldConfig:
     sheet_jump: float = 3.0
     """nearest_sheet: corners whose closest points lie further apart than this many fine cells
     belong to different sheets."""
+    sheet_offset: float = 0.1
+    """nearest_sheet: corners whose closest points lie off the nearest corner's tangent plane by
+    more than this many fine cells (beyond what the sheet's curvature explains) belong to another
+    sheet (close sheets, thin parts); 0 = off."""
     n_active: int = 0
     """band_grid: number of active fine vertices (set by fitting)."""
+    refine_factor: int = 4
+    """band_grid: fine cells where two sheets pass within a cell or two of each other (thin parts,
+    close layers, folds) are split into this many sub-cells along each axis, with exact closest
+    points at their vertices (0 or 1: no refinement)."""
+    n_refined: int = 0
+    """band_grid: number of refined fine cells (set by fitting)."""
+    n_subvertices: int = 0
+    """band_grid: number of stored refined-level vertices, cell corners excluded (set by fitting)."""
     levels: int = 4
     """multires_grid: number of levels."""
     features: int = 4
@@ -70,7 +82,11 @@ class FieldConfig:
         res = f.integer("resolution", 2, MAX_BAND_RESOLUTION)
         f.integer("coarse_resolution", 2, MAX_DENSE_RESOLUTION)
         f.number("sheet_jump", 0.0, 1e6, min_open=True)
+        f.number("sheet_offset", 0.0, 1e6)
         f.integer("n_active", 0, min(res**3, MAX_ACTIVE))
+        k = f.integer("refine_factor", 0, 8)
+        f.integer("n_refined", 0, min(res**3, MAX_REFINED_VALUES // (k + 1) ** 3))
+        f.integer("n_subvertices", 0, MAX_REFINED_VALUES)
         f.integer("levels", 1, 16)
         f.integer("features", 1, 64)
         base = f.integer("base_resolution", 2, MAX_DENSE_RESOLUTION)
@@ -93,6 +109,7 @@ class FieldConfig:
         if unknown:
             raise ValueError(f"unknown field config keys {sorted(unknown)}")
         d = dict(d)
+        d.setdefault("refine_factor", 0)  # written before the refined level existed
         if "hidden" in d:
             d["hidden"] = tuple(int(h) for h in d["hidden"])
         return cls(**d)
@@ -119,7 +136,7 @@ def _n_out(config: FieldConfig) -> int:
 def build_encoder_head(config: FieldConfig) -> tuple[nn.Module, nn.Module]:
     n_out = _n_out(config)
     if config.encoding == "band_grid":
-        return BandGrid(config.resolution, config.coarse_resolution, n_out, config.n_active, config.half), nn.Identity()
+        return BandGrid(config.resolution, config.coarse_resolution, n_out, config.n_active, config.half, config.refine_factor, config.n_refined), nn.Identity()
     if config.encoding == "multires_grid":
         enc = MultiResGrid(config.levels, config.features, config.base_resolution, config.max_resolution, config.half)
         return enc, _mlp(enc.out_dim, config.hidden, n_out)
@@ -134,6 +151,57 @@ def build_encoder_head(config: FieldConfig) -> tuple[nn.Module, nn.Module]:
                 nn.init.zeros_(m.bias)
         return nn.Identity(), head
     raise ValueError(f"unknown encoding {config.encoding!r}")
+
+
+#: Nearest-sheet rule: a corner's closest point may lie off the reference tangent plane by this
+#: fraction of the distance between the closest points times the sine of the angle between their
+#: normals (a curved sheet) and still belong to the same sheet.
+CURVATURE_ALLOWANCE = 0.5
+
+
+def sheet_weights(x: torch.Tensor, cell: CellCorners, jump: float, offset: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest-sheet weights ``(N, 8)`` and normal correction ``(N, 3)`` of points ``x (N, 3)`` in
+    the cells ``cell`` (trilinear weights, corner displacements, lowest corners and sizes), with
+    the sheet thresholds ``jump`` and ``offset`` in cells; see :meth:`CSPNet.corner_weights`."""
+    w, D = cell.weights, cell.values
+    test = cell.mixed if cell.mixed is not None else may_straddle(D, cell.size, jump, offset)
+    mixed = torch.nonzero(test).squeeze(1)
+    corr = torch.zeros_like(x)
+    if len(mixed) == 0:
+        return w, corr
+    xm, wm, Dm, hm = x[mixed], w[mixed], D[mixed], cell.size[mixed][:, None]
+    lm = Dm.norm(dim=2)
+    nm = Dm / lm.clamp(min=1e-12)[..., None]
+    vm = cell.origin[mixed][:, None, :] + corner_offsets(hm[:, 0])
+    qm = vm + Dm
+    rel = xm[:, None, :] - qm
+    d_plane = (rel * nm).sum(2).abs()
+    d_plane = torch.where(lm > 0.05 * hm, d_plane, rel.norm(dim=2))
+    best = d_plane.argmin(dim=1)
+    ar = torch.arange(len(xm), device=x.device)
+    q_best, n_best = qm[ar, best], nm[ar, best]
+    dq = qm - q_best[:, None, :]
+    keep = torch.sigmoid((jump * hm - dq.norm(dim=2)) / (0.25 * hm))
+    if offset > 0:
+        # another sheet: a closest point off the reference tangent plane (or the reference's off
+        # its own plane) by more than ``offset`` cells plus what the sheet's curvature explains
+        along = (dq * n_best[:, None, :]).sum(2)
+        o_own = (dq * nm).sum(2).abs()
+        o = torch.maximum(along.abs(), torch.where(lm > 0.05 * hm, o_own, along.abs()))
+        sin = torch.linalg.cross(nm, n_best[:, None, :].expand_as(nm), dim=2).norm(dim=2)
+        tangential = (dq - along[..., None] * n_best[:, None, :]).norm(dim=2)
+        tol = offset * hm + CURVATURE_ALLOWANCE * tangential * sin
+        keep = keep * torch.sigmoid((tol - o) / (0.25 * offset * hm))
+    # The 1e-2 floor keeps a corner's own value at its vertex (exact collocation).
+    ww = wm * (1e-2 + keep)
+    ww = ww / ww.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    if offset > 0:
+        # the kept corners' blend reproduces a plane only at their weighted centroid: remove the
+        # normal component of the query's offset from it (exact for a flat sheet, zero when no
+        # corner is dropped)
+        vbar = (ww[..., None] * vm).sum(1)
+        corr = corr.index_copy(0, mixed, -n_best * ((xm - vbar) * n_best).sum(1, keepdim=True))
+    return w.index_copy(0, mixed, ww), corr
 
 
 class CSPNet(nn.Module):
@@ -160,54 +228,40 @@ class CSPNet(nn.Module):
         return x - d * direction
 
 
-    def corner_weights(self, x: torch.Tensor):
-        """Band-grid cell data with the interpolation weights actually used: ``ok (N,)`` (all 8
-        corners active), weights ``(N, 8)`` (trilinear, or nearest-sheet where a cell straddles two
-        sheets), corner displacements ``(N, 8, 3)`` and lowest corners ``i0 (N, 3)``.
+    def corner_weights(self, x: torch.Tensor, refined: bool = True) -> tuple[CellCorners, torch.Tensor]:
+        """Band-grid cell data (:class:`~deepcsp.fields.encodings.CellCorners`: the refined level's
+        sub-cell where there is one, unless ``refined`` is False) with the interpolation weights
+        actually used (trilinear, or nearest-sheet where a cell straddles two sheets), and the
+        normal correction ``(N, 3)`` added to the blend; ``CSP(x) = x + sum_i w_i D_i + correction``.
 
         Nearest-sheet selection (see ``FieldConfig.interpolation``): corner i (position v_i, stored
-        displacement D_i, closest point q_i = v_i + D_i) proposes x + D_i. The corner i* whose
-        tangent plane (through q_i, normal D_i/|D_i|) is nearest to x names the sheet; corners whose
-        closest point lies more than ``sheet_jump * h`` from q_{i*} belong to another sheet (the
-        cell straddles the medial axis) and are dropped: weights
-        ``w_i (0.01 + sigmoid((sheet_jump h - |q_i - q_i*|) / (h/4)))``, renormalised. Cells whose
-        corners' closest points all lie within ``sheet_jump * h / 2`` of corner 0's keep trilinear
-        weights.
+        displacement D_i, closest point q_i = v_i + D_i, normal n_i = D_i/|D_i|, cell size h). The
+        corner i* whose tangent plane is nearest to x names the sheet; corner i belongs to another
+        sheet when ``|q_i - q_i*| > sheet_jump h`` (across a medial axis) or when q_i lies off i*'s
+        tangent plane (or q_i* off i's) by more than ``sheet_offset h + 0.5 |t| sin(n_i, n_i*)``
+        (``t`` the tangential part of ``q_i - q_i*``: what a curved sheet explains), i.e. a parallel
+        sheet or the other side of a thin part closer than the jump. Weights
+        ``w_i (0.01 + s_jump s_offset)`` (sigmoids of the two margins), renormalised; the kept
+        corners' blend is then moved along n_i* by ``-n_i* . (x - sum_i w_i v_i)``, which makes it
+        exact for a flat sheet whichever corners were kept. Cells whose corners' closest points all
+        lie within ``sheet_jump h / 2`` of corner 0's and within ``sheet_offset h / 2`` of its
+        tangent plane keep trilinear weights.
         """
-        enc = self.encoder
-        ok, w, D, i0 = enc.corners(x)
-        if self.config.interpolation != "nearest_sheet":
-            return ok, w, D, i0
-        h = 2 * enc.half / (enc.res - 1)
-        off = enc.corner_offsets(x.dtype)
-        # Only cells whose corners' closest points (q_k - q_0 = off_k + D_k - D_0) spread over more
-        # than half the jump threshold can straddle two sheets (a few percent of band queries).
-        spread = (off[None] + D - D[:, :1]).norm(dim=2).amax(dim=1)
-        mixed = torch.nonzero(spread > 0.5 * self.config.sheet_jump * h).squeeze(1)
-        if len(mixed):
-            xm, wm, Dm = x[mixed], w[mixed], D[mixed]
-            qm = i0[mixed].to(x.dtype)[:, None, :] * h - enc.half + off[None] + Dm
-            length = Dm.norm(dim=2, keepdim=True)
-            n = Dm / length.clamp(min=1e-12)
-            rel = xm[:, None, :] - qm
-            d_plane = (rel * n).sum(2).abs()
-            d_plane = torch.where(length[..., 0] > 0.05 * h, d_plane, rel.norm(dim=2))
-            best = d_plane.argmin(dim=1)
-            q_best = qm[torch.arange(len(xm), device=x.device), best]
-            jump = (qm - q_best[:, None, :]).norm(dim=2)
-            # The 1e-2 floor keeps a corner's own value at its vertex (exact collocation).
-            ww = wm * (1e-2 + torch.sigmoid((self.config.sheet_jump * h - jump) / (0.25 * h)))
-            ww = ww / ww.sum(dim=1, keepdim=True).clamp(min=1e-12)
-            w = w.index_copy(0, mixed, ww)
-        return ok, w, D, i0
+        c = self.config
+        cell = self.encoder.cells(x, refined=refined, sheets=(c.sheet_jump, c.sheet_offset) if c.interpolation == "nearest_sheet" else None)
+        corr = torch.zeros_like(x)
+        if self.config.interpolation == "nearest_sheet":
+            w, corr = sheet_weights(x, cell, self.config.sheet_jump, self.config.sheet_offset)
+            cell = replace(cell, weights=w)
+        return cell, corr
 
     def _nearest_sheet(self, x: torch.Tensor) -> torch.Tensor:
         """Band-grid interpolation with nearest-sheet selection (see :meth:`corner_weights`)."""
-        ok, w, D, _ = self.corner_weights(x)
-        fine = x + torch.bmm(w[:, None, :], D)[:, 0]
-        if bool(ok.all()):
+        cell, corr = self.corner_weights(x)
+        fine = x + torch.bmm(cell.weights[:, None, :], cell.values)[:, 0] + corr
+        if bool(cell.ok.all()):
             return fine
-        return torch.where(ok[:, None], fine, x + self.encoder.coarse(x))
+        return torch.where(cell.ok[:, None], fine, x + self.encoder.coarse(x))
 
     @property
     def has_sides(self) -> bool:
@@ -231,17 +285,17 @@ class CSPNet(nn.Module):
         if not self.has_sides:
             raise ValueError("this field stores no inside/outside bits")
         enc = self.encoder
-        ok, w, D, i0 = self.corner_weights(x)
-        d = -torch.bmm(w[:, None, :], D)[:, 0]  # x - CSP(x)
-        h = 2 * enc.half / (enc.res - 1)
-        q = i0.to(x.dtype)[:, None, :] * h - enc.half + enc.corner_offsets(x.dtype)[None] + D
+        cell, _ = self.corner_weights(x, refined=False)
+        ok, w, D = cell.ok, cell.weights, cell.values
+        d = x - self(x)  # the finest level's closest point (the coarse grid's outside the band)
+        h = enc.h
+        q = cell.origin[:, None, :] + enc.corner_offsets(x.dtype)[None] + D
         o = -D / D.norm(dim=2, keepdim=True).clamp(min=1e-12) * enc.corner_sides(x)[..., None]
         rel = x[:, None, :] - q
         vote = (w * torch.sign((rel * o).sum(2)) / (rel.norm(dim=2) + 0.1 * h)).sum(1)
         sign = torch.where(vote < 0, -1.0, 1.0).to(x.dtype)
         if not bool(ok.all()):
             far = ~ok
-            d = torch.where(far[:, None], -enc.coarse(x), d)
             sign = torch.where(far, torch.where(enc.coarse_signed(x) < 0, -1.0, 1.0).to(x.dtype), sign)
         return sign * d.norm(dim=1)
 
@@ -265,6 +319,15 @@ class UDFNet(nn.Module):
             u = self.distance(xg)
             (g,) = torch.autograd.grad(u.sum(), xg, create_graph=create_graph)
         return xg - u[:, None] * F.normalize(g, dim=1, eps=1e-12)
+
+
+def synced_config(config: FieldConfig, module: nn.Module) -> FieldConfig:
+    """``config`` with the sizes that fitting sets (``n_active``, ``n_refined``, ``n_subvertices``)
+    taken from ``module``'s band grid (unchanged for other encodings)."""
+    enc = getattr(module, "encoder", None)
+    if config.encoding != "band_grid" or not isinstance(enc, BandGrid):
+        return config
+    return replace(config, n_active=int(enc.active.numel()), n_refined=enc.n_refined, n_subvertices=enc.n_sub_vertices(enc.refined))
 
 
 def build_module(config: FieldConfig) -> nn.Module:

@@ -17,14 +17,16 @@ import numpy as np
 import torch
 
 from deepcsp.errors import DeepCSPError
+from deepcsp.fields import codec
 from deepcsp.fields.files import check_finite, read_weights, write_weights
-from deepcsp.fields.modules import FieldConfig, _n_out, build_module
+from deepcsp.fields.modules import FieldConfig, _n_out, build_module, synced_config
 from deepcsp.geometry.closest import make_oracle
 from deepcsp.geometry.inside import is_watertight, outside_mask
 from deepcsp.geometry.normalize import Normalization
 
 FORMAT = "deepcsp-field"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 (refined level, quantised values) reads version 1 files too."""
 
 
 @dataclass
@@ -145,7 +147,7 @@ class NeuralField(Field):
 
     def __init__(self, module: torch.nn.Module, config: FieldConfig, normalization: Normalization, device: str | torch.device = "cpu", meta: dict | None = None):
         self.module = module.to(device).eval()
-        self.config = config
+        self.config = synced_config(config, module)
         self.kind = config.kind
         self.normalization = normalization
         self.device = torch.device(device)
@@ -240,8 +242,10 @@ class ExactField(Field):
 
 def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization: Normalization, meta: dict | None = None, half: bool = True) -> Path:
     """Save a field as one ``.safetensors`` file (atomic: temp file + rename); band-grid values
-    are stored as float16 unless ``half`` is False."""
+    are quantised to 1/128 of a fine cell (:mod:`deepcsp.fields.codec`) unless ``half`` is False
+    (then stored as float32)."""
     path = Path(path)
+    config = synced_config(config, module)
     header = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -252,12 +256,13 @@ def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     compressed = {}
     if half and config.encoding == "band_grid":
-        # Grid values are displacements/distances of at most ~0.1 in normalised units, so float16
-        # keeps them to ~3e-5 (0.003% of a unit diagonal); they are read back as float32. Values
-        # and the active mask are then zlib-compressed (bytes shuffled by significance first):
-        # measured 9.1 MB -> 5.3 MB on the bundled T-shirt.
-        tensors = {k: v.half() if k.endswith("values") else v for k, v in tensors.items()}
-        for k in [k for k in tensors if k.endswith("values") or k.endswith("_mask")]:
+        # Grid values (displacements of at most ~0.1 normalised units, a few for the coarse grid)
+        # are quantised to 1/128 of a fine cell and stored as zlib'd second differences along
+        # runs of consecutive vertices (deepcsp.fields.codec); masks are zlib'd bytes.
+        step = module.encoder.h / codec.STEPS_PER_CELL
+        for k in [k for k in tensors if k.endswith("values")]:
+            tensors[k + ".zlib"], compressed[k] = codec.encode(tensors.pop(k), _value_runs(k, tensors, module.encoder), step)
+        for k in [k for k in tensors if k.endswith("_mask")]:
             tensors[k + ".zlib"], compressed[k] = _compress(tensors.pop(k))
     header["compressed"] = compressed
     return write_weights(path, tensors, header)
@@ -271,13 +276,17 @@ def load_field(path, device: str = "cpu") -> NeuralField:
     try:
         config = FieldConfig.from_dict(header["config"])  # bounded sizes (FieldConfig checks them)
         expected = _compressed_shapes(config)
-        for key, spec in header.get("compressed", {}).items():
+        module = build_module(config)
+        specs = header.get("compressed", {})
+        # masks first: the quantised values' runs follow from them
+        for key in sorted(specs, key=lambda k: isinstance(specs[k], dict) and specs[k].get("codec") == codec.CODEC):
+            spec = specs[key]
             try:
-                tensors[key] = _decompress(tensors.pop(key + ".zlib"), spec, expected.get(key))
+                runs = _value_runs(key, tensors, module.encoder, config) if isinstance(spec, dict) and spec.get("codec") == codec.CODEC else None
+                tensors[key] = _decompress(tensors.pop(key + ".zlib"), spec, expected.get(key), runs)
             except (KeyError, ValueError, TypeError, zlib.error) as exc:
                 raise ValueError(f"{key}: {exc}") from None
         normalization = Normalization.from_dict(header["normalization"])
-        module = build_module(config)
         module.load_state_dict(tensors, strict=True)
     except Exception as exc:
         raise DeepCSPError(f"field header or weights do not match ({' '.join(str(exc).split())[:300]})", path) from None
@@ -305,6 +314,8 @@ def _compressed_shapes(config: FieldConfig) -> dict[str, list[int]]:
     n, fine, coarse = config.n_active, config.resolution**3, config.coarse_resolution**3
     return {
         "encoder.values": [n, c],
+        "encoder.fine_values": [config.n_subvertices, c],
+        "encoder.refined_mask": [(fine + 7) // 8],
         "encoder.coarse.values": [coarse, c],
         "encoder.active_mask": [(fine + 7) // 8],
         "encoder.outside_mask": [(n + 7) // 8],
@@ -312,14 +323,43 @@ def _compressed_shapes(config: FieldConfig) -> dict[str, list[int]]:
     }
 
 
-def _decompress(blob: torch.Tensor, spec: dict, expected: list[int] | None = None) -> torch.Tensor:
-    """Inverse of :func:`_compress`. The shape in ``spec`` must equal ``expected`` (from the
-    config) and stay under :data:`MAX_INFLATED_BYTES` before anything is allocated; zlib inflates
-    at most that many bytes (a crafted stream cannot run further)."""
+def _value_runs(key: str, tensors: dict, encoder, config: FieldConfig | None = None) -> np.ndarray:
+    """Run flags (:func:`deepcsp.fields.codec.runs`) of a band grid's value tensor ``key``: over
+    its active vertices, refined-level vertices or coarse vertices, from the (decoded) masks in
+    ``tensors`` or, when saving, from ``encoder`` itself. With ``config`` (loading) the masks'
+    counts must match it."""
+    if key == "encoder.coarse.values":
+        return codec.runs(np.arange(encoder.coarse_res**3))
+    if key == "encoder.values":
+        if config is None:
+            return codec.runs(encoder.active.cpu().numpy())
+        ids = np.flatnonzero(np.unpackbits(tensors["encoder.active_mask"].numpy().astype(np.uint8), count=encoder.res**3))
+        if len(ids) != config.n_active:
+            raise ValueError(f"active_mask marks {len(ids)} vertices, the config says {config.n_active}")
+        return codec.runs(ids)
+    if key == "encoder.fine_values":
+        if config is None:
+            cells = encoder.refined.cpu()
+        else:
+            cells = torch.from_numpy(np.flatnonzero(np.unpackbits(tensors["encoder.refined_mask"].numpy().astype(np.uint8), count=encoder.res**3)))
+            if len(cells) != config.n_refined:
+                raise ValueError(f"refined_mask marks {len(cells)} cells, the config says {config.n_refined}")
+        return codec.runs(torch.unique(encoder._inner_sub_vertices(cells)[0]).numpy())
+    raise ValueError("no runs for this tensor")
+
+
+def _decompress(blob: torch.Tensor, spec: dict, expected: list[int] | None = None, runs: np.ndarray | None = None) -> torch.Tensor:
+    """Inverse of :func:`_compress` (or of :func:`deepcsp.fields.codec.encode`, given the value
+    runs). The shape in ``spec`` must equal ``expected`` (from the config) and stay under
+    :data:`MAX_INFLATED_BYTES` before anything is allocated; zlib inflates at most that many bytes
+    (a crafted stream cannot run further)."""
     if expected is None:
         raise ValueError(f"unexpected compressed tensor (spec {str(spec)[:80]})")
-    dtype = np.dtype(spec["dtype"])
-    if dtype not in (np.dtype("float16"), np.dtype("float32"), np.dtype("uint8")):
+    quantised = spec.get("codec") == codec.CODEC
+    if "codec" in spec and not quantised:
+        raise ValueError(f"unknown codec {str(spec['codec'])[:40]!r}")
+    dtype = np.dtype("uint32") if quantised else np.dtype(spec["dtype"])
+    if dtype not in (np.dtype("float16"), np.dtype("float32"), np.dtype("uint8"), np.dtype("uint32")):
         raise ValueError(f"unsupported compressed dtype {spec['dtype']!r}")
     shape = [int(n) for n in spec["shape"]]
     if shape != list(expected):
@@ -332,5 +372,7 @@ def _decompress(blob: torch.Tensor, spec: dict, expected: list[int] | None = Non
     raw = inflater.decompress(blob.numpy().tobytes(), size + 1)
     if len(raw) != size or inflater.unconsumed_tail:
         raise ValueError(f"compressed tensor holds {'more than ' if len(raw) > size or inflater.unconsumed_tail else ''}{len(raw)} bytes, expected {size}")
+    if quantised:
+        return codec.decode(raw, shape, runs if runs is not None else np.zeros(shape[0] if shape else 1, dtype=bool), float(spec["step"]))
     a = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, count).T.copy().view(dtype).reshape(shape)
     return torch.from_numpy(a)

@@ -1,0 +1,72 @@
+"""Compact storage of band-grid values: uniform quantisation, second differences along runs of
+consecutive grid vertices, zlib.
+
+A band grid's values (closest-point displacements) are piecewise linear along a grid row, so
+their second differences along the row are zero except where the closest point changes face,
+edge or sheet. Values are rounded to multiples of ``step`` (at most ``step / 2`` off per
+component), then within each run of consecutive vertex ids the integers are replaced by their
+second differences (the first of a run kept as is, the second as ``x_1 - 2 x_0``), zigzag-mapped
+to unsigned int32, byte-shuffled (byte k of every value together) and deflated. Decoding is the
+inverse: two segmented cumulative sums. Measured on the dev meshes: about half the bytes of the
+float16 + zlib storage it replaces at a fine-cell step of 1/128.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+
+#: Codec name written into a field file's compression spec.
+CODEC = "delta2-q"
+#: Quantisation step as a fraction of the fine cell: values are stored to within half of it.
+STEPS_PER_CELL = 128
+
+
+def runs(ids: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: which entries of the sorted ids ``(N,)`` continue a run (``ids[i] == ids[i-1] + 1``)."""
+    ids = np.asarray(ids)
+    out = np.zeros(len(ids), dtype=bool)
+    out[1:] = ids[1:] == ids[:-1] + 1
+    return out
+
+
+def _segmented_cumsum(v: np.ndarray, cont: np.ndarray) -> np.ndarray:
+    """Cumulative sums of ``v (N, C)`` restarted where ``cont`` is False."""
+    cs = np.cumsum(v, axis=0)
+    start = np.flatnonzero(~cont)
+    run = np.cumsum(~cont) - 1
+    base = (cs[start] - v[start])[run]
+    return cs - base
+
+
+def encode(values: torch.Tensor, cont: np.ndarray, step: float) -> tuple[torch.Tensor, dict]:
+    """Compressed bytes (uint8 tensor) and spec of ``values (N, C)`` (float), with run flags
+    ``cont (N,)`` (:func:`runs`) and quantisation ``step``."""
+    v = values.detach().cpu().double().numpy().reshape(len(values), -1)
+    q = np.round(v / step).astype(np.int64)
+    c = np.asarray(cont, dtype=bool)[:, None]
+    a = q - np.where(c, np.roll(q, 1, axis=0), 0)
+    b = a - np.where(c, np.roll(a, 1, axis=0), 0)
+    if len(b) and np.abs(b).max() >= 2**31:
+        raise ValueError(f"values too large for step {step:g} (|residual| {int(np.abs(b).max())})")
+    z = ((b << 1) ^ (b >> 63)).astype(np.uint32)
+    raw = np.ascontiguousarray(z.reshape(-1).view(np.uint8).reshape(-1, 4).T).tobytes()
+    blob = np.frombuffer(zlib.compress(raw, 9), dtype=np.uint8).copy()
+    return torch.from_numpy(blob), {"shape": list(values.shape), "dtype": "float32", "codec": CODEC, "step": float(step)}
+
+
+def decode(raw: bytes, shape: list[int], cont: np.ndarray, step: float) -> torch.Tensor:
+    """Inverse of :func:`encode` for the inflated bytes ``raw`` (``4 * prod(shape)`` of them)."""
+    n = shape[0] if shape else 1
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if len(cont) != n:
+        raise ValueError(f"run flags for {len(cont)} entries, the tensor has {n}")
+    if not np.isfinite(step) or step <= 0:
+        raise ValueError(f"quantisation step must be positive, got {step!r}")
+    z = np.frombuffer(raw, np.uint8).reshape(4, count).T.copy().view(np.uint32).reshape(n, -1).astype(np.int64)
+    b = (z >> 1) ^ -(z & 1)
+    cont = np.asarray(cont, dtype=bool)
+    q = _segmented_cumsum(_segmented_cumsum(b, cont), cont)
+    return torch.from_numpy((q * step).astype(np.float32).reshape(shape))
