@@ -377,20 +377,20 @@ class PointSetSurface:
         """``(M,)`` bool, False where ``points`` lie further than ``distance`` from the surface, by
         two cheap tests: every surface point has a sample within about two spacings (plus the
         noise), so a point whose nearest sample is further than ``distance`` plus that reach is
-        far; then the distance to the patch of the nearest sample (within a spacing of the
-        blended surface) must not exceed ``distance`` by more than a spacing."""
+        far; then the distance to the patch of the nearest sample (close to the blended surface
+        near it) must not exceed ``distance`` by more than a quarter spacing plus the noise."""
         s90 = float(np.quantile(self.spacing, 0.9))
         d, _ = self.tree.query(points, k=1, workers=-1, distance_upper_bound=distance + 2.0 * s90 + 3.0 * self.summary.noise)
         near = np.flatnonzero(np.isfinite(d))
         with _flush_denormals():
             approx = np.concatenate([self._nearest_patch_distance(points[near[i : i + 65536]]) for i in range(0, len(near), 65536)]) if len(near) else np.zeros(0)
         keep = np.zeros(len(points), bool)
-        keep[near[approx <= distance + s90]] = True
+        keep[near[approx <= distance + 0.25 * s90 + 3.0 * self.summary.noise]] = True
         return keep
 
     def _nearest_patch_distance(self, q: np.ndarray) -> np.ndarray:
         """``(M,)`` distance of ``q`` to the patch of its nearest sample (an approximation of the
-        distance to the surface, within about a spacing)."""
+        distance to the surface)."""
         _, idx = self.tree.query(q, k=1, workers=-1)
         idx = idx.reshape(len(q), 1)
         p = self.patches
