@@ -333,6 +333,7 @@ class PointSetSurface:
         self.config = config
         self.summary = summary
         self.vertices, self.faces = points, None  # oracle interface
+        self._area_spacing = None
         self.progress = None
         """Called as ``progress(done, total)`` while :meth:`project` works through its chunks."""
         self._frames = torch.from_numpy(patches.frames)
@@ -471,13 +472,31 @@ class PointSetSurface:
         angles = np.sort(np.arctan2((off * frames[:, None, 1]).sum(-1), (off * frames[:, None, 0]).sum(-1)), axis=1)
         return np.diff(np.concatenate([angles, angles[:, :1] + 2 * np.pi], 1), axis=1).max(1)
 
+    def _in_hole(self, x: np.ndarray, outward: np.ndarray, nearest: np.ndarray, empty: float = 1.75) -> np.ndarray:
+        """``(M,)`` bool: ``x`` lies in a disc without samples of radius ``empty`` spacings or more,
+        larger than any gap of random sampling (measured: at most 1.55 spacings among 3,000-10,000
+        uniform samples, 1.7 among 100,000), so a hole the cloud has, not one it missed: probed at
+        ``x`` and at half and one spacing further ``outward`` (away from the samples). The spacing
+        is the median over the 32 samples nearest to sample ``nearest`` (a rim sample's own is
+        inflated by the hole)."""
+        if self._area_spacing is None:
+            _, ii = self.tree.query(self.points, k=min(32, len(self.points)), workers=-1)
+            self._area_spacing = np.median(self.spacing[ii], axis=1)
+        spacing = self._area_spacing[nearest]
+        hole = np.zeros(len(x), bool)
+        for t in (0.0, 0.5, 1.0):
+            d, _ = self.tree.query(x + t * spacing[:, None] * outward, k=1, workers=-1)
+            hole |= (d > empty * spacing) & (t * spacing < d - 0.5 * spacing)
+        return hole
+
     def _clamp_to_boundary(self, x: np.ndarray, steps: int = 3) -> np.ndarray:
         """Move foot points beyond the samples' edge back along the surface onto it.
 
         A foot point is beyond an edge when the density ratio (:meth:`_density_ratio`) is below
         ``boundary_density`` and its nearest samples leave an angular gap over 150 degrees (a
-        sampling gap inside the surface has samples all around; a true edge has none outside), or
-        when the ratio is below half of ``boundary_density`` anyway. It then moves to the ``boundary_density`` level by
+        sampling gap inside the surface has samples all around; a true edge has none outside) or
+        it lies in a hole wider than sampling gaps are (:meth:`_in_hole`), or when the ratio is
+        below half of ``boundary_density`` anyway. It then moves to the ``boundary_density`` level by
         Newton steps along the tangential gradient, each followed by a projection."""
         theta = self.config.boundary_density
         ratio, inward, _, nearest = self._density_ratio(x)
@@ -485,6 +504,7 @@ class PointSetSurface:
         if not out.any():
             return x
         beyond = (self._angular_gap(x[out], nearest[out]) > np.radians(150.0)) | (ratio[out] < 0.5 * theta)
+        beyond[~beyond] = self._in_hole(x[out][~beyond], -inward[out][~beyond], nearest[out][~beyond])
         out[np.flatnonzero(out)[~beyond]] = False
         xo = x[out]
         for _ in range(steps):

@@ -45,7 +45,14 @@ class ReconstructionConfig:
     min_component_samples: float = 20.0
     """Drop pieces of the mesh smaller than this many samples' share of area (spacing squared):
     sign or sheet errors of a few grid vertices, never a part the cloud samples."""
-    closed_test: float = 0.002
+    hole_loop: float = 8.0
+    """A closed surface whose first (unsigned) mesh has a boundary loop longer than this many sample
+    spacings has holes (the point-set surface opens holes at least 3.5 spacings wide): they are
+    cut out of its closed mesh again (``hole_spacings``)."""
+    hole_spacings: float = 1.75
+    """After a closed extraction, faces whose centroid lies further than this many sample spacings
+    from every sample are dropped (they span a hole of the cloud; random gaps are narrower)."""
+    closed_test: float = 0.005
     """A surface whose first mesh has generalised winding numbers in (0.1, 0.9) at no more than this
     share of the grid's vertices away from it is closed: it gets inside/outside bits and is
     extracted on them (watertight). 0: never."""
@@ -60,6 +67,8 @@ class ReconstructionConfig:
             raise OptionError("ReconstructionConfig.mesh_resolution", f"must be 0 (automatic) or at least 8, got {self.mesh_resolution}")
         f.number("closed_test", 0.0, 1.0)
         f.number("min_component_samples", 0.0, 1e9)
+        f.number("hole_spacings", 0.0, 1e6)
+        f.number("hole_loop", 0.0, 1e9)
 
 
 @dataclass
@@ -93,16 +102,54 @@ def reconstruct_cloud(surface, config: ReconstructionConfig = ReconstructionConf
     if progress is not None:
         progress({"stage": f"extracting a mesh at resolution {res}"})
     mesh = extract_mesh(fld, ExtractConfig(resolution=res))
-    if config.closed_test > 0 and isinstance(fld, NeuralField) and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test):
-        if progress is not None:
-            progress({"stage": "the surface is closed: extracting it again on inside/outside signs (watertight)"})
-        mesh = extract_mesh(fld, ExtractConfig(resolution=res))
     vertices, faces = mesh.vertices, mesh.faces
+    if config.closed_test > 0 and isinstance(fld, NeuralField) and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test):
+        holes = cloud is not None and _longest_boundary(mesh.vertices, mesh.faces) > config.hole_loop * cloud.spacing / fld.normalization.scale
+        if progress is not None:
+            progress({"stage": f"the surface is closed{' but for holes' if holes else ''}: extracting it again on inside/outside signs"})
+        mesh = extract_mesh(fld, ExtractConfig(resolution=res))
+        vertices, faces = mesh.vertices, mesh.faces
+        if holes:
+            vertices, faces = _trim_holes(vertices, faces, surface.vertices, config.hole_spacings)
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
     t2 = time.perf_counter()
     return CloudReconstruction(vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0})
+
+
+def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Length of the longest boundary loop of a mesh (0 when closed)."""
+    from deepcsp.extract.topology import _edges, boundary_cycles
+
+    he, key, _ = _edges(faces, len(vertices))
+    _, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
+    boundary = he[count[inverse] == 1]
+    if len(boundary) == 0:
+        return 0.0
+    _, label, _ = boundary_cycles(boundary, len(vertices))
+    return float(np.bincount(label, weights=np.linalg.norm(vertices[boundary[:, 0]] - vertices[boundary[:, 1]], axis=1)).max())
+
+
+def _trim_holes(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, empty: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reopen the holes of a cloud after a closed extraction (input units): drop the faces that
+    span them, whose centroids lie further than ``empty`` local sample spacings (the median
+    spacing of the 32 samples nearest to them) from every sample: gaps of random sampling are
+    narrower (:meth:`deepcsp.geometry.pointset.PointSetSurface._in_hole`)."""
+    from scipy.spatial import cKDTree
+
+    from deepcsp.geometry.pointset import local_spacing
+
+    if len(faces) == 0:
+        return vertices, faces
+    tree = cKDTree(points)
+    spacing = local_spacing(points, tree)
+    gap, _ = tree.query(vertices[faces].mean(1), k=1, workers=-1)
+    _, near = tree.query(vertices[faces].mean(1), k=min(32, len(points)), workers=-1)
+    span = gap > empty * np.median(spacing[near], axis=1)
+    if not span.any():
+        return vertices, faces
+    return remove_small_components(vertices, faces[~span], min_faces=1)
 
 
 def close_if_closed(fld: NeuralField, resolution: int = 128, ambiguous_max: float = 0.002) -> bool:
