@@ -459,7 +459,15 @@ def signed_dual_contour(
     axis = edges % 3
     ia = sc.index(edges // 3)
     ib = sc.index(edges // 3 + stride[axis])
-    bias, noise = _bias(fq, sc, ia, ib, axis, h, agree) if debias else (0.0, 0.0)
+    if dilate > 0:
+        # bias and noise from the edges that cross the surface itself (those of the dilated level
+        # set straddle thin parts whole, whose thickness would read as noise)
+        ea = _cell_edges(cells, n1)
+        ja, jb = sc.index(ea // 3), sc.index(ea // 3 + stride[ea % 3])
+        cut = (sc.values[ja] + dilate < 0) != (sc.values[jb] + dilate < 0)
+        bias, noise = _bias(fq, sc, ja[cut], jb[cut], ea[cut] % 3, h, agree) if debias else (0.0, 0.0)
+    else:
+        bias, noise = _bias(fq, sc, ia, ib, axis, h, agree) if debias else (0.0, 0.0)
     if dilate > 0 and noise > noisy_above * h:
         # noisy distances place crossings by the tangent planes of samples straddling the surface,
         # which the edges of a dilated level set do not: contour the surface itself
@@ -491,6 +499,15 @@ def signed_dual_contour(
     faces, quad_of = _triangulate(quads, vs)
     if dilate > 0:
         vs, faces, quad_of = _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v, h)
+        # crossings clipped to a grid corner can put two dual vertices on the same point: weld
+        # them (their faces go; the surface stays closed)
+        from deepcsp.extract.topology import face_areas
+
+        if (face_areas(vs, faces) <= 1e-12 * h * h).any():
+            _, first, inv = np.unique(np.round(vs / (1e-9 * h)).astype(np.int64), axis=0, return_index=True, return_inverse=True)
+            faces = inv.reshape(-1)[faces]
+            keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+            vs, faces, quad_of = vs[first], faces[keep], quad_of[keep]
     if len(flipped):
         from_flip = np.isin(edges // 3, flipped) | np.isin(edges // 3 + stride[axis], flipped)
         faces = _drop_flip_only_components(faces, len(vs), from_flip[quad_of])
