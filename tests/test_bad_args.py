@@ -29,7 +29,6 @@ from deepcsp.cli.main import _WHERE, _one_command, main
 
 #: Subcommands the corpus does not cover, with the reason.
 NOT_COVERED = {
-    "reconstruct": "validated by the point-cloud rewrite (issue in progress), with deepcsp._validate",
     "view": "an interactive server with its own issue; its ViewConfig validates itself",
 }
 
@@ -44,6 +43,8 @@ BASE = {
     "demo": ([], {"--output": ["OUT/demo"]}),
     "prepare": (["MESHDIR"], {"--output": ["OUT/data"], "--quiet": []}),
     "train": (["DATA"], {"--output": ["OUT/run"], "--quiet": []}),
+    "reconstruct": (["POINTS"], {"--output": ["OUT/r.ply"], "--quiet": []}),
+    "train-local": (["MESHDIR"], {"--output": ["OUT/local"], "--train": ["spot.obj"], "--val": ["spot_val.obj"], "--quiet": []}),
 }
 
 #: Output options: the suffix of a valid file name, or "/" for a folder.
@@ -59,6 +60,9 @@ OUTPUTS = {
     ("demo", "--output"): "/",
     ("prepare", "--output"): "/",
     ("train", "--output"): "/",
+    ("reconstruct", "--output"): ".ply",
+    ("reconstruct", "--field"): ".safetensors",
+    ("train-local", "--output"): "/",
 }
 #: Input options (positional ones by field name): (placeholder of a valid value, fixed suffixes?).
 INPUTS = {
@@ -72,8 +76,11 @@ INPUTS = {
     ("demo", "--shape"): ("MESH", True),
     ("prepare", "mesh_dir"): ("MESHDIR", None),
     ("train", "data_dir"): ("DATA", None),
+    ("reconstruct", "input"): ("POINTS", True),
+    ("reconstruct", "--model"): ("FIELD", True),
+    ("train-local", "meshes"): ("MESHDIR", None),
 }
-#: Options for which 0 is a documented, valid value.
+#: Options for which 0 is a documented, valid value ("command --flag" for one command only).
 ZERO_OK = {
     "--points", "--topology-resolution", "--min-component-faces", "--turntable", "--threads", "--seed", "--procedural",
     "--time-budget", "--config.seed", "--config.threads", "--config.max-steps", "--config.time-budget",
@@ -84,7 +91,10 @@ ZERO_OK = {
     "--config.model.padding", "--config.augment.crop-probability", "--config.augment.noise",
     "--render.trace.refine-max", "--render.trace.flip-cos", "--render.shading.ambient", "--render.shading.specular",
     "--dilate", "--config.field.sheet-offset", "--config.field.refine-factor", "--config.field.n-refined",
-    "--config.field.n-subvertices",
+    "--config.field.n-subvertices", "--config.cloud.resolution", "--config.cloud.projection-above",
+    "--config.cloud.surface.patch-neighbors", "--config.cloud.surface.patch-degree", "--config.cloud.surface.boundary-density",
+    "reconstruct --resolution", "reconstruct --field-resolution", "--surface.patch-neighbors", "--surface.patch-degree", "--surface.boundary-density",
+    "--config.data.clean-fraction", "--config.data.outlier-fraction", "--config.data.offset-fraction",
 }
 #: Options that take any value of their type (nothing to refuse).
 FREE = {"--exclude"}
@@ -110,6 +120,10 @@ CLASHES = [
     ("prepare", {0: None}, {"--procedural": ["0"]}, "--procedural"),
     ("train", {}, {"--output": ["DATA"]}, "--output"),
     ("train", {0: "EMPTYDIR"}, {}, "EMPTYDIR"),
+    ("reconstruct", {}, {"--output": ["OUT/r.ply"], "--field": ["OUT/r.ply"]}, "--field"),
+    ("reconstruct", {}, {"--output": ["POINTS"]}, "--output"),
+    ("train-local", {}, {"--val": ["spot.obj"]}, "--val"),
+    ("train-local", {}, {"--train": ["missing.obj"]}, "--train"),
 ]
 try:  # an MP4 turntable needs imageio-ffmpeg: refused up front (not after rendering every frame)
     import imageio_ffmpeg  # noqa: F401
@@ -152,12 +166,16 @@ def options(command: str) -> list[Option]:
     return out
 
 
-def _ints(flag: str) -> list[str]:
-    return ([] if flag in ZERO_OK else ["0"]) + ["-1", "99999999999999999999", "1.5", "abc"]
+def _zero_ok(command: str, flag: str) -> bool:
+    return flag in ZERO_OK or f"{command} {flag}" in ZERO_OK
 
 
-def _floats(flag: str) -> list[str]:
-    return ([] if flag in ZERO_OK else ["0"]) + ["-1e9", "1e300", "nan", "inf", "abc"]
+def _ints(flag: str, zero_ok: bool) -> list[str]:
+    return ([] if zero_ok else ["0"]) + ["-1", "99999999999999999999", "1.5", "abc"]
+
+
+def _floats(flag: str, zero_ok: bool) -> list[str]:
+    return ([] if zero_ok else ["0"]) + ["-1e9", "1e300", "nan", "inf", "abc"]
 
 
 def _devices() -> list[str]:
@@ -194,9 +212,11 @@ def cases_of(opt: Option) -> list[tuple[list[str], str]]:
     if t is bool:
         return []  # switches: --x / --no-x take no value
     if t is int:
-        return [([v], flag) for v in _ints(flag)]
+        return [([v], flag) for v in _ints(flag, _zero_ok(opt.command, flag))]
     if t is float:
-        return [([v], flag) for v in _floats(flag)]
+        return [([v], flag) for v in _floats(flag, _zero_ok(opt.command, flag))]
+    if t is str and flag.endswith(".model"):  # a model file named by a string of a config
+        return [(["missing.safetensors"], flag), (["AFILE"], flag)]
     if t is str:
         assert flag.endswith("device"), f"{flag}: a string option the corpus does not know"
         return [([v], flag) for v in _devices()]
@@ -248,6 +268,7 @@ def sandbox(tmp_path_factory, tiny_field):
     spot = Path(__file__).resolve().parents[1] / "src" / "deepcsp" / "data" / "spot.obj"
     (src / "spot.obj").write_bytes(spot.read_bytes())
     (src / "meshes" / "spot.obj").write_bytes(spot.read_bytes())
+    (src / "meshes" / "spot_val.obj").write_bytes(spot.read_bytes())
     (src / "spot.json").write_text("{}")
     (src / "unknown.abc").write_text("x")
     tiny_field.save(src / "f.safetensors")

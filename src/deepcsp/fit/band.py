@@ -20,7 +20,7 @@ REFINE_OFFSET = 0.1
 #: At most about this many refined-level values per fine vertex (the closest sheets go first):
 #: bounds the fit time and the file (scans with thin features everywhere would otherwise triple
 #: both: dragon_stanford_20k flags 23,600 cells, 1.9M sub-vertices for 0.6M fine vertices).
-REFINE_BUDGET = 0.25
+REFINE_BUDGET = 0.5
 
 
 @dataclass

@@ -26,8 +26,10 @@ class CloudConfig:
     projection: Literal["auto", "learned", "off"] = "auto"
     """Project the points with the learned local CSP operator before the patches are fitted:
     ``auto`` when the estimated noise is at least ``projection_above`` sample spacings."""
-    projection_above: float = 0.1
-    """``auto`` projection: noise threshold, in sample spacings."""
+    projection_above: float = 0.35
+    """``auto`` projection: noise threshold, in sample spacings (the estimate reads curvature and
+    sparse sampling as noise: clean clouds of the dev meshes measure 0.01-0.34 spacings, and the
+    learned projection was measured to hurt them)."""
     model: str | None = None
     """Local CSP model (safetensors from ``deepcsp train-local``); None: the one shipped with deepcsp."""
 
@@ -41,6 +43,11 @@ class CloudConfig:
         f.number("band_cells", 1.0, 1000.0)
         f.literal("projection")
         f.number("projection_above", 0.0, 1e6)
+        if self.model is not None:
+            from pathlib import Path
+
+            if not (Path(self.model).is_file() and Path(self.model).suffix == ".safetensors"):
+                raise OptionError("CloudConfig.model", f"must be an existing .safetensors model file, got {self.model!r}")
 
 
 @dataclass

@@ -153,6 +153,7 @@ def _read(path: Path, max_elements: int, kind: str) -> tuple[np.ndarray, np.ndar
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
+_TEXT_BYTES = bytes([9, 10, 12, 13]) + bytes(range(32, 256))  # all but control characters
 
 
 def _check_header(path: Path, suffix: str, max_elements: int) -> None:
@@ -189,10 +190,16 @@ def _check_header(path: Path, suffix: str, max_elements: int) -> None:
             count, what = counts["face"], "faces"
         elif "vertex" in counts:
             count = counts["vertex"]
-    elif suffix == ".stl" and not head[:5].lower().startswith(b"solid") and len(head) >= 84:
+    elif suffix == ".stl" and not head[:5].lower().startswith(b"solid"):  # binary: 80-byte header, count, 50 bytes a face
+        size = path.stat().st_size
+        if size < 84:
+            raise DeepCSPError(f"is truncated or not a valid .stl file ({size} bytes, shorter than a binary STL header)", path)
         n = int(np.frombuffer(head[80:84], dtype="<u4")[0])
-        if path.stat().st_size == 84 + 50 * n:  # a consistent binary STL
-            count, what = n, "faces"
+        if size < 84 + 50 * n:
+            raise DeepCSPError(f"is truncated or not a valid .stl file (declares {n} triangles, {84 + 50 * n} bytes, but has {size})", path)
+        count, what = n, "faces"
+    elif suffix == ".obj" and head.translate(None, _TEXT_BYTES):  # a text decoder may read bytes as text without a vertex
+        raise DeepCSPError("is not a valid .obj file (control bytes in a text format)", path)
     elif suffix == ".gltf":
         import json
 

@@ -52,7 +52,7 @@ class ReconstructionConfig:
     hole_spacings: float = 1.75
     """After a closed extraction, faces whose centroid lies further than this many sample spacings
     from every sample are dropped (they span a hole of the cloud; random gaps are narrower)."""
-    closed_test: float = 0.005
+    closed_test: float = 0.002
     """A surface whose first mesh has generalised winding numbers in (0.1, 0.9) at no more than this
     share of the grid's vertices away from it is closed: it gets inside/outside bits and is
     extracted on them (watertight). 0: never."""
@@ -103,7 +103,8 @@ def reconstruct_cloud(surface, config: ReconstructionConfig = ReconstructionConf
         progress({"stage": f"extracting a mesh at resolution {res}"})
     mesh = extract_mesh(fld, ExtractConfig(resolution=res))
     vertices, faces = mesh.vertices, mesh.faces
-    if config.closed_test > 0 and isinstance(fld, NeuralField) and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test):
+    watertight = mesh.stats.n_boundary_edges == 0 and mesh.stats.n_nonmanifold_edges == 0  # nothing to close
+    if config.closed_test > 0 and not watertight and isinstance(fld, NeuralField) and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test):
         holes = cloud is not None and _longest_boundary(mesh.vertices, mesh.faces) > config.hole_loop * cloud.spacing / fld.normalization.scale
         if progress is not None:
             progress({"stage": f"the surface is closed{' but for holes' if holes else ''}: extracting it again on inside/outside signs"})

@@ -65,6 +65,10 @@ class LocalDataConfig:
         f.numbers("noise", 0.0, 1.0, min_open=True, min_len=2, max_len=2)
         for name in ("clean_fraction", "outlier_fraction", "offset_fraction"):
             f.number(name, 0.0, 1.0)
+        for name in ("points", "noise"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise OptionError(f"LocalDataConfig.{name}", f"is a range (low, high), got low {lo} above high {hi}")
 
 
 @dataclass
