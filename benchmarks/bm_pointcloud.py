@@ -280,9 +280,9 @@ def main() -> None:
             r = json.loads(line)
             done[(r["mesh"], r["setting"], r["method"], r["seed"])] = r
     if not args.summary_only:
-        for path in paths:
-            name = f"{path.parent.name}/{path.stem}"
-            for s in args.settings:
+        for s in args.settings:  # setting by setting: a partial run has whole settings
+            for path in paths:
+                name = f"{path.parent.name}/{path.stem}"
                 for m in args.methods:
                     key = (name, s, m, args.seed)
                     fresh = args.fresh is not None and (not args.fresh or m in args.fresh)

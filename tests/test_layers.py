@@ -1,4 +1,4 @@
-"""The layers point one way: geometry <- fields <- fit | render | extract | train <- cli.
+"""The layers point one way: geometry <- fields <- fit | render | extract | train <- view | pipelines <- cli.
 
 Checked twice: by import-linter's contract in pyproject.toml (``lint-imports`` of this venv, a dev
 dependency) and by an AST walk over the sources that needs nothing installed and also sees imports made
@@ -20,10 +20,13 @@ SRC = REPO / "src" / "deepcsp"
 TOP = ("fit", "render", "extract", "train")
 
 #: package -> packages it must not import
+UPPER = ("view", "pipelines", "cli")  # view and pipelines: one layer, independent of each other
 FORBIDDEN = {
-    "geometry": {"fields", "cli", *TOP},
-    "fields": {"cli", *TOP},
-    **{p: {"cli", *(set(TOP) - {p})} for p in TOP},
+    "geometry": {"fields", *UPPER, *TOP},
+    "fields": {*UPPER, *TOP},
+    **{p: {*UPPER, *(set(TOP) - {p})} for p in TOP},
+    "view": {"pipelines", "cli"},
+    "pipelines": {"view", "cli"},
 }
 
 
