@@ -81,7 +81,7 @@ DEFAULT_OFFSET = 0.02
 BACKOFF_REFINE = 2
 #: ``method="corners"``: vertices per axis of the stencil around CSP(p), proximity kernel width and
 #: plane-residual kernel width (fine cells). Measured at 4000 surface samples (median / p95 deg,
-#: benchmarks/RESULTS.md): sigma 0.5 / tau 0.02 gave spot 0.07 / 3.8, fish 0.42 / 3.4, tee_sim
+#: benchmarks/history/NOTES-2026-11.md, ad-hoc script not kept): sigma 0.5 / tau 0.02 gave spot 0.07 / 3.8, fish 0.42 / 3.4, tee_sim
 #: 0.10 / 4.3, demosthenes 0.53 / 8.4 (Jacobian normals: 0.78 / 8.6, 0.93 / 5.1, 0.93 / 9.8,
 #: 2.20 / 16.0); without the plane residual, 0.50 / 8.1, 0.77 / 5.0, 0.65 / 9.0, 1.73 / 16.6.
 #: A 2^3 stencil (the cell only) is ~4x faster with 0.04 / 4.1, 0.37 / 4.0, 0.06 / 4.7, 0.45 / 9.0.

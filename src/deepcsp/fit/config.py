@@ -64,7 +64,8 @@ class FitConfig:
     """Wall-clock seconds for the whole fit (sampling and ground truth included); 0 = no limit."""
     max_steps: int | None = None
     """Upper bound on optimisation steps; None = automatic: 0 for ``band_grid`` (collocation is
-    exact at the vertices, and gradient refinement was measured to overfit: see RESULTS.md),
+    exact at the vertices; gradient refinement was measured to overfit, with a script not kept:
+    benchmarks/history/NOTES-2026-11.md),
     100000 (so the time budget decides) for network encodings."""
     batch_size: int = 16384
     """Points per optimisation step."""
