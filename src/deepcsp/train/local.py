@@ -255,7 +255,8 @@ def _fit(train: Examples, val: Examples, run_dir: Path, config: LocalTrainConfig
         load_optimizer(opt, tensors, m["optimizer"])
         history, step, best, resumed = m["history"], int(m["step"]), float(m["best"]), True
     net = DDP(model) if info.world > 1 else model
-    t0 = time.perf_counter()
+    # seconds in the history count the whole run, resumed parts included (not the time lost to an interruption)
+    t0 = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
     for epoch in range(step // steps_per_epoch, config.epochs):
         # orders and flips are seeded by (seed, epoch): the same on every rank and after a resume
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
