@@ -10,7 +10,7 @@ from deepcsp.errors import DeepCSPError
 
 #: The settings, as the benchmark and the demo report them.
 SETTINGS = {
-    "bpa": "open3d ball pivoting: normals from 30 neighbours, oriented by orient_normals_consistent_tangent_plane(30); radii 1, 2, 4x the mean nearest-neighbour distance",
+    "bpa": "open3d ball pivoting: normals from 30 neighbours, oriented by orient_normals_consistent_tangent_plane(30) (on planar clouds, where its qhull step fails, along the thinnest axis); radii 1, 2, 4x the mean nearest-neighbour distance",
     "poisson": "open3d screened Poisson: the same normals, depth 9, vertices of the lowest 5% density removed, then faces more than 3 mean spacings from the input",
 }
 
@@ -36,7 +36,11 @@ def _cloud_with_normals(points: np.ndarray):
     o3d = _open3d()
     pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
     pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(30))
-    pc.orient_normals_consistent_tangent_plane(30)
+    try:
+        pc.orient_normals_consistent_tangent_plane(30)
+    except RuntimeError:  # its qhull step fails on a planar cloud: orient along the cloud's thinnest axis
+        centred = np.asarray(points, np.float64) - np.mean(points, axis=0)
+        pc.orient_normals_to_align_with_direction(np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)[2][2])
     spacing = float(np.asarray(pc.compute_nearest_neighbor_distance()).mean())
     return pc, spacing
 
