@@ -21,6 +21,9 @@ REFINE_OFFSET = 0.1
 #: bounds the fit time and the file (scans with thin features everywhere would otherwise triple
 #: both: dragon_stanford_20k flags 23,600 cells, 1.9M sub-vertices for 0.6M fine vertices).
 REFINE_BUDGET = 0.5
+#: ... but never fewer than this many refined cells (small grids, such as a garment at 96 vertices a
+#: side, need all their close-sheet cells: with the budget alone the fitted tee got 12 loops for 4).
+REFINE_MIN_CELLS = 4096
 
 
 @dataclass
@@ -176,7 +179,7 @@ def refine_close_sheets(grid: BandGrid, oracle, near: float = REFINE_NEAR, gap: 
     # within the budget, the cells whose sheets are closest first (a refined cell adds at most
     # (K+1)^3 - 8 values, fewer where refined cells share faces)
     K = grid.refine
-    most = int(budget * len(grid.active) / ((K + 1) ** 3 - 8))
+    most = max(int(budget * len(grid.active) / ((K + 1) ** 3 - 8)), REFINE_MIN_CELLS)
     if len(cells) > most:
         cells = cells[torch.argsort(sep, stable=True)[:most]]
     cells = torch.sort(cells)[0]
