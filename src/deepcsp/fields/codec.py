@@ -44,7 +44,8 @@ def _segmented_cumsum(v: np.ndarray, cont: np.ndarray) -> np.ndarray:
 def encode(values: torch.Tensor, cont: np.ndarray, step: float) -> tuple[torch.Tensor, dict]:
     """Compressed bytes (uint8 tensor) and spec of ``values (N, C)`` (float), with run flags
     ``cont (N,)`` (:func:`runs`) and quantisation ``step``."""
-    v = values.detach().cpu().double().numpy().reshape(len(values), -1)
+    width = int(np.prod(values.shape[1:], dtype=np.int64)) if values.dim() > 1 else 1
+    v = values.detach().cpu().double().numpy().reshape(len(values), width)  # (0, C) too: an empty refined level
     q = np.round(v / step).astype(np.int64)
     c = np.asarray(cont, dtype=bool)[:, None]
     a = q - np.where(c, np.roll(q, 1, axis=0), 0)
@@ -65,7 +66,8 @@ def decode(raw: bytes, shape: list[int], cont: np.ndarray, step: float) -> torch
         raise ValueError(f"run flags for {len(cont)} entries, the tensor has {n}")
     if not np.isfinite(step) or step <= 0:
         raise ValueError(f"quantisation step must be positive, got {step!r}")
-    z = np.frombuffer(raw, np.uint8).reshape(4, count).T.copy().view(np.uint32).reshape(n, -1).astype(np.int64)
+    width = count // n if n else 0
+    z = np.frombuffer(raw, np.uint8).reshape(4, count).T.copy().view(np.uint32).reshape(n, width).astype(np.int64)
     b = (z >> 1) ^ -(z & 1)
     cont = np.asarray(cont, dtype=bool)
     q = _segmented_cumsum(_segmented_cumsum(b, cont), cont)
