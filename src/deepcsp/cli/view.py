@@ -71,6 +71,10 @@ class ViewCommand:
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, on_term)
+        # Ctrl-C stops the server even when this process was started with SIGINT ignored (a
+        # background job of a non-interactive shell, e.g. `nohup .ci/run &`): Python then installs
+        # no KeyboardInterrupt handler of its own
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             echo(table([(it.name, it.counts()) for it in items], "deepcsp view"))
             echo(f"open {viewer.url} in a browser (Ctrl-C stops)")
@@ -80,6 +84,7 @@ class ViewCommand:
             pass
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
             stopped = _stop_within(viewer, seconds=5.0)
         echo("deepcsp view: stopped" if stopped else "deepcsp view: stopped (the server did not shut down within 5 s; exiting anyway)")
         if not stopped:  # a server thread still waits on a browser connection: nothing is left to save
