@@ -304,6 +304,9 @@ class Fields:
     def number_range(self, field: str, min: float | None = None, max: float | None = None, min_open: bool = False) -> tuple:
         return ordered_pair(*self._get(field), lambda n, v: finite_float(n, v, min, max, min_open))
 
+    def integer_range(self, field: str, min: int | None = None, max: int | None = None) -> tuple:
+        return ordered_pair(*self._get(field), lambda n, v: integer(n, v, min, max))
+
 
 @functools.lru_cache(maxsize=None)
 def literal_options(cls: type, field: str) -> tuple:

@@ -61,14 +61,10 @@ class LocalDataConfig:
         f = Fields(self)
         f.integer("clouds_per_mesh", 1, 10**5)
         f.integer("queries_per_cloud", 1, 10**6)
-        f.integers("points", 100, 10**7, min_len=2, max_len=2)
-        f.numbers("noise", 0.0, 1.0, min_open=True, min_len=2, max_len=2)
+        f.integer_range("points", 100, 10**7)
+        f.number_range("noise", 0.0, 1.0, min_open=True)
         for name in ("clean_fraction", "outlier_fraction", "offset_fraction"):
             f.number(name, 0.0, 1.0)
-        for name in ("points", "noise"):
-            lo, hi = getattr(self, name)
-            if lo > hi:
-                raise OptionError(f"LocalDataConfig.{name}", f"is a range (low, high), got low {lo} above high {hi}")
 
 
 @dataclass
