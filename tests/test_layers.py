@@ -89,3 +89,40 @@ def test_import_linter_contract():
     p = subprocess.run([str(exe), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert "broken" in p.stdout and "0 broken" in p.stdout
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """deepcsp module -> deepcsp modules it imports (names reduced to modules that exist as files)."""
+    names = {".".join(p.relative_to(SRC.parent).with_suffix("").parts): p for p in SRC.rglob("*.py")}
+    names = {n.removesuffix(".__init__"): p for n, p in names.items()}
+    graph = {}
+    for name, path in names.items():
+        deps = set()
+        for mod in _imported_modules(path):
+            while mod and mod not in names:  # "deepcsp.fields.query.Field" -> "deepcsp.fields.query"
+                mod = mod.rpartition(".")[0]
+            if mod and mod != name and not name.startswith(mod + "."):  # a module's own package is not a cycle
+                deps.add(mod)
+        graph[name] = deps
+    return graph
+
+
+def test_no_import_cycles_between_modules():
+    """No two modules import each other, directly or through others (imports inside functions
+    count; a package's ``__init__`` importing its own modules does not)."""
+    graph = _module_graph()
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == "open":
+                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "\n".join(cycles)

@@ -25,7 +25,8 @@ from torch.nn import functional as F
 from deepcsp._validate import Fields, OptionError
 from deepcsp.errors import DeepCSPError
 from deepcsp.fields.files import check_finite, read_weights, write_weights
-from deepcsp.fields.query import Field, _as_points
+from deepcsp.fields.batched import QUERY_CHUNK, as_points
+from deepcsp.fields.query import Field
 from deepcsp.geometry.normalize import Normalization
 
 FORMAT = "deepcsp-conditional"
@@ -288,7 +289,7 @@ class ConditionalField(Field):
     ``cloud : (N, 3)`` in input coordinates; its normalisation maps it into the cube."""
 
     def __init__(self, model: ConditionalModel, cloud, device: str | torch.device = "cpu", normalization: Normalization | None = None):
-        arr = _as_points(cloud, "cloud").astype(np.float64)
+        arr = as_points(cloud, "cloud").astype(np.float64)
         if len(arr) < 16:
             raise ValueError(f"cloud needs at least 16 points, got {len(arr)}")
         self.model = model.to(device).eval()
@@ -296,7 +297,7 @@ class ConditionalField(Field):
         self.device = torch.device(device)
         self.normalization = normalization or Normalization.from_points(arr)
         x = torch.as_tensor(self.normalization.to_normalized(arr), dtype=torch.float32, device=self.device)
-        self.chunk = 1 << 16
+        self.chunk = QUERY_CHUNK
         with torch.no_grad():
             self.latent = self.model.encode(x.unsqueeze(0))
 

@@ -60,6 +60,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from deepcsp.fields.batched import QUERY_CHUNK, as_points, normalized_batches
 from deepcsp.geometry import diffgeo as dg
 
 NormalMethod = Literal["auto", "corners", "face", "direction", "jacobian", "udf_gradient"]
@@ -458,9 +459,7 @@ def _oriented_curvatures(field, x: torch.Tensor, method: str, offset: float, jac
 
 
 def _prepare(field, points, offset, step, dtype):
-    from deepcsp.fields.query import _as_points
-
-    arr = _as_points(points)
+    arr = as_points(points)
     scale = float(field.normalization.scale)
     off = default_offset(field) if offset is None else float(offset) * scale
     st = default_step(field) if step is None else float(step) * scale
@@ -474,12 +473,6 @@ def _prepare(field, points, offset, step, dtype):
     return arr, off, st, dtype
 
 
-def _chunks(field, arr: np.ndarray, chunk: int, dtype):
-    for i in range(0, len(arr), chunk):
-        xn = field.normalization.to_normalized(arr[i : i + chunk].astype(np.float64))
-        yield torch.as_tensor(xn, dtype=dtype, device=field.device)
-
-
 def normals(
     field,
     points,
@@ -487,7 +480,7 @@ def normals(
     offset: float | None = None,
     jacobian: JacobianMethod = "auto",
     step: float | None = None,
-    chunk: int = 1 << 15,
+    chunk: int = QUERY_CHUNK,
     dtype: torch.dtype | None = None,
     orient: Orient = "auto",
 ) -> np.ndarray:
@@ -522,7 +515,7 @@ def normals(
     outward = resolve_orient(field, orient)
     if step is None and _is_band_grid(field):
         st = GRID_NORMAL_STEP_CELLS * _cell(field)
-    out = [_chunk_normals(field, x, method, off, jac, st, outward).cpu().double().numpy() for x in _chunks(field, arr, chunk, dtype)]
+    out = [_chunk_normals(field, x, method, off, jac, st, outward).cpu().double().numpy() for x in normalized_batches(field, arr, chunk, dtype)]
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
@@ -534,7 +527,7 @@ def curvatures(
     at: Literal["offset", "query"] = "offset",
     jacobian: JacobianMethod = "auto",
     step: float | None = None,
-    chunk: int = 1 << 15,
+    chunk: int = QUERY_CHUNK,
     dtype: torch.dtype | None = None,
     orient: Orient = "auto",
 ) -> Curvatures:
@@ -570,7 +563,7 @@ def curvatures(
         method = "hessian" if _kind(field) == "udf" else "jacobian"
     jac = resolve_jacobian(field, jacobian)
     outward = resolve_orient(field, orient)
-    parts = [_oriented_curvatures(field, x, method, off, jac, st, at, outward) for x in _chunks(field, arr, chunk, dtype)]
+    parts = [_oriented_curvatures(field, x, method, off, jac, st, at, outward) for x in normalized_batches(field, arr, chunk, dtype)]
     scale = float(field.normalization.scale)
 
     def cat(name: str, width: int | None = None) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from deepcsp.constants import EVAL_BAND
+from deepcsp.fields.batched import map_rows
 from deepcsp.geometry.sampling import sample_band
 
 
@@ -67,7 +68,7 @@ def evaluate_field(field, vertices_n: np.ndarray, faces: np.ndarray | None, orac
     diag = float(np.linalg.norm(vertices_n.max(0) - vertices_n.min(0)))
     s = sample_band(vertices_n, faces, oracle, n, band * diag, rng)
     x = torch.as_tensor(s.points, dtype=torch.float32, device=field.device)
-    pred = np.concatenate([field.closest_points_normalized(x[i : i + 65536]).detach().cpu().double().numpy() for i in range(0, len(x), 65536)])
+    pred = map_rows(lambda c: field.closest_points_normalized(c).detach(), x).cpu().double().numpy()
     err = np.linalg.norm(pred - s.closest, axis=1) / diag
 
     nb = np.zeros(len(err), bool)

@@ -24,6 +24,7 @@ import torch
 
 from deepcsp._validate import Fields
 from deepcsp.constants import HALF_SIDE
+from deepcsp.fields.batched import QUERY_CHUNK, map_rows
 
 
 @dataclass
@@ -110,10 +111,7 @@ def ray_box_intersection(origins: torch.Tensor, directions: torch.Tensor, half: 
 
 
 def _closest(field, x: torch.Tensor) -> torch.Tensor:
-    chunk = int(getattr(field, "chunk", 1 << 18))
-    if len(x) <= chunk:
-        return field.closest_points_normalized(x)
-    return torch.cat([field.closest_points_normalized(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+    return map_rows(field.closest_points_normalized, x, int(getattr(field, "chunk", QUERY_CHUNK)))
 
 
 def _check_rays(origins, directions) -> None:

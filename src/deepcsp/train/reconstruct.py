@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from deepcsp.fields.conditional import ConditionalField, ConditionalModel
-from deepcsp.fields.query import _as_points
+from deepcsp.fields.batched import as_points, map_rows
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Reconstruction:
 def reconstruct_points(model: ConditionalModel, points, config: ReconstructConfig = ReconstructConfig()) -> Reconstruction:
     """Reconstruct the surface sampled by ``points : (N, 3)`` (input units)."""
     t0 = time.perf_counter()
-    arr = _as_points(points).astype(np.float64)
+    arr = as_points(points).astype(np.float64)
     rng = np.random.default_rng(config.seed)
     if len(arr) > config.n_input:
         arr = arr[rng.choice(len(arr), config.n_input, replace=False)]
@@ -61,7 +61,7 @@ def reconstruct_points(model: ConditionalModel, points, config: ReconstructConfi
     residual = None
     for _ in range(max(1, config.iterations)):
         prev = x
-        x = torch.cat([fld.closest_points_normalized(c) for c in torch.split(x, fld.chunk)])
+        x = map_rows(fld.closest_points_normalized, x, fld.chunk)
         step = (prev - x).cpu().double().numpy()
         residual = np.linalg.norm(step, axis=1)
         if normals is None:  # the first, long step gives the best direction
