@@ -12,7 +12,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 import deepcsp
 from deepcsp._atomic import write_bytes, write_text
@@ -27,7 +26,7 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
     from deepcsp.fit.report import fit_with_progress, write_fit_outputs
     from deepcsp.geometry.metrics import compare_surfaces
     from deepcsp.io import load_surface, save_mesh
-    from deepcsp.render import RenderConfig, encode_png, render_field, render_mesh_exact, view_camera
+    from deepcsp.render import RenderConfig, compare_renders, encode_png, render_field, render_mesh_exact, view_camera
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -54,10 +53,8 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
         if surface.is_mesh:
             r_gt = render_mesh_exact(surface.vertices, surface.faces, cam, surface.normalization)
             write_bytes(output / f"render_{view}_gt.png", encode_png(r_gt.image))
-            union = (r_fit.hit | r_gt.hit).sum()
-            iou = float((r_fit.hit & r_gt.hit).sum() / max(union, 1))
-            both = r_fit.hit & r_gt.hit
-            depth_err = float(np.median(np.abs(r_fit.depth[both] - r_gt.depth[both]))) / surface.bbox_diagonal if both.any() else float("nan")
+            agreement = compare_renders(r_fit, r_gt)
+            iou, depth_err = agreement.iou, agreement.median_depth_error / surface.bbox_diagonal
         else:
             iou = depth_err = float("nan")
         renders.append({"view": view, "seconds": r_fit.seconds, "iou_vs_exact": iou, "median_depth_error_rel": depth_err,

@@ -60,11 +60,27 @@ class QueryCommand:
                 raise DeepCSPError("--signed needs a field fitted to a closed mesh (this one has no inside/outside)", self.field)
             out["signed_distances"] = field.signed_distances(pts)
         if self.normals or self.curvature:
-            from deepcsp.cli._diffgeo import add_diffgeo
-
-            add_diffgeo(field, pts, out, normals=self.normals, curvature=self.curvature)
+            out.update(_diffgeo_arrays(field, pts, normals=self.normals, curvature=self.curvature))
         buf = io.BytesIO()
         np.savez(buf, **out)
         write_bytes(self.output, buf.getvalue())
         echo(f"wrote {self.output} ({len(pts)} points: {', '.join(out)})")
         return 0
+
+
+def _diffgeo_arrays(field, points, normals: bool, curvature: bool) -> dict[str, np.ndarray]:
+    """``normals`` (N, 3) and/or ``k1``, ``k2``, ``mean_curvature``, ``gaussian_curvature`` (N,), input
+    coordinates (conventions: :mod:`deepcsp.fields.diffgeo`); with both, the curvature signs refer to
+    the written normals."""
+    from deepcsp.fields import diffgeo
+
+    out = {}
+    n = diffgeo.normals(field, points) if normals else None
+    if curvature:
+        c = diffgeo.curvatures(field, points)
+        if n is not None:
+            c = diffgeo.curvatures_along(c, n)
+        out.update(k1=c.k1, k2=c.k2, mean_curvature=c.mean, gaussian_curvature=c.gaussian)
+    if n is not None:
+        out["normals"] = n
+    return out

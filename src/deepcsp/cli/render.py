@@ -120,18 +120,20 @@ class RenderCommand:
         return image_path, anim_path
 
     def _load(self):
+        """The scene to render: the field, or an :class:`~deepcsp.render.render.ExactMesh` of a mesh file."""
         from deepcsp.cli._common import need_file
         from deepcsp.io.surface import MESH_SUFFIXES
+        from deepcsp.render.render import ExactMesh
 
         path = need_file(self.field, "field")
         if path.suffix.lower() in MESH_SUFFIXES:
             from deepcsp.io import load_surface
 
             surface = load_surface(path, kind="mesh")
-            return None, surface
+            return ExactMesh(surface.vertices, surface.faces, surface.normalization)
         import deepcsp
 
-        return deepcsp.load(path, device=self.device), None
+        return deepcsp.load(path, device=self.device)
 
     def _camera(self, normalization):
         import numpy as np
@@ -155,24 +157,20 @@ class RenderCommand:
         from deepcsp._atomic import write_bytes
         from deepcsp.cli._common import echo, fmt, table
         from deepcsp.render.camera import orbit_cameras
-        from deepcsp.render.render import encode_animation, encode_png, render_field, render_mesh_exact, save_rays
+        from deepcsp.render.render import ExactMesh, encode_animation, encode_png, render_turntable, render_view, save_rays
 
         image_path, anim_path = self.check()
         if self.threads:
             torch.set_num_threads(self.threads)
-        fld, surface = self._load()
-        normalization = surface.normalization if surface is not None else fld.normalization
-
-        def render_one(cam):
-            if surface is not None:
-                return render_mesh_exact(surface.vertices, surface.faces, cam, normalization, self.render)
-            return render_field(fld, cam, self.render)
+        scene = self._load()
+        exact = isinstance(scene, ExactMesh)
+        normalization = scene.normalization
 
         rows: list[tuple[str, str]] = []
         written: list[tuple[str, str]] = []
         t0 = time.perf_counter()
         if image_path is not None or self.save_rays is not None:
-            res = render_one(self._camera(normalization))
+            res = render_view(scene, self._camera(normalization), self.render)
             if image_path is not None:
                 write_bytes(image_path, encode_png(res.image))
                 written.append(("image", str(image_path)))
@@ -187,16 +185,12 @@ class RenderCommand:
             n_rays = res.hit.size
             rows += [
                 ("pixels hit", f"{int(res.hit.sum())} / {n_rays}"),
-                ("evaluations / ray", fmt(float(res.evaluations.mean())) if surface is None else "exact ray cast"),
+                ("evaluations / ray", fmt(float(res.evaluations.mean())) if not exact else "exact ray cast"),
                 ("seconds", f"{res.seconds:.2f}"),
             ]
         if anim_path is not None:
             cams = orbit_cameras(self.turntable, self.view, self.width, self.height, self.fov)
-            frames = []
-            for i, cam in enumerate(cams):
-                frames.append(render_one(cam).image)
-                if not self.quiet:
-                    echo(f"turntable frame {i + 1}/{len(cams)}")
+            frames = render_turntable(scene, cams, self.render, progress=None if self.quiet else lambda i, n: echo(f"turntable frame {i}/{n}"))
             try:
                 data = encode_animation(frames, anim_path.suffix.lower(), self.fps)
             except ValueError as exc:

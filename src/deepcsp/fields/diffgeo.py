@@ -446,6 +446,16 @@ def flip_curvatures(pc: dg.PrincipalCurvatures, flip: torch.Tensor) -> dg.Princi
     )
 
 
+def curvatures_along(c: Curvatures, normals: np.ndarray) -> Curvatures:
+    """``c`` (input units) with its signs referred to ``normals : (N, 3)``: where they oppose
+    ``c.normals`` the curvatures are flipped as by :func:`flip_curvatures`; ``normals`` become
+    the returned normals."""
+    names = ("k1", "k2", "dir1", "dir2", "mean", "gaussian", "normals")
+    pc = dg.PrincipalCurvatures(**{k: torch.as_tensor(getattr(c, k)) for k in names})
+    flipped = flip_curvatures(pc, torch.as_tensor((c.normals * normals).sum(1) < 0))
+    return Curvatures(**{k: getattr(flipped, k).numpy() for k in names[:-1]}, normals=normals)
+
+
 def _oriented_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, at: str, outward: bool) -> dg.PrincipalCurvatures:
     pc = _chunk_curvatures(field, x, method, offset, jac, step, at)
     if not outward:

@@ -6,7 +6,9 @@ Layering: uses ``fields`` (through the :class:`deepcsp.fields.query.Field` inter
 """
 
 from deepcsp.render.camera import VIEWS, Camera, Rays, framing_distance, orbit_camera, orbit_cameras, view_camera
+from deepcsp.render.compare import RenderAgreement, compare_renders
 from deepcsp.render.render import (
+    ExactMesh,
     RayHits,
     RenderConfig,
     RenderResult,
@@ -16,6 +18,7 @@ from deepcsp.render.render import (
     render_field,
     render_mesh_exact,
     render_turntable,
+    render_view,
     save_rays,
 )
 from deepcsp.render.shading import ShadingConfig, depth_image, normal_image, shade
@@ -24,13 +27,16 @@ from deepcsp.render.tracer import TraceConfig, TraceResult, field_normals, ray_b
 __all__ = [
     "VIEWS",
     "Camera",
+    "ExactMesh",
     "RayHits",
+    "RenderAgreement",
     "Rays",
     "RenderConfig",
     "RenderResult",
     "ShadingConfig",
     "TraceConfig",
     "TraceResult",
+    "compare_renders",
     "depth_image",
     "encode_animation",
     "encode_png",
@@ -44,6 +50,7 @@ __all__ = [
     "render_field",
     "render_mesh_exact",
     "render_turntable",
+    "render_view",
     "save_rays",
     "shade",
     "trace_rays",

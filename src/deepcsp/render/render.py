@@ -238,12 +238,32 @@ def render_mesh_exact(vertices: np.ndarray, faces: np.ndarray, camera: Camera, n
     )
 
 
-def render_turntable(field, cameras: list[Camera], config: RenderConfig | None = None, progress=None) -> list[np.ndarray]:
-    """Shaded frames ``(H, W, 3)`` uint8 of ``field`` from each camera (e.g. :func:`orbit_cameras`);
-    ``progress(i, n)`` is called after each frame."""
+@dataclass(frozen=True)
+class ExactMesh:
+    """A triangle mesh to render by exact ray casting (:func:`render_mesh_exact`): ``vertices : (V, 3)``
+    in input coordinates, ``faces : (F, 3)``, and the normalisation placing it in the cube (None:
+    fitted to the vertices)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    normalization: Normalization | None = None
+
+
+def render_view(scene, camera: Camera, config: RenderConfig | None = None) -> RenderResult:
+    """One view of ``scene``: :func:`render_field` of a field, or :func:`render_mesh_exact` of an
+    :class:`ExactMesh` (shaded with ``config.shading``)."""
+    if isinstance(scene, ExactMesh):
+        return render_mesh_exact(scene.vertices, scene.faces, camera, scene.normalization, config)
+    return render_field(scene, camera, config)
+
+
+def render_turntable(scene, cameras: list[Camera], config: RenderConfig | None = None, progress=None) -> list[np.ndarray]:
+    """Shaded frames ``(H, W, 3)`` uint8 of ``scene`` (a field or an :class:`ExactMesh`, as in
+    :func:`render_view`) from each camera (e.g. :func:`orbit_cameras`); ``progress(i, n)`` is called
+    after frame ``i`` of ``n``."""
     frames = []
     for i, cam in enumerate(cameras):
-        frames.append(render_field(field, cam, config).image)
+        frames.append(render_view(scene, cam, config).image)
         if progress is not None:
             progress(i + 1, len(cameras))
     return frames
