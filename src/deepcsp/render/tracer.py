@@ -150,23 +150,57 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
     device = torch.device(getattr(field, "device", origins.device))
     o = origins.to(device=device, dtype=torch.float32)
     d = torch.nn.functional.normalize(directions.to(device=device, dtype=torch.float32), dim=1)
-    R = len(o)
-    hit = torch.zeros(R, dtype=torch.bool, device=device)
-    depth = torch.full((R,), float("inf"), device=device)
-    evals = torch.zeros(R, dtype=torch.int32, device=device)
-    unconverged = torch.zeros(R, dtype=torch.bool, device=device)
+    out = _Outcome(
+        hit=torch.zeros(len(o), dtype=torch.bool, device=device),
+        depth=torch.full((len(o),), float("inf"), device=device),
+        evaluations=torch.zeros(len(o), dtype=torch.int32, device=device),
+    )
+    idx, st = _start(o, d, cfg)
+    for _ in range(int(cfg.max_iters)):
+        if len(idx) == 0:
+            break
+        idx, st = _step(field, o, d, idx, st, cfg, out)
+    unconverged = torch.zeros(len(o), dtype=torch.bool, device=device)
+    unconverged[idx] = True
+    points = o + out.depth.clamp(max=torch.finfo(torch.float32).max)[:, None] * d
+    points[~out.hit] = float("nan")
+    return TraceResult(hit=out.hit, depth=out.depth, points=points, evaluations=out.evaluations, unconverged=unconverged)
 
+
+@dataclass
+class _Outcome:
+    """What tracing has found so far, per ray (all R rays)."""
+
+    hit: torch.Tensor
+    depth: torch.Tensor
+    evaluations: torch.Tensor
+
+
+@dataclass
+class _Probe:
+    """One field evaluation at the active rays' current points ``p = o + t d``: the distance to the
+    closest point, the unit direction ``n`` from it, ``cos`` (> 0: the tangent plane is ahead of
+    ``p`` along the ray), the signed step ``plane`` to the tangent plane and ``newton = t + plane``
+    (``t`` where the plane is too oblique)."""
+
+    t: torch.Tensor
+    dist: torch.Tensor
+    n: torch.Tensor
+    cos: torch.Tensor
+    plane: torch.Tensor
+    newton: torch.Tensor
+
+
+def _start(o: torch.Tensor, d: torch.Tensor, cfg: TraceConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The rays that enter the box (their indices) and their state at the entry point: the previous
+    evaluation, and the bracket ``[lo, hi]`` of a crossed sheet (``hi = inf`` while marching)."""
     t_near, t_far = ray_box_intersection(o, d, cfg.half)
-    inside = (t_near <= t_far) & (t_far >= 0)
-    idx = torch.nonzero(inside).squeeze(1)
+    idx = torch.nonzero((t_near <= t_far) & (t_far >= 0)).squeeze(1)
     t = t_near[idx].clamp(min=0.0)
-    t_end = t_far[idx]
     inf = float("inf")
-    # Per active ray: the previous evaluation, and the bracket [lo, hi] of a crossed sheet
-    # (hi = inf while marching).
     st = {
         "t": t,
-        "t_end": t_end,
+        "t_end": t_far[idx],
         "dist_prev": torch.full_like(t, inf),
         "cos_prev": torch.zeros_like(t),
         "n_prev": torch.zeros_like(o[idx]),
@@ -181,91 +215,113 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
         "t_prev": t.clone(),
         "refines": torch.zeros_like(t),
     }
-    eps, band, cmin = cfg.hit_eps, cfg.plane_band, cfg.min_cos
-    for _ in range(int(cfg.max_iters)):
-        if len(idx) == 0:
-            break
-        t = st["t"]
-        da = d[idx]
-        p = o[idx] + t[:, None] * da
-        c = _closest(field, p)
-        evals[idx] += 1
-        r = p - c
-        dist = r.norm(dim=1)
-        n = r / dist.clamp(min=1e-20)[:, None]
-        cos = -(n * da).sum(1)  # > 0: the tangent plane is ahead of p along the ray
-        ok_cos = cos.abs() > cmin
-        plane = dist / torch.where(ok_cos, cos, torch.ones_like(cos))  # signed step to the tangent plane
-        newton = t + torch.where(ok_cos, plane, torch.zeros_like(plane))
-        lo, hi = st["lo"], st["hi"]
-        refining = torch.isfinite(hi)
+    return idx, st
 
-        # (a) close enough: refine by one tangent-plane projection (no new evaluation). A grazing
-        # stop (|cos| < verify_cos) may be a ray passing a silhouette: it is first moved onto the
-        # tangent plane and must be close there too.
-        close = dist < eps
-        verify = close & (cos.abs() < cfg.verify_cos) & ~st["verified"] & ~refining
-        close = close & ~verify
-        t_close = t + (newton - t).clamp(-cfg.refine_max * eps, cfg.refine_max * eps)
 
-        # (b) a sheet was crossed since the last evaluation: the plane went from ahead to behind
-        # and the direction to the closest point turned by more than acos(flip_cos).
-        crossed = (
-            ~refining & ~close & ~verify & (dist < band) & (st["dist_prev"] < band) & (cos < -cmin) & (st["cos_prev"] > cmin)
-            & ((n * st["n_prev"]).sum(1) < cfg.flip_cos)
-        )
-        n_ref = torch.where(crossed[:, None], st["n_prev"], st["n_ref"])
-        lo = torch.where(crossed, st["t_prev"], lo)
-        hi = torch.where(crossed, t, hi)
-        refining = refining | crossed
-        # Inside a bracket: which side of the sheet is p on (relative to the front normal)?
-        front = (n * n_ref).sum(1) > 0
-        lo = torch.where(refining & front & ~crossed, torch.maximum(lo, t), lo)
-        hi = torch.where(refining & ~front & ~crossed, torch.minimum(hi, t), hi)
-        n_hi = torch.where((crossed | (refining & ~front))[:, None], n, st["n_hi"])
-        # the evaluation before the crossing counts towards the bracket's best estimate too
-        best_t = torch.where(crossed, st["newton_prev"], st["best_t"])
-        best_dist = torch.where(crossed, st["dist_prev"], st["best_dist"])
-        better = refining & (dist < best_dist)
-        best_t = torch.where(better, newton.clamp(min=0.0), best_t)
-        best_dist = torch.where(better, dist, best_dist)
-        best_t = torch.minimum(torch.maximum(best_t, lo), hi)
-        refines = st["refines"] + refining.to(t.dtype)
-        settled = refining & ~close & ((hi - lo < cfg.bracket_tol) | (refines > cfg.max_refine))
-        # A settled bracket is a hit if the field came close enough in it; else it was a false
-        # alarm (a ray passing a silhouette) and marching resumes behind it. A clean flip (the two sides' directions antiparallel, as on the two faces of a sheet)
-        # across a narrow bracket is a crossing even where the field never comes close to zero.
-        clean = ((n_ref * n_hi).sum(1) < -0.95) & (hi - lo < 2.0 * cfg.bracket_eps)
-        bracket_hit = settled & ((best_dist < cfg.bracket_eps) | clean)
-        false_alarm = settled & ~bracket_hit
+def _step(field, o, d, idx: torch.Tensor, st: dict, cfg: TraceConfig, out: _Outcome) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One evaluation of every active ray: record hits, move the others on; returns the rays still
+    active and their state."""
+    ev = _probe(field, o[idx], d[idx], st["t"], cfg.min_cos)
+    out.evaluations[idx] += 1
+    close, verify, t_close = _close_hits(ev, st, cfg)
+    br = _bracket(ev, st, cfg, close, verify)
+    done = close | br["hit"]
+    if bool(done.any()):
+        j = idx[done]
+        out.hit[j] = True
+        out.depth[j] = torch.where(close, t_close, br["best_t"])[done]
+    t_next = _advance(ev, br, cfg, verify)
+    st = {
+        "t": t_next, "t_end": st["t_end"], "t_prev": ev.t, "newton_prev": ev.newton, "dist_prev": ev.dist, "cos_prev": ev.cos, "n_prev": ev.n,
+        "verified": verify, **{k: br[k] for k in ("lo", "hi", "n_ref", "n_hi", "best_t", "best_dist", "refines")},
+    }
+    keep = ~done & (t_next <= st["t_end"])
+    return idx[keep], {k: v[keep] for k, v in st.items()}
 
-        done = close | bracket_hit
-        if bool(done.any()):
-            j = idx[done]
-            hit[j] = True
-            depth[j] = torch.where(close, t_close, best_t)[done]
 
-        # Next point: marching = sphere step, or a capped tangent-plane jump near the surface;
-        # refining = Newton step kept inside the bracket (else bisection).
-        jump = (dist < band) & (cos > cfg.jump_cos)
-        t_march = t + torch.where(jump, torch.minimum(plane, cfg.max_jump * dist), dist)
-        inside_b = (newton > lo) & (newton < hi) & ((newton - t).abs() > 1e-7)
-        t_refine = torch.where(inside_b, newton, 0.5 * (lo + hi))
-        t_next = torch.where(refining & ~false_alarm, t_refine, torch.where(false_alarm, hi + eps, t_march))
-        t_verify = t + torch.where(cos > cmin, plane, dist).clamp(max=band)
-        t_next = torch.where(verify, t_verify, t_next)
-        hi = torch.where(false_alarm, torch.full_like(hi, inf), hi)
-        lo = torch.where(false_alarm, t_next, lo)
-        refines = torch.where(false_alarm, torch.zeros_like(refines), refines)
-        best_dist = torch.where(false_alarm, torch.full_like(best_dist, inf), best_dist)
-        st.update(verified=verify, t=t_next, t_prev=t, newton_prev=newton, dist_prev=dist, cos_prev=cos, n_prev=n, lo=lo, hi=hi, n_ref=n_ref, n_hi=n_hi, best_t=best_t, best_dist=best_dist, refines=refines)
-        keep = ~done & (t_next <= st["t_end"])
-        idx = idx[keep]
-        st = {k: v[keep] for k, v in st.items()}
-    unconverged[idx] = True
-    points = o + depth.clamp(max=torch.finfo(torch.float32).max)[:, None] * d
-    points[~hit] = float("nan")
-    return TraceResult(hit=hit, depth=depth, points=points, evaluations=evals, unconverged=unconverged)
+def _probe(field, o: torch.Tensor, d: torch.Tensor, t: torch.Tensor, min_cos: float) -> _Probe:
+    p = o + t[:, None] * d
+    r = p - _closest(field, p)
+    dist = r.norm(dim=1)
+    n = r / dist.clamp(min=1e-20)[:, None]
+    cos = -(n * d).sum(1)
+    ok_cos = cos.abs() > min_cos
+    plane = dist / torch.where(ok_cos, cos, torch.ones_like(cos))
+    newton = t + torch.where(ok_cos, plane, torch.zeros_like(plane))
+    return _Probe(t=t, dist=dist, n=n, cos=cos, plane=plane, newton=newton)
+
+
+def _close_hits(ev: _Probe, st: dict, cfg: TraceConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rays close enough to stop, refined by one tangent-plane projection (no new evaluation):
+    ``(close, verify, t_close)``. A grazing stop (|cos| < verify_cos) may be a ray passing a
+    silhouette: it is first moved onto the tangent plane (``verify``) and must be close there too."""
+    eps = cfg.hit_eps
+    close = ev.dist < eps
+    verify = close & (ev.cos.abs() < cfg.verify_cos) & ~st["verified"] & ~torch.isfinite(st["hi"])
+    close = close & ~verify
+    t_close = ev.t + (ev.newton - ev.t).clamp(-cfg.refine_max * eps, cfg.refine_max * eps)
+    return close, verify, t_close
+
+
+def _bracket(ev: _Probe, st: dict, cfg: TraceConfig, close: torch.Tensor, verify: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Open a bracket where a sheet was crossed since the last evaluation (the plane went from ahead
+    to behind and the direction to the closest point turned by more than acos(flip_cos)), narrow
+    the open ones, and settle those narrow or refined enough: ``hit`` (the field came within
+    ``bracket_eps`` in it, or a clean flip across a narrow bracket) or ``false_alarm`` (a ray
+    passing a silhouette: marching resumes behind it)."""
+    band, cmin = cfg.plane_band, cfg.min_cos
+    t, dist, n = ev.t, ev.dist, ev.n
+    lo, hi = st["lo"], st["hi"]
+    refining = torch.isfinite(hi)
+    crossed = (
+        ~refining & ~close & ~verify & (dist < band) & (st["dist_prev"] < band) & (ev.cos < -cmin) & (st["cos_prev"] > cmin)
+        & ((n * st["n_prev"]).sum(1) < cfg.flip_cos)
+    )
+    n_ref = torch.where(crossed[:, None], st["n_prev"], st["n_ref"])
+    lo = torch.where(crossed, st["t_prev"], lo)
+    hi = torch.where(crossed, t, hi)
+    refining = refining | crossed
+    # Inside a bracket: which side of the sheet is p on (relative to the front normal)?
+    front = (n * n_ref).sum(1) > 0
+    lo = torch.where(refining & front & ~crossed, torch.maximum(lo, t), lo)
+    hi = torch.where(refining & ~front & ~crossed, torch.minimum(hi, t), hi)
+    n_hi = torch.where((crossed | (refining & ~front))[:, None], n, st["n_hi"])
+    # the evaluation before the crossing counts towards the bracket's best estimate too
+    best_t = torch.where(crossed, st["newton_prev"], st["best_t"])
+    best_dist = torch.where(crossed, st["dist_prev"], st["best_dist"])
+    better = refining & (dist < best_dist)
+    best_t = torch.where(better, ev.newton.clamp(min=0.0), best_t)
+    best_dist = torch.where(better, dist, best_dist)
+    best_t = torch.minimum(torch.maximum(best_t, lo), hi)
+    refines = st["refines"] + refining.to(t.dtype)
+    settled = refining & ~close & ((hi - lo < cfg.bracket_tol) | (refines > cfg.max_refine))
+    # A clean flip (the two sides' directions antiparallel, as on the two faces of a sheet) across
+    # a narrow bracket is a crossing even where the field never comes close to zero.
+    clean = ((n_ref * n_hi).sum(1) < -0.95) & (hi - lo < 2.0 * cfg.bracket_eps)
+    hit = settled & ((best_dist < cfg.bracket_eps) | clean)
+    return {"lo": lo, "hi": hi, "n_ref": n_ref, "n_hi": n_hi, "best_t": best_t, "best_dist": best_dist, "refines": refines,
+            "refining": refining, "hit": hit, "false_alarm": settled & ~hit}
+
+
+def _advance(ev: _Probe, br: dict, cfg: TraceConfig, verify: torch.Tensor) -> torch.Tensor:
+    """The next ``t`` of each ray: marching = sphere step, or a capped tangent-plane jump near the
+    surface; refining = Newton step kept inside the bracket (else bisection); a false alarm resumes
+    just behind its bracket, which is reopened (``br`` is updated); a stop to verify moves onto the
+    tangent plane."""
+    t, dist, cos, newton = ev.t, ev.dist, ev.cos, ev.newton
+    lo, hi, false_alarm = br["lo"], br["hi"], br["false_alarm"]
+    jump = (dist < cfg.plane_band) & (cos > cfg.jump_cos)
+    t_march = t + torch.where(jump, torch.minimum(ev.plane, cfg.max_jump * dist), dist)
+    inside_b = (newton > lo) & (newton < hi) & ((newton - t).abs() > 1e-7)
+    t_refine = torch.where(inside_b, newton, 0.5 * (lo + hi))
+    t_next = torch.where(br["refining"] & ~false_alarm, t_refine, torch.where(false_alarm, hi + cfg.hit_eps, t_march))
+    t_verify = t + torch.where(cos > cfg.min_cos, ev.plane, dist).clamp(max=cfg.plane_band)
+    t_next = torch.where(verify, t_verify, t_next)
+    br["hi"] = torch.where(false_alarm, torch.full_like(hi, float("inf")), hi)
+    br["lo"] = torch.where(false_alarm, t_next, lo)
+    br["refines"] = torch.where(false_alarm, torch.zeros_like(br["refines"]), br["refines"])
+    br["best_dist"] = torch.where(false_alarm, torch.full_like(br["best_dist"], float("inf")), br["best_dist"])
+    return t_next
 
 
 @torch.no_grad()
