@@ -1,6 +1,13 @@
-"""Tolerances and defaults shared by code and tests (one place, as in trimesh's ``constants``)."""
+"""Tolerances and defaults shared by code and tests, in one place (as trimesh's ``constants.tol``).
+
+Lengths are in normalised units (the cube has side ``2 * HALF_SIDE``) unless the name ends in
+``_CELLS`` (fine cells of a field's band grid) or ``_REL`` (relative to the bounding-box diagonal).
+Where a value was chosen by measurement, benchmarks/RESULTS.md holds the figures.
+"""
 
 from __future__ import annotations
+
+# --------------------------------------------------------------------------- inputs and normalisation
 
 #: Absolute tolerance of exact closest-point queries, in normalised units.
 EXACT_ATOL = 1e-6
@@ -14,3 +21,46 @@ FILL = 0.8
 MAX_ELEMENTS = 20_000_000
 #: Band, as a fraction of the bounding-box diagonal, in which fields are evaluated.
 EVAL_BAND = 0.05
+
+# --------------------------------------------------------------------------- fields: normals and curvatures
+
+#: Band grids: central-difference step and back-off offset of curvatures, in fine cells.
+GRID_STEP_CELLS = 2.0
+#: Band grids: central-difference step of Jacobian normals, in fine cells.
+GRID_NORMAL_STEP_CELLS = 0.25
+#: Band grids: back-off distance from the surface for normals and curvatures, in fine cells.
+GRID_OFFSET_CELLS = 4.0
+#: Other fields: central-difference step.
+DEFAULT_STEP = 1e-3
+#: Other fields: back-off distance from the surface.
+DEFAULT_OFFSET = 0.02
+#: Extra refinement passes of the direction back-off near the surface.
+BACKOFF_REFINE = 2
+#: ``method="corners"``: grid vertices per axis of the stencil around CSP(p).
+CORNER_STENCIL = 4
+#: ``method="corners"``: width of the proximity kernel, in fine cells.
+CORNER_SIGMA_CELLS = 0.5
+#: ``method="corners"``: width of the tangent-plane residual kernel, in fine cells.
+CORNER_TAU_CELLS = 0.02
+#: ``method="corners"``: stored displacements shorter than this (fine cells) are down-weighted.
+CORNER_MIN_LEN_CELLS = 0.25
+#: ``method="corners"``: points per batch of the stencil (its memory is ~64 vertices x 3 x 8 bytes per point).
+CORNER_CHUNK = 8192
+#: ``method="corners"``: a query nearer the surface than this (fine cells) takes the stencil's side.
+ON_SURFACE_CELLS = 1e-3
+#: ``orient="outward"``: probe distance along the normal for band grids, in fine cells.
+ORIENT_CELLS = 0.5
+#: ``orient="outward"``: probe distance along the normal for other fields.
+ORIENT_STEP = 2e-3
+#: Nearest-sheet rule of band grids: allowed off-plane distance, as a fraction of the distance
+#: between closest points times the sine of the angle between their normals.
+CURVATURE_ALLOWANCE = 0.5
+
+# --------------------------------------------------------------------------- rendering
+
+#: Normals of a traced hit: the field's direction backed off this far towards the viewer.
+NORMAL_OFFSET = 3e-3
+#: A bracket whose two sides' directions have a cosine below this is a clean sheet crossing.
+CLEAN_FLIP_COS = -0.95
+#: Newton steps shorter than this (along the ray) inside a bracket give way to bisection.
+MIN_NEWTON_STEP = 1e-7

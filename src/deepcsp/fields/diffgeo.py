@@ -3,7 +3,8 @@
 Formulas and the sign convention live in :mod:`deepcsp.geometry.diffgeo`; in short, normals point
 out of the shape for closed fields and towards the query side (``(p - CSP(p)) / |p - CSP(p)|``)
 otherwise (``orient`` below), and curvature is positive where the surface bends away from the
-normal (a sphere with outward normals has ``k = 1/r``).
+normal (a sphere with outward normals has ``k = 1/r``). The tolerances named below (``CORNER_*``,
+``GRID_*``, ``ORIENT_*``...) live in :mod:`deepcsp.constants`.
 
 Ways to get a normal (``method``; ``"auto"`` picks ``"corners"`` for band-grid CSP fields,
 ``"face"`` (the closest triangle's normal) for exact mesh oracles, ``"udf_gradient"`` for UDF
@@ -60,6 +61,22 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from deepcsp.constants import (
+    BACKOFF_REFINE,
+    CORNER_CHUNK,
+    CORNER_MIN_LEN_CELLS,
+    CORNER_SIGMA_CELLS,
+    CORNER_STENCIL,
+    CORNER_TAU_CELLS,
+    DEFAULT_OFFSET,
+    DEFAULT_STEP,
+    GRID_NORMAL_STEP_CELLS,
+    GRID_OFFSET_CELLS,
+    GRID_STEP_CELLS,
+    ON_SURFACE_CELLS,
+    ORIENT_CELLS,
+    ORIENT_STEP,
+)
 from deepcsp.fields.batched import QUERY_CHUNK, as_points, normalized_batches
 from deepcsp.geometry import diffgeo as dg
 
@@ -67,35 +84,6 @@ NormalMethod = Literal["auto", "corners", "face", "direction", "jacobian", "udf_
 Orient = Literal["auto", "outward", "query"]
 JacobianMethod = Literal["auto", "autograd", "central"]
 
-#: Band grids: central-difference step and back-off offset, in fine grid cells (see benchmarks/RESULTS.md).
-GRID_STEP_CELLS = 2.0
-#: Band grids: central-difference step of Jacobian normals, in fine grid cells. Measured at 4000
-#: surface samples (median / p95 degrees): tee_sim 1 cell 1.48 / 12.4, 0.5 cell 1.07 / 10.1,
-#: 0.25 cell 0.93 / 9.8, 0.1 cell 0.87 / 9.8; spot 1.41 / 9.8 -> 0.78 / 8.6 at 0.25 cell;
-#: demosthenes 3.11 / 18.7 -> 2.19 / 16.0 at 0.25 cell.
-GRID_NORMAL_STEP_CELLS = 0.25
-GRID_OFFSET_CELLS = 4.0
-#: Other fields: step and offset in normalised units.
-DEFAULT_STEP = 1e-3
-DEFAULT_OFFSET = 0.02
-#: Extra refinement passes of the direction back-off near the surface.
-BACKOFF_REFINE = 2
-#: ``method="corners"``: vertices per axis of the stencil around CSP(p), proximity kernel width and
-#: plane-residual kernel width (fine cells). Measured at 4000 surface samples (median / p95 deg,
-#: benchmarks/history/NOTES-2026-11.md, ad-hoc script not kept): sigma 0.5 / tau 0.02 gave spot 0.07 / 3.8, fish 0.42 / 3.4, tee_sim
-#: 0.10 / 4.3, demosthenes 0.53 / 8.4 (Jacobian normals: 0.78 / 8.6, 0.93 / 5.1, 0.93 / 9.8,
-#: 2.20 / 16.0); without the plane residual, 0.50 / 8.1, 0.77 / 5.0, 0.65 / 9.0, 1.73 / 16.6.
-#: A 2^3 stencil (the cell only) is ~4x faster with 0.04 / 4.1, 0.37 / 4.0, 0.06 / 4.7, 0.45 / 9.0.
-CORNER_STENCIL = 4
-CORNER_SIGMA_CELLS = 0.5
-CORNER_TAU_CELLS = 0.02
-#: Stored displacements shorter than this (fine cells) have an unreliable direction: down-weighted.
-CORNER_MIN_LEN_CELLS = 0.25
-#: Points per batch of the corner stencil (memory ~ 64 vertices x 3 x 8 bytes x a few per point).
-CORNER_CHUNK = 8192
-#: ``orient="outward"``: probe distance along the normal (fine cells for band grids; normalised units otherwise).
-ORIENT_CELLS = 0.5
-ORIENT_STEP = 2e-3
 
 
 @dataclass
@@ -309,7 +297,7 @@ def _corners_chunk(field, x: torch.Tensor, step: float) -> torch.Tensor:
     n, wsum, side = corner_normals(field, q)
     d = (x - q).to(n.dtype)
     # Query side; exactly on the surface, the side most of the stencil's vertices lie on.
-    on = d.norm(dim=1) < 1e-3 * _cell(field)
+    on = d.norm(dim=1) < ON_SURFACE_CELLS * _cell(field)
     ref = torch.where(on[:, None], side, d)
     n = (n * torch.where((n * ref).sum(1) < 0, -1.0, 1.0).to(n.dtype)[:, None]).to(x.dtype)
     bad = ~(wsum > 1e-12) | ~torch.isfinite(n).all(1)

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepcsp._validate import Fields, OptionError
+from deepcsp.constants import CURVATURE_ALLOWANCE
 from deepcsp.fields.encodings import MAX_REFINED_VALUES, BandGrid, CellCorners, FourierFeatures, MultiResGrid, corner_offsets, may_straddle
 
 #: Largest band-grid resolution (vertices per axis): its lookup table holds res^3 int32 (4 GiB at 1024).
@@ -153,10 +154,6 @@ def build_encoder_head(config: FieldConfig) -> tuple[nn.Module, nn.Module]:
     raise ValueError(f"unknown encoding {config.encoding!r}")
 
 
-#: Nearest-sheet rule: a corner's closest point may lie off the reference tangent plane by this
-#: fraction of the distance between the closest points times the sine of the angle between their
-#: normals (a curved sheet) and still belong to the same sheet.
-CURVATURE_ALLOWANCE = 0.5
 
 
 def sheet_weights(x: torch.Tensor, cell: CellCorners, jump: float, offset: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from deepcsp._validate import Fields
+from deepcsp.constants import NORMAL_OFFSET
 from deepcsp.geometry.normalize import Normalization
 from deepcsp.render.camera import Camera, Rays
 from deepcsp.render.shading import ShadingConfig, depth_image, normal_image, shade
@@ -29,7 +30,7 @@ class RenderConfig:
     """Sphere-tracing thresholds and budgets."""
     shading: ShadingConfig = field(default_factory=ShadingConfig)
     """Material, lights and background."""
-    normal_offset: float = 3e-3
+    normal_offset: float = NORMAL_OFFSET
     """Normals are the field's direction at the hit backed off this far towards the viewer
     (normalised units)."""
 

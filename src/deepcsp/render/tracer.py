@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from deepcsp._validate import Fields
-from deepcsp.constants import HALF_SIDE
+from deepcsp.constants import CLEAN_FLIP_COS, HALF_SIDE, MIN_NEWTON_STEP, NORMAL_OFFSET
 from deepcsp.fields.batched import QUERY_CHUNK, map_rows
 
 
@@ -297,7 +297,7 @@ def _bracket(ev: _Probe, st: dict, cfg: TraceConfig, close: torch.Tensor, verify
     settled = refining & ~close & ((hi - lo < cfg.bracket_tol) | (refines > cfg.max_refine))
     # A clean flip (the two sides' directions antiparallel, as on the two faces of a sheet) across
     # a narrow bracket is a crossing even where the field never comes close to zero.
-    clean = ((n_ref * n_hi).sum(1) < -0.95) & (hi - lo < 2.0 * cfg.bracket_eps)
+    clean = ((n_ref * n_hi).sum(1) < CLEAN_FLIP_COS) & (hi - lo < 2.0 * cfg.bracket_eps)
     hit = settled & ((best_dist < cfg.bracket_eps) | clean)
     return {"lo": lo, "hi": hi, "n_ref": n_ref, "n_hi": n_hi, "best_t": best_t, "best_dist": best_dist, "refines": refines,
             "refining": refining, "hit": hit, "false_alarm": settled & ~hit}
@@ -312,7 +312,7 @@ def _advance(ev: _Probe, br: dict, cfg: TraceConfig, verify: torch.Tensor) -> to
     lo, hi, false_alarm = br["lo"], br["hi"], br["false_alarm"]
     jump = (dist < cfg.plane_band) & (cos > cfg.jump_cos)
     t_march = t + torch.where(jump, torch.minimum(ev.plane, cfg.max_jump * dist), dist)
-    inside_b = (newton > lo) & (newton < hi) & ((newton - t).abs() > 1e-7)
+    inside_b = (newton > lo) & (newton < hi) & ((newton - t).abs() > MIN_NEWTON_STEP)
     t_refine = torch.where(inside_b, newton, 0.5 * (lo + hi))
     t_next = torch.where(br["refining"] & ~false_alarm, t_refine, torch.where(false_alarm, hi + cfg.hit_eps, t_march))
     t_verify = t + torch.where(cos > cfg.min_cos, ev.plane, dist).clamp(max=cfg.plane_band)
@@ -325,7 +325,7 @@ def _advance(ev: _Probe, br: dict, cfg: TraceConfig, verify: torch.Tensor) -> to
 
 
 @torch.no_grad()
-def field_normals(field, points: torch.Tensor, directions: torch.Tensor, offset: float = 3e-3) -> torch.Tensor:
+def field_normals(field, points: torch.Tensor, directions: torch.Tensor, offset: float = NORMAL_OFFSET) -> torch.Tensor:
     """Unit normals ``(N, 3)`` at surface ``points : (N, 3)`` seen along ``directions : (N, 3)``:
     the field's direction ``q - CSP(q)`` at ``q = p - offset * direction`` (backed off towards
     the viewer), so they face the viewer on both sides of open sheets; ``-direction`` where that
