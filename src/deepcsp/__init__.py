@@ -14,7 +14,7 @@ __all__ = ["DeepCSPError", "__version__", "load"]
 
 
 def load(path, device: str = "cpu"):
-    """Load a saved field (``.csp`` folder or ``.safetensors`` file) ready for queries.
+    """Load a field saved by ``deepcsp fit`` (one ``.safetensors`` file) ready for queries.
 
     Returns a :class:`deepcsp.fields.query.Field`. Loading never unpickles.
     """

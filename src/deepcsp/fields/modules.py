@@ -31,9 +31,8 @@ class FieldConfig:
     kind: Literal["csp", "udf"] = "csp"
     """``csp`` predicts the closest point; ``udf`` predicts the unsigned distance (NDF baseline)."""
     encoding: Literal["band_grid", "multires_grid", "fourier", "paper"] = "band_grid"
-    """``band_grid``: sparse fine grid in a band around the surface over a coarse dense grid,
-    identity decoder; ``multires_grid``: dense multi-resolution grids + small MLP; ``fourier``:
-    Fourier features + MLP; ``paper``: the official CSP single-shape ReLU MLP."""
+    """``band_grid`` (sparse fine band over a coarse dense grid, no decoder), ``multires_grid`` (grids +
+    small MLP), ``fourier`` (Fourier features + MLP) or ``paper`` (the CSP paper's ReLU MLP)."""
     output: Literal["displacement", "point", "dist_dir"] = "displacement"
     """How a CSP network's output becomes the closest point: ``x + out``, ``out``, or ``x - d*dir``."""
     resolution: int = 192
@@ -41,22 +40,19 @@ class FieldConfig:
     coarse_resolution: int = 48
     """band_grid: coarse vertices per axis."""
     interpolation: Literal["trilinear", "nearest_sheet"] = "nearest_sheet"
-    """band_grid CSP: ``trilinear`` blends the 8 corners' displacements; ``nearest_sheet`` blends
-    only the corners that see the same sheet as the corner whose tangent plane is nearest to the
-    query, so the map stays sharp across the medial axis (between close sheets, in thin parts)."""
+    """band_grid CSP: ``trilinear`` blends the 8 corners; ``nearest_sheet`` only the corners on the
+    sheet of the nearest tangent plane (sharp across the medial axis: close sheets, thin parts)."""
     sheet_jump: float = 3.0
     """nearest_sheet: corners whose closest points lie further apart than this many fine cells
     belong to different sheets."""
     sheet_offset: float = 0.1
-    """nearest_sheet: corners whose closest points lie off the nearest corner's tangent plane by
-    more than this many fine cells (beyond what the sheet's curvature explains) belong to another
-    sheet (close sheets, thin parts); 0 = off."""
+    """nearest_sheet: corners whose closest points lie off the nearest corner's tangent plane by more
+    than this many fine cells (beyond curvature) belong to another sheet; 0 = off."""
     n_active: int = 0
     """band_grid: number of active fine vertices (set by fitting)."""
     refine_factor: int = 4
-    """band_grid: fine cells where two sheets pass within a cell or two of each other (thin parts,
-    close layers, folds) are split into this many sub-cells along each axis, with exact closest
-    points at their vertices (0 or 1: no refinement)."""
+    """band_grid: fine cells where two sheets pass within a cell or two are split into this many
+    sub-cells per axis, with exact closest points at their vertices (0 or 1: none)."""
     n_refined: int = 0
     """band_grid: number of refined fine cells (set by fitting)."""
     n_subvertices: int = 0

@@ -27,9 +27,8 @@ class CloudConfig:
     """Project the points with the learned local CSP operator before the patches are fitted:
     ``auto`` when the estimated noise is at least ``projection_above`` sample spacings."""
     projection_above: float = 0.35
-    """``auto`` projection: noise threshold, in sample spacings (the estimate reads curvature and
-    sparse sampling as noise: clean clouds of the dev meshes measure 0.01-0.34 spacings, and the
-    learned projection was measured to hurt them)."""
+    """``auto`` projection: noise threshold, in sample spacings (the estimate also reads curvature and
+    sparse sampling as noise, so clean clouds stay below it; see benchmarks/RESULTS.md)."""
     model: str | None = None
     """Local CSP model (safetensors from ``deepcsp train-local``); None: the one shipped with deepcsp."""
 
@@ -63,10 +62,8 @@ class FitConfig:
     time_budget: float = 45.0
     """Wall-clock seconds for the whole fit (sampling and ground truth included); 0 = no limit."""
     max_steps: int | None = None
-    """Upper bound on optimisation steps; None = automatic: 0 for ``band_grid`` (collocation is
-    exact at the vertices; gradient refinement was measured to overfit, with a script not kept:
-    benchmarks/history/NOTES-2026-11.md),
-    100000 (so the time budget decides) for network encodings."""
+    """Upper bound on optimisation steps; None = automatic: 0 for ``band_grid`` (collocation is exact
+    at its vertices), 100000 (the time budget decides) for network encodings."""
     batch_size: int = 16384
     """Points per optimisation step."""
     lr: float = 1e-3
@@ -78,9 +75,8 @@ class FitConfig:
     band: float = 0.06
     """band_grid: half-width of the fine band as a fraction of the bbox diagonal."""
     inside_outside: Literal["auto", "off"] = "auto"
-    """band_grid CSP: ``auto`` stores one inside/outside bit per grid vertex (generalised winding
-    numbers) when the input is a closed, consistently wound mesh, so the field gives signed
-    distances, outward normals and watertight extractions; ``off`` never does."""
+    """band_grid CSP: ``auto`` stores an inside/outside bit per vertex for closed, consistently wound
+    meshes (signed distances, outward normals, watertight extraction); ``off`` never does."""
     idempotence_weight: float = 0.0
     """Weight of |CSP(CSP(p)) - CSP(p)| (a closest point is its own closest point)."""
     orthogonality_weight: float = 0.0

@@ -40,9 +40,8 @@ class TraceConfig:
     max_jump: float = 4.0
     """A tangent-plane jump is at most this many times the safe (sphere) step."""
     jump_cos: float = 0.05
-    """Jump only where cos(ray, plane normal) exceeds this. Larger values skip fewer thin parts
-    at grazing angles but sphere-step near silhouettes, where rays passing within ``hit_eps``
-    count as hits (on the dev meshes 0.3 lowered the IoU, see benchmarks/RESULTS.md, rendering)."""
+    """Jump only where cos(ray, plane normal) exceeds this (larger: fewer thin parts skipped at grazing
+    angles, but more false hits near silhouettes; see benchmarks/RESULTS.md, rendering)."""
     min_cos: float = 0.05
     """Tangent-plane refinements (of hits and brackets) only where |cos| exceeds this."""
     verify_cos: float = 0.4

@@ -33,7 +33,7 @@ RECORD_KEYS = ("vertices", "faces", "surface_points", "surface_normals", "querie
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """How records are made (normalised units: the shape fills 90% of the cube [-0.5, 0.5]^3)."""
+    """How records are made (normalised units: the longest side fills ``constants.FILL`` of the cube [-0.5, 0.5]^3)."""
 
     n_surface: int = 10_000
     """Surface samples per shape (input clouds are drawn from them)."""

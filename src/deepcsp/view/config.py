@@ -20,9 +20,8 @@ class ViewConfig:
     port: int = 8080
     """Port to serve on; the next free port is taken when it is busy (0 = any free port)."""
     color: Literal["auto", "normal", "curvature", "reference", "plain"] = "auto"
-    """Initial colouring of surfaces: ``normal`` (RGB = (n + 1) / 2), ``curvature`` (mean curvature
-    from the field's Jacobian), ``reference`` (distance to ``--reference``), ``plain``; ``auto`` is
-    ``reference`` when a reference is given, else ``normal``."""
+    """Initial colouring: ``normal`` (RGB = (n + 1) / 2), ``curvature`` (mean), ``reference`` (distance to
+    ``--reference``), ``plain``; ``auto``: ``reference`` when one is given, else ``normal``."""
     layout: Literal["row", "overlay"] = "row"
     """Several inputs: ``row`` puts them side by side along +x, ``overlay`` in their own coordinates."""
     slice: Literal["none", "x", "y", "z"] = "none"
