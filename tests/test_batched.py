@@ -43,3 +43,28 @@ def test_normalized_batches_cover_the_points_in_order(rng):
 def test_as_points_refuses_and_quotes(bad):
     with pytest.raises(ValueError, match="points"):
         as_points(bad)
+
+
+def test_compare_renders_iou_and_depth_by_hand():
+    from types import SimpleNamespace
+
+    from deepcsp.render import compare_renders
+
+    a = SimpleNamespace(hit=np.array([[True, True], [False, False]]), depth=np.array([[1.0, 2.0], [np.inf, np.inf]]))
+    b = SimpleNamespace(hit=np.array([[True, False], [True, False]]), depth=np.array([[1.5, np.inf], [3.0, np.inf]]))
+    agreement = compare_renders(a, b)
+    assert agreement.iou == 1 / 3 and agreement.median_depth_error == 0.5
+    none = SimpleNamespace(hit=np.zeros((2, 2), bool), depth=np.full((2, 2), np.inf))
+    assert compare_renders(none, none).iou == 0.0 and np.isnan(compare_renders(none, none).median_depth_error)
+
+
+def test_curvatures_along_flips_where_normals_oppose():
+    from deepcsp.fields.diffgeo import Curvatures, curvatures_along
+
+    e = np.eye(3)
+    c = Curvatures(k1=np.array([2.0, 2.0]), k2=np.array([1.0, 1.0]), dir1=e[[0, 0]], dir2=e[[1, 1]],
+                   mean=np.array([1.5, 1.5]), gaussian=np.array([2.0, 2.0]), normals=e[[2, 2]])
+    out = curvatures_along(c, np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]))
+    assert np.array_equal(out.k1, [2.0, -1.0]) and np.array_equal(out.k2, [1.0, -2.0])
+    assert np.array_equal(out.mean, [1.5, -1.5]) and np.array_equal(out.gaussian, [2.0, 2.0])
+    assert np.array_equal(out.dir1, e[[0, 1]]) and np.array_equal(out.normals[1], [0.0, 0.0, -1.0])
