@@ -6,33 +6,10 @@ Grid corners are indexed ``lin = (i * n1 + j) * n1 + k`` (``n1 = resolution + 1`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from deepcsp.fields.query import Field
-
-
-@dataclass
-class PathMesh:
-    """What an extraction path (signed or pseudo-sign) hands to ``extract_mesh``, in normalised
-    coordinates: the mesh, the distance bias and noise it estimated, and its counters."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    bias: float
-    noise: float
-    n_cells: int
-    n_crossings: int
-    n_filled: int = 0
-    """Pseudo-sign path: small holes closed."""
-    signed: bool = False
-    """True when true inside/outside signs made the mesh."""
-    n_closure_cells: int = 0
-    """Signed path: cells added by the closure step (0 for an exact field)."""
-    n_thin_flips: int = 0
-    """Signed path: corners flipped to keep parts thinner than a cell."""
 
 
 class _Queries:
@@ -116,7 +93,6 @@ def _face_edge_table() -> np.ndarray:
 
 
 _FACE_EDGES = _face_edge_table()
-
 
 
 def _face_corner_table() -> np.ndarray:

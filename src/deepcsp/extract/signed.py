@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, PathMesh, _Queries, _unit, link_face_crossings, snapped_means
+from deepcsp.extract.config import PathMesh
+from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
 from deepcsp.extract.planes import flat_planes, straddles
 from deepcsp.extract.sparse import candidate_cells
 
