@@ -162,7 +162,8 @@ def test_cli_mesh_end_to_end(tiny_field, tmp_path):
 def test_fill_holes_closes_small_spurious_hole_keeps_true_hole():
     """The hole pass closes a small hole punched into an extracted sphere (the field says surface is
     there) but leaves a true hole of the input (its centre lies a radius off the surface) open."""
-    from deepcsp.extract.mesh import _fill_holes, _Queries
+    from deepcsp.extract.grid import _Queries
+    from deepcsp.extract.pseudo import _fill_holes
 
     v, f = Sphere().mesh(4)
     field = ExactField(v, f)
@@ -242,7 +243,8 @@ def test_boundary_cycles_split_at_pinch():
 def test_fill_holes_closes_pinched_holes():
     """Two one-face holes of an extracted sphere that touch at a vertex (one pinched boundary
     loop) are both closed; before, the non-simple loop was left open."""
-    from deepcsp.extract.mesh import _fill_holes, _Queries
+    from deepcsp.extract.grid import _Queries
+    from deepcsp.extract.pseudo import _fill_holes
 
     v, f = Sphere().mesh(4)
     field = ExactField(v, f)

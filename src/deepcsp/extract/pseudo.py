@@ -1,0 +1,507 @@
+"""Open-surface extraction: dual contouring on CSP pseudo-signs (the twin of :mod:`deepcsp.extract.signed`
+for fields that do not know inside from outside, and for closed ones with ``use_signs=False``).
+
+Pipeline, all in normalised coordinates on the grid ``origin + (i, j, k) h``, ``h = 1 / resolution``:
+
+
+1. **Candidate cells** (coarse to fine, :mod:`deepcsp.extract.sparse`): only cells whose centre
+   lies within the half cell diagonal (plus a margin) of the surface are kept.
+2. **Corners**: ``CSP`` at every corner of a candidate cell gives the direction
+   ``n = (p - CSP(p)) / u`` and distance ``u``. No autograd.
+3. **Crossed edges** (the pseudo-sign test, decided per edge so neighbouring cells always agree):
+   an edge ``a -> b`` is a crossing candidate when its corners lie on opposite sides of a sheet,
+   ``n_a . n_b < flip_cos``, and look at the same sheet, ``|CSP(a) - CSP(b)| < agree h`` (a medial
+   axis jump moves the closest point across the shape). The crossing point is interpolated from
+   the distances, ``t = (u_a - b) / (u_a + u_b - 2 b)``, and the field is asked there: the edge is
+   kept only if that point lies within ``accept h`` of the surface, which rejects edges that pass
+   beside the boundary of an open sheet or between two nested sheets.
+   **Sheet rule** (``cross_sheets``, default): where two sheets come within a cell or two (folds,
+   hems, thin parts) a corner may see the other sheet, so the flip test both misses crossings and
+   takes false ones (an edge passing just beside a sheet). Flipped edges whose interpolated point
+   is not right on the surface (``verify_flips``), and unflipped edges whose far corner lies behind
+   the near corner's tangent plane at a point on the near corner's sheet, are sampled along the
+   edge; an edge is crossed where it straddles exactly one sheet.
+   **Noisy distances** (estimated noise above ``noisy_above`` = 0.05 cells, step 4): one query
+   can no longer say whether a point lies on the surface, so every flipped edge is sampled and
+   judged by its samples' tangent planes (both sides of the side change must agree on where the
+   sheet is, :func:`~deepcsp.extract.planes.straddles`), crossings are placed by those planes and
+   dual vertices by the mean height of all the planes around them instead of one snap (noise 0.13
+   cells: vertices ~0.025 cells off the surface instead of ~0.075). The signed path does the same.
+4. **Bias**: on a crossed edge ``u_a + u_b`` equals the edge's extent along the normal,
+   ``h |n_axis|``, for an exact field; the median excess over all edges estimates a constant
+   distance bias ``b`` (learned fields overestimate distances near the surface), which is
+   removed from every interpolation and snap.
+5. **Dual contouring**: one vertex per sheet in each cell around a crossed edge (the cell's
+   crossings grouped by the cell faces that link them, as in manifold dual contouring, so two
+   sheets in one cell get two vertices; ``split_sheets``), the mean of its crossing points,
+   snapped onto the surface with the field itself, ``v <- CSP(v) + b n``; one quad per crossed
+   edge joining its four cells, split along the shorter diagonal. An open sheet ends where
+   crossings end (no faces where no sheet crosses), so boundaries stay open; a closed surface
+   gives a closed mesh; exactly one layer per sheet.
+6. **Repair** (``fill_holes``): at edges shared by more than two faces only the two faces nearest
+   the surface that can be wound consistently stay (the others are fins from a misjudged
+   crossing); then small boundary loops (loops touching at a pinch vertex taken apart) whose fill
+   the field confirms to lie on the surface, within a tolerance that grows with the field's own
+   error there (``fill_field_error``), are closed by a fan around ``CSP(centroid)``. A true
+   hole's centre lies a radius off the surface, so true boundaries stay open.
+7. **Cleanup and winding**: coincident vertices welded, repeated/zero-area/duplicate faces
+   dropped, faces oriented consistently by propagation across edges, each component turned to
+   positive signed volume (outward for closed surfaces), optional removal of small components.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from deepcsp.extract.config import ExtractConfig, PathMesh
+from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
+from deepcsp.extract.planes import flat_planes, no_planes, straddles
+from deepcsp.extract.refine import snap_boundary
+from deepcsp.extract.sparse import candidate_cells
+from deepcsp.extract.topology import _edges, boundary_cycles, orient_faces, remove_small_components, weld_and_clean
+
+
+def pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> PathMesh:
+    """Pseudo-sign dual contouring from CSP directions (open fields; see the module docstring)."""
+    R = int(config.resolution)
+    h = 1.0 / R
+    n1 = R + 1
+    origin = -0.5 + config.grid_shift * h
+    stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
+
+    # 1-2. candidate cells (coarse to fine), closest points at their corners
+    tick = time.perf_counter()
+    margin = max(0.5 * h, config.margin)
+    if config.sparse:
+        cand = candidate_cells(fq.distances, R, origin, margin, stop_size=2)
+        cells = cand.cells(R)
+        ckeys = ((cells[:, None, :] + _CORNER_OFFSETS[None]) * stride).sum(-1)
+        corners = np.unique(ckeys)
+    else:
+        ax = np.arange(R, dtype=np.int64)
+        cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+        corners = np.arange(n1**3, dtype=np.int64)
+    timings["cells"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    p, q = fq.closest(origin + _ijk(corners, n1) * h)
+    n_c, u_c = _unit(p - q)
+    timings["corners"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    if config.sparse:
+        # a cell holding surface has every corner within its diagonal of it
+        u_max = u_c[np.searchsorted(corners, ckeys)].max(1)
+        cells = cells[u_max <= np.sqrt(3.0) * h + margin]
+        edges = _cell_edges(cells, n1)
+    else:
+        edges = _dense_edges(n1)
+    timings["cells"] += time.perf_counter() - tick
+
+    # 3. pseudo-sign test per edge
+    tick = time.perf_counter()
+    axis = edges % 3
+    ia = np.searchsorted(corners, edges // 3)
+    ib = np.searchsorted(corners, edges // 3 + stride[axis])
+    cos = (n_c[ia] * n_c[ib]).sum(1)
+    agree = np.linalg.norm(q[ia] - q[ib], axis=1) < config.agree * h
+    live = (u_c[ia] > 0) & (u_c[ib] > 0) & agree
+    flip = live & (cos < config.flip_cos)
+    # bias and noise from the clear flips: u_a + u_b exceeds the edge's extent along the normal
+    ne, _ = _unit(n_c[ia[flip]] - n_c[ib[flip]])
+    extent = h * np.abs(ne[np.arange(len(ne)), axis[flip]])
+    excess = 0.5 * (u_c[ia[flip]] + u_c[ib[flip]] - extent)
+    if len(excess):
+        med = float(np.median(excess))
+        # the excess averages two distances: its spread is the distance noise / sqrt(2)
+        noise = float(np.sqrt(2.0) * 1.4826 * np.median(np.abs(excess - med)))
+    else:
+        med, noise = 0.0, 0.0
+    bias = med if config.debias else 0.0
+    edges0, axis0, ia0, ib0 = edges, axis, ia, ib
+    edges, axis, ia, ib = edges[flip], axis[flip], ia[flip], ib[flip]
+    noisy = noise > config.noisy_above * h
+    planes = no_planes()  # noisy distances: tangent planes of the crossed edges' samples
+    if noisy:
+        keep, xs, planes = _noisy_flips(fq, p, n_c, u_c, ia, ib, bias, noise, h, config)
+    else:
+        keep, xs = _accepted_flips(fq, p, n_c, u_c, ia, ib, axis, bias, noise, h, config)
+    # planes follow their edges: number them among the kept edges (which stay first below)
+    planes = (planes[0], planes[1], (np.cumsum(keep) - 1)[planes[2]])
+    sheets = config.cross_sheets and noise <= config.sheet_max_noise * h
+    # crease rule: next to a crease the two corners see different faces and their directions are
+    # about orthogonal, so the flip test misses the crossing. Where one corner lies behind the
+    # other's (debiased) tangent plane, the plane meets the edge; the edge is kept when the field
+    # confirms that point is on the surface, with a tight tolerance (an edge running beside a
+    # sheet's open boundary passes the plane test too, but not this one)
+    if config.side_cos > -1.0:
+        qt = q + bias * n_c
+        side = ~flip & live & (cos < config.side_cos)
+        ia2, ib2, ax2, e2 = ia0[side], ib0[side], axis0[side], edges0[side]
+        s_ab = ((p[ib2] - qt[ia2]) * n_c[ia2]).sum(1)  # b relative to a's plane
+        s_ba = ((p[ia2] - qt[ib2]) * n_c[ib2]).sum(1)  # a relative to b's plane
+        use_a = s_ab < 0
+        cand = use_a | (s_ba < 0)
+        ia2, ib2, ax2, e2, use_a, s_ab, s_ba = ia2[cand], ib2[cand], ax2[cand], e2[cand], use_a[cand], s_ab[cand], s_ba[cand]
+        if len(e2):
+            # plane of the corner whose plane the other lies behind: signed heights of a and b
+            pa = np.where(use_a, u_c[ia2] - bias, s_ba)
+            pb = np.where(use_a, s_ab, u_c[ib2] - bias)
+            t2 = (pa / np.where(np.abs(pa - pb) > 1e-15, pa - pb, 1.0)).clip(0.0, 1.0)
+            x2 = p[ia2] + t2[:, None] * (p[ib2] - p[ia2])
+            x2_32, q2 = fq.closest(x2)
+            n2, u2 = _unit(x2_32 - q2)
+            good = u2 - bias <= max(config.crease_accept * h, 4.0 * noise)
+            edges = np.concatenate([edges[keep], e2[good]])
+            axis = np.concatenate([axis[keep], ax2[good]])
+            xs = np.concatenate([xs[keep], (q2 + bias * n2)[good]])
+            keep = np.ones(len(edges), dtype=bool)
+    edges, axis, xs = edges[keep], axis[keep], xs[keep]
+    if sheets:
+        other = (u_c[ia0] > 0) & (u_c[ib0] > 0) & ~(agree & (cos < max(config.flip_cos, config.side_cos)))
+        e2, ax2, x2, pl2 = _sheet_crossings(fq, p, q, n_c, u_c, edges0[other], axis0[other], ia0[other], ib0[other], bias, noise, h, config, noisy)
+        planes = tuple(np.concatenate([a, b]) for a, b in zip(planes, (pl2[0], pl2[1], pl2[2] + len(edges))))
+        edges, axis, xs = np.concatenate([edges, e2]), np.concatenate([axis, ax2]), np.concatenate([xs, x2])
+    timings["edges"] = time.perf_counter() - tick
+
+    # 4. dual vertices: one per cell around a crossed edge
+    tick = time.perf_counter()
+    base = _ijk(edges // 3, n1)
+    quad_cells = np.repeat(base[:, None, :], 4, axis=1)
+    for k in range(4):
+        for j in range(2):
+            ax_j = _OTHER[axis, j]
+            quad_cells[np.arange(len(edges)), k, ax_j] += _QUAD[k, j] - 1
+    valid = ((quad_cells >= 0) & (quad_cells < R)).all(axis=(1, 2))
+    quad_cells, xs = quad_cells[valid], xs[valid]
+    vmap = np.cumsum(valid) - 1
+    pvalid = valid[planes[2]]
+    planes = (planes[0][pvalid], planes[1][pvalid], vmap[planes[2][pvalid]])
+    cell_keys = ((quad_cells[..., 0] * R + quad_cells[..., 1]) * R + quad_cells[..., 2]).reshape(-1)
+    uniq, inv = np.unique(cell_keys, return_inverse=True)
+    inv = inv.reshape(-1)
+    if config.split_sheets:
+        inv = _split_cells(inv, len(uniq), axis[valid], xs)
+        uniq = np.arange(int(inv.max()) + 1 if len(inv) else 0)
+    vplanes = None
+    if noisy:
+        # each plane serves the four dual vertices around its edge
+        pe = planes[2]
+        vplanes = (np.repeat(planes[0], 4, axis=0), np.repeat(planes[1], 4, axis=0), inv.reshape(-1, 4)[pe].reshape(-1))
+    vs = snapped_means(fq, inv, np.repeat(xs, 4, axis=0), len(uniq), bias, h, planes=vplanes)
+    timings["vertices"] = time.perf_counter() - tick
+
+    # 5. quads -> triangles, cleanup, winding
+    tick = time.perf_counter()
+    quads = inv.reshape(-1, 4)
+    if len(quads):
+        d02 = np.linalg.norm(vs[quads[:, 0]] - vs[quads[:, 2]], axis=1)
+        d13 = np.linalg.norm(vs[quads[:, 1]] - vs[quads[:, 3]], axis=1)
+        a = d02 <= d13
+        tri_a = np.concatenate([quads[a][:, [0, 1, 2]], quads[a][:, [0, 2, 3]]])
+        tri_b = np.concatenate([quads[~a][:, [0, 1, 3]], quads[~a][:, [1, 2, 3]]])
+        faces = np.concatenate([tri_a, tri_b]).astype(np.int64)
+    else:
+        faces = np.zeros((0, 3), dtype=np.int64)
+    verts, faces = weld_and_clean(vs, faces, tol=1e-6 * h)
+    if config.boundary_reach > 0:
+        verts = snap_boundary(fq, verts, faces, config.boundary_reach * h, bias)
+        verts, faces = weld_and_clean(verts, faces, tol=1e-6 * h)
+    n_filled = 0
+    if config.fill_holes > 0:
+        faces = _drop_fins(fq, verts, orient_faces(verts, faces), bias)
+        faces = orient_faces(verts, faces)
+        verts, faces, n_filled = _fill_holes(fq, verts, faces, config.fill_holes, h, bias, noise, config.fill_tolerance, config.fill_field_error)
+    faces = orient_faces(verts, faces)
+    verts, faces = remove_small_components(verts, faces, config.min_component_faces)
+    timings["mesh"] = time.perf_counter() - tick
+
+    return PathMesh(verts, faces, bias, noise, int(len(cells)), int(len(edges)), n_filled)
+
+
+def _accepted_flips(
+    fq: _Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flipped edges ``ia -> ib`` (corner rows of ``p``, directions ``n_c``, distances ``u_c``) whose
+    interpolated crossing the field puts on the surface (``accept``; a second try where the tangent
+    plane meets the edge, for creases), then, with the sheet rule, checked by sampling when that
+    point is not right on the surface (``verify_flips``). Returns ``(keep (E,) bool, snapped
+    crossing points (E, 3))``."""
+    ua, ub = u_c[ia], u_c[ib]
+    denom = ua + ub - 2 * bias
+    t = np.where(denom > 1e-12, (ua - bias) / np.where(denom > 1e-12, denom, 1.0), 0.5).clip(0.0, 1.0)
+    xc = p[ia] + t[:, None] * (p[ib] - p[ia])
+    xc32, qc = fq.closest(xc)
+    nc, uc = _unit(xc32 - qc)
+    tau = max(config.accept * h, 8.0 * noise)
+    keep = uc - bias <= tau
+    xs = qc + bias * nc
+    # second chance (creases, where distance is not linear along the edge): move to where the
+    # tangent plane at CSP(c) meets the edge and ask again
+    retry = np.nonzero(~keep)[0]
+    if len(retry):
+        e_dot = nc[retry, axis[retry]]
+        ok2 = np.abs(e_dot) > 0.1
+        lam = np.where(ok2, -(uc[retry] - bias) / np.where(ok2, e_dot, 1.0), 0.0)
+        t2 = t[retry] + lam / h
+        ok2 &= (t2 >= 0.0) & (t2 <= 1.0)
+        retry = retry[ok2]
+        if len(retry):
+            x2 = p[ia[retry]] + t2[ok2, None] * (p[ib[retry]] - p[ia[retry]])
+            x2_32, q2 = fq.closest(x2)
+            n2, u2 = _unit(x2_32 - q2)
+            good = u2 - bias <= tau
+            keep[retry[good]] = True
+            xs[retry[good]] = (q2 + bias * n2)[good]
+    if config.cross_sheets and noise <= config.sheet_max_noise * h and config.verify_flips > 0:
+        # a flip whose interpolated crossing is not right on the surface may be an edge passing
+        # beside a sheet between two close sheets: keep it only if it straddles exactly one sheet
+        ver = np.nonzero(keep & (uc - bias > max(config.verify_flips * h, 4.0 * noise)))[0]
+        if len(ver):
+            ref, _ = _unit(n_c[ia[ver]] - n_c[ib[ver]])
+            q32, qq = fq.closest(xs[ver])  # the field's distance at its own (debiased) closest point
+            floor = np.linalg.norm(q32 - qq, axis=1)
+            st = straddles(fq, p[ia[ver]], p[ib[ver]], n_c[ia[ver]], n_c[ib[ver]], u_c[ia[ver]], u_c[ib[ver]], ref, floor, bias, noise, h, config.sheet_samples, config.straddle_slack).straddle
+            keep[ver[st.sum(1) != 1]] = False
+    return keep, xs
+
+
+def _noisy_flips(
+    fq: _Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Flipped edges checked when the distances are noisy (``noisy_above``): one query at the
+    interpolated crossing cannot tell an edge passing a tenth of a cell beside a sheet from one
+    crossing it, so every flipped edge is sampled and judged by its samples' tangent planes
+    (:func:`~deepcsp.extract.planes.straddles` with ``planes``); an edge is kept where it straddles exactly one sheet, its
+    crossing placed by those planes (not snapped: the dual vertices average the planes).
+    Returns ``(keep (E,) bool, crossing points (E, 3), planes)``, ``planes = (feet (P, 3), normals
+    (P, 3), edge (P,))`` the tangent planes that judged each kept edge."""
+    xs = np.zeros((len(ia), 3))
+    keep = np.zeros(len(ia), dtype=bool)
+    if len(ia) == 0:
+        return keep, xs, no_planes()
+    ref, _ = _unit(n_c[ia] - n_c[ib])
+    floor = np.full(len(ia), bias)
+    smp = straddles(fq, p[ia], p[ib], n_c[ia], n_c[ib], u_c[ia], u_c[ib], ref, floor, bias, noise, h, config.noisy_samples, config.straddle_slack, planes=True)
+    st = smp.straddle
+    rows, j = np.nonzero(st & (st.sum(1) == 1)[:, None])
+    keep[rows] = True
+    xs[rows] = p[ia[rows]] + smp.tcross[rows, j][:, None] * (p[ib[rows]] - p[ia[rows]])
+    return keep, xs, flat_planes(smp, rows, j, rows)
+
+
+def _sheet_crossings(
+    fq: _Queries,
+    p: np.ndarray,
+    q: np.ndarray,
+    n: np.ndarray,
+    u: np.ndarray,
+    edges: np.ndarray,
+    axis: np.ndarray,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    bias: float,
+    noise: float,
+    h: float,
+    config: ExtractConfig,
+    noisy: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Crossings of edges that the flip test skips although one sheet crosses them: where two
+    sheets lie within a cell or two (folds, hems, thin parts) a corner may see the other sheet, so
+    the corners' directions do not flip (or their closest points do not agree).
+
+    Screening: for each corner ``c`` of an edge ``a -> b`` (``p (C, 3)`` corners, ``q`` closest
+    points, ``n`` directions, ``u`` distances; ``ia, ib`` the edges' corner rows), the other corner
+    lies behind ``c``'s debiased tangent plane, and the point ``x`` where that plane meets the edge
+    lies within ``sheet_accept`` cells of the surface with its closest point within ``agree`` cells
+    of ``q_c`` (on ``c``'s sheet); a grazing edge passes this too. Decision: the screened edges are
+    sampled (:func:`~deepcsp.extract.planes.straddles`); an edge that straddles exactly one sheet is crossed there, snapped
+    with ``CSP``; twice (a ridge or fold sharper than a cell, cut twice by the edge) gives no
+    crossing, as with signs. Returns ``(edges, axis, crossing points, planes)`` (``planes``: the
+    tangent planes that judged each edge when ``noisy``, as :func:`_noisy_flips` gives them; none
+    otherwise).
+    """
+    empty = (np.zeros(0, dtype=edges.dtype), np.zeros(0, dtype=axis.dtype), np.zeros((0, 3)), no_planes())
+    if len(edges) == 0:
+        return empty
+    tol = max(config.sheet_accept * h, 4.0 * noise)
+    reach = config.agree * h
+    screened = np.zeros(len(edges), dtype=bool)
+    ref = np.zeros((len(edges), 3))  # the screening corner's direction
+    foot = np.zeros((len(edges), 3))  # the (debiased) closest point of the plane's point on the edge
+    for c, o in ((ia, ib), (ib, ia)):
+        ha = u[c] - bias  # the corner's height over its own (debiased) plane
+        ho = ((p[o] - q[c] - bias * n[c]) * n[c]).sum(1)  # the other corner's height
+        sel = np.nonzero((ho < 0) & (ha > 0) & ~screened)[0]
+        if len(sel) == 0:
+            continue
+        t = (ha[sel] / (ha[sel] - ho[sel])).clip(0.0, 1.0)
+        x32, qx = fq.closest(p[c[sel]] + t[:, None] * (p[o[sel]] - p[c[sel]]))
+        ux = np.linalg.norm(x32 - qx, axis=1)
+        screened[sel] = (ux - bias <= tol) & (np.linalg.norm(qx - q[c[sel]], axis=1) <= reach)
+        ref[sel] = n[c[sel]]
+        nx, _ = _unit(x32 - qx)
+        foot[sel] = qx + bias * nx
+    sel = np.nonzero(screened)[0]
+    if len(sel) == 0:
+        return empty
+    pa, pb = p[ia[sel]], p[ib[sel]]
+    f32, fq_ = fq.closest(foot[sel])  # the field's distance at its own (debiased) closest point
+    floor = np.linalg.norm(f32 - fq_, axis=1)
+    smp = straddles(fq, pa, pb, n[ia[sel]], n[ib[sel]], u[ia[sel]], u[ib[sel]], ref[sel], floor, bias, noise, h, config.sheet_samples, config.straddle_slack, planes=noisy)
+    rows, j = np.nonzero(smp.straddle & (smp.straddle.sum(1) == 1)[:, None])  # crossed exactly once
+    if len(rows) == 0:
+        return empty
+    keep = rows
+    xc = pa[keep] + smp.tcross[rows, j][:, None] * (pb[keep] - pa[keep])
+    if noisy:
+        # the samples' planes placed the crossing; a single noisy query would only move it off
+        return edges[sel[keep]], axis[sel[keep]], xc, flat_planes(smp, rows, j, np.arange(len(rows)))
+    xc32, qc = fq.closest(xc)
+    nc, uc = _unit(xc32 - qc)
+    ok = uc - bias <= max(config.accept * h, 8.0 * noise)
+    keep = keep[ok]
+    return edges[sel[keep]], axis[sel[keep]], (qc + bias * nc)[ok], no_planes()
+
+
+def _split_cells(cell_of: np.ndarray, n_cells: int, axis: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Group the crossings of each cell into sheets and give each group its own dual vertex.
+
+    ``cell_of : (4E,)`` cell index of entry ``4 e + k`` (crossed edge ``e`` seen from the ``k``-th
+    cell of its quad), ``axis : (E,)`` the edges' axes, ``xs : (E, 3)`` their crossing points.
+    On every cell face, two crossings are linked (one sheet passes through the face between them);
+    four are paired along the face's sides, the pairing with the shorter links winning; one or
+    three (inconsistent pseudo-signs) are all linked, as one vertex per cell would. Returns
+    ``(4E,)`` vertex ids (connected components of the links within each cell).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(cell_of)
+    if n == 0:
+        return cell_of
+    k = np.tile(np.arange(4), n // 4)
+    ax = np.repeat(axis, 4)
+    local = ax * 4 + (1 - _QUAD[k, 0]) * 2 + (1 - _QUAD[k, 1])
+    table = np.full((n_cells, 12), -1, dtype=np.int64)
+    table[cell_of, local] = np.arange(n)
+    xe = np.repeat(xs, 4, axis=0)
+    a_all, b_all = [], []
+    for fe in _FACE_EDGES:
+        ids = table[:, fe]
+        cnt = (ids >= 0).sum(1)
+        # two crossings (or an odd count): link consecutive crossed edges, which links them all
+        a, b = link_face_crossings(ids)
+        a_all += a
+        b_all += b
+        four = cnt == 4
+        if four.any():
+            sub = ids[four]
+            d = lambda i, j: np.linalg.norm(xe[sub[:, i]] - xe[sub[:, j]], axis=1)  # noqa: E731
+            first = d(0, 1) + d(2, 3) <= d(1, 2) + d(3, 0)
+            a_all += [np.where(first, sub[:, 0], sub[:, 1]), np.where(first, sub[:, 2], sub[:, 3])]
+            b_all += [np.where(first, sub[:, 1], sub[:, 2]), np.where(first, sub[:, 3], sub[:, 0])]
+    a = np.concatenate(a_all) if a_all else np.zeros(0, dtype=np.int64)
+    b = np.concatenate(b_all) if b_all else np.zeros(0, dtype=np.int64)
+    g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(g, directed=False)
+    return labels.astype(np.int64)
+
+
+def _drop_fins(fq: _Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -> np.ndarray:
+    """At every edge of ``faces (F, 3)`` shared by more than two faces, keep only the two faces whose
+    centroids lie closest to the field's surface (the others are fins from a misjudged crossing;
+    the holes their removal leaves are closed by the hole-filling pass); faces left without any
+    neighbour are dropped too. Returns the kept faces."""
+    if len(faces) == 0:
+        return faces
+    _, key, owner = _edges(faces, len(verts))
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    nm = counts[inv] > 2
+    if not nm.any():
+        return faces
+    fid, ekey = owner[nm], inv[nm]
+    cand = np.unique(fid)
+    c32, qc = fq.closest(verts[faces[cand]].mean(1))
+    dist = np.full(len(faces), np.inf)
+    dist[cand] = np.linalg.norm(c32 - qc, axis=1)
+    he, _, _ = _edges(faces, len(verts))
+    fwd = (he[nm, 0] < he[nm, 1])
+    order = np.lexsort((dist[fid], ekey))
+    fid, ekey, fwd = fid[order], ekey[order], fwd[order]
+    start = np.searchsorted(ekey, ekey)
+    rank = np.arange(len(ekey)) - start
+    # keep the closest face and the closest one running the other way along the edge (so the two
+    # kept faces can be wound consistently); the second closest when none runs the other way
+    other = (fwd != fwd[start]) & (rank > 0)
+    idx = np.arange(len(ekey))
+    first_other = np.full(len(ekey), len(ekey))
+    np.minimum.at(first_other, start[other], idx[other])
+    partner = np.where(first_other[start] < len(ekey), first_other[start], start + 1)
+    kept = (rank == 0) | (idx == partner)
+    drop = np.unique(fid[~kept])
+    keep = np.ones(len(faces), dtype=bool)
+    keep[drop] = False
+    faces = faces[keep]
+    # a face left with no neighbour at all (its other edges were boundary) was a fin too
+    _, key, owner = _edges(faces, len(verts))
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    lone = np.bincount(owner, weights=counts[inv] == 1, minlength=len(faces)) == 3
+    return faces[~lone]
+
+
+def _fill_holes(
+    fq: _Queries, verts: np.ndarray, faces: np.ndarray, max_edges: int, h: float, bias: float, noise: float, rel_tol: float = 0.5, error_cap: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Close small holes that lie on the field's surface.
+
+    The boundary of ``verts (V, 3)``, ``faces (F, 3)`` (consistently wound) is split into cycles,
+    loops touching at a pinch vertex separated (:func:`boundary_cycles`). A cycle ``L`` is closed by
+    a fan around a new vertex ``c = CSP(m) + bias n`` (``m`` the cycle's centroid) when it visits
+    each vertex once, has at most ``max_edges`` edges and ``m`` and the midpoints ``(c + v) / 2`` of
+    every spoke lie within ``tol = max(h / 4, rel_tol rho, 4 noise) + min(2 e, error_cap h)`` of the
+    surface (``rho`` the loop's mean radius, ``e`` the field's own error at ``c``: the distance it
+    reports at its own closest point ``c``, 0 for an exact field, up to a quarter cell for a fitted
+    band-grid field where sheets are close): a true hole of radius ``rho`` has its centre ``~rho``
+    off the surface and stays open. The fan
+    faces ``(b, a, c)`` run against the loop's half-edges ``a -> b``, so winding stays consistent.
+    Returns ``(verts, faces, number of loops closed)``.
+    """
+    if len(faces) == 0:
+        return verts, faces, 0
+    nv = len(verts)
+    he, key, _ = _edges(faces, nv)
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    bhe = he[counts[inv] == 1]
+    if len(bhe) == 0:
+        return verts, faces, 0
+    n_loops, lab, simple = boundary_cycles(bhe, nv)
+    size = np.bincount(lab, minlength=n_loops)
+    ok_loop = (np.bincount(lab, weights=simple, minlength=n_loops) == size) & (size >= 3) & (size <= max_edges)
+    loops = np.nonzero(ok_loop)[0]
+    if len(loops) == 0:
+        return verts, faces, 0
+    sel = ok_loop[lab]
+    bhe, lab = bhe[sel], np.searchsorted(loops, lab[sel])
+    cnt = np.bincount(lab, minlength=len(loops)).astype(np.float64)
+    m = np.stack([np.bincount(lab, weights=verts[bhe[:, 0], d], minlength=len(loops)) for d in range(3)], -1) / cnt[:, None]
+    rho = np.bincount(lab, weights=np.linalg.norm(verts[bhe[:, 0]] - m[lab], axis=1), minlength=len(loops)) / cnt
+    tol = np.maximum(np.maximum(0.25 * h, rel_tol * rho), 4.0 * noise)
+    m32, qm = fq.closest(m)
+    nm, um = _unit(m32 - qm)
+    c = qm + bias * nm
+    if error_cap > 0:
+        # the field's own error there: its distance at its own closest point (0 for an exact field)
+        c32, qc = fq.closest(c)
+        tol = tol + np.minimum(2.0 * (np.linalg.norm(c32 - qc, axis=1) - bias).clip(0.0), error_cap * h)
+    mid32, qs = fq.closest(0.5 * (c[lab] + verts[bhe[:, 0]]))
+    us = np.linalg.norm(mid32 - qs, axis=1) - bias
+    spoke_ok = np.bincount(lab, weights=us <= tol[lab], minlength=len(loops)) == cnt
+    good = (um - bias <= tol) & spoke_ok & (np.linalg.norm(c - m, axis=1) <= tol + 0.5 * h)
+    if not good.any():
+        return verts, faces, 0
+    new_id = np.full(len(loops), -1, dtype=np.int64)
+    new_id[good] = nv + np.arange(int(good.sum()))
+    use = good[lab]
+    fan = np.stack([bhe[use, 1], bhe[use, 0], new_id[lab[use]]], -1)
+    return np.concatenate([verts, c[good]]), np.concatenate([faces, fan]), int(good.sum())
