@@ -12,7 +12,7 @@ import torch
 from deepcsp.fields.query import Field
 
 
-class _Queries:
+class Queries:
     """Batched closest-point queries on normalised NumPy points, counting every point asked."""
 
     def __init__(self, field: Field):
@@ -39,22 +39,23 @@ class _Queries:
         return self._map(x, self.field.signed_distances_normalized, (0,))[1]
 
 
-def _unit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(directions (N, 3), lengths (N,))`` of vectors ``d (N, 3)`` (zero vectors stay zero)."""
     u = np.linalg.norm(d, axis=1)
     return d / np.maximum(u, 1e-12)[:, None], u
 
 
 # the two other axes of each axis, in the cyclic order that makes a quad's normal point along +axis
-_OTHER = np.array([[1, 2], [2, 0], [0, 1]])
-_QUAD = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
-_CORNER_OFFSETS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int64)
+OTHER = np.array([[1, 2], [2, 0], [0, 1]])
+QUAD = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
+CORNER_OFFSETS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int64)
 
 
-def _cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
+def cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
     """Unique edge keys ``corner * 3 + axis`` of the 12 edges of every cell ``(M, 3)``."""
     keys = []
     for axis in range(3):
-        a1, a2 = _OTHER[axis]
+        a1, a2 = OTHER[axis]
         for d1 in (0, 1):
             for d2 in (0, 1):
                 c = cells.copy()
@@ -64,7 +65,8 @@ def _cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
     return np.unique(np.concatenate(keys))
 
 
-def _dense_edges(n1: int) -> np.ndarray:
+def dense_edges(n1: int) -> np.ndarray:
+    """Sorted keys of every edge of the dense grid with ``n1`` corners per side."""
     ax = np.arange(n1, dtype=np.int64)
     ijk = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
     lin = (ijk[:, 0] * n1 + ijk[:, 1]) * n1 + ijk[:, 2]
@@ -72,35 +74,36 @@ def _dense_edges(n1: int) -> np.ndarray:
     return np.sort(np.concatenate(keys))
 
 
-def _ijk(lin: np.ndarray, n1: int) -> np.ndarray:
+def corner_ijk(lin: np.ndarray, n1: int) -> np.ndarray:
+    """``(N, 3)`` integer grid coordinates of corner keys ``lin (N,)``."""
     return np.stack([lin // (n1 * n1), (lin // n1) % n1, lin % n1], -1)
 
 
 def _face_edge_table() -> np.ndarray:
-    """``(6, 4)`` local edge ids (``axis * 4 + o1 * 2 + o2``, offsets along ``_OTHER[axis]``) of the
+    """``(6, 4)`` local edge ids (``axis * 4 + o1 * 2 + o2``, offsets along ``OTHER[axis]``) of the
     six faces of a cell, each in cyclic order (consecutive edges share a corner)."""
 
     def local(ax: int, off: dict) -> int:
-        a1, a2 = _OTHER[ax]
+        a1, a2 = OTHER[ax]
         return int(ax * 4 + off[a1] * 2 + off[a2])
 
     table = []
     for f in range(3):
-        u, v = _OTHER[f]
+        u, v = OTHER[f]
         for s in (0, 1):
             table.append([local(u, {f: s, v: 0}), local(v, {f: s, u: 1}), local(u, {f: s, v: 1}), local(v, {f: s, u: 0})])
     return np.array(table, dtype=np.int64)
 
 
-_FACE_EDGES = _face_edge_table()
+FACE_EDGES = _face_edge_table()
 
 
 def _face_corner_table() -> np.ndarray:
-    """``(6, 4)`` local corner ids (``i * 4 + j * 2 + k``, the order of ``_CORNER_OFFSETS``) of the six
-    faces of ``_FACE_EDGES``: entry ``m`` is the corner shared by the face's edges ``m`` and ``m + 1``."""
+    """``(6, 4)`` local corner ids (``i * 4 + j * 2 + k``, the order of ``CORNER_OFFSETS``) of the six
+    faces of ``FACE_EDGES``: entry ``m`` is the corner shared by the face's edges ``m`` and ``m + 1``."""
     table = []
     for f in range(3):
-        u, v = _OTHER[f]
+        u, v = OTHER[f]
         for s in (0, 1):
             row = []
             for cu, cv in ((1, 0), (1, 1), (0, 1), (0, 0)):
@@ -111,10 +114,10 @@ def _face_corner_table() -> np.ndarray:
     return np.array(table, dtype=np.int64)
 
 
-_FACE_CORNERS = _face_corner_table()
+FACE_CORNERS = _face_corner_table()
 
 
-def snapped_means(fq: _Queries, labels: np.ndarray, points: np.ndarray, n: int, bias: float, h: float, planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def snapped_means(fq: Queries, labels: np.ndarray, points: np.ndarray, n: int, bias: float, h: float, planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Dual vertices: the mean of the ``points`` carrying each of the ``n`` labels, moved onto the
     surface with the field itself (``CSP(v) + bias * n``); a snap longer than a cell diagonal is not
     applied (the mean is kept).
@@ -133,7 +136,7 @@ def snapped_means(fq: _Queries, labels: np.ndarray, points: np.ndarray, n: int, 
         ref = np.zeros((n, 3))
         ref[uq] = nrm[first]
         nrm = nrm * np.where((nrm * ref[pl]).sum(1, keepdims=True) < 0, -1.0, 1.0)
-        nm, _ = _unit(np.stack([np.bincount(pl, weights=nrm[:, d], minlength=n) for d in range(3)], -1))
+        nm, _ = unit(np.stack([np.bincount(pl, weights=nrm[:, d], minlength=n) for d in range(3)], -1))
         num = np.bincount(pl, weights=((feet - v0[pl]) * nrm).sum(1), minlength=n)
         den = np.bincount(pl, weights=(nrm * nm[pl]).sum(1), minlength=n)
         has = den > 1e-9
@@ -141,7 +144,7 @@ def snapped_means(fq: _Queries, labels: np.ndarray, points: np.ndarray, n: int, 
         todo = ~has
     if todo.any():
         v32, qv = fq.closest(v0[todo])
-        nv, _ = _unit(v32 - qv)
+        nv, _ = unit(v32 - qv)
         vs[todo] = qv + bias * nv
     far = np.linalg.norm(vs - v0, axis=1) > np.sqrt(3.0) * h
     vs[far] = v0[far]

@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from deepcsp.extract.config import MAX_POINTS, MAX_RESOLUTION, TOPOLOGY_CELLS, TOPOLOGY_CELLS_REFINED, ExtractConfig, ExtractResult, PathMesh  # noqa: F401  (MAX_*: kept importable from here)
-from deepcsp.extract.grid import _Queries, _unit
+from deepcsp.extract.grid import Queries, unit
 from deepcsp.extract.pseudo import pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
 from deepcsp.extract.signed import signed_dual_contour
@@ -47,7 +47,7 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
     timings: dict[str, float] = {}
     R = int(config.resolution)
     h = 1.0 / R
-    fq = _Queries(field)
+    fq = Queries(field)
     signed = config.use_signs and bool(getattr(field, "closed", False))
     R_topo, passes = topology_plan(field, config, signed)
     path_config = replace(config, resolution=R_topo) if R_topo != R else config
@@ -112,7 +112,7 @@ def topology_plan(field: Field, config: ExtractConfig, signed: bool) -> tuple[in
     return (topo, max(1, passes)) if topo < R else (R, 0)
 
 
-def _signed_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> PathMesh:
+def _signed_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathMesh:
     """True-sign dual contouring (closed fields), then the optional small-component removal."""
     R = int(config.resolution)
     h = 1.0 / R
@@ -124,15 +124,15 @@ def _signed_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> PathMesh
     return replace(sm, vertices=verts, faces=faces)
 
 
-def project_points(queries: _Queries | Field, vertices: np.ndarray, faces: np.ndarray, n: int, sigma: float, bias: float = 0.0, seed: int = 0) -> np.ndarray:
+def project_points(queries: Queries | Field, vertices: np.ndarray, faces: np.ndarray, n: int, sigma: float, bias: float = 0.0, seed: int = 0) -> np.ndarray:
     """``(n, 3)`` points on the field's surface by one-shot projection: area-weighted samples of
     the mesh ``(vertices (V, 3), faces (F, 3))`` (normalised coordinates), jittered with Gaussian
     ``sigma``, moved to ``CSP(x) + bias n(x)``. Returns normalised coordinates."""
     from deepcsp.geometry.sampling import sample_surface
 
-    fq = queries if isinstance(queries, _Queries) else _Queries(queries)
+    fq = queries if isinstance(queries, Queries) else Queries(queries)
     rng = np.random.default_rng(seed)
     x = sample_surface(vertices, faces, n, rng).points + sigma * rng.standard_normal((n, 3))
     x32, q = fq.closest(x)
-    nx, _ = _unit(x32 - q)
+    nx, _ = unit(x32 - q)
     return q + bias * nx

@@ -56,14 +56,14 @@ import time
 import numpy as np
 
 from deepcsp.extract.config import ExtractConfig, PathMesh
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _dense_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
+from deepcsp.extract.grid import CORNER_OFFSETS, FACE_EDGES, OTHER, QUAD, Queries, cell_edges, corner_ijk, dense_edges, link_face_crossings, snapped_means, unit
 from deepcsp.extract.planes import flat_planes, no_planes, straddles
 from deepcsp.extract.refine import snap_boundary
 from deepcsp.extract.sparse import candidate_cells
 from deepcsp.extract.topology import _edges, boundary_cycles, orient_faces, remove_small_components, weld_and_clean
 
 
-def pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> PathMesh:
+def pseudo_sign_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathMesh:
     """Pseudo-sign dual contouring from CSP directions (open fields; see the module docstring)."""
     R = int(config.resolution)
     h = 1.0 / R
@@ -77,7 +77,7 @@ def pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> Path
     if config.sparse:
         cand = candidate_cells(fq.distances, R, origin, margin, stop_size=2)
         cells = cand.cells(R)
-        ckeys = ((cells[:, None, :] + _CORNER_OFFSETS[None]) * stride).sum(-1)
+        ckeys = ((cells[:, None, :] + CORNER_OFFSETS[None]) * stride).sum(-1)
         corners = np.unique(ckeys)
     else:
         ax = np.arange(R, dtype=np.int64)
@@ -85,17 +85,17 @@ def pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> Path
         corners = np.arange(n1**3, dtype=np.int64)
     timings["cells"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    p, q = fq.closest(origin + _ijk(corners, n1) * h)
-    n_c, u_c = _unit(p - q)
+    p, q = fq.closest(origin + corner_ijk(corners, n1) * h)
+    n_c, u_c = unit(p - q)
     timings["corners"] = time.perf_counter() - tick
     tick = time.perf_counter()
     if config.sparse:
         # a cell holding surface has every corner within its diagonal of it
         u_max = u_c[np.searchsorted(corners, ckeys)].max(1)
         cells = cells[u_max <= np.sqrt(3.0) * h + margin]
-        edges = _cell_edges(cells, n1)
+        edges = cell_edges(cells, n1)
     else:
-        edges = _dense_edges(n1)
+        edges = dense_edges(n1)
     timings["cells"] += time.perf_counter() - tick
 
     # 3. pseudo-sign test per edge
@@ -108,7 +108,7 @@ def pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> Path
     live = (u_c[ia] > 0) & (u_c[ib] > 0) & agree
     flip = live & (cos < config.flip_cos)
     # bias and noise from the clear flips: u_a + u_b exceeds the edge's extent along the normal
-    ne, _ = _unit(n_c[ia[flip]] - n_c[ib[flip]])
+    ne, _ = unit(n_c[ia[flip]] - n_c[ib[flip]])
     extent = h * np.abs(ne[np.arange(len(ne)), axis[flip]])
     excess = 0.5 * (u_c[ia[flip]] + u_c[ib[flip]] - extent)
     if len(excess):
@@ -150,7 +150,7 @@ def pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> Path
             t2 = (pa / np.where(np.abs(pa - pb) > 1e-15, pa - pb, 1.0)).clip(0.0, 1.0)
             x2 = p[ia2] + t2[:, None] * (p[ib2] - p[ia2])
             x2_32, q2 = fq.closest(x2)
-            n2, u2 = _unit(x2_32 - q2)
+            n2, u2 = unit(x2_32 - q2)
             good = u2 - bias <= max(config.crease_accept * h, 4.0 * noise)
             edges = np.concatenate([edges[keep], e2[good]])
             axis = np.concatenate([axis[keep], ax2[good]])
@@ -166,12 +166,12 @@ def pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> Path
 
     # 4. dual vertices: one per cell around a crossed edge
     tick = time.perf_counter()
-    base = _ijk(edges // 3, n1)
+    base = corner_ijk(edges // 3, n1)
     quad_cells = np.repeat(base[:, None, :], 4, axis=1)
     for k in range(4):
         for j in range(2):
-            ax_j = _OTHER[axis, j]
-            quad_cells[np.arange(len(edges)), k, ax_j] += _QUAD[k, j] - 1
+            ax_j = OTHER[axis, j]
+            quad_cells[np.arange(len(edges)), k, ax_j] += QUAD[k, j] - 1
     valid = ((quad_cells >= 0) & (quad_cells < R)).all(axis=(1, 2))
     quad_cells, xs = quad_cells[valid], xs[valid]
     vmap = np.cumsum(valid) - 1
@@ -220,7 +220,7 @@ def pseudo_sign_mesh(fq: _Queries, config: ExtractConfig, timings: dict) -> Path
 
 
 def _accepted_flips(
-    fq: _Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+    fq: Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flipped edges ``ia -> ib`` (corner rows of ``p``, directions ``n_c``, distances ``u_c``) whose
     interpolated crossing the field puts on the surface (``accept``; a second try where the tangent
@@ -232,7 +232,7 @@ def _accepted_flips(
     t = np.where(denom > 1e-12, (ua - bias) / np.where(denom > 1e-12, denom, 1.0), 0.5).clip(0.0, 1.0)
     xc = p[ia] + t[:, None] * (p[ib] - p[ia])
     xc32, qc = fq.closest(xc)
-    nc, uc = _unit(xc32 - qc)
+    nc, uc = unit(xc32 - qc)
     tau = max(config.accept * h, 8.0 * noise)
     keep = uc - bias <= tau
     xs = qc + bias * nc
@@ -249,7 +249,7 @@ def _accepted_flips(
         if len(retry):
             x2 = p[ia[retry]] + t2[ok2, None] * (p[ib[retry]] - p[ia[retry]])
             x2_32, q2 = fq.closest(x2)
-            n2, u2 = _unit(x2_32 - q2)
+            n2, u2 = unit(x2_32 - q2)
             good = u2 - bias <= tau
             keep[retry[good]] = True
             xs[retry[good]] = (q2 + bias * n2)[good]
@@ -258,7 +258,7 @@ def _accepted_flips(
         # beside a sheet between two close sheets: keep it only if it straddles exactly one sheet
         ver = np.nonzero(keep & (uc - bias > max(config.verify_flips * h, 4.0 * noise)))[0]
         if len(ver):
-            ref, _ = _unit(n_c[ia[ver]] - n_c[ib[ver]])
+            ref, _ = unit(n_c[ia[ver]] - n_c[ib[ver]])
             q32, qq = fq.closest(xs[ver])  # the field's distance at its own (debiased) closest point
             floor = np.linalg.norm(q32 - qq, axis=1)
             st = straddles(fq, p[ia[ver]], p[ib[ver]], n_c[ia[ver]], n_c[ib[ver]], u_c[ia[ver]], u_c[ib[ver]], ref, floor, bias, noise, h, config.sheet_samples, config.straddle_slack).straddle
@@ -267,7 +267,7 @@ def _accepted_flips(
 
 
 def _noisy_flips(
-    fq: _Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+    fq: Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Flipped edges checked when the distances are noisy (``noisy_above``): one query at the
     interpolated crossing cannot tell an edge passing a tenth of a cell beside a sheet from one
@@ -280,7 +280,7 @@ def _noisy_flips(
     keep = np.zeros(len(ia), dtype=bool)
     if len(ia) == 0:
         return keep, xs, no_planes()
-    ref, _ = _unit(n_c[ia] - n_c[ib])
+    ref, _ = unit(n_c[ia] - n_c[ib])
     floor = np.full(len(ia), bias)
     smp = straddles(fq, p[ia], p[ib], n_c[ia], n_c[ib], u_c[ia], u_c[ib], ref, floor, bias, noise, h, config.noisy_samples, config.straddle_slack, planes=True)
     st = smp.straddle
@@ -291,7 +291,7 @@ def _noisy_flips(
 
 
 def _sheet_crossings(
-    fq: _Queries,
+    fq: Queries,
     p: np.ndarray,
     q: np.ndarray,
     n: np.ndarray,
@@ -340,7 +340,7 @@ def _sheet_crossings(
         ux = np.linalg.norm(x32 - qx, axis=1)
         screened[sel] = (ux - bias <= tol) & (np.linalg.norm(qx - q[c[sel]], axis=1) <= reach)
         ref[sel] = n[c[sel]]
-        nx, _ = _unit(x32 - qx)
+        nx, _ = unit(x32 - qx)
         foot[sel] = qx + bias * nx
     sel = np.nonzero(screened)[0]
     if len(sel) == 0:
@@ -358,7 +358,7 @@ def _sheet_crossings(
         # the samples' planes placed the crossing; a single noisy query would only move it off
         return edges[sel[keep]], axis[sel[keep]], xc, flat_planes(smp, rows, j, np.arange(len(rows)))
     xc32, qc = fq.closest(xc)
-    nc, uc = _unit(xc32 - qc)
+    nc, uc = unit(xc32 - qc)
     ok = uc - bias <= max(config.accept * h, 8.0 * noise)
     keep = keep[ok]
     return edges[sel[keep]], axis[sel[keep]], (qc + bias * nc)[ok], no_planes()
@@ -382,12 +382,12 @@ def _split_cells(cell_of: np.ndarray, n_cells: int, axis: np.ndarray, xs: np.nda
         return cell_of
     k = np.tile(np.arange(4), n // 4)
     ax = np.repeat(axis, 4)
-    local = ax * 4 + (1 - _QUAD[k, 0]) * 2 + (1 - _QUAD[k, 1])
+    local = ax * 4 + (1 - QUAD[k, 0]) * 2 + (1 - QUAD[k, 1])
     table = np.full((n_cells, 12), -1, dtype=np.int64)
     table[cell_of, local] = np.arange(n)
     xe = np.repeat(xs, 4, axis=0)
     a_all, b_all = [], []
-    for fe in _FACE_EDGES:
+    for fe in FACE_EDGES:
         ids = table[:, fe]
         cnt = (ids >= 0).sum(1)
         # two crossings (or an odd count): link consecutive crossed edges, which links them all
@@ -408,7 +408,7 @@ def _split_cells(cell_of: np.ndarray, n_cells: int, axis: np.ndarray, xs: np.nda
     return labels.astype(np.int64)
 
 
-def _drop_fins(fq: _Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -> np.ndarray:
+def _drop_fins(fq: Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -> np.ndarray:
     """At every edge of ``faces (F, 3)`` shared by more than two faces, keep only the two faces whose
     centroids lie closest to the field's surface (the others are fins from a misjudged crossing;
     the holes their removal leaves are closed by the hole-filling pass); faces left without any
@@ -451,7 +451,7 @@ def _drop_fins(fq: _Queries, verts: np.ndarray, faces: np.ndarray, bias: float) 
 
 
 def _fill_holes(
-    fq: _Queries, verts: np.ndarray, faces: np.ndarray, max_edges: int, h: float, bias: float, noise: float, rel_tol: float = 0.5, error_cap: float = 0.0
+    fq: Queries, verts: np.ndarray, faces: np.ndarray, max_edges: int, h: float, bias: float, noise: float, rel_tol: float = 0.5, error_cap: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Close small holes that lie on the field's surface.
 
@@ -488,7 +488,7 @@ def _fill_holes(
     rho = np.bincount(lab, weights=np.linalg.norm(verts[bhe[:, 0]] - m[lab], axis=1), minlength=len(loops)) / cnt
     tol = np.maximum(np.maximum(0.25 * h, rel_tol * rho), 4.0 * noise)
     m32, qm = fq.closest(m)
-    nm, um = _unit(m32 - qm)
+    nm, um = unit(m32 - qm)
     c = qm + bias * nm
     if error_cap > 0:
         # the field's own error there: its distance at its own closest point (0 for an exact field)

@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepcsp.extract.config import PathMesh
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, _Queries, _unit, link_face_crossings, snapped_means
+from deepcsp.extract.grid import CORNER_OFFSETS, FACE_CORNERS, FACE_EDGES, OTHER, QUAD, Queries, cell_edges, corner_ijk, link_face_crossings, snapped_means, unit
 from deepcsp.extract.planes import flat_planes, straddles
 from deepcsp.extract.sparse import candidate_cells
 
@@ -53,7 +53,7 @@ from deepcsp.extract.sparse import candidate_cells
 class _SignedCorners:
     """Signed distances at evaluated grid corners, kept sorted by corner key."""
 
-    def __init__(self, fq: _Queries, resolution: int, origin: float, dilate: float = 0.0):
+    def __init__(self, fq: Queries, resolution: int, origin: float, dilate: float = 0.0):
         self.fq = fq
         self.dilate = dilate
         self.R = resolution
@@ -68,7 +68,7 @@ class _SignedCorners:
         new = np.setdiff1d(keys, self.keys)
         if len(new) == 0:
             return
-        ijk = _ijk(new, self.n1)
+        ijk = corner_ijk(new, self.n1)
         s = self.fq.signed(self.origin + ijk * (1.0 / self.R)) - self.dilate
         self.n_evaluations += len(new)
         border = ((ijk == 0) | (ijk == self.R)).any(1)
@@ -88,25 +88,25 @@ class _SignedCorners:
 
 
 def _corner_keys(cells: np.ndarray, stride: np.ndarray) -> np.ndarray:
-    """``(M, 8)`` corner keys of cells ``(M, 3)``, in ``_CORNER_OFFSETS`` order."""
-    return ((cells[:, None, :] + _CORNER_OFFSETS[None]) * stride).sum(-1)
+    """``(M, 8)`` corner keys of cells ``(M, 3)``, in ``CORNER_OFFSETS`` order."""
+    return ((cells[:, None, :] + CORNER_OFFSETS[None]) * stride).sum(-1)
 
 
 def _quad_cells(edges: np.ndarray, n1: int) -> np.ndarray:
-    """``(E, 4, 3)`` the cells around each edge key, in ``_QUAD`` order (normal along +axis)."""
+    """``(E, 4, 3)`` the cells around each edge key, in ``QUAD`` order (normal along +axis)."""
     axis = edges % 3
-    base = _ijk(edges // 3, n1)
+    base = corner_ijk(edges // 3, n1)
     qc = np.repeat(base[:, None, :], 4, axis=1)
     rows = np.arange(len(edges))
     for k in range(4):
         for j in range(2):
-            qc[rows, k, _OTHER[axis, j]] += _QUAD[k, j] - 1
+            qc[rows, k, OTHER[axis, j]] += QUAD[k, j] - 1
     return qc
 
 
 def _crossed_edges(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -> np.ndarray:
     """Sorted keys of the sign-changing edges of ``cells``."""
-    edges = _cell_edges(cells, sc.n1)
+    edges = cell_edges(cells, sc.n1)
     axis = edges % 3
     ia = sc.index(edges // 3)
     ib = sc.index(edges // 3 + stride[axis])
@@ -130,7 +130,7 @@ def _close(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, max_rounds
             return cells, edges, added
         if rnd == max_rounds:
             break
-        new = _ijk(need, sc.n1)
+        new = corner_ijk(need, sc.n1)
         sc.add(np.unique(_corner_keys(new, stride)))
         cells = np.concatenate([cells, new])
         have = np.union1d(have, need)
@@ -141,7 +141,7 @@ def _close(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, max_rounds
     return cells, edges, added
 
 
-def _thin_flips(fq: _Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, h: float, agree: float, min_axis: float = 0.2) -> np.ndarray:
+def _thin_flips(fq: Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, h: float, agree: float, min_axis: float = 0.2) -> np.ndarray:
     """Give corner signs to parts thinner than a cell that fall between two outside grid corners
     (a plate, a claw, a wing tip), which corner signs alone miss.
 
@@ -156,7 +156,7 @@ def _thin_flips(fq: _Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.
     closest-point query at the corners of the outside edges with ``s_a + s_b < h``. Returns the keys
     of the flipped corners.
     """
-    edges = _cell_edges(cells, sc.n1)
+    edges = cell_edges(cells, sc.n1)
     axis = edges % 3
     ia = sc.index(edges // 3)
     ib = sc.index(edges // 3 + stride[axis])
@@ -166,8 +166,8 @@ def _thin_flips(fq: _Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.
     if len(ia) == 0:
         return np.zeros(0, dtype=np.int64)
     cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
-    p, q = fq.closest(sc.origin + _ijk(sc.keys[cc], sc.n1) * h)
-    n, u = _unit(p - q)
+    p, q = fq.closest(sc.origin + corner_ijk(sc.keys[cc], sc.n1) * h)
+    n, u = unit(p - q)
     ja, jb = inv[: len(ia)], inv[len(ia) :]
     thin = (n[ja, axis] < -min_axis) & (n[jb, axis] > min_axis) & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h) & (u[ja] > 0) & (u[jb] > 0)
     flip = sc.index(np.unique(sc.keys[ia[thin]]))
@@ -185,7 +185,7 @@ def _thin_flips(fq: _Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.
 
 def _neighbours(sc: _SignedCorners, idx: np.ndarray, stride: np.ndarray) -> np.ndarray:
     """``(len(idx), 6)`` indices of the six axis neighbours of corners ``idx`` (-1: not evaluated)."""
-    ijk = _ijk(sc.keys[idx], sc.n1)
+    ijk = corner_ijk(sc.keys[idx], sc.n1)
     out = np.full((len(idx), 6), -1, dtype=np.int64)
     for j, (d, step) in enumerate((d, step) for d in range(3) for step in (-1, 1)):
         nb = ijk.copy()
@@ -215,19 +215,19 @@ def _isolating_flips(sc: _SignedCorners, stride: np.ndarray, flip: np.ndarray) -
     return np.unique(np.concatenate([iso[is_flip], np.intersect1d(nbs[nbs >= 0], flip)]))
 
 
-def _bias(fq: _Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, h: float, agree: float) -> tuple[float, float]:
+def _bias(fq: Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, h: float, agree: float) -> tuple[float, float]:
     """Constant distance bias and noise from the crossed edges' corners (see the module docstring)."""
     cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
     if len(cc) == 0:
         return 0.0, 0.0
-    p, q = fq.closest(sc.origin + _ijk(sc.keys[cc], sc.n1) * h)
-    n, u = _unit(p - q)
+    p, q = fq.closest(sc.origin + corner_ijk(sc.keys[cc], sc.n1) * h)
+    n, u = unit(p - q)
     ja, jb = inv[: len(ia)], inv[len(ia) :]
     clear = ((n[ja] * n[jb]).sum(1) < 0) & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h) & (u[ja] > 0) & (u[jb] > 0)
     if not clear.any():
         return 0.0, 0.0
     ja, jb, ax = ja[clear], jb[clear], axis[clear]
-    ne, _ = _unit(n[ja] - n[jb])
+    ne, _ = unit(n[ja] - n[jb])
     excess = 0.5 * (u[ja] + u[jb] - h * np.abs(ne[np.arange(len(ne)), ax]))
     med = float(np.median(excess))
     return med, float(np.sqrt(2.0) * 1.4826 * np.median(np.abs(excess - med)))
@@ -235,7 +235,7 @@ def _bias(fq: _Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis
 
 def _face_ids(cell_keys: np.ndarray, stride: np.ndarray) -> np.ndarray:
     """``(M, 6)`` grid-wide ids of the six faces of cells (keys of their lowest corners), in
-    ``_FACE_EDGES`` order: both cells sharing a face get the same id."""
+    ``FACE_EDGES`` order: both cells sharing a face get the same id."""
     out = np.empty((len(cell_keys), 6), dtype=np.int64)
     for i in range(6):
         f, side = divmod(i, 2)
@@ -252,7 +252,7 @@ def _link_faces(table: np.ndarray, values: np.ndarray, face_ids: np.ndarray, fli
     pairs ``(a, b)`` and, per four-crossing face, ``(face ids, (K, 4) entry ids)``.
     """
     a_all, b_all, fours = [], [], []
-    for i, (fe, fc) in enumerate(zip(_FACE_EDGES, _FACE_CORNERS)):
+    for i, (fe, fc) in enumerate(zip(FACE_EDGES, FACE_CORNERS)):
         ids = table[:, fe]
         cnt = (ids >= 0).sum(1)
         # two crossings (one or three cannot happen once closed; link them all if they do)
@@ -297,10 +297,10 @@ def _patch_vertices(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -
     cell_of = cell_of.reshape(-1)
     k = np.tile(np.arange(4), len(edges))
     ax = np.repeat(edges % 3, 4)
-    local = ax * 4 + (1 - _QUAD[k, 0]) * 2 + (1 - _QUAD[k, 1])
+    local = ax * 4 + (1 - QUAD[k, 0]) * 2 + (1 - QUAD[k, 1])
     table = np.full((len(uniq), 12), -1, dtype=np.int64)
     table[cell_of, local] = np.arange(n)
-    values = sc.lookup(_corner_keys(_ijk(uniq, sc.n1), stride))
+    values = sc.lookup(_corner_keys(corner_ijk(uniq, sc.n1), stride))
     face_ids = _face_ids(uniq, stride)
     flipped = np.zeros(0, dtype=np.int64)
     for _ in range(4):
@@ -328,7 +328,7 @@ def _face_cell_corners(face_ids: np.ndarray, stride: np.ndarray) -> np.ndarray:
     out = []
     for side in (0, 1):
         low = key - side * stride[f]
-        out.append((low[:, None] + (_CORNER_OFFSETS * stride).sum(1)[None]).reshape(-1))
+        out.append((low[:, None] + (CORNER_OFFSETS * stride).sum(1)[None]).reshape(-1))
     return np.unique(np.concatenate(out))
 
 
@@ -361,7 +361,7 @@ def _drop_flip_only_components(faces: np.ndarray, n_vertices: int, from_flip: np
 
 
 def _noisy_crossings(
-    fq: _Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, xc: np.ndarray, t: np.ndarray, bias: float, noise: float, h: float, samples: int
+    fq: Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, xc: np.ndarray, t: np.ndarray, bias: float, noise: float, h: float, samples: int
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Crossings of the sign-changing edges (corner rows ``ia, ib``; ``pa (E, 3)`` the lower
     corners, ``xc`` the crossings interpolated at parameters ``t``) when distances are noisy: each
@@ -370,10 +370,10 @@ def _noisy_crossings(
     Edges with no straddle keep ``xc`` and give no planes. Returns ``(crossings (E, 3), (feet,
     normals, edge))``."""
     cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
-    p, q = fq.closest(sc.origin + _ijk(sc.keys[cc], sc.n1) * h)
-    n, u = _unit(p - q)
+    p, q = fq.closest(sc.origin + corner_ijk(sc.keys[cc], sc.n1) * h)
+    n, u = unit(p - q)
     ja, jb = inv[: len(ia)], inv[len(ia) :]
-    ref, _ = _unit(n[ja] - n[jb])
+    ref, _ = unit(n[ja] - n[jb])
     smp = straddles(fq, p[ja], p[jb], n[ja], n[jb], u[ja], u[jb], ref, np.full(len(ia), bias), bias, noise, h, samples, 0.0, planes=True)
     dist = np.where(smp.straddle, np.abs(smp.tcross - t[:, None]), np.inf)
     rows = np.nonzero(smp.straddle.any(1))[0]
@@ -406,7 +406,7 @@ def _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v: int, h: float,
 
 
 def signed_dual_contour(
-    fq: _Queries,
+    fq: Queries,
     resolution: int,
     origin: float,
     margin: float,
@@ -463,7 +463,7 @@ def signed_dual_contour(
     if dilate > 0:
         # bias and noise from the edges that cross the surface itself (those of the dilated level
         # set straddle thin parts whole, whose thickness would read as noise)
-        ea = _cell_edges(cells, n1)
+        ea = cell_edges(cells, n1)
         ja, jb = sc.index(ea // 3), sc.index(ea // 3 + stride[ea % 3])
         cut = (sc.values[ja] + dilate < 0) != (sc.values[jb] + dilate < 0)
         bias, noise = _bias(fq, sc, ja[cut], jb[cut], ea[cut] % 3, h, agree) if debias else (0.0, 0.0)
@@ -476,7 +476,7 @@ def signed_dual_contour(
     ua, ub = np.abs(sc.values[ia]), np.abs(sc.values[ib])
     den = ua + ub - 2.0 * bias
     t = np.where(den > 1e-12, (ua - bias) / np.where(den > 1e-12, den, 1.0), 0.5).clip(0.0, 1.0)
-    pa = origin + _ijk(edges // 3, n1) * h
+    pa = origin + corner_ijk(edges // 3, n1) * h
     xc = pa.astype(np.float64)
     xc[np.arange(len(edges)), axis] += t * h
     planes = None
@@ -486,7 +486,7 @@ def signed_dual_contour(
         planes = (np.repeat(feet, 4, axis=0), np.repeat(nrm, 4, axis=0), labels.reshape(-1, 4)[owner].reshape(-1))
     else:
         xc32, qc = fq.closest(xc)
-        nc, _ = _unit(xc32 - qc)
+        nc, _ = unit(xc32 - qc)
         xs = qc + bias * nc
         far = np.linalg.norm(xs - xc, axis=1) > np.sqrt(3.0) * h
         xs[far] = xc[far]
