@@ -56,7 +56,8 @@ import time
 import numpy as np
 
 from deepcsp.extract.config import ExtractConfig, PathMesh
-from deepcsp.extract.grid import CORNER_OFFSETS, FACE_EDGES, OTHER, QUAD, Queries, cell_edges, corner_ijk, dense_edges, link_face_crossings, snapped_means, unit
+from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, quad_cells, snapped_means, triangulate
+from deepcsp.extract.grid import CORNER_OFFSETS, Queries, cell_edges, corner_ijk, dense_edges, unit
 from deepcsp.extract.planes import flat_planes, no_planes, straddles
 from deepcsp.extract.refine import snap_boundary
 from deepcsp.extract.sparse import candidate_cells
@@ -166,18 +167,13 @@ def pseudo_sign_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathM
 
     # 4. dual vertices: one per cell around a crossed edge
     tick = time.perf_counter()
-    base = corner_ijk(edges // 3, n1)
-    quad_cells = np.repeat(base[:, None, :], 4, axis=1)
-    for k in range(4):
-        for j in range(2):
-            ax_j = OTHER[axis, j]
-            quad_cells[np.arange(len(edges)), k, ax_j] += QUAD[k, j] - 1
-    valid = ((quad_cells >= 0) & (quad_cells < R)).all(axis=(1, 2))
-    quad_cells, xs = quad_cells[valid], xs[valid]
+    qcells = quad_cells(edges, n1)
+    valid = ((qcells >= 0) & (qcells < R)).all(axis=(1, 2))
+    qcells, xs = qcells[valid], xs[valid]
     vmap = np.cumsum(valid) - 1
     pvalid = valid[planes[2]]
     planes = (planes[0][pvalid], planes[1][pvalid], vmap[planes[2][pvalid]])
-    cell_keys = ((quad_cells[..., 0] * R + quad_cells[..., 1]) * R + quad_cells[..., 2]).reshape(-1)
+    cell_keys = ((qcells[..., 0] * R + qcells[..., 1]) * R + qcells[..., 2]).reshape(-1)
     uniq, inv = np.unique(cell_keys, return_inverse=True)
     inv = inv.reshape(-1)
     if config.split_sheets:
@@ -194,15 +190,7 @@ def pseudo_sign_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathM
     # 5. quads -> triangles, cleanup, winding
     tick = time.perf_counter()
     quads = inv.reshape(-1, 4)
-    if len(quads):
-        d02 = np.linalg.norm(vs[quads[:, 0]] - vs[quads[:, 2]], axis=1)
-        d13 = np.linalg.norm(vs[quads[:, 1]] - vs[quads[:, 3]], axis=1)
-        a = d02 <= d13
-        tri_a = np.concatenate([quads[a][:, [0, 1, 2]], quads[a][:, [0, 2, 3]]])
-        tri_b = np.concatenate([quads[~a][:, [0, 1, 3]], quads[~a][:, [1, 2, 3]]])
-        faces = np.concatenate([tri_a, tri_b]).astype(np.int64)
-    else:
-        faces = np.zeros((0, 3), dtype=np.int64)
+    faces, _ = triangulate(quads, vs)
     verts, faces = weld_and_clean(vs, faces, tol=1e-6 * h)
     if config.boundary_reach > 0:
         verts = snap_boundary(fq, verts, faces, config.boundary_reach * h, bias)
@@ -374,37 +362,18 @@ def _split_cells(cell_of: np.ndarray, n_cells: int, axis: np.ndarray, xs: np.nda
     three (inconsistent pseudo-signs) are all linked, as one vertex per cell would. Returns
     ``(4E,)`` vertex ids (connected components of the links within each cell).
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = len(cell_of)
     if n == 0:
         return cell_of
-    k = np.tile(np.arange(4), n // 4)
-    ax = np.repeat(axis, 4)
-    local = ax * 4 + (1 - QUAD[k, 0]) * 2 + (1 - QUAD[k, 1])
-    table = np.full((n_cells, 12), -1, dtype=np.int64)
-    table[cell_of, local] = np.arange(n)
+    table = entry_table(cell_of, n_cells, axis)
     xe = np.repeat(xs, 4, axis=0)
-    a_all, b_all = [], []
-    for fe in FACE_EDGES:
-        ids = table[:, fe]
-        cnt = (ids >= 0).sum(1)
-        # two crossings (or an odd count): link consecutive crossed edges, which links them all
-        a, b = link_face_crossings(ids)
-        a_all += a
-        b_all += b
-        four = cnt == 4
-        if four.any():
-            sub = ids[four]
-            d = lambda i, j: np.linalg.norm(xe[sub[:, i]] - xe[sub[:, j]], axis=1)  # noqa: E731
-            first = d(0, 1) + d(2, 3) <= d(1, 2) + d(3, 0)
-            a_all += [np.where(first, sub[:, 0], sub[:, 1]), np.where(first, sub[:, 2], sub[:, 3])]
-            b_all += [np.where(first, sub[:, 1], sub[:, 2]), np.where(first, sub[:, 3], sub[:, 0])]
-    a = np.concatenate(a_all) if a_all else np.zeros(0, dtype=np.int64)
-    b = np.concatenate(b_all) if b_all else np.zeros(0, dtype=np.int64)
-    g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
-    _, labels = connected_components(g, directed=False)
+
+    def shorter_pairing(face: int, four: np.ndarray, sub: np.ndarray) -> np.ndarray:
+        d = lambda i, j: np.linalg.norm(xe[sub[:, i]] - xe[sub[:, j]], axis=1)  # noqa: E731
+        return d(0, 1) + d(2, 3) <= d(1, 2) + d(3, 0)
+
+    a, b = link_cell_faces(table, shorter_pairing)
+    _, labels = link_components(a, b, n)
     return labels.astype(np.int64)
 
 

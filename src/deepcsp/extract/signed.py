@@ -45,7 +45,8 @@ from __future__ import annotations
 import numpy as np
 
 from deepcsp.extract.config import PathMesh
-from deepcsp.extract.grid import CORNER_OFFSETS, FACE_CORNERS, FACE_EDGES, OTHER, QUAD, Queries, cell_edges, corner_ijk, link_face_crossings, snapped_means, unit
+from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, quad_cells, snapped_means, triangulate
+from deepcsp.extract.grid import CORNER_OFFSETS, FACE_CORNERS, Queries, cell_edges, corner_ijk, unit
 from deepcsp.extract.planes import flat_planes, straddles
 from deepcsp.extract.sparse import candidate_cells
 
@@ -92,18 +93,6 @@ def _corner_keys(cells: np.ndarray, stride: np.ndarray) -> np.ndarray:
     return ((cells[:, None, :] + CORNER_OFFSETS[None]) * stride).sum(-1)
 
 
-def _quad_cells(edges: np.ndarray, n1: int) -> np.ndarray:
-    """``(E, 4, 3)`` the cells around each edge key, in ``QUAD`` order (normal along +axis)."""
-    axis = edges % 3
-    base = corner_ijk(edges // 3, n1)
-    qc = np.repeat(base[:, None, :], 4, axis=1)
-    rows = np.arange(len(edges))
-    for k in range(4):
-        for j in range(2):
-            qc[rows, k, OTHER[axis, j]] += QUAD[k, j] - 1
-    return qc
-
-
 def _crossed_edges(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -> np.ndarray:
     """Sorted keys of the sign-changing edges of ``cells``."""
     edges = cell_edges(cells, sc.n1)
@@ -123,7 +112,7 @@ def _close(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, max_rounds
     added = 0
     for rnd in range(max_rounds + 1):
         edges = _crossed_edges(cells, sc, stride)
-        qc = _quad_cells(edges, sc.n1).reshape(-1, 3)
+        qc = quad_cells(edges, sc.n1).reshape(-1, 3)
         qc = qc[((qc >= 0) & (qc < R)).all(1)]
         need = np.setdiff1d(np.unique(key(qc)), have)
         if len(need) == 0:
@@ -242,7 +231,6 @@ def _face_ids(cell_keys: np.ndarray, stride: np.ndarray) -> np.ndarray:
         out[:, i] = (cell_keys + side * stride[f]) * 3 + f
     return out
 
-
 def _link_faces(table: np.ndarray, values: np.ndarray, face_ids: np.ndarray, flipped: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
     """Links between the crossings of each cell through its faces.
 
@@ -251,32 +239,23 @@ def _link_faces(table: np.ndarray, values: np.ndarray, face_ids: np.ndarray, fli
     face ids, ``flipped``: sorted ids of faces whose saddle decision is reversed. Returns entry id
     pairs ``(a, b)`` and, per four-crossing face, ``(face ids, (K, 4) entry ids)``.
     """
-    a_all, b_all, fours = [], [], []
-    for i, (fe, fc) in enumerate(zip(FACE_EDGES, FACE_CORNERS)):
-        ids = table[:, fe]
-        cnt = (ids >= 0).sum(1)
-        # two crossings (one or three cannot happen once closed; link them all if they do)
-        a, b = link_face_crossings(ids)
-        a_all += a
-        b_all += b
-        four = cnt == 4
-        if four.any():
-            sub = ids[four]
-            f = values[four][:, fc]  # corners shared by edges (0,1), (1,2), (2,3), (3,0)
-            f10, f11, f01, f00 = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
-            den = f00 + f11 - f10 - f01
-            saddle = (f00 * f11 - f10 * f01) / np.where(np.abs(den) > 1e-300, den, 1e-300)
-            # corners (0,0) and (1,1) connected through the face: the other two are cut off, i.e.
-            # edges 0,1 (around corner (1,0)) and 2,3 (around (0,1)) pair up
-            first = (saddle < 0) == (f00 < 0)
-            fid = face_ids[four, i]
-            if len(flipped):
-                first ^= np.isin(fid, flipped)
-            fours.append((fid, sub))
-            a_all += [np.where(first, sub[:, 0], sub[:, 1]), np.where(first, sub[:, 2], sub[:, 3])]
-            b_all += [np.where(first, sub[:, 1], sub[:, 2]), np.where(first, sub[:, 3], sub[:, 0])]
-    a = np.concatenate(a_all) if a_all else np.zeros(0, dtype=np.int64)
-    b = np.concatenate(b_all) if b_all else np.zeros(0, dtype=np.int64)
+    fours = []
+
+    def saddle_pairing(face: int, four: np.ndarray, sub: np.ndarray) -> np.ndarray:
+        f = values[four][:, FACE_CORNERS[face]]  # corners shared by edges (0,1), (1,2), (2,3), (3,0)
+        f10, f11, f01, f00 = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
+        den = f00 + f11 - f10 - f01
+        saddle = (f00 * f11 - f10 * f01) / np.where(np.abs(den) > 1e-300, den, 1e-300)
+        # corners (0,0) and (1,1) connected through the face: the other two are cut off, i.e.
+        # edges 0,1 (around corner (1,0)) and 2,3 (around (0,1)) pair up
+        first = (saddle < 0) == (f00 < 0)
+        fid = face_ids[four, face]
+        if len(flipped):
+            first ^= np.isin(fid, flipped)
+        fours.append((fid, sub))
+        return first
+
+    a, b = link_cell_faces(table, saddle_pairing)
     return a, b, fours
 
 
@@ -285,28 +264,20 @@ def _patch_vertices(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -
     per sign component (marching-cubes patch) of each cell, the number of ids, and the ids of the
     faces whose dual edge still gets four quads (reversing their decision did not split the
     patches; normally none)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = 4 * len(edges)
     if n == 0:
         return np.zeros(0, dtype=np.int64), 0, np.zeros(0, dtype=np.int64)
-    qc = _quad_cells(edges, sc.n1)
+    qc = quad_cells(edges, sc.n1)
     ckeys = (qc * stride).sum(-1).reshape(-1)
     uniq, cell_of = np.unique(ckeys, return_inverse=True)
     cell_of = cell_of.reshape(-1)
-    k = np.tile(np.arange(4), len(edges))
-    ax = np.repeat(edges % 3, 4)
-    local = ax * 4 + (1 - QUAD[k, 0]) * 2 + (1 - QUAD[k, 1])
-    table = np.full((len(uniq), 12), -1, dtype=np.int64)
-    table[cell_of, local] = np.arange(n)
+    table = entry_table(cell_of, len(uniq), edges % 3)
     values = sc.lookup(_corner_keys(corner_ijk(uniq, sc.n1), stride))
     face_ids = _face_ids(uniq, stride)
     flipped = np.zeros(0, dtype=np.int64)
     for _ in range(4):
         a, b, fours = _link_faces(table, values, face_ids, flipped)
-        g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
-        n_lab, labels = connected_components(g, directed=False)
+        n_lab, labels = link_components(a, b, n)
         # a patch that crosses a four-crossing face twice on both sides would give the dual edge
         # across that face four quads: reverse that face's decision (splits the patches)
         both = [fid[(labels[sub[:, 0]] == labels[sub[:, 1]]) & (labels[sub[:, 0]] == labels[sub[:, 2]])] for fid, sub in fours]
@@ -330,20 +301,6 @@ def _face_cell_corners(face_ids: np.ndarray, stride: np.ndarray) -> np.ndarray:
         low = key - side * stride[f]
         out.append((low[:, None] + (CORNER_OFFSETS * stride).sum(1)[None]).reshape(-1))
     return np.unique(np.concatenate(out))
-
-
-def _triangulate(quads: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split quads ``(Q, 4)`` along the shorter diagonal, keeping their orientation. Returns the
-    triangles ``(2Q, 3)`` and the quad of each ``(2Q,)``."""
-    if len(quads) == 0:
-        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    d02 = np.linalg.norm(vs[quads[:, 0]] - vs[quads[:, 2]], axis=1)
-    d13 = np.linalg.norm(vs[quads[:, 1]] - vs[quads[:, 3]], axis=1)
-    a = d02 <= d13
-    ia, ib = np.nonzero(a)[0], np.nonzero(~a)[0]
-    tri_a = np.concatenate([quads[a][:, [0, 1, 2]], quads[a][:, [0, 2, 3]]])
-    tri_b = np.concatenate([quads[~a][:, [0, 1, 3]], quads[~a][:, [1, 2, 3]]])
-    return np.concatenate([tri_a, tri_b]).astype(np.int64), np.concatenate([ia, ia, ib, ib])
 
 
 def _drop_flip_only_components(faces: np.ndarray, n_vertices: int, from_flip: np.ndarray) -> np.ndarray:
@@ -401,7 +358,7 @@ def _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v: int, h: float,
         idx = np.unique(faces[bad])
         vs = vs.copy()
         vs[idx] = v0[idx]
-        faces, quad_of = _triangulate(quads, vs)
+        faces, quad_of = triangulate(quads, vs)
     return vs, faces, quad_of
 
 
@@ -497,7 +454,7 @@ def signed_dual_contour(
     quads = labels.reshape(-1, 4)
     outward_minus = sc.values[ia] >= 0  # corner a outside: the normal points along -axis
     quads[outward_minus] = quads[outward_minus][:, ::-1]
-    faces, quad_of = _triangulate(quads, vs)
+    faces, quad_of = triangulate(quads, vs)
     if dilate > 0:
         vs, faces, quad_of = _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v, h)
         # crossings clipped to a grid corner can put two dual vertices on the same point: weld
