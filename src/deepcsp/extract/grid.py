@@ -1,10 +1,14 @@
-"""Grid bookkeeping shared by the extraction paths: counted field queries, edge keys, cell faces.
+"""Grid bookkeeping shared by the extraction paths: counted field queries, edge keys, cell faces, stage timings.
 
 Grid corners are indexed ``lin = (i * n1 + j) * n1 + k`` (``n1 = resolution + 1``); an edge is
 ``lin * 3 + axis`` (from corner ``lin`` towards ``+axis``); a cell is named by its lowest corner.
 """
 
 from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -115,3 +119,11 @@ def _face_corner_table() -> np.ndarray:
 
 
 FACE_CORNERS = _face_corner_table()
+
+
+@contextmanager
+def timed(timings: dict, stage: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` block to ``timings[stage]`` (seconds)."""
+    tick = time.perf_counter()
+    yield
+    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - tick

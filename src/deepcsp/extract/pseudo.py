@@ -51,147 +51,314 @@ Pipeline, all in normalised coordinates on the grid ``origin + (i, j, k) h``, ``
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from deepcsp.extract.config import ExtractConfig, PathMesh
 from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, quad_cells, snapped_means, triangulate
-from deepcsp.extract.grid import CORNER_OFFSETS, Queries, cell_edges, corner_ijk, dense_edges, unit
+from deepcsp.extract.grid import CORNER_OFFSETS, Queries, cell_edges, corner_ijk, dense_edges, timed, unit
 from deepcsp.extract.planes import flat_planes, no_planes, straddles
 from deepcsp.extract.refine import snap_boundary
 from deepcsp.extract.sparse import candidate_cells
 from deepcsp.extract.topology import _edges, boundary_cycles, orient_faces, remove_small_components, weld_and_clean
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """The extraction grid ``origin + (i, j, k) h`` (normalised coordinates) and the coarse-to-fine margin."""
+
+    resolution: int
+    h: float
+    n1: int
+    origin: float
+    stride: np.ndarray
+    """Corner key steps along x, y, z: ``key = ijk @ stride``."""
+    margin: float
+
+    @classmethod
+    def of(cls, config: ExtractConfig) -> "_Grid":
+        R = int(config.resolution)
+        h = 1.0 / R
+        n1 = R + 1
+        return cls(R, h, n1, -0.5 + config.grid_shift * h, np.array([n1 * n1, n1, 1], dtype=np.int64), max(0.5 * h, config.margin))
+
+
+@dataclass
+class _CandidateCells:
+    """Cells that may hold surface and the corners to ask the field at."""
+
+    cells: np.ndarray
+    """(M, 3) lowest corners."""
+    corner_keys: np.ndarray | None
+    """(M, 8) the cells' corner keys (sparse grids only)."""
+    corners: np.ndarray
+    """(C,) sorted unique corner keys."""
+
+
+@dataclass
+class _Corners:
+    """Closest points at the evaluated grid corners (rows in sorted key order)."""
+
+    keys: np.ndarray
+    """(C,) corner keys."""
+    points: np.ndarray
+    """(C, 3) the corners as the field saw them (float32 rounding)."""
+    closest: np.ndarray
+    """(C, 3) their closest points ``q``."""
+    directions: np.ndarray
+    """(C, 3) ``n = (p - q) / u``."""
+    distances: np.ndarray
+    """(C,) ``u = |p - q|``."""
+
+
+@dataclass
+class _Edges:
+    """Grid edges: keys ``(E,)`` (``corner * 3 + axis``), axes, and the corner rows of their ends."""
+
+    keys: np.ndarray
+    axis: np.ndarray
+    ia: np.ndarray
+    ib: np.ndarray
+
+    @classmethod
+    def of(cls, keys: np.ndarray, corner_keys: np.ndarray, stride: np.ndarray) -> "_Edges":
+        axis = keys % 3
+        return cls(keys, axis, np.searchsorted(corner_keys, keys // 3), np.searchsorted(corner_keys, keys // 3 + stride[axis]))
+
+    def take(self, mask: np.ndarray) -> "_Edges":
+        return _Edges(self.keys[mask], self.axis[mask], self.ia[mask], self.ib[mask])
+
+
+@dataclass
+class _PseudoSigns:
+    """The per-edge pseudo-sign test (step 3), ``(E,)`` each."""
+
+    cos: np.ndarray
+    """Cosine of the corners' directions."""
+    agree: np.ndarray
+    """The corners' closest points lie within ``agree`` cells of each other."""
+    live: np.ndarray
+    """``agree`` and both distances positive."""
+    flip: np.ndarray
+    """``live`` and the directions flip (``cos < flip_cos``)."""
+
+
+@dataclass
+class _DistanceError:
+    """Distance bias and noise estimated from the clear flips (step 4, normalised units)."""
+
+    bias: float
+    """Constant bias removed from interpolations and snaps (0 without ``debias``)."""
+    noise: float
+    """Robust spread of the distances."""
+    noisy: bool
+    """``noise`` above ``noisy_above`` cells: crossings and vertices are placed by tangent planes."""
+
+
+@dataclass
+class _Crossings:
+    """Crossed edges and where a sheet crosses them."""
+
+    edges: np.ndarray
+    """(E,) edge keys."""
+    axis: np.ndarray
+    """(E,) their axes."""
+    points: np.ndarray
+    """(E, 3) crossing points."""
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """Noisy distances: ``(feet (P, 3), normals (P, 3), edge (P,))`` the tangent planes that placed the crossings."""
+
+    def extended(self, edges: np.ndarray, axis: np.ndarray, points: np.ndarray, planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> "_Crossings":
+        """These crossings followed by more (whose ``planes`` number their own edges from 0)."""
+        if planes is not None:
+            planes = tuple(np.concatenate([a, b]) for a, b in zip(self.planes, (planes[0], planes[1], planes[2] + len(self.edges))))
+        return _Crossings(np.concatenate([self.edges, edges]), np.concatenate([self.axis, axis]), np.concatenate([self.points, points]), self.planes if planes is None else planes)
+
+
+@dataclass
+class _DualMesh:
+    """Dual vertices and the quad of every crossed edge inside the grid."""
+
+    vertices: np.ndarray
+    """(V, 3) snapped dual vertices."""
+    quads: np.ndarray
+    """(Q, 4) vertex ids, ``QUAD`` order."""
+
+
+@dataclass
+class _Repaired:
+    """The cleaned, consistently wound mesh."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    n_filled: int
+    """Small holes closed."""
+
+
 def pseudo_sign_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathMesh:
     """Pseudo-sign dual contouring from CSP directions (open fields; see the module docstring)."""
-    R = int(config.resolution)
-    h = 1.0 / R
-    n1 = R + 1
-    origin = -0.5 + config.grid_shift * h
-    stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
+    grid = _Grid.of(config)
+    with timed(timings, "cells"):  # 1. candidate cells (coarse to fine)
+        cand = _candidate_cells(fq, grid, config)
+    with timed(timings, "corners"):  # 2. closest points at their corners
+        corners = _query_corners(fq, cand.corners, grid)
+    with timed(timings, "cells"):
+        cells, edge_keys = _surface_cell_edges(cand, corners, grid, config)
+    with timed(timings, "edges"):  # 3-4. crossed edges, distance bias
+        crossed, err = _crossed_edges(fq, corners, _Edges.of(edge_keys, corners.keys, grid.stride), grid, config)
+    with timed(timings, "vertices"):  # 5. dual vertices
+        dual = _dual_vertices(fq, crossed, grid, err, config)
+    with timed(timings, "mesh"):  # 6-7. repair, cleanup, winding
+        mesh = _repaired_mesh(fq, dual, grid.h, err, config)
+    return PathMesh(mesh.vertices, mesh.faces, err.bias, err.noise, int(len(cells)), int(len(crossed.edges)), mesh.n_filled)
 
-    # 1-2. candidate cells (coarse to fine), closest points at their corners
-    tick = time.perf_counter()
-    margin = max(0.5 * h, config.margin)
-    if config.sparse:
-        cand = candidate_cells(fq.distances, R, origin, margin, stop_size=2)
-        cells = cand.cells(R)
-        ckeys = ((cells[:, None, :] + CORNER_OFFSETS[None]) * stride).sum(-1)
-        corners = np.unique(ckeys)
-    else:
-        ax = np.arange(R, dtype=np.int64)
-        cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
-        corners = np.arange(n1**3, dtype=np.int64)
-    timings["cells"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    p, q = fq.closest(origin + corner_ijk(corners, n1) * h)
-    n_c, u_c = unit(p - q)
-    timings["corners"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    if config.sparse:
-        # a cell holding surface has every corner within its diagonal of it
-        u_max = u_c[np.searchsorted(corners, ckeys)].max(1)
-        cells = cells[u_max <= np.sqrt(3.0) * h + margin]
-        edges = cell_edges(cells, n1)
-    else:
-        edges = dense_edges(n1)
-    timings["cells"] += time.perf_counter() - tick
 
-    # 3. pseudo-sign test per edge
-    tick = time.perf_counter()
-    axis = edges % 3
-    ia = np.searchsorted(corners, edges // 3)
-    ib = np.searchsorted(corners, edges // 3 + stride[axis])
-    cos = (n_c[ia] * n_c[ib]).sum(1)
-    agree = np.linalg.norm(q[ia] - q[ib], axis=1) < config.agree * h
-    live = (u_c[ia] > 0) & (u_c[ib] > 0) & agree
-    flip = live & (cos < config.flip_cos)
-    # bias and noise from the clear flips: u_a + u_b exceeds the edge's extent along the normal
-    ne, _ = unit(n_c[ia[flip]] - n_c[ib[flip]])
-    extent = h * np.abs(ne[np.arange(len(ne)), axis[flip]])
-    excess = 0.5 * (u_c[ia[flip]] + u_c[ib[flip]] - extent)
+def _candidate_cells(fq: Queries, grid: _Grid, config: ExtractConfig) -> _CandidateCells:
+    """Cells near the surface (coarse to fine, :mod:`deepcsp.extract.sparse`), or every cell of the dense grid."""
+    R = grid.resolution
+    if config.sparse:
+        cells = candidate_cells(fq.distances, R, grid.origin, grid.margin, stop_size=2).cells(R)
+        ckeys = ((cells[:, None, :] + CORNER_OFFSETS[None]) * grid.stride).sum(-1)
+        return _CandidateCells(cells, ckeys, np.unique(ckeys))
+    ax = np.arange(R, dtype=np.int64)
+    cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+    return _CandidateCells(cells, None, np.arange(grid.n1**3, dtype=np.int64))
+
+
+def _query_corners(fq: Queries, keys: np.ndarray, grid: _Grid) -> _Corners:
+    """``CSP`` at the corners ``keys (C,)``: directions and distances (no autograd)."""
+    p, q = fq.closest(grid.origin + corner_ijk(keys, grid.n1) * grid.h)
+    n, u = unit(p - q)
+    return _Corners(keys, p, q, n, u)
+
+
+def _surface_cell_edges(cand: _CandidateCells, corners: _Corners, grid: _Grid, config: ExtractConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(cells (M, 3), edge keys)``: on sparse grids the candidate cells that may hold surface (a
+    cell holding surface has every corner within its diagonal of it) and their edges; on dense
+    grids every cell and edge."""
+    if not config.sparse:
+        return cand.cells, dense_edges(grid.n1)
+    u_max = corners.distances[np.searchsorted(cand.corners, cand.corner_keys)].max(1)
+    cells = cand.cells[u_max <= np.sqrt(3.0) * grid.h + grid.margin]
+    return cells, cell_edges(cells, grid.n1)
+
+
+def _crossed_edges(fq: Queries, c: _Corners, edges: _Edges, grid: _Grid, config: ExtractConfig) -> tuple[_Crossings, _DistanceError]:
+    """Step 3: flipped edges whose crossing the field confirms, then the crease rule's and the
+    sheet rule's crossings (see the module docstring); the distance bias (step 4) from the flips."""
+    h = grid.h
+    test = _pseudo_signs(c, edges, h, config)
+    flips = edges.take(test.flip)
+    err = _flip_bias(c, flips, h, config)
+    crossed = _flip_crossings(fq, c, flips, err, h, config)
+    if config.side_cos > -1.0:
+        crease = _crease_crossings(fq, c, edges.take(~test.flip & test.live & (test.cos < config.side_cos)), err, h, config)
+        if crease is not None:
+            crossed = crossed.extended(*crease)
+    if config.cross_sheets and err.noise <= config.sheet_max_noise * h:
+        other = edges.take((c.distances[edges.ia] > 0) & (c.distances[edges.ib] > 0) & ~(test.agree & (test.cos < max(config.flip_cos, config.side_cos))))
+        e2, ax2, x2, pl2 = _sheet_crossings(fq, c.points, c.closest, c.directions, c.distances, other.keys, other.axis, other.ia, other.ib, err.bias, err.noise, h, config, err.noisy)
+        crossed = crossed.extended(e2, ax2, x2, pl2)
+    return crossed, err
+
+
+def _pseudo_signs(c: _Corners, e: _Edges, h: float, config: ExtractConfig) -> _PseudoSigns:
+    """The pseudo-sign test of every edge (decided per edge, so neighbouring cells always agree)."""
+    n_c, q, u_c = c.directions, c.closest, c.distances
+    cos = (n_c[e.ia] * n_c[e.ib]).sum(1)
+    agree = np.linalg.norm(q[e.ia] - q[e.ib], axis=1) < config.agree * h
+    live = (u_c[e.ia] > 0) & (u_c[e.ib] > 0) & agree
+    return _PseudoSigns(cos, agree, live, live & (cos < config.flip_cos))
+
+
+def _flip_bias(c: _Corners, flips: _Edges, h: float, config: ExtractConfig) -> _DistanceError:
+    """Bias and noise from the clear flips: ``u_a + u_b`` exceeds the edge's extent along the normal."""
+    ne, _ = unit(c.directions[flips.ia] - c.directions[flips.ib])
+    extent = h * np.abs(ne[np.arange(len(ne)), flips.axis])
+    excess = 0.5 * (c.distances[flips.ia] + c.distances[flips.ib] - extent)
     if len(excess):
         med = float(np.median(excess))
         # the excess averages two distances: its spread is the distance noise / sqrt(2)
         noise = float(np.sqrt(2.0) * 1.4826 * np.median(np.abs(excess - med)))
     else:
         med, noise = 0.0, 0.0
-    bias = med if config.debias else 0.0
-    edges0, axis0, ia0, ib0 = edges, axis, ia, ib
-    edges, axis, ia, ib = edges[flip], axis[flip], ia[flip], ib[flip]
-    noisy = noise > config.noisy_above * h
-    planes = no_planes()  # noisy distances: tangent planes of the crossed edges' samples
-    if noisy:
-        keep, xs, planes = _noisy_flips(fq, p, n_c, u_c, ia, ib, bias, noise, h, config)
-    else:
-        keep, xs = _accepted_flips(fq, p, n_c, u_c, ia, ib, axis, bias, noise, h, config)
-    # planes follow their edges: number them among the kept edges (which stay first below)
-    planes = (planes[0], planes[1], (np.cumsum(keep) - 1)[planes[2]])
-    sheets = config.cross_sheets and noise <= config.sheet_max_noise * h
-    # crease rule: next to a crease the two corners see different faces and their directions are
-    # about orthogonal, so the flip test misses the crossing. Where one corner lies behind the
-    # other's (debiased) tangent plane, the plane meets the edge; the edge is kept when the field
-    # confirms that point is on the surface, with a tight tolerance (an edge running beside a
-    # sheet's open boundary passes the plane test too, but not this one)
-    if config.side_cos > -1.0:
-        qt = q + bias * n_c
-        side = ~flip & live & (cos < config.side_cos)
-        ia2, ib2, ax2, e2 = ia0[side], ib0[side], axis0[side], edges0[side]
-        s_ab = ((p[ib2] - qt[ia2]) * n_c[ia2]).sum(1)  # b relative to a's plane
-        s_ba = ((p[ia2] - qt[ib2]) * n_c[ib2]).sum(1)  # a relative to b's plane
-        use_a = s_ab < 0
-        cand = use_a | (s_ba < 0)
-        ia2, ib2, ax2, e2, use_a, s_ab, s_ba = ia2[cand], ib2[cand], ax2[cand], e2[cand], use_a[cand], s_ab[cand], s_ba[cand]
-        if len(e2):
-            # plane of the corner whose plane the other lies behind: signed heights of a and b
-            pa = np.where(use_a, u_c[ia2] - bias, s_ba)
-            pb = np.where(use_a, s_ab, u_c[ib2] - bias)
-            t2 = (pa / np.where(np.abs(pa - pb) > 1e-15, pa - pb, 1.0)).clip(0.0, 1.0)
-            x2 = p[ia2] + t2[:, None] * (p[ib2] - p[ia2])
-            x2_32, q2 = fq.closest(x2)
-            n2, u2 = unit(x2_32 - q2)
-            good = u2 - bias <= max(config.crease_accept * h, 4.0 * noise)
-            edges = np.concatenate([edges[keep], e2[good]])
-            axis = np.concatenate([axis[keep], ax2[good]])
-            xs = np.concatenate([xs[keep], (q2 + bias * n2)[good]])
-            keep = np.ones(len(edges), dtype=bool)
-    edges, axis, xs = edges[keep], axis[keep], xs[keep]
-    if sheets:
-        other = (u_c[ia0] > 0) & (u_c[ib0] > 0) & ~(agree & (cos < max(config.flip_cos, config.side_cos)))
-        e2, ax2, x2, pl2 = _sheet_crossings(fq, p, q, n_c, u_c, edges0[other], axis0[other], ia0[other], ib0[other], bias, noise, h, config, noisy)
-        planes = tuple(np.concatenate([a, b]) for a, b in zip(planes, (pl2[0], pl2[1], pl2[2] + len(edges))))
-        edges, axis, xs = np.concatenate([edges, e2]), np.concatenate([axis, ax2]), np.concatenate([xs, x2])
-    timings["edges"] = time.perf_counter() - tick
+    return _DistanceError(med if config.debias else 0.0, noise, noise > config.noisy_above * h)
 
-    # 4. dual vertices: one per cell around a crossed edge
-    tick = time.perf_counter()
-    qcells = quad_cells(edges, n1)
+
+def _flip_crossings(fq: Queries, c: _Corners, flips: _Edges, err: _DistanceError, h: float, config: ExtractConfig) -> _Crossings:
+    """The flipped edges kept, with their crossings (:func:`_noisy_flips` when the distances are
+    noisy, :func:`_accepted_flips` otherwise)."""
+    planes = no_planes()  # noisy distances: tangent planes of the crossed edges' samples
+    if err.noisy:
+        keep, xs, planes = _noisy_flips(fq, c.points, c.directions, c.distances, flips.ia, flips.ib, err.bias, err.noise, h, config)
+    else:
+        keep, xs = _accepted_flips(fq, c.points, c.directions, c.distances, flips.ia, flips.ib, flips.axis, err.bias, err.noise, h, config)
+    # planes follow their edges: number them among the kept edges
+    planes = (planes[0], planes[1], (np.cumsum(keep) - 1)[planes[2]])
+    return _Crossings(flips.keys[keep], flips.axis[keep], xs[keep], planes)
+
+
+def _crease_crossings(fq: Queries, c: _Corners, side: _Edges, err: _DistanceError, h: float, config: ExtractConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Crease rule: next to a crease the two corners see different faces and their directions are
+    about orthogonal, so the flip test misses the crossing. Where one corner lies behind the
+    other's (debiased) tangent plane, the plane meets the edge; the edge is kept when the field
+    confirms that point is on the surface, with a tight tolerance (an edge running beside a
+    sheet's open boundary passes the plane test too, but not this one). ``side``: the unflipped
+    live edges whose directions' cosine is below ``side_cos``. Returns ``(edge keys, axes,
+    crossings)``, None when no edge has a corner behind the other's plane."""
+    p, n_c, u_c, bias = c.points, c.directions, c.distances, err.bias
+    qt = c.closest + bias * n_c
+    s_ab = ((p[side.ib] - qt[side.ia]) * n_c[side.ia]).sum(1)  # b relative to a's plane
+    s_ba = ((p[side.ia] - qt[side.ib]) * n_c[side.ib]).sum(1)  # a relative to b's plane
+    use_a = s_ab < 0
+    cand = use_a | (s_ba < 0)
+    e, use_a, s_ab, s_ba = side.take(cand), use_a[cand], s_ab[cand], s_ba[cand]
+    if len(e.keys) == 0:
+        return None
+    # plane of the corner whose plane the other lies behind: signed heights of a and b
+    pa = np.where(use_a, u_c[e.ia] - bias, s_ba)
+    pb = np.where(use_a, s_ab, u_c[e.ib] - bias)
+    t2 = (pa / np.where(np.abs(pa - pb) > 1e-15, pa - pb, 1.0)).clip(0.0, 1.0)
+    x2 = p[e.ia] + t2[:, None] * (p[e.ib] - p[e.ia])
+    x2_32, q2 = fq.closest(x2)
+    n2, u2 = unit(x2_32 - q2)
+    good = u2 - bias <= max(config.crease_accept * h, 4.0 * err.noise)
+    return e.keys[good], e.axis[good], (q2 + bias * n2)[good]
+
+
+def _dual_vertices(fq: Queries, cr: _Crossings, grid: _Grid, err: _DistanceError, config: ExtractConfig) -> _DualMesh:
+    """Step 5: one vertex per sheet in each cell around a crossed edge (``split_sheets``; one per
+    cell otherwise), the mean of its crossings snapped onto the surface (or moved to its tangent
+    planes' mean height when noisy); one quad per crossed edge whose four cells lie in the grid."""
+    R = grid.resolution
+    qcells = quad_cells(cr.edges, grid.n1)
     valid = ((qcells >= 0) & (qcells < R)).all(axis=(1, 2))
-    qcells, xs = qcells[valid], xs[valid]
+    qcells, xs = qcells[valid], cr.points[valid]
     vmap = np.cumsum(valid) - 1
-    pvalid = valid[planes[2]]
-    planes = (planes[0][pvalid], planes[1][pvalid], vmap[planes[2][pvalid]])
+    pvalid = valid[cr.planes[2]]
+    planes = (cr.planes[0][pvalid], cr.planes[1][pvalid], vmap[cr.planes[2][pvalid]])
     cell_keys = ((qcells[..., 0] * R + qcells[..., 1]) * R + qcells[..., 2]).reshape(-1)
     uniq, inv = np.unique(cell_keys, return_inverse=True)
     inv = inv.reshape(-1)
     if config.split_sheets:
-        inv = _split_cells(inv, len(uniq), axis[valid], xs)
+        inv = _split_cells(inv, len(uniq), cr.axis[valid], xs)
         uniq = np.arange(int(inv.max()) + 1 if len(inv) else 0)
     vplanes = None
-    if noisy:
+    if err.noisy:
         # each plane serves the four dual vertices around its edge
         pe = planes[2]
         vplanes = (np.repeat(planes[0], 4, axis=0), np.repeat(planes[1], 4, axis=0), inv.reshape(-1, 4)[pe].reshape(-1))
-    vs = snapped_means(fq, inv, np.repeat(xs, 4, axis=0), len(uniq), bias, h, planes=vplanes)
-    timings["vertices"] = time.perf_counter() - tick
+    vs = snapped_means(fq, inv, np.repeat(xs, 4, axis=0), len(uniq), err.bias, grid.h, planes=vplanes)
+    return _DualMesh(vs, inv.reshape(-1, 4))
 
-    # 5. quads -> triangles, cleanup, winding
-    tick = time.perf_counter()
-    quads = inv.reshape(-1, 4)
-    faces, _ = triangulate(quads, vs)
-    verts, faces = weld_and_clean(vs, faces, tol=1e-6 * h)
+
+def _repaired_mesh(fq: Queries, dual: _DualMesh, h: float, err: _DistanceError, config: ExtractConfig) -> _Repaired:
+    """Steps 6-7: quads split into triangles, vertices welded, boundaries snapped, fins dropped and
+    small holes filled, faces wound consistently, small components removed."""
+    bias = err.bias
+    faces, _ = triangulate(dual.quads, dual.vertices)
+    verts, faces = weld_and_clean(dual.vertices, faces, tol=1e-6 * h)
     if config.boundary_reach > 0:
         verts = snap_boundary(fq, verts, faces, config.boundary_reach * h, bias)
         verts, faces = weld_and_clean(verts, faces, tol=1e-6 * h)
@@ -199,12 +366,10 @@ def pseudo_sign_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathM
     if config.fill_holes > 0:
         faces = _drop_fins(fq, verts, orient_faces(verts, faces), bias)
         faces = orient_faces(verts, faces)
-        verts, faces, n_filled = _fill_holes(fq, verts, faces, config.fill_holes, h, bias, noise, config.fill_tolerance, config.fill_field_error)
+        verts, faces, n_filled = _fill_holes(fq, verts, faces, config.fill_holes, h, bias, err.noise, config.fill_tolerance, config.fill_field_error)
     faces = orient_faces(verts, faces)
     verts, faces = remove_small_components(verts, faces, config.min_component_faces)
-    timings["mesh"] = time.perf_counter() - tick
-
-    return PathMesh(verts, faces, bias, noise, int(len(cells)), int(len(edges)), n_filled)
+    return _Repaired(verts, faces, n_filled)
 
 
 def _accepted_flips(
