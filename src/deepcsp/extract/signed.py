@@ -42,6 +42,9 @@ makes a bump or a small closed blob, never a hole). Steps, normalised coordinate
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 
 from deepcsp.extract.config import PathMesh
@@ -362,6 +365,35 @@ def _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v: int, h: float,
     return vs, faces, quad_of
 
 
+@dataclass
+class _Contour:
+    """The sign-changing edges of the closed cell set and their dual-vertex labels."""
+
+    cells: np.ndarray
+    """(M, 3) cells, closure cells included."""
+    edges: np.ndarray
+    """(E,) sorted keys of the sign-changing edges."""
+    labels: np.ndarray
+    """(4E,) dual vertex of entry ``4 e + k`` (:func:`_patch_vertices`)."""
+    n_vertices: int
+    n_added: int
+    """Cells added by the closure step."""
+    flipped: np.ndarray
+    """Keys of the corners still flipped for thin parts."""
+
+
+@dataclass
+class _SignedCrossings:
+    """Where the surface crosses the sign-changing edges."""
+
+    interpolated: np.ndarray
+    """(E, 3) crossings interpolated from the signed distances (on the dilated level set)."""
+    points: np.ndarray
+    """(E, 3) crossings moved onto the surface."""
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    """Noisy distances: ``(feet, normals, vertex label)`` the tangent planes the dual vertices average."""
+
+
 def signed_dual_contour(
     fq: Queries,
     resolution: int,
@@ -382,14 +414,46 @@ def signed_dual_contour(
     (normalised units); ``sparse=False`` evaluates every corner of the dense grid; ``dilate``
     (normalised units) is the level contoured before the vertices are snapped onto the surface.
     """
-    import time
-
     timings = {} if timings is None else timings
     R = int(resolution)
     h = 1.0 / R
     n1 = R + 1
     stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
     tick = time.perf_counter()
+    # 1-2, 5. signed corners, thin-part flips, closure, dual-vertex patches
+    cells, sc = _signed_cells(fq, R, origin, margin, sparse, dilate, stride)
+    n_cand = len(cells)
+    flipped = _thin_flips(fq, cells, sc, stride, h, agree) if thin_parts else np.zeros(0, dtype=np.int64)
+    con = _contour(cells, sc, stride, flipped)
+    timings["cells"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    # 3. bias and noise
+    bias, noise = _contour_bias(fq, sc, con, stride, h, agree, dilate) if debias else (0.0, 0.0)
+    if dilate > 0 and noise > noisy_above * h:
+        # noisy distances place crossings by the tangent planes of samples straddling the surface,
+        # which the edges of a dilated level set do not: contour the surface itself
+        return signed_dual_contour(fq, resolution, origin, margin, sparse, debias, agree, thin_parts, timings, noisy_above, noisy_samples, 0.0)
+    cross = _signed_crossings(fq, sc, con, stride, h, bias, noise, noisy_above, noisy_samples)  # 4. crossings
+    timings["edges"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    vs, faces = _signed_faces(fq, sc, con, cross, stride, h, bias, dilate)  # 5-6. dual vertices, oriented quads
+    timings["vertices"] = time.perf_counter() - tick
+    return PathMesh(
+        vertices=vs,
+        faces=faces,
+        bias=bias,
+        noise=noise,
+        n_cells=int(n_cand + con.n_added),
+        n_crossings=int(len(con.edges)),
+        signed=True,
+        n_closure_cells=int(con.n_added),
+        n_thin_flips=int(len(con.flipped)),
+    )
+
+
+def _signed_cells(fq: Queries, R: int, origin: float, margin: float, sparse: bool, dilate: float, stride: np.ndarray) -> tuple[np.ndarray, _SignedCorners]:
+    """Candidate cells (coarse to fine, or every cell of the dense grid) and the signed distances
+    at all their corners."""
     if sparse:
         cells = candidate_cells(fq.distances, R, origin, margin, stop_size=2).cells(R)
     else:
@@ -397,91 +461,106 @@ def signed_dual_contour(
         cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
     sc = _SignedCorners(fq, R, origin, dilate)
     sc.add(np.unique(_corner_keys(cells, stride)))
-    flipped = _thin_flips(fq, cells, sc, stride, h, agree) if thin_parts else np.zeros(0, dtype=np.int64)
-    n_cand = len(cells)
+    return cells, sc
+
+
+def _contour(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, flipped: np.ndarray) -> _Contour:
+    """Close the cell set around the sign-changing edges and label their dual vertices; where a
+    face's dual edge would get four quads next to thin-part flips, undo the flips of the two cells
+    around it and contour again (up to four times)."""
     for _ in range(4):
         cells_c, edges, added = _close(cells, sc, stride)
         labels, n_v, stuck = _patch_vertices(edges, sc, stride)
-        # a face whose dual edge would get four quads near thin-part flips: undo the flips of the
-        # two cells around it and contour again
         undo = np.intersect1d(_face_cell_corners(stuck, stride), flipped) if len(flipped) else flipped
         if len(undo) == 0:
             break
         i = sc.index(undo)
         sc.values[i] = -sc.values[i]
         flipped = np.setdiff1d(flipped, undo)
-    cells = cells_c
-    timings["cells"] = time.perf_counter() - tick
+    return _Contour(cells_c, edges, labels, n_v, added, flipped)
 
-    tick = time.perf_counter()
-    axis = edges % 3
-    ia = sc.index(edges // 3)
-    ib = sc.index(edges // 3 + stride[axis])
+
+def _edge_ends(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in ``sc`` of the two corners of every edge key."""
+    return sc.index(edges // 3), sc.index(edges // 3 + stride[edges % 3])
+
+
+def _contour_bias(fq: Queries, sc: _SignedCorners, con: _Contour, stride: np.ndarray, h: float, agree: float, dilate: float) -> tuple[float, float]:
+    """``(bias, noise)`` from the edges that cross the surface itself: with ``dilate``, those of the
+    dilated level set straddle thin parts whole, whose thickness would read as noise."""
     if dilate > 0:
-        # bias and noise from the edges that cross the surface itself (those of the dilated level
-        # set straddle thin parts whole, whose thickness would read as noise)
-        ea = cell_edges(cells, n1)
+        ea = cell_edges(con.cells, sc.n1)
         ja, jb = sc.index(ea // 3), sc.index(ea // 3 + stride[ea % 3])
         cut = (sc.values[ja] + dilate < 0) != (sc.values[jb] + dilate < 0)
-        bias, noise = _bias(fq, sc, ja[cut], jb[cut], ea[cut] % 3, h, agree) if debias else (0.0, 0.0)
-    else:
-        bias, noise = _bias(fq, sc, ia, ib, axis, h, agree) if debias else (0.0, 0.0)
-    if dilate > 0 and noise > noisy_above * h:
-        # noisy distances place crossings by the tangent planes of samples straddling the surface,
-        # which the edges of a dilated level set do not: contour the surface itself
-        return signed_dual_contour(fq, resolution, origin, margin, sparse, debias, agree, thin_parts, timings, noisy_above, noisy_samples, 0.0)
+        return _bias(fq, sc, ja[cut], jb[cut], ea[cut] % 3, h, agree)
+    ia, ib = _edge_ends(con.edges, sc, stride)
+    return _bias(fq, sc, ia, ib, con.edges % 3, h, agree)
+
+
+def _signed_crossings(fq: Queries, sc: _SignedCorners, con: _Contour, stride: np.ndarray, h: float, bias: float, noise: float, noisy_above: float, noisy_samples: int) -> _SignedCrossings:
+    """Crossings ``t = (|s_a| - b) / (|s_a| + |s_b| - 2 b)`` snapped with ``CSP(x) + b n`` (a snap
+    longer than a cell diagonal is not applied); with noisy distances placed by the tangent planes
+    of samples along each edge instead (:func:`_noisy_crossings`)."""
+    edges = con.edges
+    axis = edges % 3
+    ia, ib = _edge_ends(edges, sc, stride)
     ua, ub = np.abs(sc.values[ia]), np.abs(sc.values[ib])
     den = ua + ub - 2.0 * bias
     t = np.where(den > 1e-12, (ua - bias) / np.where(den > 1e-12, den, 1.0), 0.5).clip(0.0, 1.0)
-    pa = origin + corner_ijk(edges // 3, n1) * h
+    pa = sc.origin + corner_ijk(edges // 3, sc.n1) * h
     xc = pa.astype(np.float64)
     xc[np.arange(len(edges)), axis] += t * h
-    planes = None
     if noise > noisy_above * h:
-        # noisy distances: place crossings and vertices by averaging tangent planes along the edges
         xs, (feet, nrm, owner) = _noisy_crossings(fq, sc, ia, ib, xc, t, bias, noise, h, noisy_samples)
-        planes = (np.repeat(feet, 4, axis=0), np.repeat(nrm, 4, axis=0), labels.reshape(-1, 4)[owner].reshape(-1))
-    else:
-        xc32, qc = fq.closest(xc)
-        nc, _ = unit(xc32 - qc)
-        xs = qc + bias * nc
-        far = np.linalg.norm(xs - xc, axis=1) > np.sqrt(3.0) * h
-        xs[far] = xc[far]
-    timings["edges"] = time.perf_counter() - tick
+        planes = (np.repeat(feet, 4, axis=0), np.repeat(nrm, 4, axis=0), con.labels.reshape(-1, 4)[owner].reshape(-1))
+        return _SignedCrossings(xc, xs, planes)
+    xc32, qc = fq.closest(xc)
+    nc, _ = unit(xc32 - qc)
+    xs = qc + bias * nc
+    far = np.linalg.norm(xs - xc, axis=1) > np.sqrt(3.0) * h
+    xs[far] = xc[far]
+    return _SignedCrossings(xc, xs, None)
 
-    tick = time.perf_counter()
-    vs = snapped_means(fq, labels, np.repeat(xs, 4, axis=0), n_v, bias, h, planes=planes)
+
+def _signed_faces(fq: Queries, sc: _SignedCorners, con: _Contour, cross: _SignedCrossings, stride: np.ndarray, h: float, bias: float, dilate: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(vertices, faces)``: dual vertices (mean of their crossings, snapped), one quad per edge
+    oriented from the inside corner to the outside one, split into triangles; with ``dilate``,
+    collapsed vertices unsnapped and coincident ones welded; blobs made only by thin-part flips
+    dropped."""
+    labels = con.labels
+    vs = snapped_means(fq, labels, np.repeat(cross.points, 4, axis=0), con.n_vertices, bias, h, planes=cross.planes)
     quads = labels.reshape(-1, 4)
+    ia, _ = _edge_ends(con.edges, sc, stride)
     outward_minus = sc.values[ia] >= 0  # corner a outside: the normal points along -axis
     quads[outward_minus] = quads[outward_minus][:, ::-1]
     faces, quad_of = triangulate(quads, vs)
     if dilate > 0:
-        vs, faces, quad_of = _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v, h)
-        # crossings clipped to a grid corner can put two dual vertices on the same point: weld
-        # them (their faces go; the surface stays closed)
-        from deepcsp.extract.topology import face_areas
+        vs, faces, quad_of = _unsnap_collapsed(vs, labels, cross.interpolated, quads, faces, quad_of, con.n_vertices, h)
+        vs, faces, quad_of = _weld_coincident(vs, faces, quad_of, h)
+    if len(con.flipped):
+        vs, faces = _drop_flip_blobs(vs, faces, quad_of, con.edges, con.flipped, stride)
+    return vs, faces
 
-        if (face_areas(vs, faces) <= 1e-12 * h * h).any():
-            _, first, inv = np.unique(np.round(vs / (1e-9 * h)).astype(np.int64), axis=0, return_index=True, return_inverse=True)
-            faces = inv.reshape(-1)[faces]
-            keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-            vs, faces, quad_of = vs[first], faces[keep], quad_of[keep]
-    if len(flipped):
-        from_flip = np.isin(edges // 3, flipped) | np.isin(edges // 3 + stride[axis], flipped)
-        faces = _drop_flip_only_components(faces, len(vs), from_flip[quad_of])
-        used = np.unique(faces)
-        remap = np.full(len(vs), -1, dtype=np.int64)
-        remap[used] = np.arange(len(used))
-        vs, faces = vs[used], remap[faces]
-    timings["vertices"] = time.perf_counter() - tick
-    return PathMesh(
-        vertices=vs,
-        faces=faces,
-        bias=bias,
-        noise=noise,
-        n_cells=int(n_cand + added),
-        n_crossings=int(len(edges)),
-        signed=True,
-        n_closure_cells=int(added),
-        n_thin_flips=int(len(flipped)),
-    )
+
+def _weld_coincident(vs: np.ndarray, faces: np.ndarray, quad_of: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crossings clipped to a grid corner can put two dual vertices on the same point: weld them
+    (their faces go; the surface stays closed). Returns ``(vertices, faces, quad of each face)``."""
+    from deepcsp.extract.topology import face_areas
+
+    if not (face_areas(vs, faces) <= 1e-12 * h * h).any():
+        return vs, faces, quad_of
+    _, first, inv = np.unique(np.round(vs / (1e-9 * h)).astype(np.int64), axis=0, return_index=True, return_inverse=True)
+    faces = inv.reshape(-1)[faces]
+    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    return vs[first], faces[keep], quad_of[keep]
+
+
+def _drop_flip_blobs(vs: np.ndarray, faces: np.ndarray, quad_of: np.ndarray, edges: np.ndarray, flipped: np.ndarray, stride: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the components made only of faces around thin-part flips
+    (:func:`_drop_flip_only_components`) and the vertices left unused."""
+    from_flip = np.isin(edges // 3, flipped) | np.isin(edges // 3 + stride[edges % 3], flipped)
+    faces = _drop_flip_only_components(faces, len(vs), from_flip[quad_of])
+    used = np.unique(faces)
+    remap = np.full(len(vs), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return vs[used], remap[faces]
