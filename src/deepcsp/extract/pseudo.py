@@ -477,24 +477,7 @@ def _sheet_crossings(
     empty = (np.zeros(0, dtype=edges.dtype), np.zeros(0, dtype=axis.dtype), np.zeros((0, 3)), no_planes())
     if len(edges) == 0:
         return empty
-    tol = max(config.sheet_accept * h, 4.0 * noise)
-    reach = config.agree * h
-    screened = np.zeros(len(edges), dtype=bool)
-    ref = np.zeros((len(edges), 3))  # the screening corner's direction
-    foot = np.zeros((len(edges), 3))  # the (debiased) closest point of the plane's point on the edge
-    for c, o in ((ia, ib), (ib, ia)):
-        ha = u[c] - bias  # the corner's height over its own (debiased) plane
-        ho = ((p[o] - q[c] - bias * n[c]) * n[c]).sum(1)  # the other corner's height
-        sel = np.nonzero((ho < 0) & (ha > 0) & ~screened)[0]
-        if len(sel) == 0:
-            continue
-        t = (ha[sel] / (ha[sel] - ho[sel])).clip(0.0, 1.0)
-        x32, qx = fq.closest(p[c[sel]] + t[:, None] * (p[o[sel]] - p[c[sel]]))
-        ux = np.linalg.norm(x32 - qx, axis=1)
-        screened[sel] = (ux - bias <= tol) & (np.linalg.norm(qx - q[c[sel]], axis=1) <= reach)
-        ref[sel] = n[c[sel]]
-        nx, _ = unit(x32 - qx)
-        foot[sel] = qx + bias * nx
+    screened, ref, foot = _sheet_screen(fq, p, q, n, u, ia, ib, bias, noise, h, config)
     sel = np.nonzero(screened)[0]
     if len(sel) == 0:
         return empty
@@ -515,6 +498,31 @@ def _sheet_crossings(
     ok = uc - bias <= max(config.accept * h, 8.0 * noise)
     keep = keep[ok]
     return edges[sel[keep]], axis[sel[keep]], (qc + bias * nc)[ok], no_planes()
+
+def _sheet_screen(
+    fq: Queries, p: np.ndarray, q: np.ndarray, n: np.ndarray, u: np.ndarray, ia: np.ndarray, ib: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The screening of :func:`_sheet_crossings`. Returns ``(screened (E,) bool, the screening
+    corner's direction (E, 3), the debiased closest point of the plane's point on the edge (E, 3))``."""
+    tol = max(config.sheet_accept * h, 4.0 * noise)
+    reach = config.agree * h
+    screened = np.zeros(len(ia), dtype=bool)
+    ref = np.zeros((len(ia), 3))  # the screening corner's direction
+    foot = np.zeros((len(ia), 3))  # the (debiased) closest point of the plane's point on the edge
+    for c, o in ((ia, ib), (ib, ia)):
+        ha = u[c] - bias  # the corner's height over its own (debiased) plane
+        ho = ((p[o] - q[c] - bias * n[c]) * n[c]).sum(1)  # the other corner's height
+        sel = np.nonzero((ho < 0) & (ha > 0) & ~screened)[0]
+        if len(sel) == 0:
+            continue
+        t = (ha[sel] / (ha[sel] - ho[sel])).clip(0.0, 1.0)
+        x32, qx = fq.closest(p[c[sel]] + t[:, None] * (p[o[sel]] - p[c[sel]]))
+        ux = np.linalg.norm(x32 - qx, axis=1)
+        screened[sel] = (ux - bias <= tol) & (np.linalg.norm(qx - q[c[sel]], axis=1) <= reach)
+        ref[sel] = n[c[sel]]
+        nx, _ = unit(x32 - qx)
+        foot[sel] = qx + bias * nx
+    return screened, ref, foot
 
 
 def _split_cells(cell_of: np.ndarray, n_cells: int, axis: np.ndarray, xs: np.ndarray) -> np.ndarray:
