@@ -4,7 +4,8 @@
 mesh (open sheets stay open, closed surfaces come out closed), evaluated sparsely near the surface.
 """
 
-from deepcsp.extract.mesh import ExtractConfig, ExtractResult, extract_mesh, project_points
+from deepcsp.extract.config import ExtractConfig, ExtractResult
+from deepcsp.extract.mesh import extract_mesh, project_points
 from deepcsp.extract.perturb import PerturbedField
 from deepcsp.extract.topology import MeshStats, mesh_stats, orient_faces
 

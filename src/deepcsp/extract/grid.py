@@ -1,4 +1,4 @@
-"""Grid bookkeeping shared by the extraction paths: counted field queries, edge keys, cell faces.
+"""Grid bookkeeping shared by the extraction paths: counted field queries, edge keys, cell faces, stage timings.
 
 Grid corners are indexed ``lin = (i * n1 + j) * n1 + k`` (``n1 = resolution + 1``); an edge is
 ``lin * 3 + axis`` (from corner ``lin`` towards ``+axis``); a cell is named by its lowest corner.
@@ -6,7 +6,9 @@ Grid corners are indexed ``lin = (i * n1 + j) * n1 + k`` (``n1 = resolution + 1`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -14,28 +16,7 @@ import torch
 from deepcsp.fields.query import Field
 
 
-@dataclass
-class PathMesh:
-    """What an extraction path (signed or pseudo-sign) hands to ``extract_mesh``, in normalised
-    coordinates: the mesh, the distance bias and noise it estimated, and its counters."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    bias: float
-    noise: float
-    n_cells: int
-    n_crossings: int
-    n_filled: int = 0
-    """Pseudo-sign path: small holes closed."""
-    signed: bool = False
-    """True when true inside/outside signs made the mesh."""
-    n_closure_cells: int = 0
-    """Signed path: cells added by the closure step (0 for an exact field)."""
-    n_thin_flips: int = 0
-    """Signed path: corners flipped to keep parts thinner than a cell."""
-
-
-class _Queries:
+class Queries:
     """Batched closest-point queries on normalised NumPy points, counting every point asked."""
 
     def __init__(self, field: Field):
@@ -62,22 +43,23 @@ class _Queries:
         return self._map(x, self.field.signed_distances_normalized, (0,))[1]
 
 
-def _unit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(directions (N, 3), lengths (N,))`` of vectors ``d (N, 3)`` (zero vectors stay zero)."""
     u = np.linalg.norm(d, axis=1)
     return d / np.maximum(u, 1e-12)[:, None], u
 
 
 # the two other axes of each axis, in the cyclic order that makes a quad's normal point along +axis
-_OTHER = np.array([[1, 2], [2, 0], [0, 1]])
-_QUAD = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
-_CORNER_OFFSETS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int64)
+OTHER = np.array([[1, 2], [2, 0], [0, 1]])
+QUAD = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
+CORNER_OFFSETS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.int64)
 
 
-def _cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
+def cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
     """Unique edge keys ``corner * 3 + axis`` of the 12 edges of every cell ``(M, 3)``."""
     keys = []
     for axis in range(3):
-        a1, a2 = _OTHER[axis]
+        a1, a2 = OTHER[axis]
         for d1 in (0, 1):
             for d2 in (0, 1):
                 c = cells.copy()
@@ -87,7 +69,8 @@ def _cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
     return np.unique(np.concatenate(keys))
 
 
-def _dense_edges(n1: int) -> np.ndarray:
+def dense_edges(n1: int) -> np.ndarray:
+    """Sorted keys of every edge of the dense grid with ``n1`` corners per side."""
     ax = np.arange(n1, dtype=np.int64)
     ijk = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
     lin = (ijk[:, 0] * n1 + ijk[:, 1]) * n1 + ijk[:, 2]
@@ -95,36 +78,36 @@ def _dense_edges(n1: int) -> np.ndarray:
     return np.sort(np.concatenate(keys))
 
 
-def _ijk(lin: np.ndarray, n1: int) -> np.ndarray:
+def corner_ijk(lin: np.ndarray, n1: int) -> np.ndarray:
+    """``(N, 3)`` integer grid coordinates of corner keys ``lin (N,)``."""
     return np.stack([lin // (n1 * n1), (lin // n1) % n1, lin % n1], -1)
 
 
 def _face_edge_table() -> np.ndarray:
-    """``(6, 4)`` local edge ids (``axis * 4 + o1 * 2 + o2``, offsets along ``_OTHER[axis]``) of the
+    """``(6, 4)`` local edge ids (``axis * 4 + o1 * 2 + o2``, offsets along ``OTHER[axis]``) of the
     six faces of a cell, each in cyclic order (consecutive edges share a corner)."""
 
     def local(ax: int, off: dict) -> int:
-        a1, a2 = _OTHER[ax]
+        a1, a2 = OTHER[ax]
         return int(ax * 4 + off[a1] * 2 + off[a2])
 
     table = []
     for f in range(3):
-        u, v = _OTHER[f]
+        u, v = OTHER[f]
         for s in (0, 1):
             table.append([local(u, {f: s, v: 0}), local(v, {f: s, u: 1}), local(u, {f: s, v: 1}), local(v, {f: s, u: 0})])
     return np.array(table, dtype=np.int64)
 
 
-_FACE_EDGES = _face_edge_table()
-
+FACE_EDGES = _face_edge_table()
 
 
 def _face_corner_table() -> np.ndarray:
-    """``(6, 4)`` local corner ids (``i * 4 + j * 2 + k``, the order of ``_CORNER_OFFSETS``) of the six
-    faces of ``_FACE_EDGES``: entry ``m`` is the corner shared by the face's edges ``m`` and ``m + 1``."""
+    """``(6, 4)`` local corner ids (``i * 4 + j * 2 + k``, the order of ``CORNER_OFFSETS``) of the six
+    faces of ``FACE_EDGES``: entry ``m`` is the corner shared by the face's edges ``m`` and ``m + 1``."""
     table = []
     for f in range(3):
-        u, v = _OTHER[f]
+        u, v = OTHER[f]
         for s in (0, 1):
             row = []
             for cu, cv in ((1, 0), (1, 1), (0, 1), (0, 0)):
@@ -135,55 +118,12 @@ def _face_corner_table() -> np.ndarray:
     return np.array(table, dtype=np.int64)
 
 
-_FACE_CORNERS = _face_corner_table()
+FACE_CORNERS = _face_corner_table()
 
 
-def snapped_means(fq: _Queries, labels: np.ndarray, points: np.ndarray, n: int, bias: float, h: float, planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """Dual vertices: the mean of the ``points`` carrying each of the ``n`` labels, moved onto the
-    surface with the field itself (``CSP(v) + bias * n``); a snap longer than a cell diagonal is not
-    applied (the mean is kept).
-
-    ``planes = (feet (P, 3), normals (P, 3), labels (P,))`` (noisy distances): vertices that have
-    tangent planes move along their planes' mean normal to the planes' mean height instead of
-    being snapped by one query, which would carry the full noise of one distance."""
-    cnt = np.bincount(labels, minlength=n).astype(np.float64)
-    v0 = np.stack([np.bincount(labels, weights=points[:, d], minlength=n) for d in range(3)], -1) / np.maximum(cnt, 1)[:, None]
-    vs = v0.copy()
-    todo = np.ones(n, dtype=bool)
-    if planes is not None and len(planes[2]):
-        feet, nrm, pl = planes
-        # planes on either side of a sheet may face opposite ways: turn them to the first one's side
-        uq, first = np.unique(pl, return_index=True)
-        ref = np.zeros((n, 3))
-        ref[uq] = nrm[first]
-        nrm = nrm * np.where((nrm * ref[pl]).sum(1, keepdims=True) < 0, -1.0, 1.0)
-        nm, _ = _unit(np.stack([np.bincount(pl, weights=nrm[:, d], minlength=n) for d in range(3)], -1))
-        num = np.bincount(pl, weights=((feet - v0[pl]) * nrm).sum(1), minlength=n)
-        den = np.bincount(pl, weights=(nrm * nm[pl]).sum(1), minlength=n)
-        has = den > 1e-9
-        vs[has] = v0[has] + (num[has] / den[has])[:, None] * nm[has]
-        todo = ~has
-    if todo.any():
-        v32, qv = fq.closest(v0[todo])
-        nv, _ = _unit(v32 - qv)
-        vs[todo] = qv + bias * nv
-    far = np.linalg.norm(vs - v0, axis=1) > np.sqrt(3.0) * h
-    vs[far] = v0[far]
-    return vs
-
-
-def link_face_crossings(ids: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Links between the crossings of cell faces that hold two (or, inconsistently, three): ``ids``
-    ``(M, 4)`` crossing labels of each face's 4 edges (-1 where not crossed). Returns the two ends of
-    each link (lists of arrays); linking the first crossed edge to each other one links them all."""
-    cnt = (ids >= 0).sum(1)
-    few = (cnt == 2) | (cnt == 3)
-    a, b = [], []
-    if few.any():
-        big = np.iinfo(np.int64).max
-        srt = np.sort(np.where(ids[few] >= 0, ids[few], big), axis=1)
-        for j in range(2):
-            ok = srt[:, j + 1] != big
-            a.append(srt[ok, 0])
-            b.append(srt[ok, j + 1])
-    return a, b
+@contextmanager
+def timed(timings: dict, stage: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` block to ``timings[stage]`` (seconds)."""
+    tick = time.perf_counter()
+    yield
+    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - tick

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepcsp.extract.grid import _Queries, _unit
+from deepcsp.extract.grid import Queries, unit
 
 
 @dataclass
@@ -47,7 +47,7 @@ class EdgeSamples:
 
 
 def straddles(
-    fq: _Queries,
+    fq: Queries,
     pa: np.ndarray,
     pb: np.ndarray,
     na: np.ndarray,
@@ -86,7 +86,7 @@ def straddles(
     m = len(pa)
     xs = pa[:, None, :] + ts[None, 1:-1, None] * (pb - pa)[:, None, :]
     x32, qs = fq.closest(xs.reshape(-1, 3))
-    ns, us = _unit(x32 - qs)
+    ns, us = unit(x32 - qs)
     x32 = x32.reshape(m, k - 2, 3)
     ns = np.concatenate([na[:, None], ns.reshape(m, k - 2, 3), nb[:, None]], 1)
     us = np.concatenate([ua[:, None], us.reshape(m, k - 2), ub[:, None]], 1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepcsp.extract.grid import _Queries, _unit
+from deepcsp.extract.grid import Queries, unit
 from deepcsp.extract.topology import _edges
 
 
@@ -35,7 +35,7 @@ def midpoint_subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     return np.concatenate([vertices, mids]), out.astype(np.int64)
 
 
-def refine_mesh(fq: _Queries, vertices: np.ndarray, faces: np.ndarray, passes: int, h: float, bias: float, boundary_reach: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def refine_mesh(fq: Queries, vertices: np.ndarray, faces: np.ndarray, passes: int, h: float, bias: float, boundary_reach: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """``passes`` rounds of :func:`midpoint_subdivide` then projection onto the field's surface
     (normalised coordinates; ``h`` the cell size of the grid that made the mesh). A vertex whose
     closest point lies further than a cell diagonal of the current level (the field jumped to
@@ -46,7 +46,7 @@ def refine_mesh(fq: _Queries, vertices: np.ndarray, faces: np.ndarray, passes: i
         hk = h / 2**k
         vertices, faces = midpoint_subdivide(vertices, faces)
         x32, q = fq.closest(vertices)
-        n, _ = _unit(x32 - q)
+        n, _ = unit(x32 - q)
         new = q + bias * n
         move = np.linalg.norm(new - vertices, axis=1) <= np.sqrt(3.0) * hk
         vertices = np.where(move[:, None], new, vertices)
@@ -55,7 +55,7 @@ def refine_mesh(fq: _Queries, vertices: np.ndarray, faces: np.ndarray, passes: i
     return vertices, faces
 
 
-def snap_boundary(fq: _Queries, verts: np.ndarray, faces: np.ndarray, reach: float, bias: float) -> np.ndarray:
+def snap_boundary(fq: Queries, verts: np.ndarray, faces: np.ndarray, reach: float, bias: float) -> np.ndarray:
     """Move boundary vertices ``(V, 3)`` onto the sheet's boundary: ``CSP(v + reach t) + bias n``
     with ``t`` the mean outward tangent of the vertex's boundary edges; a move longer than
     ``1.5 reach`` (the closest point jumped elsewhere) is not made."""
@@ -78,7 +78,7 @@ def snap_boundary(fq: _Queries, verts: np.ndarray, faces: np.ndarray, reach: flo
     ids = np.unique(np.concatenate([a, b]))
     tn = t[ids] / np.maximum(np.linalg.norm(t[ids], axis=1), 1e-300)[:, None]
     x32, q = fq.closest(verts[ids] + reach * tn)
-    nx, _ = _unit(x32 - q)
+    nx, _ = unit(x32 - q)
     new = q + bias * nx
     move = np.linalg.norm(new - verts[ids], axis=1) <= 1.5 * reach
     out = verts.copy()

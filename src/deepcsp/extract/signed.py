@@ -42,9 +42,14 @@ makes a bump or a small closed blob, never a hole). Steps, normalised coordinate
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 
-from deepcsp.extract.grid import _CORNER_OFFSETS, _FACE_CORNERS, _FACE_EDGES, _OTHER, _QUAD, _cell_edges, _ijk, PathMesh, _Queries, _unit, link_face_crossings, snapped_means
+from deepcsp.extract.config import PathMesh
+from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, quad_cells, snapped_means, triangulate
+from deepcsp.extract.grid import CORNER_OFFSETS, FACE_CORNERS, Queries, cell_edges, corner_ijk, unit
 from deepcsp.extract.planes import flat_planes, straddles
 from deepcsp.extract.sparse import candidate_cells
 
@@ -52,7 +57,7 @@ from deepcsp.extract.sparse import candidate_cells
 class _SignedCorners:
     """Signed distances at evaluated grid corners, kept sorted by corner key."""
 
-    def __init__(self, fq: _Queries, resolution: int, origin: float, dilate: float = 0.0):
+    def __init__(self, fq: Queries, resolution: int, origin: float, dilate: float = 0.0):
         self.fq = fq
         self.dilate = dilate
         self.R = resolution
@@ -67,7 +72,7 @@ class _SignedCorners:
         new = np.setdiff1d(keys, self.keys)
         if len(new) == 0:
             return
-        ijk = _ijk(new, self.n1)
+        ijk = corner_ijk(new, self.n1)
         s = self.fq.signed(self.origin + ijk * (1.0 / self.R)) - self.dilate
         self.n_evaluations += len(new)
         border = ((ijk == 0) | (ijk == self.R)).any(1)
@@ -87,25 +92,13 @@ class _SignedCorners:
 
 
 def _corner_keys(cells: np.ndarray, stride: np.ndarray) -> np.ndarray:
-    """``(M, 8)`` corner keys of cells ``(M, 3)``, in ``_CORNER_OFFSETS`` order."""
-    return ((cells[:, None, :] + _CORNER_OFFSETS[None]) * stride).sum(-1)
-
-
-def _quad_cells(edges: np.ndarray, n1: int) -> np.ndarray:
-    """``(E, 4, 3)`` the cells around each edge key, in ``_QUAD`` order (normal along +axis)."""
-    axis = edges % 3
-    base = _ijk(edges // 3, n1)
-    qc = np.repeat(base[:, None, :], 4, axis=1)
-    rows = np.arange(len(edges))
-    for k in range(4):
-        for j in range(2):
-            qc[rows, k, _OTHER[axis, j]] += _QUAD[k, j] - 1
-    return qc
+    """``(M, 8)`` corner keys of cells ``(M, 3)``, in ``CORNER_OFFSETS`` order."""
+    return ((cells[:, None, :] + CORNER_OFFSETS[None]) * stride).sum(-1)
 
 
 def _crossed_edges(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -> np.ndarray:
     """Sorted keys of the sign-changing edges of ``cells``."""
-    edges = _cell_edges(cells, sc.n1)
+    edges = cell_edges(cells, sc.n1)
     axis = edges % 3
     ia = sc.index(edges // 3)
     ib = sc.index(edges // 3 + stride[axis])
@@ -122,14 +115,14 @@ def _close(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, max_rounds
     added = 0
     for rnd in range(max_rounds + 1):
         edges = _crossed_edges(cells, sc, stride)
-        qc = _quad_cells(edges, sc.n1).reshape(-1, 3)
+        qc = quad_cells(edges, sc.n1).reshape(-1, 3)
         qc = qc[((qc >= 0) & (qc < R)).all(1)]
         need = np.setdiff1d(np.unique(key(qc)), have)
         if len(need) == 0:
             return cells, edges, added
         if rnd == max_rounds:
             break
-        new = _ijk(need, sc.n1)
+        new = corner_ijk(need, sc.n1)
         sc.add(np.unique(_corner_keys(new, stride)))
         cells = np.concatenate([cells, new])
         have = np.union1d(have, need)
@@ -140,7 +133,7 @@ def _close(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, max_rounds
     return cells, edges, added
 
 
-def _thin_flips(fq: _Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, h: float, agree: float, min_axis: float = 0.2) -> np.ndarray:
+def _thin_flips(fq: Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, h: float, agree: float, min_axis: float = 0.2) -> np.ndarray:
     """Give corner signs to parts thinner than a cell that fall between two outside grid corners
     (a plate, a claw, a wing tip), which corner signs alone miss.
 
@@ -155,7 +148,7 @@ def _thin_flips(fq: _Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.
     closest-point query at the corners of the outside edges with ``s_a + s_b < h``. Returns the keys
     of the flipped corners.
     """
-    edges = _cell_edges(cells, sc.n1)
+    edges = cell_edges(cells, sc.n1)
     axis = edges % 3
     ia = sc.index(edges // 3)
     ib = sc.index(edges // 3 + stride[axis])
@@ -165,8 +158,8 @@ def _thin_flips(fq: _Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.
     if len(ia) == 0:
         return np.zeros(0, dtype=np.int64)
     cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
-    p, q = fq.closest(sc.origin + _ijk(sc.keys[cc], sc.n1) * h)
-    n, u = _unit(p - q)
+    p, q = fq.closest(sc.origin + corner_ijk(sc.keys[cc], sc.n1) * h)
+    n, u = unit(p - q)
     ja, jb = inv[: len(ia)], inv[len(ia) :]
     thin = (n[ja, axis] < -min_axis) & (n[jb, axis] > min_axis) & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h) & (u[ja] > 0) & (u[jb] > 0)
     flip = sc.index(np.unique(sc.keys[ia[thin]]))
@@ -184,7 +177,7 @@ def _thin_flips(fq: _Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.
 
 def _neighbours(sc: _SignedCorners, idx: np.ndarray, stride: np.ndarray) -> np.ndarray:
     """``(len(idx), 6)`` indices of the six axis neighbours of corners ``idx`` (-1: not evaluated)."""
-    ijk = _ijk(sc.keys[idx], sc.n1)
+    ijk = corner_ijk(sc.keys[idx], sc.n1)
     out = np.full((len(idx), 6), -1, dtype=np.int64)
     for j, (d, step) in enumerate((d, step) for d in range(3) for step in (-1, 1)):
         nb = ijk.copy()
@@ -214,19 +207,19 @@ def _isolating_flips(sc: _SignedCorners, stride: np.ndarray, flip: np.ndarray) -
     return np.unique(np.concatenate([iso[is_flip], np.intersect1d(nbs[nbs >= 0], flip)]))
 
 
-def _bias(fq: _Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, h: float, agree: float) -> tuple[float, float]:
+def _bias(fq: Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, h: float, agree: float) -> tuple[float, float]:
     """Constant distance bias and noise from the crossed edges' corners (see the module docstring)."""
     cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
     if len(cc) == 0:
         return 0.0, 0.0
-    p, q = fq.closest(sc.origin + _ijk(sc.keys[cc], sc.n1) * h)
-    n, u = _unit(p - q)
+    p, q = fq.closest(sc.origin + corner_ijk(sc.keys[cc], sc.n1) * h)
+    n, u = unit(p - q)
     ja, jb = inv[: len(ia)], inv[len(ia) :]
     clear = ((n[ja] * n[jb]).sum(1) < 0) & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h) & (u[ja] > 0) & (u[jb] > 0)
     if not clear.any():
         return 0.0, 0.0
     ja, jb, ax = ja[clear], jb[clear], axis[clear]
-    ne, _ = _unit(n[ja] - n[jb])
+    ne, _ = unit(n[ja] - n[jb])
     excess = 0.5 * (u[ja] + u[jb] - h * np.abs(ne[np.arange(len(ne)), ax]))
     med = float(np.median(excess))
     return med, float(np.sqrt(2.0) * 1.4826 * np.median(np.abs(excess - med)))
@@ -234,13 +227,12 @@ def _bias(fq: _Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis
 
 def _face_ids(cell_keys: np.ndarray, stride: np.ndarray) -> np.ndarray:
     """``(M, 6)`` grid-wide ids of the six faces of cells (keys of their lowest corners), in
-    ``_FACE_EDGES`` order: both cells sharing a face get the same id."""
+    ``FACE_EDGES`` order: both cells sharing a face get the same id."""
     out = np.empty((len(cell_keys), 6), dtype=np.int64)
     for i in range(6):
         f, side = divmod(i, 2)
         out[:, i] = (cell_keys + side * stride[f]) * 3 + f
     return out
-
 
 def _link_faces(table: np.ndarray, values: np.ndarray, face_ids: np.ndarray, flipped: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
     """Links between the crossings of each cell through its faces.
@@ -250,32 +242,23 @@ def _link_faces(table: np.ndarray, values: np.ndarray, face_ids: np.ndarray, fli
     face ids, ``flipped``: sorted ids of faces whose saddle decision is reversed. Returns entry id
     pairs ``(a, b)`` and, per four-crossing face, ``(face ids, (K, 4) entry ids)``.
     """
-    a_all, b_all, fours = [], [], []
-    for i, (fe, fc) in enumerate(zip(_FACE_EDGES, _FACE_CORNERS)):
-        ids = table[:, fe]
-        cnt = (ids >= 0).sum(1)
-        # two crossings (one or three cannot happen once closed; link them all if they do)
-        a, b = link_face_crossings(ids)
-        a_all += a
-        b_all += b
-        four = cnt == 4
-        if four.any():
-            sub = ids[four]
-            f = values[four][:, fc]  # corners shared by edges (0,1), (1,2), (2,3), (3,0)
-            f10, f11, f01, f00 = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
-            den = f00 + f11 - f10 - f01
-            saddle = (f00 * f11 - f10 * f01) / np.where(np.abs(den) > 1e-300, den, 1e-300)
-            # corners (0,0) and (1,1) connected through the face: the other two are cut off, i.e.
-            # edges 0,1 (around corner (1,0)) and 2,3 (around (0,1)) pair up
-            first = (saddle < 0) == (f00 < 0)
-            fid = face_ids[four, i]
-            if len(flipped):
-                first ^= np.isin(fid, flipped)
-            fours.append((fid, sub))
-            a_all += [np.where(first, sub[:, 0], sub[:, 1]), np.where(first, sub[:, 2], sub[:, 3])]
-            b_all += [np.where(first, sub[:, 1], sub[:, 2]), np.where(first, sub[:, 3], sub[:, 0])]
-    a = np.concatenate(a_all) if a_all else np.zeros(0, dtype=np.int64)
-    b = np.concatenate(b_all) if b_all else np.zeros(0, dtype=np.int64)
+    fours = []
+
+    def saddle_pairing(face: int, four: np.ndarray, sub: np.ndarray) -> np.ndarray:
+        f = values[four][:, FACE_CORNERS[face]]  # corners shared by edges (0,1), (1,2), (2,3), (3,0)
+        f10, f11, f01, f00 = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
+        den = f00 + f11 - f10 - f01
+        saddle = (f00 * f11 - f10 * f01) / np.where(np.abs(den) > 1e-300, den, 1e-300)
+        # corners (0,0) and (1,1) connected through the face: the other two are cut off, i.e.
+        # edges 0,1 (around corner (1,0)) and 2,3 (around (0,1)) pair up
+        first = (saddle < 0) == (f00 < 0)
+        fid = face_ids[four, face]
+        if len(flipped):
+            first ^= np.isin(fid, flipped)
+        fours.append((fid, sub))
+        return first
+
+    a, b = link_cell_faces(table, saddle_pairing)
     return a, b, fours
 
 
@@ -284,28 +267,20 @@ def _patch_vertices(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -
     per sign component (marching-cubes patch) of each cell, the number of ids, and the ids of the
     faces whose dual edge still gets four quads (reversing their decision did not split the
     patches; normally none)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = 4 * len(edges)
     if n == 0:
         return np.zeros(0, dtype=np.int64), 0, np.zeros(0, dtype=np.int64)
-    qc = _quad_cells(edges, sc.n1)
+    qc = quad_cells(edges, sc.n1)
     ckeys = (qc * stride).sum(-1).reshape(-1)
     uniq, cell_of = np.unique(ckeys, return_inverse=True)
     cell_of = cell_of.reshape(-1)
-    k = np.tile(np.arange(4), len(edges))
-    ax = np.repeat(edges % 3, 4)
-    local = ax * 4 + (1 - _QUAD[k, 0]) * 2 + (1 - _QUAD[k, 1])
-    table = np.full((len(uniq), 12), -1, dtype=np.int64)
-    table[cell_of, local] = np.arange(n)
-    values = sc.lookup(_corner_keys(_ijk(uniq, sc.n1), stride))
+    table = entry_table(cell_of, len(uniq), edges % 3)
+    values = sc.lookup(_corner_keys(corner_ijk(uniq, sc.n1), stride))
     face_ids = _face_ids(uniq, stride)
     flipped = np.zeros(0, dtype=np.int64)
     for _ in range(4):
         a, b, fours = _link_faces(table, values, face_ids, flipped)
-        g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
-        n_lab, labels = connected_components(g, directed=False)
+        n_lab, labels = link_components(a, b, n)
         # a patch that crosses a four-crossing face twice on both sides would give the dual edge
         # across that face four quads: reverse that face's decision (splits the patches)
         both = [fid[(labels[sub[:, 0]] == labels[sub[:, 1]]) & (labels[sub[:, 0]] == labels[sub[:, 2]])] for fid, sub in fours]
@@ -327,22 +302,8 @@ def _face_cell_corners(face_ids: np.ndarray, stride: np.ndarray) -> np.ndarray:
     out = []
     for side in (0, 1):
         low = key - side * stride[f]
-        out.append((low[:, None] + (_CORNER_OFFSETS * stride).sum(1)[None]).reshape(-1))
+        out.append((low[:, None] + (CORNER_OFFSETS * stride).sum(1)[None]).reshape(-1))
     return np.unique(np.concatenate(out))
-
-
-def _triangulate(quads: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split quads ``(Q, 4)`` along the shorter diagonal, keeping their orientation. Returns the
-    triangles ``(2Q, 3)`` and the quad of each ``(2Q,)``."""
-    if len(quads) == 0:
-        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    d02 = np.linalg.norm(vs[quads[:, 0]] - vs[quads[:, 2]], axis=1)
-    d13 = np.linalg.norm(vs[quads[:, 1]] - vs[quads[:, 3]], axis=1)
-    a = d02 <= d13
-    ia, ib = np.nonzero(a)[0], np.nonzero(~a)[0]
-    tri_a = np.concatenate([quads[a][:, [0, 1, 2]], quads[a][:, [0, 2, 3]]])
-    tri_b = np.concatenate([quads[~a][:, [0, 1, 3]], quads[~a][:, [1, 2, 3]]])
-    return np.concatenate([tri_a, tri_b]).astype(np.int64), np.concatenate([ia, ia, ib, ib])
 
 
 def _drop_flip_only_components(faces: np.ndarray, n_vertices: int, from_flip: np.ndarray) -> np.ndarray:
@@ -360,7 +321,7 @@ def _drop_flip_only_components(faces: np.ndarray, n_vertices: int, from_flip: np
 
 
 def _noisy_crossings(
-    fq: _Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, xc: np.ndarray, t: np.ndarray, bias: float, noise: float, h: float, samples: int
+    fq: Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, xc: np.ndarray, t: np.ndarray, bias: float, noise: float, h: float, samples: int
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Crossings of the sign-changing edges (corner rows ``ia, ib``; ``pa (E, 3)`` the lower
     corners, ``xc`` the crossings interpolated at parameters ``t``) when distances are noisy: each
@@ -369,10 +330,10 @@ def _noisy_crossings(
     Edges with no straddle keep ``xc`` and give no planes. Returns ``(crossings (E, 3), (feet,
     normals, edge))``."""
     cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
-    p, q = fq.closest(sc.origin + _ijk(sc.keys[cc], sc.n1) * h)
-    n, u = _unit(p - q)
+    p, q = fq.closest(sc.origin + corner_ijk(sc.keys[cc], sc.n1) * h)
+    n, u = unit(p - q)
     ja, jb = inv[: len(ia)], inv[len(ia) :]
-    ref, _ = _unit(n[ja] - n[jb])
+    ref, _ = unit(n[ja] - n[jb])
     smp = straddles(fq, p[ja], p[jb], n[ja], n[jb], u[ja], u[jb], ref, np.full(len(ia), bias), bias, noise, h, samples, 0.0, planes=True)
     dist = np.where(smp.straddle, np.abs(smp.tcross - t[:, None]), np.inf)
     rows = np.nonzero(smp.straddle.any(1))[0]
@@ -400,12 +361,41 @@ def _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v: int, h: float,
         idx = np.unique(faces[bad])
         vs = vs.copy()
         vs[idx] = v0[idx]
-        faces, quad_of = _triangulate(quads, vs)
+        faces, quad_of = triangulate(quads, vs)
     return vs, faces, quad_of
 
 
+@dataclass
+class _Contour:
+    """The sign-changing edges of the closed cell set and their dual-vertex labels."""
+
+    cells: np.ndarray
+    """(M, 3) cells, closure cells included."""
+    edges: np.ndarray
+    """(E,) sorted keys of the sign-changing edges."""
+    labels: np.ndarray
+    """(4E,) dual vertex of entry ``4 e + k`` (:func:`_patch_vertices`)."""
+    n_vertices: int
+    n_added: int
+    """Cells added by the closure step."""
+    flipped: np.ndarray
+    """Keys of the corners still flipped for thin parts."""
+
+
+@dataclass
+class _SignedCrossings:
+    """Where the surface crosses the sign-changing edges."""
+
+    interpolated: np.ndarray
+    """(E, 3) crossings interpolated from the signed distances (on the dilated level set)."""
+    points: np.ndarray
+    """(E, 3) crossings moved onto the surface."""
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    """Noisy distances: ``(feet, normals, vertex label)`` the tangent planes the dual vertices average."""
+
+
 def signed_dual_contour(
-    fq: _Queries,
+    fq: Queries,
     resolution: int,
     origin: float,
     margin: float,
@@ -424,14 +414,46 @@ def signed_dual_contour(
     (normalised units); ``sparse=False`` evaluates every corner of the dense grid; ``dilate``
     (normalised units) is the level contoured before the vertices are snapped onto the surface.
     """
-    import time
-
     timings = {} if timings is None else timings
     R = int(resolution)
     h = 1.0 / R
     n1 = R + 1
     stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
     tick = time.perf_counter()
+    # 1-2, 5. signed corners, thin-part flips, closure, dual-vertex patches
+    cells, sc = _signed_cells(fq, R, origin, margin, sparse, dilate, stride)
+    n_cand = len(cells)
+    flipped = _thin_flips(fq, cells, sc, stride, h, agree) if thin_parts else np.zeros(0, dtype=np.int64)
+    con = _contour(cells, sc, stride, flipped)
+    timings["cells"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    # 3. bias and noise
+    bias, noise = _contour_bias(fq, sc, con, stride, h, agree, dilate) if debias else (0.0, 0.0)
+    if dilate > 0 and noise > noisy_above * h:
+        # noisy distances place crossings by the tangent planes of samples straddling the surface,
+        # which the edges of a dilated level set do not: contour the surface itself
+        return signed_dual_contour(fq, resolution, origin, margin, sparse, debias, agree, thin_parts, timings, noisy_above, noisy_samples, 0.0)
+    cross = _signed_crossings(fq, sc, con, stride, h, bias, noise, noisy_above, noisy_samples)  # 4. crossings
+    timings["edges"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    vs, faces = _signed_faces(fq, sc, con, cross, stride, h, bias, dilate)  # 5-6. dual vertices, oriented quads
+    timings["vertices"] = time.perf_counter() - tick
+    return PathMesh(
+        vertices=vs,
+        faces=faces,
+        bias=bias,
+        noise=noise,
+        n_cells=int(n_cand + con.n_added),
+        n_crossings=int(len(con.edges)),
+        signed=True,
+        n_closure_cells=int(con.n_added),
+        n_thin_flips=int(len(con.flipped)),
+    )
+
+
+def _signed_cells(fq: Queries, R: int, origin: float, margin: float, sparse: bool, dilate: float, stride: np.ndarray) -> tuple[np.ndarray, _SignedCorners]:
+    """Candidate cells (coarse to fine, or every cell of the dense grid) and the signed distances
+    at all their corners."""
     if sparse:
         cells = candidate_cells(fq.distances, R, origin, margin, stop_size=2).cells(R)
     else:
@@ -439,91 +461,106 @@ def signed_dual_contour(
         cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
     sc = _SignedCorners(fq, R, origin, dilate)
     sc.add(np.unique(_corner_keys(cells, stride)))
-    flipped = _thin_flips(fq, cells, sc, stride, h, agree) if thin_parts else np.zeros(0, dtype=np.int64)
-    n_cand = len(cells)
+    return cells, sc
+
+
+def _contour(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, flipped: np.ndarray) -> _Contour:
+    """Close the cell set around the sign-changing edges and label their dual vertices; where a
+    face's dual edge would get four quads next to thin-part flips, undo the flips of the two cells
+    around it and contour again (up to four times)."""
     for _ in range(4):
         cells_c, edges, added = _close(cells, sc, stride)
         labels, n_v, stuck = _patch_vertices(edges, sc, stride)
-        # a face whose dual edge would get four quads near thin-part flips: undo the flips of the
-        # two cells around it and contour again
         undo = np.intersect1d(_face_cell_corners(stuck, stride), flipped) if len(flipped) else flipped
         if len(undo) == 0:
             break
         i = sc.index(undo)
         sc.values[i] = -sc.values[i]
         flipped = np.setdiff1d(flipped, undo)
-    cells = cells_c
-    timings["cells"] = time.perf_counter() - tick
+    return _Contour(cells_c, edges, labels, n_v, added, flipped)
 
-    tick = time.perf_counter()
-    axis = edges % 3
-    ia = sc.index(edges // 3)
-    ib = sc.index(edges // 3 + stride[axis])
+
+def _edge_ends(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in ``sc`` of the two corners of every edge key."""
+    return sc.index(edges // 3), sc.index(edges // 3 + stride[edges % 3])
+
+
+def _contour_bias(fq: Queries, sc: _SignedCorners, con: _Contour, stride: np.ndarray, h: float, agree: float, dilate: float) -> tuple[float, float]:
+    """``(bias, noise)`` from the edges that cross the surface itself: with ``dilate``, those of the
+    dilated level set straddle thin parts whole, whose thickness would read as noise."""
     if dilate > 0:
-        # bias and noise from the edges that cross the surface itself (those of the dilated level
-        # set straddle thin parts whole, whose thickness would read as noise)
-        ea = _cell_edges(cells, n1)
+        ea = cell_edges(con.cells, sc.n1)
         ja, jb = sc.index(ea // 3), sc.index(ea // 3 + stride[ea % 3])
         cut = (sc.values[ja] + dilate < 0) != (sc.values[jb] + dilate < 0)
-        bias, noise = _bias(fq, sc, ja[cut], jb[cut], ea[cut] % 3, h, agree) if debias else (0.0, 0.0)
-    else:
-        bias, noise = _bias(fq, sc, ia, ib, axis, h, agree) if debias else (0.0, 0.0)
-    if dilate > 0 and noise > noisy_above * h:
-        # noisy distances place crossings by the tangent planes of samples straddling the surface,
-        # which the edges of a dilated level set do not: contour the surface itself
-        return signed_dual_contour(fq, resolution, origin, margin, sparse, debias, agree, thin_parts, timings, noisy_above, noisy_samples, 0.0)
+        return _bias(fq, sc, ja[cut], jb[cut], ea[cut] % 3, h, agree)
+    ia, ib = _edge_ends(con.edges, sc, stride)
+    return _bias(fq, sc, ia, ib, con.edges % 3, h, agree)
+
+
+def _signed_crossings(fq: Queries, sc: _SignedCorners, con: _Contour, stride: np.ndarray, h: float, bias: float, noise: float, noisy_above: float, noisy_samples: int) -> _SignedCrossings:
+    """Crossings ``t = (|s_a| - b) / (|s_a| + |s_b| - 2 b)`` snapped with ``CSP(x) + b n`` (a snap
+    longer than a cell diagonal is not applied); with noisy distances placed by the tangent planes
+    of samples along each edge instead (:func:`_noisy_crossings`)."""
+    edges = con.edges
+    axis = edges % 3
+    ia, ib = _edge_ends(edges, sc, stride)
     ua, ub = np.abs(sc.values[ia]), np.abs(sc.values[ib])
     den = ua + ub - 2.0 * bias
     t = np.where(den > 1e-12, (ua - bias) / np.where(den > 1e-12, den, 1.0), 0.5).clip(0.0, 1.0)
-    pa = origin + _ijk(edges // 3, n1) * h
+    pa = sc.origin + corner_ijk(edges // 3, sc.n1) * h
     xc = pa.astype(np.float64)
     xc[np.arange(len(edges)), axis] += t * h
-    planes = None
     if noise > noisy_above * h:
-        # noisy distances: place crossings and vertices by averaging tangent planes along the edges
         xs, (feet, nrm, owner) = _noisy_crossings(fq, sc, ia, ib, xc, t, bias, noise, h, noisy_samples)
-        planes = (np.repeat(feet, 4, axis=0), np.repeat(nrm, 4, axis=0), labels.reshape(-1, 4)[owner].reshape(-1))
-    else:
-        xc32, qc = fq.closest(xc)
-        nc, _ = _unit(xc32 - qc)
-        xs = qc + bias * nc
-        far = np.linalg.norm(xs - xc, axis=1) > np.sqrt(3.0) * h
-        xs[far] = xc[far]
-    timings["edges"] = time.perf_counter() - tick
+        planes = (np.repeat(feet, 4, axis=0), np.repeat(nrm, 4, axis=0), con.labels.reshape(-1, 4)[owner].reshape(-1))
+        return _SignedCrossings(xc, xs, planes)
+    xc32, qc = fq.closest(xc)
+    nc, _ = unit(xc32 - qc)
+    xs = qc + bias * nc
+    far = np.linalg.norm(xs - xc, axis=1) > np.sqrt(3.0) * h
+    xs[far] = xc[far]
+    return _SignedCrossings(xc, xs, None)
 
-    tick = time.perf_counter()
-    vs = snapped_means(fq, labels, np.repeat(xs, 4, axis=0), n_v, bias, h, planes=planes)
+
+def _signed_faces(fq: Queries, sc: _SignedCorners, con: _Contour, cross: _SignedCrossings, stride: np.ndarray, h: float, bias: float, dilate: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(vertices, faces)``: dual vertices (mean of their crossings, snapped), one quad per edge
+    oriented from the inside corner to the outside one, split into triangles; with ``dilate``,
+    collapsed vertices unsnapped and coincident ones welded; blobs made only by thin-part flips
+    dropped."""
+    labels = con.labels
+    vs = snapped_means(fq, labels, np.repeat(cross.points, 4, axis=0), con.n_vertices, bias, h, planes=cross.planes)
     quads = labels.reshape(-1, 4)
+    ia, _ = _edge_ends(con.edges, sc, stride)
     outward_minus = sc.values[ia] >= 0  # corner a outside: the normal points along -axis
     quads[outward_minus] = quads[outward_minus][:, ::-1]
-    faces, quad_of = _triangulate(quads, vs)
+    faces, quad_of = triangulate(quads, vs)
     if dilate > 0:
-        vs, faces, quad_of = _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v, h)
-        # crossings clipped to a grid corner can put two dual vertices on the same point: weld
-        # them (their faces go; the surface stays closed)
-        from deepcsp.extract.topology import face_areas
+        vs, faces, quad_of = _unsnap_collapsed(vs, labels, cross.interpolated, quads, faces, quad_of, con.n_vertices, h)
+        vs, faces, quad_of = _weld_coincident(vs, faces, quad_of, h)
+    if len(con.flipped):
+        vs, faces = _drop_flip_blobs(vs, faces, quad_of, con.edges, con.flipped, stride)
+    return vs, faces
 
-        if (face_areas(vs, faces) <= 1e-12 * h * h).any():
-            _, first, inv = np.unique(np.round(vs / (1e-9 * h)).astype(np.int64), axis=0, return_index=True, return_inverse=True)
-            faces = inv.reshape(-1)[faces]
-            keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-            vs, faces, quad_of = vs[first], faces[keep], quad_of[keep]
-    if len(flipped):
-        from_flip = np.isin(edges // 3, flipped) | np.isin(edges // 3 + stride[axis], flipped)
-        faces = _drop_flip_only_components(faces, len(vs), from_flip[quad_of])
-        used = np.unique(faces)
-        remap = np.full(len(vs), -1, dtype=np.int64)
-        remap[used] = np.arange(len(used))
-        vs, faces = vs[used], remap[faces]
-    timings["vertices"] = time.perf_counter() - tick
-    return PathMesh(
-        vertices=vs,
-        faces=faces,
-        bias=bias,
-        noise=noise,
-        n_cells=int(n_cand + added),
-        n_crossings=int(len(edges)),
-        signed=True,
-        n_closure_cells=int(added),
-        n_thin_flips=int(len(flipped)),
-    )
+
+def _weld_coincident(vs: np.ndarray, faces: np.ndarray, quad_of: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Crossings clipped to a grid corner can put two dual vertices on the same point: weld them
+    (their faces go; the surface stays closed). Returns ``(vertices, faces, quad of each face)``."""
+    from deepcsp.extract.topology import face_areas
+
+    if not (face_areas(vs, faces) <= 1e-12 * h * h).any():
+        return vs, faces, quad_of
+    _, first, inv = np.unique(np.round(vs / (1e-9 * h)).astype(np.int64), axis=0, return_index=True, return_inverse=True)
+    faces = inv.reshape(-1)[faces]
+    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    return vs[first], faces[keep], quad_of[keep]
+
+
+def _drop_flip_blobs(vs: np.ndarray, faces: np.ndarray, quad_of: np.ndarray, edges: np.ndarray, flipped: np.ndarray, stride: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the components made only of faces around thin-part flips
+    (:func:`_drop_flip_only_components`) and the vertices left unused."""
+    from_flip = np.isin(edges // 3, flipped) | np.isin(edges // 3 + stride[edges % 3], flipped)
+    faces = _drop_flip_only_components(faces, len(vs), from_flip[quad_of])
+    used = np.unique(faces)
+    remap = np.full(len(vs), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return vs[used], remap[faces]

@@ -220,9 +220,6 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
 
     Runs distributed when launched by torchrun (see module docstring)."""
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel as DDP
-    from torch.utils.data import DataLoader
-    from torch.utils.data.distributed import DistributedSampler
 
     info = dist_info()
     if config.batch % info.world != 0:
@@ -235,133 +232,226 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         owns_group = True
     try:
-        return _train(data_dir, Path(run_dir), config, progress, info, device, DDP, DataLoader, DistributedSampler, dist)
+        return _train(data_dir, Path(run_dir), config, progress, info, device)
     finally:
         if owns_group:
             dist.destroy_process_group()
 
 
-def _train(data_dir, run_dir: Path, config: TrainConfig, progress: bool, info: DistInfo, device, DDP, DataLoader, DistributedSampler, dist) -> TrainResult:
+@dataclass
+class _Run:
+    """The fixed parts of one training run."""
+
+    config: TrainConfig
+    info: DistInfo
+    device: torch.device
+    run_dir: Path
+    train_paths: list[Path]
+    val_paths: list[Path]
+    dataset: RecordDataset
+    val_records: list[dict]
+    """Validation records (rank 0 only)."""
+    model: ConditionalModel
+    net: torch.nn.Module
+    """``model`` wrapped in DDP when there are several processes, ``model`` itself otherwise."""
+    opt: torch.optim.Optimizer
+    sampler: object
+    """The DistributedSampler that shares each epoch's examples out among the processes."""
+    steps_per_epoch: int
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.safetensors"
+
+    def lr_at(self, step: int) -> float:
+        """Cosine decay from ``lr`` to 10% of it over all epochs."""
+        t = min(1.0, step / max(1, self.config.epochs * self.steps_per_epoch))
+        return self.config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@dataclass
+class _Progress:
+    """Where training stands (what a checkpoint stores) and this run's counters."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    history: list[dict] = field(default_factory=list)
+    resumed: bool = False
+    shapes_done: int = 0
+    """Shapes trained on in this run (all processes)."""
+    train_seconds: float = 0.0
+    """Wall time of this run's optimisation steps."""
+    stop: bool = False
+    """``max_steps`` or ``max_seconds`` reached."""
+    t_start: float = 0.0
+
+
+def _train(data_dir, run_dir: Path, config: TrainConfig, progress: bool, info: DistInfo, device: torch.device) -> TrainResult:
+    run, state = _open_run(data_dir, run_dir, config, info, device)
+    bar = _progress_bar(run, state) if progress and info.is_main else None
+    state.t_start = time.perf_counter()
+    run.model.train()
+    while state.epoch < config.epochs and not state.stop:
+        _train_epoch(run, state, bar)
+    if bar is not None:
+        bar.close()
+    return _finish(run, state)
+
+
+def _open_run(data_dir, run_dir: Path, config: TrainConfig, info: DistInfo, device: torch.device) -> tuple[_Run, _Progress]:
+    """Records, dataset, model and optimizer (resumed from the checkpoint when there is one), the
+    DDP wrapper and the sampler."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    from torch.utils.data.distributed import DistributedSampler
+
     paths = list_records(data_dir)
     train_paths, val_paths = split_records(paths, config)
-    per_rank = config.batch // info.world
     if len(train_paths) < config.batch:
         raise DeepCSPError(f"has {len(train_paths)} training records, fewer than one batch of {config.batch}", data_dir)
     ds = RecordDataset(train_paths, config.n_input, config.n_query, config.augment, seed=config.seed)
     val_records = [ds_rec for ds_rec in RecordDataset(val_paths, 1, 1, NO_AUGMENT).records] if info.is_main else []
-    steps_per_epoch = len(ds) // config.batch
     torch.manual_seed(config.seed)
     model = ConditionalModel(config.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    total_steps = config.epochs * steps_per_epoch
-
-    def lr_at(step: int) -> float:
-        t = min(1.0, step / max(1, total_steps))
-        return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
-
-    ckpt_path = run_dir / "checkpoint.safetensors"
-    cfg_dict = config.to_dict()
-    epoch, step_in_epoch, global_step, history, resumed = 0, 0, 0, [], False
-    if ckpt_path.exists():
-        tensors, meta = load_checkpoint(ckpt_path)
-        if meta.get("model_config") != config.model.to_dict() or meta.get("batch") != config.batch:
-            raise DeepCSPError("checkpoint was written with a different model or batch; use another RUN_DIR or delete it", ckpt_path)
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        load_optimizer(opt, tensors, meta["optimizer"])
-        epoch, step_in_epoch, global_step, history = meta["epoch"], meta["step_in_epoch"], meta["global_step"], meta["history"]
-        resumed = True
-
-    def write_checkpoint() -> None:
-        if not info.is_main:
-            return
-        ot, oinfo = optimizer_tensors(opt)
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | ot
-        meta = {"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step, "history": history, "optimizer": oinfo, "model_config": config.model.to_dict(), "batch": config.batch, "config": cfg_dict}
-        save_checkpoint(ckpt_path, tensors, meta)
-
-    ddp = DDP(model) if info.world > 1 else model
+    state = _resume(run_dir / "checkpoint.safetensors", config, model, opt)
+    net = DDP(model) if info.world > 1 else model
     sampler = DistributedSampler(ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=config.seed, drop_last=True)
-    bar = None
-    if progress and info.is_main:
-        from tqdm import tqdm
+    run = _Run(config, info, device, run_dir, train_paths, val_paths, ds, val_records, model, net, opt, sampler, len(ds) // config.batch)
+    return run, state
 
-        bar = tqdm(total=total_steps if not config.max_steps else min(total_steps, config.max_steps), initial=global_step, unit="step", dynamic_ncols=True)
-    t_start = time.perf_counter()
-    train_seconds, shapes_done, stop = 0.0, 0, False
-    model.train()
-    while epoch < config.epochs and not stop:
-        sampler.set_epoch(epoch)
-        ds.set_epoch(epoch)
-        order = list(sampler)
-        batches = [order[i * per_rank : (i + 1) * per_rank] for i in range(steps_per_epoch)]
-        loader = DataLoader(ds, batch_sampler=batches[step_in_epoch:], num_workers=0)
-        losses: list[float] = []
-        t0 = time.perf_counter()
-        for batch in loader:
-            for g in opt.param_groups:
-                g["lr"] = lr_at(global_step)
-            cloud, q = batch["cloud"].to(device), batch["queries"].to(device)
-            pred = ddp(cloud, q)
-            loss = loss_fn(config.model.kind, pred, batch["closest"].to(device), batch["distances"].to(device), config.model.udf_clamp, config.csp_loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            global_step += 1
-            step_in_epoch += 1
-            shapes_done += config.batch
-            losses.append(float(loss.detach()))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3g}")
-            want_stop = (config.max_steps and global_step >= config.max_steps) or (config.max_seconds and time.perf_counter() - t_start >= config.max_seconds)
-            flag = torch.tensor([1.0 if want_stop else 0.0], device=device)
-            if info.world > 1:
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            if flag.item() > 0:
-                stop = True
-            if stop or global_step % config.checkpoint_every == 0:
-                write_checkpoint()
-            if stop:
-                break
-        train_seconds += time.perf_counter() - t0
-        if step_in_epoch >= steps_per_epoch:  # epoch complete
-            if info.is_main:
-                loss_mean = float(np.mean(losses)) if losses else float("nan")
-                entry = {"epoch": epoch, "step": global_step, "train_loss": loss_mean, "seconds": time.perf_counter() - t_start}
-                entry.update(validate(model, val_records, config, device))
-                history.append(entry)
-            epoch += 1
-            step_in_epoch = 0
-            write_checkpoint()
-            if info.is_main:
-                _write_outputs(run_dir, history)
-            if info.world > 1:
-                dist.barrier()
-    if bar is not None:
-        bar.close()
-    finished = epoch >= config.epochs
+
+def _resume(ckpt_path: Path, config: TrainConfig, model: ConditionalModel, opt: torch.optim.Optimizer) -> _Progress:
+    """Load the model and optimizer from the checkpoint, when there is one; where training stands."""
+    if not ckpt_path.exists():
+        return _Progress()
+    tensors, meta = load_checkpoint(ckpt_path)
+    if meta.get("model_config") != config.model.to_dict() or meta.get("batch") != config.batch:
+        raise DeepCSPError("checkpoint was written with a different model or batch; use another RUN_DIR or delete it", ckpt_path)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    load_optimizer(opt, tensors, meta["optimizer"])
+    return _Progress(meta["epoch"], meta["step_in_epoch"], meta["global_step"], meta["history"], resumed=True)
+
+
+def _progress_bar(run: _Run, state: _Progress):
+    from tqdm import tqdm
+
+    total = run.config.epochs * run.steps_per_epoch
+    return tqdm(total=total if not run.config.max_steps else min(total, run.config.max_steps), initial=state.global_step, unit="step", dynamic_ncols=True)
+
+
+def _train_epoch(run: _Run, state: _Progress, bar) -> None:
+    """The rest of the current epoch (all of it unless resumed mid-epoch or stopped), then, when
+    it is complete, its history entry, a checkpoint and the outputs."""
+    from torch.utils.data import DataLoader
+
+    per_rank = run.config.batch // run.info.world
+    run.sampler.set_epoch(state.epoch)
+    run.dataset.set_epoch(state.epoch)
+    order = list(run.sampler)
+    batches = [order[i * per_rank : (i + 1) * per_rank] for i in range(run.steps_per_epoch)]
+    loader = DataLoader(run.dataset, batch_sampler=batches[state.step_in_epoch :], num_workers=0)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for batch in loader:
+        losses.append(_train_step(run, state, batch))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(epoch=state.epoch, loss=f"{losses[-1]:.3g}")
+        state.stop = _should_stop(run, state)
+        if state.stop or state.global_step % run.config.checkpoint_every == 0:
+            _write_checkpoint(run, state)
+        if state.stop:
+            break
+    state.train_seconds += time.perf_counter() - t0
+    if state.step_in_epoch >= run.steps_per_epoch:
+        _end_epoch(run, state, losses)
+
+
+def _train_step(run: _Run, state: _Progress, batch: dict) -> float:
+    """One optimizer step on ``batch``; returns its loss."""
+    config, device = run.config, run.device
+    for g in run.opt.param_groups:
+        g["lr"] = run.lr_at(state.global_step)
+    cloud, q = batch["cloud"].to(device), batch["queries"].to(device)
+    pred = run.net(cloud, q)
+    loss = loss_fn(config.model.kind, pred, batch["closest"].to(device), batch["distances"].to(device), config.model.udf_clamp, config.csp_loss)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    state.global_step += 1
+    state.step_in_epoch += 1
+    state.shapes_done += config.batch
+    return float(loss.detach())
+
+
+def _should_stop(run: _Run, state: _Progress) -> bool:
+    """``max_steps`` or ``max_seconds`` reached on any process (all processes stop together)."""
+    config = run.config
+    want_stop = (config.max_steps and state.global_step >= config.max_steps) or (config.max_seconds and time.perf_counter() - state.t_start >= config.max_seconds)
+    flag = torch.tensor([1.0 if want_stop else 0.0], device=run.device)
+    if run.info.world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return flag.item() > 0
+
+
+def _write_checkpoint(run: _Run, state: _Progress) -> None:
+    """Model, optimizer and progress, atomically (rank 0 only)."""
+    if not run.info.is_main:
+        return
+    config = run.config
+    ot, oinfo = optimizer_tensors(run.opt)
+    tensors = {f"model.{k}": v for k, v in run.model.state_dict().items()} | ot
+    meta = {"epoch": state.epoch, "step_in_epoch": state.step_in_epoch, "global_step": state.global_step, "history": state.history, "optimizer": oinfo, "model_config": config.model.to_dict(), "batch": config.batch, "config": config.to_dict()}
+    save_checkpoint(run.checkpoint_path, tensors, meta)
+
+
+def _end_epoch(run: _Run, state: _Progress, losses: list[float]) -> None:
+    """History entry (mean loss, validation errors), checkpoint and outputs of a completed epoch."""
+    info = run.info
+    if info.is_main:
+        loss_mean = float(np.mean(losses)) if losses else float("nan")
+        entry = {"epoch": state.epoch, "step": state.global_step, "train_loss": loss_mean, "seconds": time.perf_counter() - state.t_start}
+        entry.update(validate(run.model, run.val_records, run.config, run.device))
+        state.history.append(entry)
+    state.epoch += 1
+    state.step_in_epoch = 0
+    _write_checkpoint(run, state)
+    if info.is_main:
+        _write_outputs(run.run_dir, state.history)
+    if info.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _finish(run: _Run, state: _Progress) -> TrainResult:
+    """Outputs and the final model (rank 0), and what the run did."""
+    config, info = run.config, run.info
     model_path = None
     if info.is_main:
-        _write_outputs(run_dir, history)
-        model_path = save_model(
-            run_dir / "model.safetensors",
-            model,
-            meta={"train_config": cfg_dict, "steps": global_step, "epochs": epoch, "world": info.world, "train_records": [p.stem for p in train_paths], "val_records": [p.stem for p in val_paths], "history": history[-3:]},
-        )
+        _write_outputs(run.run_dir, state.history)
+        meta = {"train_config": config.to_dict(), "steps": state.global_step, "epochs": state.epoch, "world": info.world, "train_records": [p.stem for p in run.train_paths], "val_records": [p.stem for p in run.val_paths], "history": state.history[-3:]}
+        model_path = save_model(run.run_dir / "model.safetensors", run.model, meta=meta)
     if info.world > 1:
+        import torch.distributed as dist
+
         dist.barrier()
+    seconds = state.train_seconds
     return TrainResult(
-        steps=global_step,
-        epochs=epoch,
-        history=history,
-        samples_per_s=shapes_done / train_seconds if train_seconds > 0 else float("nan"),
-        queries_per_s=shapes_done * config.n_query / train_seconds if train_seconds > 0 else float("nan"),
-        seconds=time.perf_counter() - t_start,
+        steps=state.global_step,
+        epochs=state.epoch,
+        history=state.history,
+        samples_per_s=state.shapes_done / seconds if seconds > 0 else float("nan"),
+        queries_per_s=state.shapes_done * config.n_query / seconds if seconds > 0 else float("nan"),
+        seconds=time.perf_counter() - state.t_start,
         world=info.world,
         model=model_path,
-        resumed=resumed,
-        finished=finished,
-        module=model,
+        resumed=state.resumed,
+        finished=state.epoch >= config.epochs,
+        module=run.model,
     )
 
 

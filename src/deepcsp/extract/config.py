@@ -1,0 +1,263 @@
+"""What an extraction is asked for and what it gives back: :class:`ExtractConfig` (every setting of
+both paths, checked), :class:`ExtractResult` (the mesh in input coordinates and its counters), and
+:class:`PathMesh`, what either path (:mod:`deepcsp.extract.signed`, :mod:`deepcsp.extract.pseudo`)
+hands to :func:`~deepcsp.extract.mesh.extract_mesh`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field as _field
+
+import numpy as np
+
+from deepcsp._validate import Fields
+from deepcsp.extract.topology import MeshStats
+
+#: Largest extraction grid (cells per side of the normalised cube).
+MAX_RESOLUTION = 2048
+#: Automatic topology grid of open band-grid CSP fields: cells this many times the field's own
+#: (fields fitted without a refined level; their closest points are 0.1-0.25 cells off where
+#: two sheets pass within a cell)...
+TOPOLOGY_CELLS = 3.0
+#: ...and with one (close sheets refined; measured at extraction resolution 256 on tee_sim,
+#: skirt_sim, armor_jacket, airplane_holes and demosthenes_scan, topology grid 63 / 128 / 256:
+#: boundary loops 4 / 5 / 6, 3 / 2 / 7, 4 / 10 / 7 (16 / 3 / 2 pieces), 11 / 26 / 30 (GT 27),
+#: 1 / 1 / 3; Chamfer-L1 on airplane_holes 0.15 / 0.028 / 0.021% of the diagonal).
+TOPOLOGY_CELLS_REFINED = 1.5
+#: Most surface points one extraction may sample.
+MAX_POINTS = 100_000_000
+
+
+@dataclass
+class ExtractConfig:
+    """How a mesh is extracted from a field.
+
+    Closed fields take the signed path (``use_signs``), which uses ``resolution``,
+    ``topology_resolution`` (when set), ``sparse``, ``margin``, ``debias``, ``agree``, ``grid_shift``,
+    ``noisy_above``, ``noisy_samples``, ``dilate``, ``thin_parts``, ``min_component_faces`` and the point options;
+    the other settings belong to the pseudo-sign path of open fields."""
+
+    resolution: int = 256
+    """Grid cells per side of the normalised cube (cell size 1/resolution of the cube side): the
+    detail of the output mesh."""
+    topology_resolution: int = 0
+    """Resolution of the grid that decides the mesh's topology. Below ``resolution``, the mesh is
+    extracted on this grid and then refined (:mod:`deepcsp.extract.refine`: each triangle split in
+    four, every vertex moved onto the surface with CSP, boundary vertices onto the sheet's boundary)
+    until its cells are closest to ``1 / resolution``. 0 = automatic: for open-surface extraction
+    (pseudo-signs) of a fitted band-grid CSP field (``field.grid_cell``), a third of its grid's resolution
+    (its closest points are 0.1-0.25 of its own cell off where two sheets pass within a cell, which a
+    grid of the same spacing turns into spurious holes; measured on tee_sim / skirt_sim fitted at 192:
+    4 / 2 boundary loops as the ground truth, against 12 / 7 extracted at 192 directly, Chamfer-L1
+    +7% / -7%); ``resolution`` otherwise (exact, noisy, network or UDF fields, closed fields
+    on true signs). Holes and gaps narrower than about two topology cells close (airplane_holes: 12
+    loops for 27), and sharp creases are cut a little (cube_no_bottom Chamfer-L1 +55%)."""
+    sparse: bool = True
+    """Evaluate the field only near the surface (coarse to fine); False evaluates every corner of
+    the dense grid (for comparison)."""
+    margin: float = 0.003
+    """Extra distance (normalised units) in the coarse-to-fine test, covering field error; at
+    least half a cell is always used."""
+    flip_cos: float = 0.0
+    """An edge's corners are on opposite sides of a sheet when their directions' cosine is below this."""
+    side_cos: float = -1.0
+    """Crease rule (off at -1; 0.5 recovers 90-degree creases of CAD shapes but adds spurious faces
+    along open boundaries): an edge whose far corner lies behind the near corner's tangent plane is also a
+    candidate when the directions' cosine is below this (they may be orthogonal at a crease)."""
+    crease_accept: float = 0.1
+    """Crease rule: the plane-edge intersection must lie within this many cells of the surface."""
+    cross_sheets: bool = True
+    """Sheet rule, for sheets closer than a cell or two (folds, hems, thin parts), where a corner
+    may see the other sheet so that the flip test misses crossings and takes false ones: (1) edges
+    without a flip whose far corner lies behind the near corner's tangent plane, at a point the
+    field puts on the near corner's sheet (within ``sheet_accept`` cells), and (2) flipped edges
+    whose interpolated crossing lies more than ``verify_flips`` cells off the surface are sampled
+    at ``sheet_samples`` points; an edge is crossed where it straddles exactly one sheet
+    (:func:`~deepcsp.extract.planes.straddles`). False gives the flip test alone (earlier rounds)."""
+    sheet_accept: float = 0.1
+    """Sheet rule: the tangent plane's point on the edge must lie within this many cells of the surface."""
+    sheet_max_noise: float = 0.5
+    """Sheet rule: skipped when the estimated distance noise exceeds this many cells."""
+    noisy_above: float = 0.05
+    """Noisy distances: when the estimated distance noise exceeds this many cells, one query can no
+    longer tell whether a point lies on the surface, so every flipped edge is sampled at
+    ``noisy_samples`` points and judged by the samples' tangent planes (as the sheet rule's
+    sampling, :func:`~deepcsp.extract.planes.straddles` with ``planes``), crossings are placed by
+    those planes, and each dual vertex moves to the mean height of all the planes of its edges
+    instead of one snap. The signed path does the same for its sign-changing edges."""
+    noisy_samples: int = 9
+    """Noisy distances: points (corners included) at which every flipped edge is sampled."""
+    verify_flips: float = 0.01
+    """Sheet rule: flipped edges whose interpolated crossing lies more than this many cells (or 4
+    estimated noise deviations) off the surface are checked by sampling (dropped unless they
+    straddle exactly one sheet); 0 checks none. Measured at resolution 128: 0.02 left a false
+    crossing on the exact tee_sim field (5 loops for 4), 0.01 does not (+9% evaluations there,
+    +0-6% elsewhere)."""
+    sheet_samples: int = 17
+    """Sheet rule: points (corners included) at which a checked edge is sampled."""
+    straddle_slack: float = 0.3
+    """Sheet rule: two samples straddle a sheet when their distances add up to at most their spacing
+    plus twice the field's local error (its distance at its own closest point near the edge),
+    capped at this many cells; sheets closer than the allowance are not told apart."""
+    agree: float = 2.0
+    """Corners of a crossed edge must have closest points within ``agree`` cells of each other."""
+    accept: float = 0.35
+    """The interpolated crossing must lie within ``accept`` cells of the surface (or 8 estimated
+    distance-noise standard deviations, whichever is larger)."""
+    debias: bool = True
+    """Estimate a constant distance bias from the crossed edges and remove it."""
+    boundary_reach: float = 1.0
+    """Open boundaries: each boundary vertex is moved to ``CSP(v + reach h t)`` (``t`` the outward
+    tangent), which lands on the sheet's own boundary when it lies within reach (0 disables)."""
+    split_sheets: bool = True
+    """One dual vertex per sheet in a cell (crossings grouped by the cell faces that link them, as
+    in manifold dual contouring) instead of one per cell; False gives the old one-vertex-per-cell
+    behaviour, which joins two sheets passing through one cell (thin parts, folds)."""
+    fill_holes: int = 24
+    """Close boundary loops of at most this many edges where the field says surface is: the loop's
+    centroid and the midpoints of the fan's spokes must lie within ``fill_tolerance`` times the
+    loop's mean radius (at least a quarter cell) of the surface; true open boundaries (large loops,
+    or holes whose centre lies a radius off the surface) stay open. Non-manifold fins are dropped
+    first (see ``_drop_fins``). 0 disables both (the old behaviour)."""
+    fill_tolerance: float = 0.5
+    """Hole filling: allowed distance of the fill from the surface, as a fraction of the loop's
+    mean radius (a true round hole's centre lies one radius off the surface)."""
+    fill_field_error: float = 0.25
+    """Hole filling: the tolerance grows by twice the field's own error at the fill's centre (the
+    distance the field reports at its own closest point: 0 for an exact field), capped at this many
+    cells (fitted fields are up to ~0.25 cells off where sheets are close; 0 disables)."""
+    min_component_faces: int = 0
+    """Drop connected components with fewer faces than this (0 keeps everything)."""
+    grid_shift: float = 0.1234
+    """Offset of the grid, in cells, so that axis-aligned sheets at round coordinates do not pass
+    exactly through grid corners."""
+    use_signs: bool = True
+    """Closed fields (``field.closed``): decide crossings by true inside/outside signs (watertight,
+    outward, :mod:`deepcsp.extract.signed`); False forces the CSP pseudo-sign path. Ignored for
+    open fields."""
+    dilate: float = 0.5
+    """Signed path: contour the level ``signed distance = dilate`` cells instead of 0 and move every
+    crossing and vertex onto the surface with CSP (:mod:`deepcsp.extract.signed`, step 1a). Parts
+    thinner than a cell then always have inside corners next to them: closed plates 0.05-2 fine
+    cells thick come out closed, both sides on their own side of the plate (area 0.996-0.997,
+    Chamfer-L1 at most 0.018% of the diagonal; at 0 they kept 11-63% of their area), at the price
+    of gaps narrower than about a cell closing. 0 contours the surface itself, like marching
+    cubes (then see ``thin_parts``)."""
+    thin_parts: bool = False
+    """Signed path: give signs to parts thinner than a cell that fall between two outside grid
+    corners, detected from the corners' CSP directions (``deepcsp.extract.signed._thin_flips``).
+    Superseded by ``dilate`` (measured on fitted plates 0.05-0.5 cells thick: 11-27 components and
+    Chamfer-L1 up to 0.11% of the diagonal, against 1 component and at most 0.018% with ``dilate``);
+    kept for ``dilate=0``."""
+    points: int = 0
+    """Also sample this many points on the surface by one-shot projection (0: none)."""
+    seed: int = 0
+    """Seed of the point sampling."""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`~deepcsp._validate.OptionError` (a ValueError) naming the first bad setting."""
+        f = Fields(self)
+        f.integer("resolution", 4, MAX_RESOLUTION)
+        if self.topology_resolution != 0:
+            f.integer("topology_resolution", 4, MAX_RESOLUTION)
+        for name in ("sparse", "cross_sheets", "debias", "split_sheets", "use_signs", "thin_parts"):
+            f.flag(name)
+        f.number("flip_cos", -1.0, 1.0, max_open=True)
+        f.number("side_cos", -1.0, 1.0)
+        for name in ("margin", "crease_accept", "sheet_accept", "sheet_max_noise", "noisy_above", "verify_flips", "straddle_slack", "boundary_reach", "fill_field_error"):
+            f.number(name, 0.0, 1e6)
+        for name in ("agree", "accept"):
+            f.number(name, 0.0, 1e6, min_open=True)
+        f.integer("noisy_samples", 3, 1000)
+        f.integer("sheet_samples", 3, 1000)
+        f.integer("fill_holes", 0, 10**6)
+        f.number("fill_tolerance", 0.0, 1.0, max_open=True)
+        f.number("dilate", 0.0, 2.0)
+        f.integer("min_component_faces", 0, 2**31 - 1)
+        f.number("grid_shift", -1.0, 1.0)
+        f.integer("points", 0, MAX_POINTS)
+        f.integer("seed", 0, 2**63 - 1)
+
+
+@dataclass
+class ExtractResult:
+    """An extracted mesh in the input's coordinates.
+
+    Attributes
+    ----------
+    vertices : (V, 3) float64
+    faces : (F, 3) int64
+        Consistently wound triangles.
+    points : (N, 3) float64
+        Points projected onto the surface (empty unless ``config.points > 0``).
+    n_evaluations : int
+        Field queries (points) spent on the mesh, all stages together.
+    dense_evaluations : int
+        Corners of the dense grid, ``(resolution + 1)^3``, for comparison.
+    seconds : float
+        Wall time of the extraction (points included).
+    bias : float
+        Distance bias removed (normalised units); ``noise``: robust spread of the per-edge
+        bias estimates (normalised units).
+    stats : MeshStats
+        Topology checks of the result (boundary loops, winding, components...).
+    timings : dict
+        Seconds per stage.
+    n_filled_holes : int
+        Small boundary loops closed by the hole-filling pass (``config.fill_holes``).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    points: np.ndarray
+    n_evaluations: int
+    dense_evaluations: int
+    seconds: float
+    resolution: int
+    bias: float
+    noise: float
+    n_candidate_cells: int
+    n_crossings: int
+    stats: MeshStats
+    timings: dict = _field(default_factory=dict)
+    n_point_evaluations: int = 0
+    n_filled_holes: int = 0
+    signed: bool = False
+    """True when the closed-field path (true signs) made the mesh."""
+    n_closure_cells: int = 0
+    """Signed path: cells added so that every sign-changing edge has its four cells."""
+    n_thin_flips: int = 0
+    """Signed path: corners whose sign was flipped to capture a part or gap thinner than a cell."""
+    topology_resolution: int = 0
+    """Resolution of the grid the mesh was extracted on (``resolution`` unless refined)."""
+    refine_passes: int = 0
+    """Subdivision-and-projection passes after extraction (0: none)."""
+
+    @property
+    def evaluation_fraction(self) -> float:
+        """Field queries relative to a dense grid's corners at the same resolution."""
+        return self.n_evaluations / max(self.dense_evaluations, 1)
+
+
+@dataclass
+class PathMesh:
+    """What an extraction path (signed or pseudo-sign) hands to ``extract_mesh``, in normalised
+    coordinates: the mesh, the distance bias and noise it estimated, and its counters."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    bias: float
+    noise: float
+    n_cells: int
+    n_crossings: int
+    n_filled: int = 0
+    """Pseudo-sign path: small holes closed."""
+    signed: bool = False
+    """True when true inside/outside signs made the mesh."""
+    n_closure_cells: int = 0
+    """Signed path: cells added by the closure step (0 for an exact field)."""
+    n_thin_flips: int = 0
+    """Signed path: corners flipped to keep parts thinner than a cell."""
