@@ -44,6 +44,8 @@ class FitResult:
     resumed_from_step: int = 0
     cloud: CloudSummary | None = None
     """Point-cloud inputs: what the point-set surface found (outliers, spacing, noise)."""
+    surface: PointSetSurface | None = None
+    """Point-cloud inputs: the point-set surface the field was collocated from (normalised units)."""
 
 
 def _config_hash(config: FitConfig, surface_hash: str) -> str:
@@ -317,4 +319,4 @@ def fit_surface(
         errors = evaluate_field(result_field, v, faces, oracle, n=config.eval_points)
     return FitResult(field=result_field, history=run.history, steps=run.step, seconds_total=total, seconds_ground_truth=seconds_gt,
                      band=start.band, errors=errors, resumed_from_step=resumed_from,
-                     cloud=getattr(oracle, "summary", None))
+                     cloud=getattr(oracle, "summary", None), surface=oracle if isinstance(oracle, PointSetSurface) else None)

@@ -52,6 +52,9 @@ class ReconstructionConfig:
     hole_spacings: float = 1.75
     """After a closed extraction, faces whose centroid lies further than this many sample spacings
     from every sample are dropped (they span a hole of the cloud; random gaps are narrower)."""
+    snap: bool = True
+    """Move the mesh's vertices to their closest points on the point-set surface the field was
+    collocated from (removes the grid's discretisation error; ``csp`` method)."""
     closed_test: float = 0.002
     """A surface whose first mesh has generalised winding numbers in (0.1, 0.9) at no more than this
     share of the grid's vertices away from it is closed: it gets inside/outside bits and is
@@ -93,10 +96,10 @@ def reconstruct_cloud(surface, config: ReconstructionConfig = ReconstructionConf
         surface = replace(surface, faces=None)
     t0 = time.perf_counter()
     if config.method == "global":
-        fld, cloud = _global_field(surface.vertices, config.global_model, config.fit.device), None
+        fld, cloud, pss = _global_field(surface.vertices, config.global_model, config.fit.device), None, None
     else:
         fit = fit_surface(surface, config.fit, progress=progress)
-        fld, cloud = fit.field, fit.cloud
+        fld, cloud, pss = fit.field, fit.cloud, fit.surface
     t1 = time.perf_counter()
     res = config.mesh_resolution or max(256, fld.config.resolution if isinstance(fld, NeuralField) else 0)
     if progress is not None:
@@ -115,8 +118,39 @@ def reconstruct_cloud(surface, config: ReconstructionConfig = ReconstructionConf
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
+    if config.snap and pss is not None:
+        if progress is not None:
+            progress({"stage": f"moving {len(vertices)} vertices onto the point-set surface"})
+        vertices = keep_orientation(vertices, snap_to_surface(vertices, pss, fld.normalization), faces)
     t2 = time.perf_counter()
     return CloudReconstruction(vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0})
+
+
+def snap_to_surface(vertices: np.ndarray, pss, normalization) -> np.ndarray:
+    """``vertices`` (input coordinates) moved to their closest points on a point-set surface
+    (normalised coordinates): the mesh then lies on the surface the field was collocated from,
+    not on the grid's trilinear interpolation of it."""
+    if len(vertices) == 0:
+        return vertices
+    return normalization.to_input(pss.project(normalization.to_normalized(np.asarray(vertices, np.float64))))
+
+
+def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, rounds: int = 4) -> np.ndarray:
+    """``after`` with the vertices of faces whose normal turned by more than 90 degrees from
+    ``before`` (a fold where a vertex moved past its neighbours) put back where they were."""
+    out = after.copy()
+    for _ in range(rounds):
+        folded = np.einsum("ij,ij->i", _face_normals(before, faces), _face_normals(out, faces)) < 0
+        if not folded.any():
+            break
+        back = np.unique(faces[folded])
+        out[back] = before[back]
+    return out
+
+
+def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    v = vertices[faces]
+    return np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
 
 
 def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:
