@@ -16,7 +16,9 @@ def meshes_dir() -> Path:
     env = os.environ.get("DEEPCSP_MESHES")
     p = Path(env) if env else REPO.parent / "shared" / "data" / "meshes"
     if not (p / "closed").is_dir():
-        raise SystemExit(f"benchmark meshes not found in {p}: set DEEPCSP_MESHES or put them in ../shared/data/meshes beside the repo")
+        raise SystemExit(
+            f"benchmark meshes not found in {p}: set DEEPCSP_MESHES or put them in ../shared/data/meshes beside the repo"
+        )
     return p
 
 
@@ -39,7 +41,10 @@ def print_table(rows: list[dict], cols: list[str], fmt: dict | None = None) -> s
         return str(v)
 
     widths = {c: max(len(c), *(len(cell(r, c)) for r in rows)) if rows else len(c) for c in cols}
-    lines = ["| " + " | ".join(c.ljust(widths[c]) for c in cols) + " |", "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|"]
+    lines = [
+        "| " + " | ".join(c.ljust(widths[c]) for c in cols) + " |",
+        "|" + "|".join("-" * (widths[c] + 2) for c in cols) + "|",
+    ]
     lines += ["| " + " | ".join(cell(r, c).ljust(widths[c]) for c in cols) + " |" for r in rows]
     out = "\n".join(lines)
     print(out, flush=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import meshes_dir
 
 from deepcsp.fields import FieldConfig
 from deepcsp.fields import diffgeo as fdg
@@ -41,8 +42,6 @@ from deepcsp.geometry.closest import MeshOracle
 from deepcsp.geometry.sampling import sample_surface
 from deepcsp.io import load_surface
 from deepcsp.io.surface import surface_from_arrays
-
-from _common import meshes_dir
 
 MESHES = meshes_dir()  # $DEEPCSP_MESHES or ../shared/data/meshes
 DEV = ["closed/spot.obj", "closed/fish_blub.obj", "open/tee_sim.obj", "open/demosthenes_scan.obj"]
@@ -65,8 +64,18 @@ def timed(fn, *a, **k):
 
 def shapes(quick: bool, meshes: list[str]):
     out = [
-        ("sphere (analytic)", surface_from_arrays(*analytic.Sphere().mesh(5 if quick else 6), name="sphere"), analytic.Sphere()),
-        ("torus (analytic)", surface_from_arrays(*(analytic.Torus().mesh(192, 96) if quick else analytic.Torus().mesh(384, 192)), name="torus"), analytic.Torus()),
+        (
+            "sphere (analytic)",
+            surface_from_arrays(*analytic.Sphere().mesh(5 if quick else 6), name="sphere"),
+            analytic.Sphere(),
+        ),
+        (
+            "torus (analytic)",
+            surface_from_arrays(
+                *(analytic.Torus().mesh(192, 96) if quick else analytic.Torus().mesh(384, 192)), name="torus"
+            ),
+            analytic.Torus(),
+        ),
     ]
     for rel in meshes[:2] if quick else meshes:
         out.append((rel, load_surface(MESHES / rel), None))
@@ -137,9 +146,21 @@ def normal_rows(name, csp, udf, q, nt, p_off, side, nu_off, kept):
     }
     for k, n in res.items():
         rows.append((name, k, stats(angles(n, nt)), "-"))
-    for k, fld, m in [("CSP corners", csp, "corners"), ("CSP Jacobian", csp, "jacobian"), ("CSP direction", csp, "direction"), ("UDF gradient", udf, "udf_gradient")]:
+    for k, fld, m in [
+        ("CSP corners", csp, "corners"),
+        ("CSP Jacobian", csp, "jacobian"),
+        ("CSP direction", csp, "direction"),
+        ("UDF gradient", udf, "udf_gradient"),
+    ]:
         n = fdg.normals(fld, p_off, m, orient="query")
-        rows.append((name, k + " @ q+-t n (signed)", stats(angles(n, side[:, None] * nu_off, signed=True)), f"{kept * 100:.0f}% of queries kept"))
+        rows.append(
+            (
+                name,
+                k + " @ q+-t n (signed)",
+                stats(angles(n, side[:, None] * nu_off, signed=True)),
+                f"{kept * 100:.0f}% of queries kept",
+            )
+        )
     return rows, res
 
 
@@ -185,7 +206,17 @@ def tail_rows(name, surf, q, nt, sm05, h, res):
     for k in ("CSP corners (default)", "CSP Jacobian (central, 1/4 cell)"):
         out = angles(res[k], nt) > 10
         share = lambda m: f"{(m & out).sum() / max(out.sum(), 1) * 100:.0f}%"  # noqa: E731
-        rows.append((name, k, f"{out.mean() * 100:.1f}%", share(crease), share(boundary), share(sheet), share(~(crease | boundary | sheet))))
+        rows.append(
+            (
+                name,
+                k,
+                f"{out.mean() * 100:.1f}%",
+                share(crease),
+                share(boundary),
+                share(sheet),
+                share(~(crease | boundary | sheet)),
+            )
+        )
     return rows
 
 
@@ -217,7 +248,14 @@ def curvature_rows(name, csp, udf, q, shape):
         sgn = np.sign((c.normals * na).sum(1))
         rel = np.abs(c.mean * sgn - H) / np.abs(H)
         rk1 = np.abs(np.where(sgn > 0, c.k1, -c.k2) - k1) / np.abs(k1)
-        rows.append((name, label, f"{np.median(rel) * 100:.1f}% / {np.percentile(rel, 95) * 100:.1f}%", f"{np.median(rk1) * 100:.1f}%"))
+        rows.append(
+            (
+                name,
+                label,
+                f"{np.median(rel) * 100:.1f}% / {np.percentile(rel, 95) * 100:.1f}%",
+                f"{np.median(rk1) * 100:.1f}%",
+            )
+        )
     return rows
 
 
@@ -235,7 +273,14 @@ def igl_rows(name, csp, udf, v, f):
         Hm = c.mean * np.sign((c.normals * vn).sum(1))
         m = ok & np.isfinite(Hm)
         lo, hi = np.percentile(Hi[m], [1, 99])
-        rows.append((name, label, f"{pearsonr(np.clip(Hm[m], lo, hi), np.clip(Hi[m], lo, hi))[0]:.3f}", f"{spearmanr(Hm[m], Hi[m])[0]:.3f}"))
+        rows.append(
+            (
+                name,
+                label,
+                f"{pearsonr(np.clip(Hm[m], lo, hi), np.clip(Hi[m], lo, hi))[0]:.3f}",
+                f"{spearmanr(Hm[m], Hi[m])[0]:.3f}",
+            )
+        )
     return rows
 
 
@@ -274,7 +319,9 @@ def main() -> None:
     ap.add_argument("--cache", default="", help="folder to keep fitted fields between runs")
     ap.add_argument("--quick", action="store_true", help="coarser analytic meshes, two dev meshes")
     ap.add_argument("--meshes", nargs="*", default=DEV, help="dev meshes relative to the meshes folder")
-    ap.add_argument("--resolutions", nargs="*", type=int, default=[], help="also fit dev meshes' band grids at these resolutions")
+    ap.add_argument(
+        "--resolutions", nargs="*", type=int, default=[], help="also fit dev meshes' band grids at these resolutions"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -299,21 +346,69 @@ def main() -> None:
             R["tails"] += tails
             R["res"] += resolution_rows(name, surf, q, nt, args.resolutions, args.cache)
             R["igl"] += igl_rows(name, csp, udf, surf.vertices, surf.faces)
-        pc = q[rng.integers(0, len(q), args.n_cost)] + rng.normal(scale=0.01 * input_diagonal(surf), size=(args.n_cost, 3))
+        pc = q[rng.integers(0, len(q), args.n_cost)] + rng.normal(
+            scale=0.01 * input_diagonal(surf), size=(args.n_cost, 3)
+        )
         R["cost"].append(cost_row(name, csp, udf, pc))
         print(f"# {name}: fit csp {t_csp:.1f}s udf {t_udf:.1f}s, closed={csp.closed}", flush=True)
 
-    table("Normals: angle error in degrees (median / p95), unsigned at surface samples", ["shape", "method", "median / p95 deg", ""], R["normal"])
-    table("Orientation (closed fields, orient='outward', the default there): share of outward normals", ["shape", "method", "at surface samples", "at q +- t n", "signed angle at samples (median / p95 deg)"], R["orient"])
-    table("Truth roughness: angle to the exact face normals' average within 0.5 / 1 fine cell (median / p95 deg)", ["mesh", "normals", "vs 0.5-cell average", "vs 1-cell average"], R["rough"])
-    table("Where the tails are: samples with error > 10 deg and the share of them at each kind of place", ["mesh", "normals", "> 10 deg", "at creases", "near boundaries", "another sheet within 2 cells", "none of these"], R["tails"])
+    table(
+        "Normals: angle error in degrees (median / p95), unsigned at surface samples",
+        ["shape", "method", "median / p95 deg", ""],
+        R["normal"],
+    )
+    table(
+        "Orientation (closed fields, orient='outward', the default there): share of outward normals",
+        ["shape", "method", "at surface samples", "at q +- t n", "signed angle at samples (median / p95 deg)"],
+        R["orient"],
+    )
+    table(
+        "Truth roughness: angle to the exact face normals' average within 0.5 / 1 fine cell (median / p95 deg)",
+        ["mesh", "normals", "vs 0.5-cell average", "vs 1-cell average"],
+        R["rough"],
+    )
+    table(
+        "Where the tails are: samples with error > 10 deg and the share of them at each kind of place",
+        [
+            "mesh",
+            "normals",
+            "> 10 deg",
+            "at creases",
+            "near boundaries",
+            "another sheet within 2 cells",
+            "none of these",
+        ],
+        R["tails"],
+    )
     if R["res"]:
-        table("Finer band grids: normals vs exact face normals (median / p95 deg)", ["mesh", "resolution", "corners", "Jacobian", "fit s"], R["res"])
-    table("Curvature on fitted analytic shapes: relative error of mean curvature (median / p95), k1", ["shape", "method", "mean curv. rel. err", "k1 median rel. err"], R["curv"])
-    table("Dev meshes: mean curvature at vertices vs libigl principal_curvature", ["mesh", "method", "Pearson (1-99% clipped)", "Spearman"], R["igl"])
+        table(
+            "Finer band grids: normals vs exact face normals (median / p95 deg)",
+            ["mesh", "resolution", "corners", "Jacobian", "fit s"],
+            R["res"],
+        )
+    table(
+        "Curvature on fitted analytic shapes: relative error of mean curvature (median / p95), k1",
+        ["shape", "method", "mean curv. rel. err", "k1 median rel. err"],
+        R["curv"],
+    )
+    table(
+        "Dev meshes: mean curvature at vertices vs libigl principal_curvature",
+        ["mesh", "method", "Pearson (1-99% clipped)", "Spearman"],
+        R["igl"],
+    )
     table(
         "Cost: points/s (ratio to plain closest-point queries)",
-        ["shape", "query", "CSP corners normals", "CSP corners normals, outward", "CSP Jacobian normals", "CSP dir normals", "CSP curvatures", "UDF grad normals", "UDF Hessian curvatures"],
+        [
+            "shape",
+            "query",
+            "CSP corners normals",
+            "CSP corners normals, outward",
+            "CSP Jacobian normals",
+            "CSP dir normals",
+            "CSP curvatures",
+            "UDF grad normals",
+            "UDF Hessian curvatures",
+        ],
         R["cost"],
     )
 

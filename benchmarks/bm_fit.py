@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import all_meshes, machine, print_table
+
 from deepcsp.fit import FitConfig, fit_surface
 from deepcsp.fit.evaluate import evaluate_field
 from deepcsp.fit.presets import paper_recipe, udf_baseline
@@ -34,7 +34,9 @@ def near_error(field, v, f, oracle, n=20000, seed=7):
     diag = float(np.linalg.norm(v.max(0) - v.min(0)))
     s = sample_band(v, f, oracle, n, 0.01 * diag, np.random.default_rng(seed))
     x = torch.as_tensor(s.points, dtype=torch.float32)
-    pred = torch.cat([field.closest_points_normalized(x[i : i + 65536]) for i in range(0, len(x), 65536)]).double().numpy()
+    pred = (
+        torch.cat([field.closest_points_normalized(x[i : i + 65536]) for i in range(0, len(x), 65536)]).double().numpy()
+    )
     return float((np.linalg.norm(pred - s.closest, axis=1) / diag).mean())
 
 
@@ -59,10 +61,22 @@ def query_rates(field, surface, n=1_000_000, seed=3):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--meshes", nargs="*", default=None, help="name stems to run (default: all dev meshes)")
-    ap.add_argument("--methods", nargs="*", default=["default", "udf", "paper"], choices=["default", "udf", "paper", "multires", "fourier"])
-    ap.add_argument("--paper-seconds", type=float, default=0.0, help="paper recipe budget (0 = same wall time as the default fit)")
+    ap.add_argument(
+        "--methods",
+        nargs="*",
+        default=["default", "udf", "paper"],
+        choices=["default", "udf", "paper", "multires", "fourier"],
+    )
+    ap.add_argument(
+        "--paper-seconds", type=float, default=0.0, help="paper recipe budget (0 = same wall time as the default fit)"
+    )
     ap.add_argument("--net-seconds", type=float, default=45.0, help="budget of multires/fourier MLP fits")
-    ap.add_argument("--net-output", default="displacement", choices=["displacement", "point", "dist_dir"], help="output parametrisation of multires/fourier fits")
+    ap.add_argument(
+        "--net-output",
+        default="displacement",
+        choices=["displacement", "point", "dist_dir"],
+        help="output parametrisation of multires/fourier fits",
+    )
     ap.add_argument("--eval-points", type=int, default=50_000)
     ap.add_argument("--json", type=Path, default=None, help="append JSON lines here")
     args = ap.parse_args()
@@ -82,11 +96,16 @@ def main() -> None:
                 cfg, gt = udf_baseline(base), "exact"
             elif method == "paper":
                 secs = args.paper_seconds or default_seconds or 10.0
-                cfg, gt = paper_recipe(FitConfig(eval_points=0, time_budget=secs, checkpoint_every=600)), "surface_samples"
+                cfg, gt = (
+                    paper_recipe(FitConfig(eval_points=0, time_budget=secs, checkpoint_every=600)),
+                    "surface_samples",
+                )
             else:
                 import dataclasses
 
-                fc = dataclasses.replace(base.field, encoding="multires_grid" if method == "multires" else "fourier", output=args.net_output)
+                fc = dataclasses.replace(
+                    base.field, encoding="multires_grid" if method == "multires" else "fourier", output=args.net_output
+                )
                 cfg, gt = FitConfig(eval_points=0, time_budget=args.net_seconds, field=fc), "exact"
             t0 = time.perf_counter()
             res = fit_surface(surface, cfg, ground_truth=gt)
@@ -122,7 +141,22 @@ def main() -> None:
                 with open(args.json, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
     print()
-    cols = ["mesh", "method", "fit_s", "sides_s", "steps", "mean_%", "p95_%", "near_mean_%", "bnd_mean_%", "disc_mean_%", "file_MB", "mesh_MB", "query_Mpts/s", "x_exact"]
+    cols = [
+        "mesh",
+        "method",
+        "fit_s",
+        "sides_s",
+        "steps",
+        "mean_%",
+        "p95_%",
+        "near_mean_%",
+        "bnd_mean_%",
+        "disc_mean_%",
+        "file_MB",
+        "mesh_MB",
+        "query_Mpts/s",
+        "x_exact",
+    ]
     print_table(rows, cols)
     # Ratios per mesh, measured in the same run.
     by = {}

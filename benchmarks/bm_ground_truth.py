@@ -18,8 +18,8 @@ import argparse
 import time
 
 import numpy as np
-
 from _common import machine, meshes_dir, print_table
+
 from deepcsp.geometry.closest import MeshOracle
 from deepcsp.geometry.sampling import sample_surface
 from deepcsp.io import load_surface
@@ -116,7 +116,13 @@ def main() -> None:
     print_table(
         rows,
         ["mesh", "faces", "backend", "points", "build s", "query s", "points/s", "points/CPU-s", "max |d - d_igl|"],
-        {"points/s": "{:,.0f}", "points/CPU-s": "{:,.0f}", "build s": "{:.3f}", "query s": "{:.3f}", "max |d - d_igl|": "{:.1e}"},
+        {
+            "points/s": "{:,.0f}",
+            "points/CPU-s": "{:,.0f}",
+            "build s": "{:.3f}",
+            "query s": "{:.3f}",
+            "max |d - d_igl|": "{:.1e}",
+        },
     )
 
 

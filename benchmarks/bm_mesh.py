@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import meshes_dir
 
 from deepcsp.extract import ExtractConfig, PerturbedField, extract_mesh, mesh_stats
 from deepcsp.extract.mesh import topology_plan
@@ -41,19 +42,27 @@ from deepcsp.fields.query import ExactField
 from deepcsp.geometry.metrics import compare_surfaces
 from deepcsp.io import load_surface
 
-from _common import meshes_dir
-
 MESHES = meshes_dir()  # $DEEPCSP_MESHES or ../shared/data/meshes
 N_SAMPLES = 50_000
 EXTRA: dict = {}  # extra ExtractConfig fields for every section (--legacy)
-MC_WINDING = True  # closed meshes: MC reference signed by the fast winding number (--mc-pseudonormal: the old reference)
+MC_WINDING = (
+    True  # closed meshes: MC reference signed by the fast winding number (--mc-pseudonormal: the old reference)
+)
 
 
 def all_meshes() -> list[Path]:
     return sorted((MESHES / "closed").glob("*")) + sorted((MESHES / "open").glob("*"))
 
 
-def mc_reference(v: np.ndarray, f: np.ndarray, resolution: int, closed: bool, winding: bool = False, noise: float = 0.0, seed: int = 0):
+def mc_reference(
+    v: np.ndarray,
+    f: np.ndarray,
+    resolution: int,
+    closed: bool,
+    winding: bool = False,
+    noise: float = 0.0,
+    seed: int = 0,
+):
     """Marching cubes of the exact signed distance on the same grid, normalised coords: sign from the
     pseudonormal (open meshes, as in the first rounds) or, with ``winding`` (closed meshes), from the
     fast winding number (the pseudonormal sign fails on some closed CAD meshes, e.g. wingnut).
@@ -70,7 +79,9 @@ def mc_reference(v: np.ndarray, f: np.ndarray, resolution: int, closed: bool, wi
     sign_type = igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER if winding else igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL
     sd, _, _, _ = igl.signed_distance(g, v, f, sign_type=sign_type)
     if noise > 0:
-        sd = np.where(sd < 0, -1.0, 1.0) * np.abs(np.abs(sd) + noise * np.random.default_rng(seed).standard_normal(len(sd)))
+        sd = np.where(sd < 0, -1.0, 1.0) * np.abs(
+            np.abs(sd) + noise * np.random.default_rng(seed).standard_normal(len(sd))
+        )
     sd = sd.reshape((resolution + 1,) * 3)
     mv, mf, _, _ = marching_cubes(sd, 0.0, spacing=(h, h, h))
     mv = mv + origin
@@ -125,8 +136,15 @@ def section_exact(paths, res, robust: bool):
     for label, kw in (("bias +0.002", dict(bias=0.002)), ("noise 0.001", dict(noise_std=0.001))):
         print(f"\n### Exact oracle with {label} on the distances, resolution {res}\n")
         noisy = "noise_std" in kw
-        mc_cols = " ratio to MC (exact field) | MC of the perturbed field: Chamfer-L1 | ratio |" if noisy else " ratio to MC (exact field) |"
-        head = "| mesh | Chamfer-L1 | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds | bias est. | noise est. |" + mc_cols
+        mc_cols = (
+            " ratio to MC (exact field) | MC of the perturbed field: Chamfer-L1 | ratio |"
+            if noisy
+            else " ratio to MC (exact field) |"
+        )
+        head = (
+            "| mesh | Chamfer-L1 | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds | bias est. | noise est. |"
+            + mc_cols
+        )
         print(head)
         print("|---" * (head.count("|") - 1) + "|")
         for p in paths:
@@ -136,11 +154,27 @@ def section_exact(paths, res, robust: bool):
             fld = PerturbedField(base, **kw)
             gt = mesh_stats(surf.vertices, surf.faces)
             r = extract_mesh(fld, ExtractConfig(resolution=res, **EXTRA))
-            m, line = row(f"{p.parent.name}/{p.stem} ({_path(r)})", r, gt, surf.vertices, surf.faces, f" {r.bias:.2e} | {r.noise:.2e} |")
+            m, line = row(
+                f"{p.parent.name}/{p.stem} ({_path(r)})",
+                r,
+                gt,
+                surf.vertices,
+                surf.faces,
+                f" {r.bias:.2e} | {r.noise:.2e} |",
+            )
             line += f" {m.chamfer_l1 / mc_exact[p]:.2f} |"
             if noisy:
-                mv, mf = mc_reference(base.vertices_normalized, surf.faces, res, closed, winding=closed and MC_WINDING, noise=kw["noise_std"])
-                mn = compare_surfaces(surf.normalization.to_input(mv), mf, surf.vertices, surf.faces, n_samples=N_SAMPLES)
+                mv, mf = mc_reference(
+                    base.vertices_normalized,
+                    surf.faces,
+                    res,
+                    closed,
+                    winding=closed and MC_WINDING,
+                    noise=kw["noise_std"],
+                )
+                mn = compare_surfaces(
+                    surf.normalization.to_input(mv), mf, surf.vertices, surf.faces, n_samples=N_SAMPLES
+                )
                 line += f" {mn.chamfer_l1:.3e} | {m.chamfer_l1 / mn.chamfer_l1:.2f} |"
             print(line, flush=True)
 
@@ -167,10 +201,18 @@ def section_nested(res):
     gt = mesh_stats(v, f)
     fld = ExactField(v, f)
     gap = 0.35 - np.hypot(0.25, 0.2)
-    print(f"\n### Nested open hemisphere + open tube (closest gap {gap:.3f} input = {gap * fld.normalization.scale * res:.1f} cells), resolution {res}\n")
-    print("| field | Chamfer-L1 | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds |")
+    print(
+        f"\n### Nested open hemisphere + open tube (closest gap {gap:.3f} input = {gap * fld.normalization.scale * res:.1f} cells), resolution {res}\n"
+    )
+    print(
+        "| field | Chamfer-L1 | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
-    for label, fl in (("exact", fld), ("bias +0.002", PerturbedField(fld, bias=0.002)), ("noise 0.001", PerturbedField(fld, noise_std=0.001))):
+    for label, fl in (
+        ("exact", fld),
+        ("bias +0.002", PerturbedField(fld, bias=0.002)),
+        ("noise 0.001", PerturbedField(fld, noise_std=0.001)),
+    ):
         r = extract_mesh(fl, ExtractConfig(resolution=res, **EXTRA))
         _, line = row(label, r, gt, v, f)
         print(line, flush=True)
@@ -187,14 +229,19 @@ def section_cost(paths, res):
         rd = extract_mesh(fld, ExtractConfig(resolution=res, sparse=False, **EXTRA))
         ms = compare_surfaces(rs.vertices, rs.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
         md = compare_surfaces(rd.vertices, rd.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
-        print(f"| {p.parent.name}/{p.stem} | {rs.evaluation_fraction:.3f} | {rs.seconds:.2f} | {rd.seconds:.2f} | {rs.seconds / rd.seconds:.2f} | {ms.chamfer_l1:.3e} | {md.chamfer_l1:.3e} |", flush=True)
+        print(
+            f"| {p.parent.name}/{p.stem} | {rs.evaluation_fraction:.3f} | {rs.seconds:.2f} | {rd.seconds:.2f} | {rs.seconds / rd.seconds:.2f} | {ms.chamfer_l1:.3e} | {md.chamfer_l1:.3e} |",
+            flush=True,
+        )
 
 
 def section_fitted(paths, res):
     from deepcsp.fit import FitConfig, fit_surface
 
     print(f"\n### Fitted band-grid CSP fields (default FitConfig), extraction resolution {res}\n")
-    print("| mesh | path | fit s | Chamfer-L1 | Chamfer-L1 rel. diag | normal consistency | F-score@0.5% | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | extract s |")
+    print(
+        "| mesh | path | fit s | Chamfer-L1 | Chamfer-L1 rel. diag | normal consistency | F-score@0.5% | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | extract s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in paths:
         surf = load_surface(p)
@@ -214,7 +261,11 @@ def _variants(field, res) -> list[dict]:
     closed = getattr(field, "closed", False)
     if closed and "use_signs" not in EXTRA:
         out.append(dict(use_signs=False))
-    if not closed and "topology_resolution" not in EXTRA and topology_plan(field, ExtractConfig(resolution=res), signed=False)[1]:
+    if (
+        not closed
+        and "topology_resolution" not in EXTRA
+        and topology_plan(field, ExtractConfig(resolution=res), signed=False)[1]
+    ):
         out.append(dict(topology_resolution=res))
     return out
 
@@ -242,17 +293,31 @@ def section_udf(paths, res):
     from deepcsp.fit import FitConfig, fit_surface
 
     print(f"\n### UDF baseline vs CSP field through the same extractor, resolution {res}\n")
-    print("| mesh | field | path | fit s | Chamfer-L1 | rel. diag | normal consistency | F-score@0.5% | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | extract s |")
+    print(
+        "| mesh | field | path | fit s | Chamfer-L1 | rel. diag | normal consistency | F-score@0.5% | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | extract s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in paths:
         surf = load_surface(p)
         gt = mesh_stats(surf.vertices, surf.faces)
-        for label, cfg in (("CSP", FitConfig(eval_points=0)), ("UDF", FitConfig(field=FieldConfig(kind="udf"), eval_points=0))):
+        for label, cfg in (
+            ("CSP", FitConfig(eval_points=0)),
+            ("UDF", FitConfig(field=FieldConfig(kind="udf"), eval_points=0)),
+        ):
             t0 = time.perf_counter()
             field = fit_surface(surf, cfg).field
             t_fit = time.perf_counter() - t0
             for kw in _variants(field, res):
-                _fitted_row(p, field, surf, gt, t_fit, ExtractConfig(resolution=res, **{**EXTRA, **kw}), label=label, evaluations=False)
+                _fitted_row(
+                    p,
+                    field,
+                    surf,
+                    gt,
+                    t_fit,
+                    ExtractConfig(resolution=res, **{**EXTRA, **kw}),
+                    label=label,
+                    evaluations=False,
+                )
 
 
 def section_fitted_ab(paths, resolutions):
@@ -260,7 +325,9 @@ def section_fitted_ab(paths, resolutions):
     from deepcsp.fit import FitConfig, fit_surface
 
     print("\n### Fitted default fields: legacy extraction vs default (same field)\n")
-    print("| mesh | res | extraction | loops ours/GT | non-manifold edges | inconsistent edges | components ours/GT | Chamfer-L1 | rel. diag | normal consistency | F-score@0.5% | area ratio | holes filled | extract s |")
+    print(
+        "| mesh | res | extraction | loops ours/GT | non-manifold edges | inconsistent edges | components ours/GT | Chamfer-L1 | rel. diag | normal consistency | F-score@0.5% | area ratio | holes filled | extract s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in paths:
         surf = load_surface(p)
@@ -287,10 +354,20 @@ def main() -> None:
     ap.add_argument("--cost-meshes", nargs="*", default=["torus", "spot", "tee_sim", "armor_jacket"])
     ap.add_argument("--fitted-meshes", nargs="*", default=["spot", "torus", "tee_sim", "skirt_sim", "cube_no_bottom"])
     ap.add_argument("--udf-meshes", nargs="*", default=["spot", "torus", "tee_sim", "skirt_sim"])
-    ap.add_argument("--legacy", action="store_true", help="old extraction: one vertex per cell, no fin removal or hole filling")
+    ap.add_argument(
+        "--legacy", action="store_true", help="old extraction: one vertex per cell, no fin removal or hole filling"
+    )
     ap.add_argument("--pseudo", action="store_true", help="CSP pseudo-signs on closed fields too (use_signs=False)")
-    ap.add_argument("--no-sheets", action="store_true", help="pseudo-sign path without the sheet rule (cross_sheets=False, earlier rounds)")
-    ap.add_argument("--mc-pseudonormal", action="store_true", help="closed meshes: MC reference with the pseudonormal sign (earlier rounds)")
+    ap.add_argument(
+        "--no-sheets",
+        action="store_true",
+        help="pseudo-sign path without the sheet rule (cross_sheets=False, earlier rounds)",
+    )
+    ap.add_argument(
+        "--mc-pseudonormal",
+        action="store_true",
+        help="closed meshes: MC reference with the pseudonormal sign (earlier rounds)",
+    )
     a = ap.parse_args()
     global MC_WINDING
     MC_WINDING = not a.mc_pseudonormal

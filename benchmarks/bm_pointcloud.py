@@ -51,7 +51,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, all_meshes, machine, print_table  # noqa: E402
 
-SETTINGS = ("3k", "10k", "100k", "3k-n0.25", "10k-n0.25", "100k-n0.25", "3k-n0.5", "10k-n0.5", "100k-n0.5", "10k-o1", "10k-n0.5-o1")
+SETTINGS = (
+    "3k",
+    "10k",
+    "100k",
+    "3k-n0.25",
+    "10k-n0.25",
+    "100k-n0.25",
+    "3k-n0.5",
+    "10k-n0.5",
+    "100k-n0.5",
+    "10k-o1",
+    "10k-n0.5-o1",
+)
 METHODS = ("deepcsp", "deepcsp-geometric", "deepcsp-learned", "global", "bpa", "poisson")
 PEERS = ("bpa", "poisson")
 
@@ -105,7 +117,11 @@ def run_deepcsp(points: np.ndarray, projection: str = "auto"):
     from deepcsp.io.surface import surface_from_arrays
     from deepcsp.pipelines import ReconstructionConfig, reconstruct_cloud
 
-    config = ReconstructionConfig(fit=FitConfig(eval_points=0, cloud=CloudConfig(projection=projection, model=os.environ.get("DEEPCSP_LOCAL_MODEL"))))
+    config = ReconstructionConfig(
+        fit=FitConfig(
+            eval_points=0, cloud=CloudConfig(projection=projection, model=os.environ.get("DEEPCSP_LOCAL_MODEL"))
+        )
+    )
     rec = reconstruct_cloud(surface_from_arrays(points), config)
     return rec.vertices, rec.faces
 
@@ -127,8 +143,14 @@ def run_peer(points: np.ndarray, name: str):
     return PEERS[name](points)
 
 
-RUNNERS = {"deepcsp": run_deepcsp, "deepcsp-geometric": lambda p: run_deepcsp(p, "off"), "deepcsp-learned": lambda p: run_deepcsp(p, "learned"),
-           "global": run_global, "bpa": lambda p: run_peer(p, "bpa"), "poisson": lambda p: run_peer(p, "poisson")}
+RUNNERS = {
+    "deepcsp": run_deepcsp,
+    "deepcsp-geometric": lambda p: run_deepcsp(p, "off"),
+    "deepcsp-learned": lambda p: run_deepcsp(p, "learned"),
+    "global": run_global,
+    "bpa": lambda p: run_peer(p, "bpa"),
+    "poisson": lambda p: run_peer(p, "poisson"),
+}
 
 
 def child(job: dict) -> None:
@@ -162,13 +184,27 @@ def score(v: np.ndarray, f: np.ndarray, gv: np.ndarray, gf: np.ndarray, diag: fl
     gst = mesh_stats(gv, gf)
     row = {"gt_loops": gst.n_boundary_loops}
     if len(f) == 0:
-        return {**row, "cd_l1": float("nan"), "nc": float("nan"), "f_05": 0.0, "f_1": 0.0, "loops": 0, "nonmanifold": 0, "area_ratio": 0.0, "watertight": False, "faces": 0}
+        return {
+            **row,
+            "cd_l1": float("nan"),
+            "nc": float("nan"),
+            "f_05": 0.0,
+            "f_1": 0.0,
+            "loops": 0,
+            "nonmanifold": 0,
+            "area_ratio": 0.0,
+            "watertight": False,
+            "faces": 0,
+        }
     v, f = weld_and_clean(np.asarray(v, np.float64), np.asarray(f, np.int64), 1e-9 * diag)
     rng = np.random.default_rng(0)
     ps, gs = sample_surface(v, f, n, rng), sample_surface(gv, gf, n, rng)
     go, po = MeshOracle(gv, gf), MeshOracle(v, f)
     a, b = go.query(ps.points), po.query(gs.points)
-    nc = 0.5 * (np.abs((ps.normals * go.face_normals()[a.face_ids]).sum(1)).mean() + np.abs((gs.normals * po.face_normals()[b.face_ids]).sum(1)).mean())
+    nc = 0.5 * (
+        np.abs((ps.normals * go.face_normals()[a.face_ids]).sum(1)).mean()
+        + np.abs((gs.normals * po.face_normals()[b.face_ids]).sum(1)).mean()
+    )
     st = mesh_stats(v, f)
     return {
         **row,
@@ -188,11 +224,22 @@ def run_one(mesh_path: Path, setting: str, method: str, seed: int, timeout: floa
     gv, gf, diag = ground_truth(mesh_path)
     cloud = make_cloud(gv, gf, diag, setting, seed)
     with tempfile.TemporaryDirectory() as tmp:
-        job = {"cloud": str(Path(tmp) / "cloud.npy"), "mesh": str(Path(tmp) / "mesh.npz"), "method": method, "threads": threads}
+        job = {
+            "cloud": str(Path(tmp) / "cloud.npy"),
+            "mesh": str(Path(tmp) / "mesh.npz"),
+            "method": method,
+            "threads": threads,
+        }
         np.save(job["cloud"], cloud)
         env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
         try:
-            out = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, timeout=timeout, env=env)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps(job)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+            )
         except subprocess.TimeoutExpired:
             return {"error": f"timeout after {timeout:.0f} s"}
         if out.returncode != 0:
@@ -215,10 +262,32 @@ def summarize(rows: list[dict], settings: list[str], methods: list[str]) -> None
             if not rs:
                 continue
             med = lambda k: float(np.median([r[k] for r in rs]))  # noqa: E731
-            table.append({"setting": s, "method": m, "meshes": len(rs), "CD-L1 %": med("cd_l1"), "NC": med("nc"), "F@0.5%": med("f_05"),
-                          "F@1%": med("f_1"), "seconds": med("seconds"), "peak MB": float(np.max([r["peak_mb"] for r in rs]))})
+            table.append(
+                {
+                    "setting": s,
+                    "method": m,
+                    "meshes": len(rs),
+                    "CD-L1 %": med("cd_l1"),
+                    "NC": med("nc"),
+                    "F@0.5%": med("f_05"),
+                    "F@1%": med("f_1"),
+                    "seconds": med("seconds"),
+                    "peak MB": float(np.max([r["peak_mb"] for r in rs])),
+                }
+            )
     print(f"\n## Medians over meshes ({machine()})\n")
-    print_table(table, ["setting", "method", "meshes", "CD-L1 %", "NC", "F@0.5%", "F@1%", "seconds", "peak MB"], {"CD-L1 %": "{:.4f}", "NC": "{:.4f}", "F@0.5%": "{:.4f}", "F@1%": "{:.4f}", "seconds": "{:.1f}", "peak MB": "{:.0f}"})
+    print_table(
+        table,
+        ["setting", "method", "meshes", "CD-L1 %", "NC", "F@0.5%", "F@1%", "seconds", "peak MB"],
+        {
+            "CD-L1 %": "{:.4f}",
+            "NC": "{:.4f}",
+            "F@0.5%": "{:.4f}",
+            "F@1%": "{:.4f}",
+            "seconds": "{:.1f}",
+            "peak MB": "{:.0f}",
+        },
+    )
     targets = []
     for s in settings:
         for m in [m for m in methods if m not in PEERS]:
@@ -234,22 +303,35 @@ def summarize(rows: list[dict], settings: list[str], methods: list[str]) -> None
             open_rows = [o for o in ours if o["gt_loops"] > 0]
             closed_rows = [o for o in ours if o["gt_loops"] == 0]
             poisson_s = float(np.median([by[(mesh, s, "poisson")]["seconds"] for mesh in both]))
-            targets.append({
-                "setting": s, "method": m, "meshes": len(both),
-                "CD / better peer": float(np.median([o["cd_l1"] for o in ours])) / peer_meds[better],
-                "better peer": better,
-                "NC - peer NC": float(np.median([o["nc"] for o in ours])) - nc_peer,
-                "worst mesh CD / best peer": float(ratios.max()),
-                "worst mesh": both[int(ratios.argmax())],
-                "open: area in 0.9-1.1": f"{sum(0.9 <= o['area_ratio'] <= 1.1 for o in open_rows)}/{len(open_rows)}",
-                "open: loops within 2x": f"{sum(o['gt_loops'] / 2 <= o['loops'] <= 2 * o['gt_loops'] for o in open_rows)}/{len(open_rows)}",
-                "closed: watertight": f"{sum(o['watertight'] for o in closed_rows)}/{len(closed_rows)}",
-                "non-manifold edges": int(sum(o["nonmanifold"] for o in ours)),
-                "seconds / Poisson": float(np.median([o["seconds"] for o in ours])) / poisson_s,
-            })
+            targets.append(
+                {
+                    "setting": s,
+                    "method": m,
+                    "meshes": len(both),
+                    "CD / better peer": float(np.median([o["cd_l1"] for o in ours])) / peer_meds[better],
+                    "better peer": better,
+                    "NC - peer NC": float(np.median([o["nc"] for o in ours])) - nc_peer,
+                    "worst mesh CD / best peer": float(ratios.max()),
+                    "worst mesh": both[int(ratios.argmax())],
+                    "open: area in 0.9-1.1": f"{sum(0.9 <= o['area_ratio'] <= 1.1 for o in open_rows)}/{len(open_rows)}",
+                    "open: loops within 2x": f"{sum(o['gt_loops'] / 2 <= o['loops'] <= 2 * o['gt_loops'] for o in open_rows)}/{len(open_rows)}",
+                    "closed: watertight": f"{sum(o['watertight'] for o in closed_rows)}/{len(closed_rows)}",
+                    "non-manifold edges": int(sum(o["nonmanifold"] for o in ours)),
+                    "seconds / Poisson": float(np.median([o["seconds"] for o in ours])) / poisson_s,
+                }
+            )
     if targets:
         print("\n## Targets of issue 12 (CD / better peer <= 0.8, NC - peer NC >= 0, worst mesh <= 1.25)\n")
-        print_table(targets, list(targets[0].keys()), {"CD / better peer": "{:.3f}", "NC - peer NC": "{:+.4f}", "worst mesh CD / best peer": "{:.2f}", "seconds / Poisson": "{:.2f}"})
+        print_table(
+            targets,
+            list(targets[0].keys()),
+            {
+                "CD / better peer": "{:.3f}",
+                "NC - peer NC": "{:+.4f}",
+                "worst mesh CD / best peer": "{:.2f}",
+                "seconds / Poisson": "{:.2f}",
+            },
+        )
 
 
 def main() -> None:
@@ -259,9 +341,16 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=["deepcsp", "bpa", "poisson"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=1200.0)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads in deepcsp's process (0: torch's default; 1 on a shared machine)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads in deepcsp's process (0: torch's default; 1 on a shared machine)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "pointcloud.jsonl")
-    ap.add_argument("--fresh", nargs="*", default=None, help="recompute rows already in --out: of these methods (all without names)")
+    ap.add_argument(
+        "--fresh", nargs="*", default=None, help="recompute rows already in --out: of these methods (all without names)"
+    )
     ap.add_argument("--summary-only", action="store_true")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -288,11 +377,21 @@ def main() -> None:
                     fresh = args.fresh is not None and (not args.fresh or m in args.fresh)
                     if key in done and not fresh:
                         continue
-                    r = {"mesh": name, "setting": s, "method": m, "seed": args.seed, **run_one(path, s, m, args.seed, args.timeout, args.threads)}
+                    r = {
+                        "mesh": name,
+                        "setting": s,
+                        "method": m,
+                        "seed": args.seed,
+                        **run_one(path, s, m, args.seed, args.timeout, args.threads),
+                    }
                     done[key] = r
                     with open(args.out, "a") as fh:
                         fh.write(json.dumps(r) + "\n")
-                    brief = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k not in ("mesh", "setting", "method", "seed")}
+                    brief = {
+                        k: (round(v, 4) if isinstance(v, float) else v)
+                        for k, v in r.items()
+                        if k not in ("mesh", "setting", "method", "seed")
+                    }
                     print(f"{name} {s} {m}: {brief}", flush=True)
     names = {f"{p.parent.name}/{p.stem}" for p in paths}
     rows = [r for r in done.values() if r["mesh"] in names and r["seed"] == args.seed]

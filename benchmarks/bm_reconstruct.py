@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import meshes_dir
 
 HELD_OUT = ("closed/spot.obj", "closed/teddy.obj", "open/skirt_sim.obj", "open/demosthenes_scan.obj")
@@ -55,7 +54,11 @@ def point_metrics(points: np.ndarray, normals: np.ndarray | None, gt, diag: floa
     if normals is not None:
         fn = oracle.face_normals()[r.face_ids]
         nc = 0.5 * (np.abs((normals * fn).sum(1)).mean() + np.abs((gs.normals * normals[i]).sum(1)).mean())
-    return {"chamfer_l1_rel": (r.distances.mean() + d_gp.mean()) / diag, "normal_consistency": float(nc), "fscore_1pct": fscore(r.distances, d_gp, 0.01 * diag)}
+    return {
+        "chamfer_l1_rel": (r.distances.mean() + d_gp.mean()) / diag,
+        "normal_consistency": float(nc),
+        "fscore_1pct": fscore(r.distances, d_gp, 0.01 * diag),
+    }
 
 
 def project_with(field, pts: np.ndarray, n: int, spread: float = 0.02, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -100,14 +103,31 @@ def main() -> None:
 
         def add(method: str, output: str, m: dict, seconds: float) -> None:
             rows.append({"mesh": name, "method": method, "output": output, **m, "seconds": seconds})
-            print(f"{name:28s} {method:14s} {output:7s} CD-L1/diag {m['chamfer_l1_rel']:.5f}  NC {m['normal_consistency']:.3f}  F@1% {m['fscore_1pct']:.3f}  {seconds:6.1f} s", flush=True)
+            print(
+                f"{name:28s} {method:14s} {output:7s} CD-L1/diag {m['chamfer_l1_rel']:.5f}  NC {m['normal_consistency']:.3f}  F@1% {m['fscore_1pct']:.3f}  {seconds:6.1f} s",
+                flush=True,
+            )
 
         def add_mesh(method: str, v, f, seconds: float) -> None:
             if len(f) == 0:
-                add(method, "mesh", {"chamfer_l1_rel": float("nan"), "normal_consistency": float("nan"), "fscore_1pct": 0.0}, seconds)
+                add(
+                    method,
+                    "mesh",
+                    {"chamfer_l1_rel": float("nan"), "normal_consistency": float("nan"), "fscore_1pct": 0.0},
+                    seconds,
+                )
                 return
             m = compare_surfaces(v, f, gt.vertices, gt.faces, n_samples=args.n_samples, tau_rel=0.01)
-            add(method, "mesh", {"chamfer_l1_rel": m.chamfer_l1_rel, "normal_consistency": m.normal_consistency, "fscore_1pct": m.fscore}, seconds)
+            add(
+                method,
+                "mesh",
+                {
+                    "chamfer_l1_rel": m.chamfer_l1_rel,
+                    "normal_consistency": m.normal_consistency,
+                    "fscore_1pct": m.fscore,
+                },
+                seconds,
+            )
 
         for method, model in models.items():
             t0 = time.perf_counter()
@@ -120,7 +140,12 @@ def main() -> None:
         fit = fit_surface(surface_from_arrays(pts), FitConfig(eval_points=0))
         t1 = time.perf_counter()
         rec_fit = project_with(fit.field, pts, args.n_samples)
-        add("per-shape fit", "points", point_metrics(rec_fit[0], rec_fit[1], gt, diag, args.n_samples), time.perf_counter() - t0)
+        add(
+            "per-shape fit",
+            "points",
+            point_metrics(rec_fit[0], rec_fit[1], gt, diag, args.n_samples),
+            time.perf_counter() - t0,
+        )
         t2 = time.perf_counter()
         res = extract_mesh(fit.field, ecfg)
         add_mesh("per-shape fit", res.vertices, res.faces, time.perf_counter() - t2 + (t1 - t0))
@@ -131,7 +156,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         nc = "n/a" if r["normal_consistency"] != r["normal_consistency"] else f"{r['normal_consistency']:.3f}"
-        print(f"| {r['mesh']} | {r['method']} | {r['output']} | {r['chamfer_l1_rel']:.5f} | {nc} | {r['fscore_1pct']:.3f} | {r['seconds']:.1f} |")
+        print(
+            f"| {r['mesh']} | {r['method']} | {r['output']} | {r['chamfer_l1_rel']:.5f} | {nc} | {r['fscore_1pct']:.3f} | {r['seconds']:.1f} |"
+        )
     print()
     print("| method | output | mean Chamfer-L1 / diag | mean normal consistency | mean F-score@1% |")
     print("|---|---|---|---|---|")
@@ -140,7 +167,9 @@ def main() -> None:
         sel = [r for r in rows if (r["method"], r["output"]) == key]
         ncs = [r["normal_consistency"] for r in sel if r["normal_consistency"] == r["normal_consistency"]]
         nc = f"{np.mean(ncs):.3f}" if ncs else "n/a"
-        print(f"| {method} | {np.nanmean([r['chamfer_l1_rel'] for r in sel]):.5f} | {nc} | {np.mean([r['fscore_1pct'] for r in sel]):.3f} |")
+        print(
+            f"| {method} | {np.nanmean([r['chamfer_l1_rel'] for r in sel]):.5f} | {nc} | {np.mean([r['fscore_1pct'] for r in sel]):.3f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

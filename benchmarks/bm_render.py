@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepcsp.fields.query import load_field
 from deepcsp.fit import fit_surface
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.presets import udf_baseline
 from deepcsp.io import load_surface
-from deepcsp.fields.query import load_field
 from deepcsp.render import RenderConfig, TraceConfig, render_field, render_mesh_exact, view_camera
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "meshes"
@@ -54,11 +54,15 @@ def main() -> None:
     ap.add_argument("--meshes", nargs="+", default=DEFAULT_MESHES)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--views", nargs="+", default=["iso", "front"])
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a loaded 2-core machine)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a loaded 2-core machine)"
+    )
     ap.add_argument("--kinds", nargs="+", default=["csp", "udf"])
     ap.add_argument("--save", type=Path, default=None, help="folder for side-by-side PNGs (field | exact | normals)")
     ap.add_argument("--cache", type=Path, default=None, help="folder to keep fitted fields in (reused when present)")
-    ap.add_argument("--trace", nargs="*", default=[], metavar="KEY=VALUE", help="TraceConfig overrides, e.g. hit_eps=5e-4")
+    ap.add_argument(
+        "--trace", nargs="*", default=[], metavar="KEY=VALUE", help="TraceConfig overrides, e.g. hit_eps=5e-4"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     overrides = {k: type(getattr(TraceConfig(), k))(v) for k, v in (kv.split("=", 1) for kv in args.trace)}
@@ -116,9 +120,26 @@ def main() -> None:
                     import imageio.v3 as iio
 
                     args.save.mkdir(parents=True, exist_ok=True)
-                    iio.imwrite(args.save / f"{Path(rel).stem}_{kind}_{view}.png", np.concatenate([res.image, ex.image, res.normal_map()], 1))
+                    iio.imwrite(
+                        args.save / f"{Path(rel).stem}_{kind}_{view}.png",
+                        np.concatenate([res.image, ex.image, res.normal_map()], 1),
+                    )
 
-    head = ("mesh", "field", "view", "IoU", "med depth err %diag", "p90 depth err %diag", "evals/ray (all)", "evals/ray (in box)", "unconverged", "s/frame", "rays/s", "exact cast s", "fit s")
+    head = (
+        "mesh",
+        "field",
+        "view",
+        "IoU",
+        "med depth err %diag",
+        "p90 depth err %diag",
+        "evals/ray (all)",
+        "evals/ray (in box)",
+        "unconverged",
+        "s/frame",
+        "rays/s",
+        "exact cast s",
+        "fit s",
+    )
     print()
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))

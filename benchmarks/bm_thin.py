@@ -35,29 +35,42 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import machine, meshes_dir, print_table
+
 from deepcsp.extract import ExtractConfig, extract_mesh, mesh_stats
 from deepcsp.fit import FitConfig, fit_surface
+from deepcsp.fit.evaluate import evaluate_field
 from deepcsp.geometry import thin_shapes
 from deepcsp.geometry.closest import MeshOracle
 from deepcsp.geometry.metrics import compare_surfaces
 from deepcsp.geometry.sampling import sample_surface
 from deepcsp.io import load_surface
 from deepcsp.io.surface import save_mesh, surface_from_arrays
-from deepcsp.fit.evaluate import evaluate_field
 from deepcsp.render import exact_ray_cast
 
 CELL = 1.0 / 191  # a default band-grid cell, normalised units
-SYNTHETIC = [f"plate {t}" for t in (0.05, 0.1, 0.25, 0.5, 1, 2)] + [f"sheets {g}" for g in (0.1, 0.25, 0.5, 1, 2)] + ["fold 0.5", "fold 1"]
-DEV = ["open/airplane_holes.obj", "open/armor_jacket.obj", "open/tee_sim.obj", "open/skirt_sim.obj", "open/cesium_milk_truck.glb", "open/cube_no_bottom.obj"]
+SYNTHETIC = (
+    [f"plate {t}" for t in (0.05, 0.1, 0.25, 0.5, 1, 2)]
+    + [f"sheets {g}" for g in (0.1, 0.25, 0.5, 1, 2)]
+    + ["fold 0.5", "fold 1"]
+)
+DEV = [
+    "open/airplane_holes.obj",
+    "open/armor_jacket.obj",
+    "open/tee_sim.obj",
+    "open/skirt_sim.obj",
+    "open/cesium_milk_truck.glb",
+    "open/cube_no_bottom.obj",
+]
 
 
 def load_case(name: str, tmp: Path):
     """``(surface, mesh file)`` of a case name (synthetic shapes are written as OBJ for the size ratio)."""
     if " " in name:
         kind, cells = name.split()
-        make = {"plate": thin_shapes.plate, "sheets": thin_shapes.parallel_sheets, "fold": thin_shapes.folded_sheet}[kind]
+        make = {"plate": thin_shapes.plate, "sheets": thin_shapes.parallel_sheets, "fold": thin_shapes.folded_sheet}[
+            kind
+        ]
         v, f = make(float(cells) * thin_shapes.cell_size())
         path = save_mesh(tmp / (name.replace(" ", "_") + ".obj"), v, f)
         return surface_from_arrays(v, f, name), path
@@ -81,12 +94,23 @@ def close_sheet_errors(field, v: np.ndarray, f: np.ndarray, n: int, seed: int = 
     gap = gap_along_normals(v, f, s.points, s.normals)
     p = s.points + rng.uniform(-1.0, 1.0, n)[:, None] * CELL * s.normals
     exact = MeshOracle(v, f).query(p).points
-    pred = torch.cat([field.closest_points_normalized(torch.as_tensor(p[i : i + 65536], dtype=torch.float32)) for i in range(0, n, 65536)]).double().numpy()
+    pred = (
+        torch.cat(
+            [
+                field.closest_points_normalized(torch.as_tensor(p[i : i + 65536], dtype=torch.float32))
+                for i in range(0, n, 65536)
+            ]
+        )
+        .double()
+        .numpy()
+    )
     err = np.linalg.norm(pred - exact, axis=1) / CELL
     out = {}
     for key, m in (("close", gap <= CELL), ("else", gap > 3 * CELL)):
         out[f"{key} n"] = int(m.sum())
-        out[f"{key} p50"], out[f"{key} p90"] = (float(np.percentile(err[m], q)) for q in (50, 90)) if m.any() else (float("nan"),) * 2
+        out[f"{key} p50"], out[f"{key} p90"] = (
+            (float(np.percentile(err[m], q)) for q in (50, 90)) if m.any() else (float("nan"),) * 2
+        )
     return out
 
 
@@ -116,11 +140,19 @@ def run_case(name: str, tmp: Path, n_samples: int, render_dir: Path | None) -> d
     m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=50_000)
     diag = float(np.linalg.norm(surf.vertices.max(0) - surf.vertices.min(0)))
     s = r.stats
-    row.update({
-        "area": s.area / gt.area, "loops": f"{s.n_boundary_loops}/{gt.n_boundary_loops}", "incons.": s.n_inconsistent_edges,
-        "comps": f"{s.n_components}/{gt.n_components}", "CD %": 100 * m.chamfer_l1_rel, "Haus %": 100 * m.hausdorff / diag,
-        "NC": m.normal_consistency, "path": ("signed" if r.signed else "pseudo") + (f" @{r.topology_resolution}+{r.refine_passes}" if r.refine_passes else ""),
-    })
+    row.update(
+        {
+            "area": s.area / gt.area,
+            "loops": f"{s.n_boundary_loops}/{gt.n_boundary_loops}",
+            "incons.": s.n_inconsistent_edges,
+            "comps": f"{s.n_components}/{gt.n_components}",
+            "CD %": 100 * m.chamfer_l1_rel,
+            "Haus %": 100 * m.hausdorff / diag,
+            "NC": m.normal_consistency,
+            "path": ("signed" if r.signed else "pseudo")
+            + (f" @{r.topology_resolution}+{r.refine_passes}" if r.refine_passes else ""),
+        }
+    )
     if render_dir is not None:
         render_pair(surf, field, r, render_dir / (name.replace(" ", "_").replace("/", "_") + ".png"))
     return row
@@ -131,16 +163,43 @@ def render_pair(surf, field, mesh, out: Path) -> None:
     from deepcsp.render import encode_png, orbit_camera, render_field, render_mesh_exact
 
     cam = orbit_camera(30, 35, 500, 500, fov=22, distance=2.2)
-    imgs = [render_mesh_exact(surf.vertices, surf.faces, cam, surf.normalization).image, render_field(field, cam).image,
-            render_mesh_exact(mesh.vertices, mesh.faces, cam, surf.normalization).image]
+    imgs = [
+        render_mesh_exact(surf.vertices, surf.faces, cam, surf.normalization).image,
+        render_field(field, cam).image,
+        render_mesh_exact(mesh.vertices, mesh.faces, cam, surf.normalization).image,
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(encode_png(np.concatenate(imgs, 1)))
 
 
-FIELD_COLS = ["case", "close n", "close p50", "close p90", "else p50", "else p90", "band %", "refined", "file / mesh", "fit s", "Mq/s"]
+FIELD_COLS = [
+    "case",
+    "close n",
+    "close p50",
+    "close p90",
+    "else p50",
+    "else p90",
+    "band %",
+    "refined",
+    "file / mesh",
+    "fit s",
+    "Mq/s",
+]
 MESH_COLS = ["case", "area", "loops", "incons.", "comps", "CD %", "Haus %", "NC", "path"]
-FMT = {"close p50": "{:.3f}", "close p90": "{:.3f}", "else p50": "{:.3f}", "else p90": "{:.3f}", "band %": "{:.4f}", "file / mesh": "{:.2f}",
-       "fit s": "{:.1f}", "Mq/s": "{:.2f}", "area": "{:.3f}", "CD %": "{:.4f}", "Haus %": "{:.3f}", "NC": "{:.4f}"}
+FMT = {
+    "close p50": "{:.3f}",
+    "close p90": "{:.3f}",
+    "else p50": "{:.3f}",
+    "else p90": "{:.3f}",
+    "band %": "{:.4f}",
+    "file / mesh": "{:.2f}",
+    "fit s": "{:.1f}",
+    "Mq/s": "{:.2f}",
+    "area": "{:.3f}",
+    "CD %": "{:.4f}",
+    "Haus %": "{:.3f}",
+    "NC": "{:.4f}",
+}
 
 
 def compare(before: Path, after: Path) -> None:
@@ -152,18 +211,34 @@ def compare(before: Path, after: Path) -> None:
         row = {"case": case}
         for col in ("close p90", "else p90", "band %", "file / mesh", "fit s", "Mq/s", "CD %"):
             x, y = a[case].get(col), b[case].get(col)
-            row[col] = y / x if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x and np.isfinite(x) else float("nan")
+            row[col] = (
+                y / x
+                if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x and np.isfinite(x)
+                else float("nan")
+            )
         rows.append(row)
-    print_table(rows, list(rows[0]) if rows else ["case"], {c: "{:.2f}" for c in ("close p90", "else p90", "band %", "file / mesh", "fit s", "Mq/s", "CD %")})
+    print_table(
+        rows,
+        list(rows[0]) if rows else ["case"],
+        {c: "{:.2f}" for c in ("close p90", "else p90", "band %", "file / mesh", "fit s", "Mq/s", "CD %")},
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", nargs="*", default=SYNTHETIC + DEV, help="case names (quote the synthetic ones: 'plate 0.05')")
+    ap.add_argument(
+        "--cases", nargs="*", default=SYNTHETIC + DEV, help="case names (quote the synthetic ones: 'plate 0.05')"
+    )
     ap.add_argument("--samples", type=int, default=200_000, help="surface samples of the close-sheet error")
     ap.add_argument("--json", type=Path, help="write the rows here")
     ap.add_argument("--render", type=Path, help="folder for input | field | mesh renders of each case")
-    ap.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="print after / before ratios of two --json files")
+    ap.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        metavar=("BEFORE", "AFTER"),
+        help="print after / before ratios of two --json files",
+    )
     args = ap.parse_args()
     if args.compare:
         compare(*args.compare)
@@ -173,7 +248,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         for name in args.cases:
             rows.append(run_case(name, Path(d), args.samples, args.render))
-            print(json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in rows[-1].items()}), flush=True)
+            print(
+                json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in rows[-1].items()}), flush=True
+            )
     print_table(rows, FIELD_COLS, FMT)
     print()
     print_table(rows, MESH_COLS, FMT)

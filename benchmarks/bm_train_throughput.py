@@ -33,11 +33,33 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--knn", type=int, default=8)
     args = ap.parse_args()
-    common = ["train", args.data_dir, "--quiet", "--config.max-steps", str(args.steps), "--config.batch", "8", "--config.n-query", "1024",
-              "--config.model.plane-resolution", "32", "--config.model.knn", str(args.knn), "--config.val-count", "0"]
+    common = [
+        "train",
+        args.data_dir,
+        "--quiet",
+        "--config.max-steps",
+        str(args.steps),
+        "--config.batch",
+        "8",
+        "--config.n-query",
+        "1024",
+        "--config.model.plane-resolution",
+        "32",
+        "--config.model.knn",
+        str(args.knn),
+        "--config.val-count",
+        "0",
+    ]
     rows = []
-    for label, launcher, threads in (("1 process, 1 thread", [sys.executable, "-m", "deepcsp"], 1), ("1 process, 2 threads", [sys.executable, "-m", "deepcsp"], 2),
-                                     ("2 processes (torchrun, gloo), 1 thread each", [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "deepcsp"], 1)):
+    for label, launcher, threads in (
+        ("1 process, 1 thread", [sys.executable, "-m", "deepcsp"], 1),
+        ("1 process, 2 threads", [sys.executable, "-m", "deepcsp"], 2),
+        (
+            "2 processes (torchrun, gloo), 1 thread each",
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "deepcsp"],
+            1,
+        ),
+    ):
         run_dir = tempfile.mkdtemp(prefix="bm_tp_")
         try:
             sps = run(launcher + common + ["-o", run_dir, "--config.threads", str(threads)])

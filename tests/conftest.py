@@ -35,7 +35,9 @@ def meshes_dir() -> Path:
     """The dev meshes (``../shared/data/meshes`` next to the repo); the test skips if absent."""
     d = _meshes_dir()
     if d is None:
-        pytest.skip(f"needs the dev meshes, not found in {dev_meshes_dir()} (set DEEPCSP_MESHES or put them in ../shared/data/meshes)")
+        pytest.skip(
+            f"needs the dev meshes, not found in {dev_meshes_dir()} (set DEEPCSP_MESHES or put them in ../shared/data/meshes)"
+        )
     return d
 
 

@@ -44,7 +44,10 @@ BASE = {
     "prepare": (["MESHDIR"], {"--output": ["OUT/data"], "--quiet": []}),
     "train": (["DATA"], {"--output": ["OUT/run"], "--quiet": []}),
     "reconstruct": (["POINTS"], {"--output": ["OUT/r.ply"], "--quiet": []}),
-    "train-local": (["MESHDIR"], {"--output": ["OUT/local"], "--train": ["spot.obj"], "--val": ["spot_val.obj"], "--quiet": []}),
+    "train-local": (
+        ["MESHDIR"],
+        {"--output": ["OUT/local"], "--train": ["spot.obj"], "--val": ["spot_val.obj"], "--quiet": []},
+    ),
 }
 
 #: Output options: the suffix of a valid file name, or "/" for a folder.
@@ -82,19 +85,58 @@ INPUTS = {
 }
 #: Options for which 0 is a documented, valid value ("command --flag" for one command only).
 ZERO_OK = {
-    "--points", "--topology-resolution", "--min-component-faces", "--turntable", "--threads", "--seed", "--procedural",
-    "--time-budget", "--config.seed", "--config.threads", "--config.max-steps", "--config.time-budget",
-    "--config.eval-points", "--config.checkpoint-every", "--config.lr-decay", "--config.idempotence-weight",
-    "--config.orthogonality-weight", "--config.field.n-active", "--config.samples.n-near-per-scale",
-    "--config.samples.n-uniform", "--config.samples.seed", "--config.n-near-per-scale", "--config.n-uniform",
-    "--config.max-seconds", "--config.val-count", "--config.model.unet-depth", "--config.model.knn",
-    "--config.model.padding", "--config.augment.crop-probability", "--config.augment.noise",
-    "--render.trace.refine-max", "--render.trace.flip-cos", "--render.shading.ambient", "--render.shading.specular",
-    "--dilate", "--config.field.sheet-offset", "--config.field.refine-factor", "--config.field.n-refined",
-    "--config.field.n-subvertices", "--config.cloud.resolution", "--config.cloud.projection-above",
-    "--config.cloud.surface.patch-neighbors", "--config.cloud.surface.patch-degree", "--config.cloud.surface.boundary-density",
-    "reconstruct --resolution", "reconstruct --field-resolution", "--surface.patch-neighbors", "--surface.patch-degree", "--surface.boundary-density",
-    "--config.data.clean-fraction", "--config.data.outlier-fraction", "--config.data.offset-fraction",
+    "--points",
+    "--topology-resolution",
+    "--min-component-faces",
+    "--turntable",
+    "--threads",
+    "--seed",
+    "--procedural",
+    "--time-budget",
+    "--config.seed",
+    "--config.threads",
+    "--config.max-steps",
+    "--config.time-budget",
+    "--config.eval-points",
+    "--config.checkpoint-every",
+    "--config.lr-decay",
+    "--config.idempotence-weight",
+    "--config.orthogonality-weight",
+    "--config.field.n-active",
+    "--config.samples.n-near-per-scale",
+    "--config.samples.n-uniform",
+    "--config.samples.seed",
+    "--config.n-near-per-scale",
+    "--config.n-uniform",
+    "--config.max-seconds",
+    "--config.val-count",
+    "--config.model.unet-depth",
+    "--config.model.knn",
+    "--config.model.padding",
+    "--config.augment.crop-probability",
+    "--config.augment.noise",
+    "--render.trace.refine-max",
+    "--render.trace.flip-cos",
+    "--render.shading.ambient",
+    "--render.shading.specular",
+    "--dilate",
+    "--config.field.sheet-offset",
+    "--config.field.refine-factor",
+    "--config.field.n-refined",
+    "--config.field.n-subvertices",
+    "--config.cloud.resolution",
+    "--config.cloud.projection-above",
+    "--config.cloud.surface.patch-neighbors",
+    "--config.cloud.surface.patch-degree",
+    "--config.cloud.surface.boundary-density",
+    "reconstruct --resolution",
+    "reconstruct --field-resolution",
+    "--surface.patch-neighbors",
+    "--surface.patch-degree",
+    "--surface.boundary-density",
+    "--config.data.clean-fraction",
+    "--config.data.outlier-fraction",
+    "--config.data.offset-fraction",
 }
 #: Options that take any value of their type (nothing to refuse).
 FREE = {"--exclude"}
@@ -162,7 +204,9 @@ def options(command: str) -> list[Option]:
             if dataclasses.is_dataclass(t):
                 todo.append((t, f"{prefix}{f.name.replace('_', '-')}."))
             else:
-                out.append(Option(command, f.name if positional else f"{prefix}{f.name.replace('_', '-')}", t, positional))
+                out.append(
+                    Option(command, f.name if positional else f"{prefix}{f.name.replace('_', '-')}", t, positional)
+                )
     return out
 
 
@@ -202,7 +246,9 @@ def _path_cases(opt: Option) -> list[tuple[list[str], str]]:
         if fixed:
             cases.append((["UNKNOWN"], "unknown.abc"))
         return cases
-    raise AssertionError(f"{opt.command} {opt.flag}: a path option the corpus does not know; add it to OUTPUTS or INPUTS")
+    raise AssertionError(
+        f"{opt.command} {opt.flag}: a path option the corpus does not know; add it to OUTPUTS or INPUTS"
+    )
 
 
 def cases_of(opt: Option) -> list[tuple[list[str], str]]:
@@ -280,9 +326,19 @@ def sandbox(tmp_path_factory, tiny_field):
     for sfx in {v for v in OUTPUTS.values() if v != "/"}:
         (root / "dirs" / f"d{sfx}").mkdir(parents=True)  # folders named like output files
     subs = {
-        "MESH": src / "spot.obj", "FIELD": src / "f.safetensors", "POINTS": src / "p.npy", "POINTS_NPZ": src / "p.npz",
-        "MESHDIR": src / "meshes", "DATA": src / "data", "EMPTYDIR": src / "empty", "UNKNOWN": src / "unknown.abc",
-        "MESH_JSON": src / "spot.json", "FIELD_PNG": src / "f.png", "AFILE": root / "afile", "OUT": root / "out", "DIRS": root / "dirs",
+        "MESH": src / "spot.obj",
+        "FIELD": src / "f.safetensors",
+        "POINTS": src / "p.npy",
+        "POINTS_NPZ": src / "p.npz",
+        "MESHDIR": src / "meshes",
+        "DATA": src / "data",
+        "EMPTYDIR": src / "empty",
+        "UNKNOWN": src / "unknown.abc",
+        "MESH_JSON": src / "spot.json",
+        "FIELD_PNG": src / "f.png",
+        "AFILE": root / "afile",
+        "OUT": root / "out",
+        "DIRS": root / "dirs",
     }
     return root, subs
 

@@ -62,8 +62,15 @@ def test_curvatures_along_flips_where_normals_oppose():
     from deepcsp.fields.diffgeo import Curvatures, curvatures_along
 
     e = np.eye(3)
-    c = Curvatures(k1=np.array([2.0, 2.0]), k2=np.array([1.0, 1.0]), dir1=e[[0, 0]], dir2=e[[1, 1]],
-                   mean=np.array([1.5, 1.5]), gaussian=np.array([2.0, 2.0]), normals=e[[2, 2]])
+    c = Curvatures(
+        k1=np.array([2.0, 2.0]),
+        k2=np.array([1.0, 1.0]),
+        dir1=e[[0, 0]],
+        dir2=e[[1, 1]],
+        mean=np.array([1.5, 1.5]),
+        gaussian=np.array([2.0, 2.0]),
+        normals=e[[2, 2]],
+    )
     out = curvatures_along(c, np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]))
     assert np.array_equal(out.k1, [2.0, -1.0]) and np.array_equal(out.k2, [1.0, -2.0])
     assert np.array_equal(out.mean, [1.5, -1.5]) and np.array_equal(out.gaussian, [2.0, 2.0])

@@ -9,18 +9,19 @@ import subprocess
 import sys
 
 import pytest
-
-from deepcsp.cli.main import main
-
 from conftest import BAD_DIR
 from test_io import EXPECTED
+
+from deepcsp.cli.main import main
 
 METRICS = ("chamfer_l1", "chamfer_l2", "pred_to_gt", "gt_to_pred", "hausdorff", "normal_consistency", "fscore")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "default"}  # warnings would show up on stderr
-    return subprocess.run([sys.executable, "-m", "deepcsp", *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "deepcsp", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_help_lists_the_subcommands():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import random_mesh
 
 from deepcsp.constants import EXACT_ATOL
 from deepcsp.geometry.analytic import Plane, Sphere, Torus
@@ -15,8 +16,6 @@ from deepcsp.geometry.closest import (
     closest_point_on_triangles_naive,
     make_oracle,
 )
-
-from conftest import random_mesh
 
 
 def _tessellation_gap(vertices, faces, center=np.zeros(3), radius=1.0):

@@ -117,7 +117,10 @@ def test_model_header_sizes_are_checked(tmp_path):
     from deepcsp.fields.conditional import FORMAT_VERSION as MVERSION
     from deepcsp.fields.conditional import ConditionalConfig, ConditionalModel, load_model, save_model
 
-    path = save_model(tmp_path / "m.safetensors", ConditionalModel(ConditionalConfig(plane_resolution=8, plane_channels=4, encoder_hidden=8, decoder_hidden=8)))
+    path = save_model(
+        tmp_path / "m.safetensors",
+        ConditionalModel(ConditionalConfig(plane_resolution=8, plane_channels=4, encoder_hidden=8, decoder_hidden=8)),
+    )
     tensors, header = read_weights(path, "deepcsp reconstruction model", MFORMAT, MVERSION)
     for key, value in (("plane_resolution", 10**5), ("decoder_hidden", 10**7), ("unet_depth", 40)):
         h = json.loads(json.dumps(header))
@@ -140,7 +143,13 @@ def test_fit_checkpoint_with_crafted_sizes_is_refused(tmp_path):
     v, f = open_hemisphere(radius=0.35, subdivisions=3)
     surface = surface_from_arrays(v, f, "hemisphere")
     samples = SampleConfig(n_surface=200, near_scales=(0.01,), n_near_per_scale=200, n_uniform=100)
-    cfg = FitConfig(field=FieldConfig(encoding="fourier", n_frequencies=2, hidden=(8,)), max_steps=2, batch_size=64, eval_points=0, samples=samples)
+    cfg = FitConfig(
+        field=FieldConfig(encoding="fourier", n_frequencies=2, hidden=(8,)),
+        max_steps=2,
+        batch_size=64,
+        eval_points=0,
+        samples=samples,
+    )
     ckpt = tmp_path / "f.ckpt"
     fit_surface(surface, cfg, checkpoint_path=ckpt)
     tensors, meta = load_checkpoint(ckpt)

@@ -10,11 +10,35 @@ import sys
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     r = subprocess.run(
-        [sys.executable, "-m", "deepcsp", "demo", "-o", str(out), "--field-resolution", "48", "--mesh-resolution", "32", "--image-size", "64"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "deepcsp",
+            "demo",
+            "-o",
+            str(out),
+            "--field-resolution",
+            "48",
+            "--mesh-resolution",
+            "32",
+            "--image-size",
+            "64",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    for name in ("field.safetensors", "field.safetensors.json", "mesh.ply", "metrics.json", "index.html", "render_iso.png", "render_iso_gt.png", "normals_iso.png"):
+    for name in (
+        "field.safetensors",
+        "field.safetensors.json",
+        "mesh.ply",
+        "metrics.json",
+        "index.html",
+        "render_iso.png",
+        "render_iso_gt.png",
+        "normals_iso.png",
+    ):
         assert (out / name).exists(), name
     m = json.loads((out / "metrics.json").read_text())
     # bounds about 1.5x what was measured at these resolutions (2-core CPU): fit error 0.0019,

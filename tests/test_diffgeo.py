@@ -102,7 +102,9 @@ def test_formulas_roundtrip_synthetic_jacobian(rng):
     assert torch.allclose((c.dir1 * e1).sum(1).abs(), torch.ones(50, dtype=J.dtype), atol=1e-7)
     assert torch.allclose(c.mean, (k1 + k2) / 2) and torch.allclose(c.gaussian, k1 * k2)
     # Hessian of the distance: mu = k / (1 + t k) on the tangent plane.
-    H = (k1 / (1 + t * k1))[:, None, None] * e1[:, :, None] * e1[:, None, :] + (k2 / (1 + t * k2))[:, None, None] * e2[:, :, None] * e2[:, None, :]
+    H = (k1 / (1 + t * k1))[:, None, None] * e1[:, :, None] * e1[:, None, :] + (k2 / (1 + t * k2))[:, None, None] * e2[
+        :, :, None
+    ] * e2[:, None, :]
     ch = dg.curvatures_from_hessian(H, n, t)
     assert torch.allclose(ch.k1, k1, rtol=1e-9) and torch.allclose(ch.k2, k2, rtol=1e-9)
 

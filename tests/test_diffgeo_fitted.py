@@ -64,7 +64,22 @@ def _box(rotation=(0.3, 0.5, 0.2), half=(0.3, 0.2, 0.25)):
     from scipy.spatial.transform import Rotation
 
     v = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], float) * np.array(half)
-    f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1], [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
+    f = np.array(
+        [
+            [0, 1, 3],
+            [0, 3, 2],
+            [4, 6, 7],
+            [4, 7, 5],
+            [0, 4, 5],
+            [0, 5, 1],
+            [2, 3, 7],
+            [2, 7, 6],
+            [0, 2, 6],
+            [0, 6, 4],
+            [1, 5, 7],
+            [1, 7, 3],
+        ]
+    )
     rot = Rotation.from_euler("xyz", rotation).as_matrix()
     return v @ rot.T, f, rot, np.array(half)
 
@@ -74,7 +89,9 @@ def test_corner_normals_exact_on_flat_faces():
     corner normals are exact (float32) away from the edges, where Jacobian normals are not."""
     v, f, rot, half = _box()
     surf = surface_from_arrays(v, f, name="box")
-    field = fit_surface(surf, FitConfig(max_steps=0, eval_points=0, field=FieldConfig(resolution=48, coarse_resolution=16))).field
+    field = fit_surface(
+        surf, FitConfig(max_steps=0, eval_points=0, field=FieldConfig(resolution=48, coarse_resolution=16))
+    ).field
     s = sample_surface(v, f, 1000, np.random.default_rng(0))
     nt = s.normals / np.linalg.norm(s.normals, axis=1, keepdims=True)
     h = 1.0 / 47 / float(field.normalization.scale)
@@ -83,7 +100,12 @@ def test_corner_normals_exact_on_flat_faces():
     assert far.mean() > 0.5
     ang = _unsigned_deg(field.normals(s.points, method="corners"), nt)
     assert ang[far].max() < 0.1, ang[far].max()
-    assert field.closed and (np.degrees(np.arccos(np.clip((field.normals(s.points[far], method="auto") * nt[far]).sum(1), -1, 1))) < 0.1).all()  # outward
+    assert (
+        field.closed
+        and (
+            np.degrees(np.arccos(np.clip((field.normals(s.points[far], method="auto") * nt[far]).sum(1), -1, 1))) < 0.1
+        ).all()
+    )  # outward
 
 
 def test_fitted_closed_normals_outward(csp_field, samples):
@@ -120,7 +142,12 @@ def test_fitted_normals_point_to_query_side(csp_field, udf_field, samples):
     rng = np.random.default_rng(1)
     side = rng.choice([-1.0, 1.0], len(q))
     p = q + (side * rng.uniform(0.01, 0.04, len(q)))[:, None] * nt
-    for field, method in [(csp_field, "corners"), (csp_field, "direction"), (csp_field, "jacobian"), (udf_field, "udf_gradient")]:
+    for field, method in [
+        (csp_field, "corners"),
+        (csp_field, "direction"),
+        (csp_field, "jacobian"),
+        (udf_field, "udf_gradient"),
+    ]:
         cos = (field.normals(p, method=method, orient="query") * nt * side[:, None]).sum(1)
         assert (cos > 0.9).mean() > 0.99, method
 
@@ -166,7 +193,17 @@ def test_query_cli_normals_curvature(tmp_path, csp_field, samples):
     p = (q + 0.02 * nt)[:200]
     csp_field.save(tmp_path / "f.safetensors")
     np.save(tmp_path / "p.npy", p)
-    rc = main(["query", str(tmp_path / "f.safetensors"), str(tmp_path / "p.npy"), "-o", str(tmp_path / "o.npz"), "--normals", "--curvature"])
+    rc = main(
+        [
+            "query",
+            str(tmp_path / "f.safetensors"),
+            str(tmp_path / "p.npy"),
+            "-o",
+            str(tmp_path / "o.npz"),
+            "--normals",
+            "--curvature",
+        ]
+    )
     assert rc == 0
     out = np.load(tmp_path / "o.npz")
     assert out["normals"].shape == (200, 3)
@@ -176,11 +213,26 @@ def test_query_cli_normals_curvature(tmp_path, csp_field, samples):
     assert np.median(np.abs(out["mean_curvature"] * SPHERE.radius - 1)) < 0.15
     # Queries inside the closed shape still get outward normals (and positive sphere curvature).
     np.save(tmp_path / "pin.npy", (q - 0.02 * nt)[:200])
-    assert main(["query", str(tmp_path / "f.safetensors"), str(tmp_path / "pin.npy"), "-o", str(tmp_path / "i.npz"), "--normals", "--curvature"]) == 0
+    assert (
+        main(
+            [
+                "query",
+                str(tmp_path / "f.safetensors"),
+                str(tmp_path / "pin.npy"),
+                "-o",
+                str(tmp_path / "i.npz"),
+                "--normals",
+                "--curvature",
+            ]
+        )
+        == 0
+    )
     inside = np.load(tmp_path / "i.npz")
     assert ((inside["normals"] * nt[:200]).sum(1) > 0.99).all()
     assert np.median(np.abs(inside["mean_curvature"] * SPHERE.radius - 1)) < 0.15
-    rc = main(["query", str(tmp_path / "f.safetensors"), str(tmp_path / "p.npy"), "-o", str(tmp_path / "n.npz"), "--normals"])
+    rc = main(
+        ["query", str(tmp_path / "f.safetensors"), str(tmp_path / "p.npy"), "-o", str(tmp_path / "n.npz"), "--normals"]
+    )
     assert rc == 0 and set(np.load(tmp_path / "n.npz")) == {"closest_points", "distances", "normals"}
 
 

@@ -207,7 +207,9 @@ def _parallel_sheets(gap: float, n: int = 30) -> tuple[np.ndarray, np.ndarray]:
     a, b, c, d = (i * n + j).ravel(), ((i + 1) * n + j).ravel(), ((i + 1) * n + j + 1).ravel(), (i * n + j + 1).ravel()
     f = np.concatenate([np.stack([a, b, c], -1), np.stack([a, c, d], -1)])
     t1, t2 = 0.3, 0.2
-    rot = np.array([[1, 0, 0], [0, np.cos(t1), -np.sin(t1)], [0, np.sin(t1), np.cos(t1)]]) @ np.array([[np.cos(t2), 0, np.sin(t2)], [0, 1, 0], [-np.sin(t2), 0, np.cos(t2)]])
+    rot = np.array([[1, 0, 0], [0, np.cos(t1), -np.sin(t1)], [0, np.sin(t1), np.cos(t1)]]) @ np.array(
+        [[np.cos(t2), 0, np.sin(t2)], [0, 1, 0], [-np.sin(t2), 0, np.cos(t2)]]
+    )
     v = [np.stack([x.ravel(), y.ravel(), np.full(x.size, z)], -1) @ rot.T for z in (0.0, gap)]
     return np.concatenate(v), np.concatenate([f, f + n * n])
 
@@ -220,7 +222,9 @@ def test_close_parallel_sheets_stay_apart(gap):
     fld = ExactField(v, f)
     gt = mesh_stats(v, f)
     s = extract_mesh(fld, ExtractConfig(resolution=32)).stats
-    assert s.n_boundary_loops == 2 and s.n_components == 2 and s.n_inconsistent_edges == 0 and s.n_nonmanifold_edges == 0, s
+    assert (
+        s.n_boundary_loops == 2 and s.n_components == 2 and s.n_inconsistent_edges == 0 and s.n_nonmanifold_edges == 0
+    ), s
     assert abs(s.area / gt.area - 1.0) < 0.05, s.area / gt.area
     old = extract_mesh(fld, ExtractConfig(resolution=32, cross_sheets=False)).stats
     assert old.area / gt.area > 1.2, old.area / gt.area

@@ -56,7 +56,9 @@ def test_noisy_close_sheets_stay_apart(gap):
     exact = ExactField(v, f)
     gt = mesh_stats(v, f)
     s = extract_mesh(PerturbedField(exact, noise_std=NOISE, seed=1), ExtractConfig(resolution=RES)).stats
-    assert s.n_boundary_loops == 2 and s.n_components == 2 and s.n_inconsistent_edges == 0 and s.n_nonmanifold_edges == 0, s
+    assert (
+        s.n_boundary_loops == 2 and s.n_components == 2 and s.n_inconsistent_edges == 0 and s.n_nonmanifold_edges == 0
+    ), s
     assert abs(s.area / gt.area - 1.0) < 0.06, s.area / gt.area
     old = extract_mesh(PerturbedField(exact, noise_std=NOISE, seed=1), ExtractConfig(resolution=RES, **OLD)).stats
     assert old.area / gt.area > 1.2, old.area / gt.area

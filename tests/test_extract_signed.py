@@ -128,7 +128,10 @@ def test_dev_dragon_watertight_at_64(meshes_dir):
     for thin in (False, True):
         r = extract_mesh(field, ExtractConfig(resolution=64, thin_parts=thin))
         st = r.stats
-        assert r.signed and st.n_boundary_edges == 0 and st.n_inconsistent_edges == 0 and st.n_nonmanifold_edges == 0, (thin, st)
+        assert r.signed and st.n_boundary_edges == 0 and st.n_inconsistent_edges == 0 and st.n_nonmanifold_edges == 0, (
+            thin,
+            st,
+        )
         assert _volume(r.vertices, r.faces) > 0
         assert (r.n_thin_flips > 0) == thin
 

@@ -103,7 +103,13 @@ def test_save_load_roundtrip(tiny_fit, tmp_path):
     assert (a - b).abs().max() < 5e-4  # float16 storage of grid values
     from deepcsp.fields.query import save_field
 
-    save_field(tmp_path / "full.safetensors", tiny_fit.field.module, tiny_fit.field.config, tiny_fit.field.normalization, half=False)
+    save_field(
+        tmp_path / "full.safetensors",
+        tiny_fit.field.module,
+        tiny_fit.field.config,
+        tiny_fit.field.normalization,
+        half=False,
+    )
     assert torch.equal(deepcsp.load(tmp_path / "full.safetensors").closest_points_normalized(x), a)
 
 
@@ -136,7 +142,9 @@ def test_corrupted_and_mismatched_field_files(tiny_fit, tmp_path):
 
 
 def _net_config(**kw):
-    field = FieldConfig(encoding="multires_grid", levels=2, features=2, base_resolution=8, max_resolution=16, hidden=(16,))
+    field = FieldConfig(
+        encoding="multires_grid", levels=2, features=2, base_resolution=8, max_resolution=16, hidden=(16,)
+    )
     base = FitConfig(field=field, time_budget=0, batch_size=256, eval_points=0, checkpoint_every=0.0)
     return replace(base, samples=replace(base.samples, n_surface=2000, n_near_per_scale=2000, n_uniform=1000), **kw)
 
@@ -157,7 +165,10 @@ def test_network_fit_reproducible_and_resumes_identically(hemisphere, tmp_path):
     for (k, a), (_, b) in zip(full.field.module.state_dict().items(), resumed.field.module.state_dict().items()):
         assert torch.equal(a, b), k
     again = fit_surface(hemisphere, _net_config(max_steps=12))
-    assert all(torch.equal(a, b) for a, b in zip(full.field.module.state_dict().values(), again.field.module.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(full.field.module.state_dict().values(), again.field.module.state_dict().values())
+    )
 
 
 def test_checkpoint_of_other_config_is_not_resumed(hemisphere, tmp_path):
@@ -172,7 +183,7 @@ def test_paper_recipe_architecture():
     m = build_module(cfg.field)
     n = sum(p.numel() for p in m.parameters())
     assert 9.6e6 < n < 9.8e6  # 3-120-512-1024-2048-2048-1024-512-256-128-3
-    widths = [l.out_features for l in m.head if isinstance(l, torch.nn.Linear)]
+    widths = [layer.out_features for layer in m.head if isinstance(layer, torch.nn.Linear)]
     assert widths == [120, 512, 1024, 2048, 2048, 1024, 512, 256, 128, 3]
     assert cfg.lr == 1e-4 and cfg.batch_size == 1024 and cfg.field.output == "point"
 
@@ -186,12 +197,28 @@ def test_point_cloud_input(tmp_path):
 
 
 def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "deepcsp", *map(str, args)], capture_output=True, text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "deepcsp", *map(str, args)], capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def test_cli_fit_and_query(tmp_path):
     out = tmp_path / "tee.safetensors"
-    r = _cli("fit", DATA / "tee_sim.obj", "-o", out, "--quiet", "--config.field.resolution", "48", "--config.field.coarse-resolution", "16", "--config.eval-points", "2000", "--cache", "None")
+    r = _cli(
+        "fit",
+        DATA / "tee_sim.obj",
+        "-o",
+        out,
+        "--quiet",
+        "--config.field.resolution",
+        "48",
+        "--config.field.coarse-resolution",
+        "16",
+        "--config.eval-points",
+        "2000",
+        "--cache",
+        "None",
+    )
     assert r.returncode == 0, r.stderr
     assert out.exists() and Path(str(out) + ".json").exists()
     report = json.loads(Path(str(out) + ".json").read_text())
@@ -217,14 +244,48 @@ def test_cli_fit_resumes_after_kill(tmp_path):
     out = tmp_path / "net.safetensors"
 
     def args(max_steps):
-        return ["fit", DATA / "tee_sim.obj", "-o", out, "--quiet", "--cache", "None", "--config.field.encoding", "multires_grid",
-                "--config.field.levels", "2", "--config.field.base-resolution", "8", "--config.field.max-resolution", "16",
-                "--config.field.hidden", "8", "--config.time-budget", "0", "--config.max-steps", str(max_steps),
-                "--config.batch-size", "512", "--config.checkpoint-every", "0.2", "--config.eval-points", "0",
-                "--config.samples.n-surface", "2000", "--config.samples.n-near-per-scale", "2000", "--config.samples.n-uniform", "1000"]
+        return [
+            "fit",
+            DATA / "tee_sim.obj",
+            "-o",
+            out,
+            "--quiet",
+            "--cache",
+            "None",
+            "--config.field.encoding",
+            "multires_grid",
+            "--config.field.levels",
+            "2",
+            "--config.field.base-resolution",
+            "8",
+            "--config.field.max-resolution",
+            "16",
+            "--config.field.hidden",
+            "8",
+            "--config.time-budget",
+            "0",
+            "--config.max-steps",
+            str(max_steps),
+            "--config.batch-size",
+            "512",
+            "--config.checkpoint-every",
+            "0.2",
+            "--config.eval-points",
+            "0",
+            "--config.samples.n-surface",
+            "2000",
+            "--config.samples.n-near-per-scale",
+            "2000",
+            "--config.samples.n-uniform",
+            "1000",
+        ]
 
     # A run that would take far longer than the test is killed (SIGKILL) once a checkpoint exists.
-    proc = subprocess.Popen([sys.executable, "-m", "deepcsp", *map(str, args(10_000_000))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepcsp", *map(str, args(10_000_000))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ck = Path(str(out) + ".ckpt")
     t0 = time.time()
     while not ck.exists() and time.time() - t0 < 240 and proc.poll() is None:

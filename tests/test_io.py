@@ -8,13 +8,12 @@ import io
 import numpy as np
 import pytest
 import trimesh
+from conftest import BAD_DIR
 
 from deepcsp.errors import DeepCSPError
 from deepcsp.geometry.normalize import Normalization
 from deepcsp.io import load_surface, save_mesh, save_points
 from deepcsp.io.surface import surface_from_arrays
-
-from conftest import BAD_DIR
 
 
 def _corpus():
@@ -205,7 +204,9 @@ def test_unknown_output_suffix(tmp_path, tetrahedron):
 def test_glb_scene_is_flattened_with_transforms(tmp_path):
     box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
     scene = trimesh.Scene()
-    scene.add_geometry(box, node_name="a", geom_name="box", transform=trimesh.transformations.translation_matrix([10, 0, 0]))
+    scene.add_geometry(
+        box, node_name="a", geom_name="box", transform=trimesh.transformations.translation_matrix([10, 0, 0])
+    )
     rot = trimesh.transformations.rotation_matrix(np.pi / 4, [0, 0, 1])
     scene.add_geometry(box, node_name="b", geom_name="box", transform=rot)  # same geometry, instanced twice
     path = tmp_path / "scene.glb"
@@ -258,7 +259,9 @@ def test_normalisation_round_trip(rng):
     np.testing.assert_allclose(extent.max(), 0.8, rtol=1e-12)
     np.testing.assert_allclose((q.max(0) + q.min(0)) / 2, 0.0, atol=1e-12)
     assert np.abs(q).max() <= 0.5
-    np.testing.assert_allclose(n.distance_to_input(np.linalg.norm(q[0] - q[1])), np.linalg.norm(p[0] - p[1]), rtol=1e-12)
+    np.testing.assert_allclose(
+        n.distance_to_input(np.linalg.norm(q[0] - q[1])), np.linalg.norm(p[0] - p[1]), rtol=1e-12
+    )
     n2 = Normalization.from_dict(n.to_dict())
     assert n2 == n
 

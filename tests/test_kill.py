@@ -21,7 +21,9 @@ OLD = b"the previous version of this file\n"
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "deepcsp", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "deepcsp", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def _complete_run(args: list[str], cwd: Path, out: Path) -> list[float]:
@@ -130,7 +132,21 @@ def test_kill_mesh(field_path, tmp_path):
 
 def test_kill_render_turntable(field_path, tmp_path):
     out = tmp_path / "out"
-    args = ["render", str(field_path), "-o", str(out / "r.png"), "--width", "96", "--height", "96", "--turntable", "6", "--quiet", "--threads", "1"]
+    args = [
+        "render",
+        str(field_path),
+        "-o",
+        str(out / "r.png"),
+        "--width",
+        "96",
+        "--height",
+        "96",
+        "--turntable",
+        "6",
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     out.mkdir()
     kill_at = _complete_run(args, tmp_path, out)
     assert _check_outputs(out, set()) == 4  # image, normal map, depth map, turntable
@@ -152,14 +168,52 @@ def test_kill_prepare(tmp_path):
 
 def test_kill_train(tmp_path):
     data = tmp_path / "data"
-    assert subprocess.run([sys.executable, "-m", "deepcsp", "prepare", "-o", str(data), "--procedural", "4", "--quiet", *PREP], capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "deepcsp", "prepare", "-o", str(data), "--procedural", "4", "--quiet", *PREP],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     run = tmp_path / "run"
-    args = ["train", str(data), "-o", str(run), "--quiet", "--config.epochs", "2", "--config.batch", "2", "--config.val-count", "1",
-            "--config.n-input", "128", "--config.n-query", "64", "--config.checkpoint-every", "1", "--config.threads", "1",
-            "--config.model.plane-resolution", "8", "--config.model.plane-channels", "4", "--config.model.encoder-hidden", "8",
-            "--config.model.decoder-hidden", "16", "--config.model.unet-depth", "1"]
+    args = [
+        "train",
+        str(data),
+        "-o",
+        str(run),
+        "--quiet",
+        "--config.epochs",
+        "2",
+        "--config.batch",
+        "2",
+        "--config.val-count",
+        "1",
+        "--config.n-input",
+        "128",
+        "--config.n-query",
+        "64",
+        "--config.checkpoint-every",
+        "1",
+        "--config.threads",
+        "1",
+        "--config.model.plane-resolution",
+        "8",
+        "--config.model.plane-channels",
+        "4",
+        "--config.model.encoder-hidden",
+        "8",
+        "--config.model.decoder-hidden",
+        "16",
+        "--config.model.unet-depth",
+        "1",
+    ]
     kill_at = _complete_run(args, tmp_path, run)
-    assert {p.name for p in run.iterdir()} >= {"checkpoint.safetensors", "history.json", "loss.png", "model.safetensors"}
+    assert {p.name for p in run.iterdir()} >= {
+        "checkpoint.safetensors",
+        "history.json",
+        "loss.png",
+        "model.safetensors",
+    }
     assert _check_outputs(run, set()) == 4
     # an old checkpoint would be resumed, so only the other outputs start as old files; the
     # checkpoint is replaced every step, so late kills land on its renames

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from conftest import REPO
 
 SRC = REPO / "src" / "deepcsp"
@@ -117,7 +116,7 @@ def test_no_import_cycles_between_modules():
         state[node] = "open"
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == "open":
-                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+                cycles.append(" -> ".join(stack[stack.index(dep) :] + [dep]))
             elif dep not in state:
                 visit(dep, [*stack, dep])
         state[node] = "done"

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from deepcsp.errors import DeepCSPError
-from deepcsp.fields.local import LocalCSPConfig, LocalCSPNet, load_local_model, project_points, save_local_model, shipped_local_model_path
+from deepcsp.fields.local import (
+    LocalCSPConfig,
+    LocalCSPNet,
+    load_local_model,
+    project_points,
+    save_local_model,
+    shipped_local_model_path,
+)
 from deepcsp.geometry.neighborhoods import local_neighborhoods
 
 
@@ -85,11 +92,17 @@ def test_training_writes_a_model_and_resumes(tmp_path):
     from deepcsp.train.procedural import generate_shapes
 
     shapes = [(s.vertices, s.faces) for s in generate_shapes(3, seed=1)]
-    config = LocalTrainConfig(model=LocalCSPConfig(neighbors=16, width=16, hidden=16), epochs=2, batch=64,
-                              data=LocalDataConfig(clouds_per_mesh=1, queries_per_cloud=128, points=(1000, 2000)))
+    config = LocalTrainConfig(
+        model=LocalCSPConfig(neighbors=16, width=16, hidden=16),
+        epochs=2,
+        batch=64,
+        data=LocalDataConfig(clouds_per_mesh=1, queries_per_cloud=128, points=(1000, 2000)),
+    )
     first = train_local(shapes[:2], shapes[2:], tmp_path, config)
     assert (tmp_path / "model.safetensors").exists() and len(first.history) == 2
     last = first.history[-1]
-    assert np.isfinite(last["val_csp_error"]) and last["val_identity_error"] > 0 and last["val_plane_error"] > 0  # references beside it
+    assert (
+        np.isfinite(last["val_csp_error"]) and last["val_identity_error"] > 0 and last["val_plane_error"] > 0
+    )  # references beside it
     again = train_local(shapes[:2], shapes[2:], tmp_path, config)
     assert again.resumed and again.steps == first.steps and len(again.history) == 2  # nothing left to do

@@ -17,7 +17,7 @@ def test_chamfer_hand_case():
     dba = np.array([0.0, 2.0])
     r = chamfer(a, b)
     assert r.a_to_b == pytest.approx(dab.mean())
-    assert r.b_to_a == pytest.approx(1.0)
+    assert r.b_to_a == pytest.approx(dba.mean())
     assert r.l1 == pytest.approx(dab.mean() + 1.0)
     assert r.l2 == pytest.approx((0 + 1 + 13) / 3 + (0 + 4) / 2)
     assert r.hausdorff == pytest.approx(np.sqrt(13.0))

@@ -86,7 +86,7 @@ def test_outliers_are_dropped_and_do_not_move_the_surface(rng):
     keep = remove_outliers(np.concatenate([cloud, outliers]))
     spacing = PointSetSurface.build(cloud).summary.spacing
     assert keep[: len(cloud)].all()
-    assert not keep[len(cloud):][height > 5 * spacing].any()  # those within a few spacings are left to the robust fits
+    assert not keep[len(cloud) :][height > 5 * spacing].any()  # those within a few spacings are left to the robust fits
     pss = PointSetSurface.build(np.concatenate([cloud, outliers]))
     q = sphere_cloud(rng, 1000, 0.31)
     err = np.abs(np.linalg.norm(pss.query(q).points, axis=1) - 0.3) / pss.summary.spacing

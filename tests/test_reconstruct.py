@@ -27,7 +27,9 @@ def hemisphere_cloud(rng, n: int, radius: float = 0.3) -> np.ndarray:
 
 
 def config(projection: str = "off", mesh_resolution: int = 64) -> ReconstructionConfig:
-    return ReconstructionConfig(fit=FitConfig(cloud=CloudConfig(projection=projection, resolution=64), **SMALL), mesh_resolution=mesh_resolution)
+    return ReconstructionConfig(
+        fit=FitConfig(cloud=CloudConfig(projection=projection, resolution=64), **SMALL), mesh_resolution=mesh_resolution
+    )
 
 
 def test_closed_cloud_gives_a_watertight_mesh_on_the_sphere(rng):
@@ -52,7 +54,9 @@ def test_open_cloud_stays_open_with_its_rim_where_the_samples_end(rng):
 
     half_edges, key, _ = _edges(rec.faces, len(rec.vertices))
     _, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
-    rim = rec.vertices[np.unique(half_edges[count[inverse] == 1]), 2] / (rec.cloud.spacing / rec.field.normalization.scale)
+    rim = rec.vertices[np.unique(half_edges[count[inverse] == 1]), 2] / (
+        rec.cloud.spacing / rec.field.normalization.scale
+    )
     # where the samples end (z = 0), in spacings; a cell of this small grid is about one spacing
     assert abs(np.median(rim)) < 0.5 and np.quantile(rim, 0.05) > -1.0 and np.quantile(rim, 0.95) < 2.0
 
@@ -102,8 +106,28 @@ def test_cli_fit_of_a_cloud_describes_the_surface_not_the_points(tmp_path, rng):
     cloud = tmp_path / "ball.xyz"
     np.savetxt(cloud, sphere_cloud(rng, 1500))
     fld = tmp_path / "ball.safetensors"
-    assert main(["fit", str(cloud), "-o", str(fld), "--config.cloud.resolution", "64", "--config.field.coarse-resolution", "24",
-                 "--config.eval-points", "0", "--config.cloud.projection", "off", "--quiet", "--cache", "None"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(cloud),
+                "-o",
+                str(fld),
+                "--config.cloud.resolution",
+                "64",
+                "--config.field.coarse-resolution",
+                "24",
+                "--config.eval-points",
+                "0",
+                "--config.cloud.projection",
+                "off",
+                "--quiet",
+                "--cache",
+                "None",
+            ]
+        )
+        == 0
+    )
     field = deepcsp.load(fld)
     q = sphere_cloud(rng, 500, 0.32)
     cp = field.query(q).closest_points

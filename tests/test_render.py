@@ -13,7 +13,6 @@ from deepcsp.fields.query import ExactField, Field
 from deepcsp.geometry.normalize import Normalization
 from deepcsp.render import (
     Camera,
-    RenderConfig,
     TraceConfig,
     exact_ray_cast,
     orbit_cameras,
@@ -47,7 +46,9 @@ class SheetsField(Field):
     def closest_points_normalized(self, x):
         best, best_d = None, None
         for z in self.zs:
-            cp = torch.stack([x[:, 0].clamp(-self.h, self.h), x[:, 1].clamp(-self.h, self.h), torch.full_like(x[:, 0], z)], 1)
+            cp = torch.stack(
+                [x[:, 0].clamp(-self.h, self.h), x[:, 1].clamp(-self.h, self.h), torch.full_like(x[:, 0], z)], 1
+            )
             d = (x - cp).norm(dim=1)
             if best is None:
                 best, best_d = cp, d
@@ -269,7 +270,25 @@ def test_cli_render_end_to_end(tiny_field, tmp_path):
     path = tiny_field.save(tmp_path / "tee.safetensors")
     out = tmp_path / "img.png"
     rays = tmp_path / "rays.npz"
-    rc = main(["render", str(path), "-o", str(out), "--width", "32", "--height", "24", "--view", "front", "--save-rays", str(rays), "--turntable", "3", "--quiet"])
+    rc = main(
+        [
+            "render",
+            str(path),
+            "-o",
+            str(out),
+            "--width",
+            "32",
+            "--height",
+            "24",
+            "--view",
+            "front",
+            "--save-rays",
+            str(rays),
+            "--turntable",
+            "3",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     img = iio.imread(out)
     assert img.shape == (24, 32, 3) and img.dtype == np.uint8
@@ -281,14 +300,21 @@ def test_cli_render_end_to_end(tiny_field, tmp_path):
     with np.load(rays) as z:
         assert {"origins", "directions", "hit", "depth"} <= set(z.files)
         assert z["origins"].shape == (24, 32, 3) and z["hit"].shape == (24, 32) and z["hit"].any()
-        np.testing.assert_allclose(z["origins"][0, 0], tiny_field.normalization.to_input(np.asarray(view_camera("front", 32, 24).eye)), rtol=1e-9)
+        np.testing.assert_allclose(
+            z["origins"][0, 0],
+            tiny_field.normalization.to_input(np.asarray(view_camera("front", 32, 24).eye)),
+            rtol=1e-9,
+        )
 
 
 def test_cli_render_mesh_reference(bundled_tee, tmp_path):
     from deepcsp.cli.main import main
 
     out = tmp_path / "gt.png"
-    assert main(["render", str(bundled_tee), "-o", str(out), "--width", "16", "--height", "16", "--no-maps", "--quiet"]) == 0
+    assert (
+        main(["render", str(bundled_tee), "-o", str(out), "--width", "16", "--height", "16", "--no-maps", "--quiet"])
+        == 0
+    )
     assert out.exists() and not (tmp_path / "gt_normals.png").exists()
 
 

@@ -9,7 +9,13 @@ from deepcsp.constants import EXACT_ATOL
 from deepcsp.geometry import sampling
 from deepcsp.geometry.analytic import Sphere
 from deepcsp.geometry.closest import CloudOracle, MeshOracle
-from deepcsp.geometry.sampling import SampleConfig, cached_training_samples, make_training_samples, sample_band, sample_surface
+from deepcsp.geometry.sampling import (
+    SampleConfig,
+    cached_training_samples,
+    make_training_samples,
+    sample_band,
+    sample_surface,
+)
 
 SMALL = SampleConfig(n_surface=500, near_scales=(0.003, 0.03), n_near_per_scale=1000, n_uniform=700, seed=3)
 

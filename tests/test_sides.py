@@ -27,8 +27,23 @@ def _box(extents, center=(0.0, 0.0, 0.0)):
     """A closed, outward-wound box (12 triangles)."""
     c = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], np.float64) - 0.5
     v = c * np.asarray(extents) + np.asarray(center)
-    f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], np.int64)
+    f = np.array(
+        [
+            [0, 1, 3],
+            [0, 3, 2],
+            [4, 6, 7],
+            [4, 7, 5],
+            [0, 4, 5],
+            [0, 5, 1],
+            [2, 3, 7],
+            [2, 7, 6],
+            [0, 2, 6],
+            [0, 6, 4],
+            [1, 5, 7],
+            [1, 7, 3],
+        ],
+        np.int64,
+    )
     return v, f
 
 
@@ -130,8 +145,21 @@ def test_query_cli_signed(sphere_fit, tmp_path):
     pts = np.array([[0.0, 0.0, 0.25], [0.33, 0.0, 0.0], [0.0, 0.33, 0.0], [0.0, 0.0, -0.33]])
     np.save(tmp_path / "p.npy", pts)
     out = tmp_path / "q.npz"
-    r = subprocess.run([sys.executable, "-m", "deepcsp", "query", str(field_path), str(tmp_path / "p.npy"), "-o", str(out), "--signed"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepcsp",
+            "query",
+            str(field_path),
+            str(tmp_path / "p.npy"),
+            "-o",
+            str(out),
+            "--signed",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     sd = np.load(out)["signed_distances"]
     assert sd[0] < 0 < sd[1:].min()
@@ -155,15 +183,21 @@ def test_mesh_cli_on_a_saved_closed_field_is_watertight(sphere_fit, tmp_path):
 
     field_path = sphere_fit.field.save(tmp_path / "s.safetensors")
     out = tmp_path / "m.ply"
-    r = subprocess.run([sys.executable, "-m", "deepcsp", "mesh", str(field_path), "-o", str(out), "--resolution", "32"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "deepcsp", "mesh", str(field_path), "-o", str(out), "--resolution", "32"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "signed" in r.stdout
     mesh = load_surface(out)
     stats = mesh_stats(mesh.vertices, mesh.faces)
     assert stats.n_boundary_loops == 0 and stats.winding_consistent and stats.n_components == 1
-    r = subprocess.run([sys.executable, "-m", "deepcsp", "mesh", str(field_path), "-o", str(out), "--resolution", "32", "--no-signs"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "deepcsp", "mesh", str(field_path), "-o", str(out), "--resolution", "32", "--no-signs"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "pseudo-sign" in r.stdout, r.stderr
 
 

@@ -42,8 +42,17 @@ def _near_errors(field, surf, n: int = 20_000, seed: int = 0) -> np.ndarray:
     return np.linalg.norm(pred - MeshOracle(v, f).query(p).points, axis=1) / CELL
 
 
-@pytest.mark.parametrize("make, cells", [(thin_shapes.parallel_sheets, 0.1), (thin_shapes.parallel_sheets, 0.5), (thin_shapes.parallel_sheets, 1.0),
-                                         (thin_shapes.plate, 0.05), (thin_shapes.plate, 0.5), (thin_shapes.folded_sheet, 0.5)])
+@pytest.mark.parametrize(
+    "make, cells",
+    [
+        (thin_shapes.parallel_sheets, 0.1),
+        (thin_shapes.parallel_sheets, 0.5),
+        (thin_shapes.parallel_sheets, 1.0),
+        (thin_shapes.plate, 0.05),
+        (thin_shapes.plate, 0.5),
+        (thin_shapes.folded_sheet, 0.5),
+    ],
+)
 def test_close_sheet_errors_meet_the_targets(make, cells):
     """Within a cell of two sheets, both sides of a plate or a fold: p50 <= 0.02 and p90 <= 0.06 cells
     (before nearest-sheet selection by tangent planes: p90 0.05-0.5 cells, about half the gap)."""
@@ -62,7 +71,13 @@ def test_plates_keep_both_sides(cells):
     assert fit.field.closed
     r = extract_mesh(fit.field, ExtractConfig(resolution=85))
     s, gt = r.stats, mesh_stats(surf.vertices, surf.faces)
-    assert r.signed and s.n_components == 1 and s.n_boundary_edges == 0 and s.winding_consistent and s.n_nonmanifold_edges == 0, s
+    assert (
+        r.signed
+        and s.n_components == 1
+        and s.n_boundary_edges == 0
+        and s.winding_consistent
+        and s.n_nonmanifold_edges == 0
+    ), s
     assert 0.9 < s.area / gt.area < 1.1, s.area / gt.area
     assert compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=20_000).chamfer_l1_rel <= 1e-3
     if cells < 0.5:
@@ -74,7 +89,11 @@ def test_refined_level_is_exact_and_survives_files(tmp_path):
     once per sub-vertex and loads back (float32: identical; quantised: within half a step)."""
     surf, fit = _fit(thin_shapes.parallel_sheets, 0.5)
     enc, cfg = fit.field.module.encoder, fit.field.config
-    assert fit.band.n_refined > 0 and cfg.n_refined == enc.n_refined == fit.band.n_refined and cfg.n_subvertices == fit.band.n_subvertices
+    assert (
+        fit.band.n_refined > 0
+        and cfg.n_refined == enc.n_refined == fit.band.n_refined
+        and cfg.n_subvertices == fit.band.n_subvertices
+    )
     ids = enc.sub_vertex_ids(enc.refined[:50]).reshape(-1)
     x = enc.sub_vertex_positions(ids)
     exact = MeshOracle(surf.normalized_vertices, surf.faces).query(x.numpy()).points
@@ -82,7 +101,9 @@ def test_refined_level_is_exact_and_survives_files(tmp_path):
     assert np.abs(stored - exact).max() < 1e-6
     q = torch.rand(5000, 3) - 0.5
     ref = fit.field.closest_points_normalized(q)
-    full = load_field(save_field(tmp_path / "full.safetensors", fit.field.module, cfg, fit.field.normalization, half=False))
+    full = load_field(
+        save_field(tmp_path / "full.safetensors", fit.field.module, cfg, fit.field.normalization, half=False)
+    )
     assert torch.equal(full.closest_points_normalized(q), ref)
     small = load_field(fit.field.save(tmp_path / "q.safetensors"))
     assert small.config.n_refined == cfg.n_refined
@@ -119,7 +140,14 @@ def test_version_1_files_still_load(tmp_path):
     for k, t in field.module.state_dict().items():
         t = t.half() if k.endswith("values") else t
         tensors[k + ".zlib"], compressed[k] = _compress(t.contiguous())
-    header = {"format": "deepcsp-field", "version": 1, "config": cfg, "normalization": field.normalization.to_dict(), "meta": {}, "compressed": compressed}
+    header = {
+        "format": "deepcsp-field",
+        "version": 1,
+        "config": cfg,
+        "normalization": field.normalization.to_dict(),
+        "meta": {},
+        "compressed": compressed,
+    }
     path = write_weights(tmp_path / "v1.safetensors", tensors, header)
     old = load_field(path)
     assert old.config.refine_factor == 0 and old.module.encoder.n_refined == 0

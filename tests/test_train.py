@@ -14,19 +14,44 @@ import torch
 
 from deepcsp.constants import FILL, HALF_SIDE
 from deepcsp.errors import DeepCSPError
-from deepcsp.fields.conditional import ConditionalConfig, ConditionalField, ConditionalModel, load_model, save_model, shipped_model_path
+from deepcsp.fields.conditional import (
+    ConditionalConfig,
+    ConditionalField,
+    ConditionalModel,
+    load_model,
+    save_model,
+    shipped_model_path,
+)
 from deepcsp.geometry.closest import closest_point_on_triangles_naive
-from deepcsp.train.data import NO_AUGMENT, AugmentConfig, PrepareConfig, list_records, load_record, make_example, prepare
+from deepcsp.train.data import (
+    NO_AUGMENT,
+    AugmentConfig,
+    PrepareConfig,
+    list_records,
+    load_record,
+    make_example,
+    prepare,
+)
 from deepcsp.train.loop import TrainConfig, train
 from deepcsp.train.procedural import KINDS, generate_shapes
 
 BUNDLED = Path(__file__).resolve().parents[1] / "src" / "deepcsp" / "data"  # spot.obj (closed), tee_sim.obj (open)
 TINY_PREP = PrepareConfig(n_surface=600, near_scales=(0.01, 0.05), n_near_per_scale=150, n_uniform=100)
-TINY_MODEL = ConditionalConfig(plane_resolution=8, plane_channels=8, encoder_hidden=8, encoder_blocks=2, unet_depth=1, decoder_hidden=16, decoder_blocks=2)
+TINY_MODEL = ConditionalConfig(
+    plane_resolution=8,
+    plane_channels=8,
+    encoder_hidden=8,
+    encoder_blocks=2,
+    unet_depth=1,
+    decoder_hidden=16,
+    decoder_blocks=2,
+)
 
 
 def tiny_train_config(**kw) -> TrainConfig:
-    base = dict(model=TINY_MODEL, epochs=2, batch=2, n_input=128, n_query=64, val_count=1, checkpoint_every=1, threads=1)
+    base = dict(
+        model=TINY_MODEL, epochs=2, batch=2, n_input=128, n_query=64, val_count=1, checkpoint_every=1, threads=1
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -77,7 +102,9 @@ def test_prepare_two_meshes_and_a_bad_file_then_resume(tmp_path):
     assert rec["surface_points"].shape == (600, 3) and rec["queries"].shape == (400, 3)
     assert np.abs(rec["vertices"]).max() <= 0.5
     # stored closest points are the exact ones (naive reference on the stored normalised mesh)
-    ref = closest_point_on_triangles_naive(rec["queries"][:50].astype(np.float64), rec["vertices"].astype(np.float64), rec["faces"].astype(np.int64))
+    ref = closest_point_on_triangles_naive(
+        rec["queries"][:50].astype(np.float64), rec["vertices"].astype(np.float64), rec["faces"].astype(np.int64)
+    )
     np.testing.assert_allclose(rec["closest"][:50], ref.points, atol=1e-5)
     np.testing.assert_allclose(rec["distances"], np.linalg.norm(rec["queries"] - rec["closest"], axis=1), atol=1e-5)
     # resume: existing records are skipped, the bad file is reported again
@@ -104,7 +131,9 @@ def test_augmented_example_is_consistent(tiny_data):
 def test_conditional_field_query_api_and_save_load(tmp_path):
     torch.manual_seed(0)
     for kind in ("csp", "udf"):
-        model = ConditionalModel(ConditionalConfig(kind=kind, plane_resolution=8, plane_channels=4, encoder_hidden=8, decoder_hidden=16))
+        model = ConditionalModel(
+            ConditionalConfig(kind=kind, plane_resolution=8, plane_channels=4, encoder_hidden=8, decoder_hidden=16)
+        )
         cloud = np.random.default_rng(0).normal(size=(300, 3)) * 5 + 10
         fld = ConditionalField(model, cloud)
         q = np.random.default_rng(1).normal(size=(50, 3)) * 5 + 10
@@ -113,7 +142,9 @@ def test_conditional_field_query_api_and_save_load(tmp_path):
         path = save_model(tmp_path / f"{kind}.safetensors", model, meta={"x": 1})
         loaded = load_model(path)
         assert loaded.meta == {"x": 1}
-        np.testing.assert_allclose(ConditionalField(loaded.model, cloud).query(q).closest_points, res.closest_points, atol=1e-6)
+        np.testing.assert_allclose(
+            ConditionalField(loaded.model, cloud).query(q).closest_points, res.closest_points, atol=1e-6
+        )
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(DeepCSPError):
         load_model(tmp_path / "bad.safetensors")
@@ -142,7 +173,9 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, world: int, port: int, data: str, run: str, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     from safetensors.torch import save_file
 
     res = train(data, run, tiny_train_config(max_steps=3, device="cpu"))
@@ -153,7 +186,9 @@ def test_ddp_two_gloo_processes_hold_identical_weights(tiny_data, tmp_path):
     import torch.multiprocessing as mp
     from safetensors.torch import load_file
 
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tiny_data), str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(
+        _ddp_worker, args=(2, _free_port(), str(tiny_data), str(tmp_path / "run"), str(tmp_path)), nprocs=2, join=True
+    )
     w0, w1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
     for k in w0:
         torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0)
@@ -167,21 +202,78 @@ def test_ddp_two_gloo_processes_hold_identical_weights(tiny_data, tmp_path):
 
 def test_cli_prepare_train_reconstruct(tmp_path, tiny_data):
     from deepcsp.cli.main import main
-    from deepcsp.io import load_surface
 
-    assert main(["prepare", "-o", str(tmp_path / "d"), "--procedural", "2", "--config.n-surface", "300", "--config.n-near-per-scale", "50", "--config.n-uniform", "50", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "-o",
+                str(tmp_path / "d"),
+                "--procedural",
+                "2",
+                "--config.n-surface",
+                "300",
+                "--config.n-near-per-scale",
+                "50",
+                "--config.n-uniform",
+                "50",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len(list_records(tmp_path / "d")) == 2
     run = tmp_path / "run"
-    args = ["train", str(tiny_data), "-o", str(run), "--quiet", "--config.max-steps", "2", "--config.batch", "2", "--config.n-input", "128", "--config.n-query", "32"]
-    args += ["--config.model.plane-resolution", "8", "--config.model.plane-channels", "4", "--config.model.decoder-hidden", "16", "--config.model.encoder-hidden", "8"]
+    args = [
+        "train",
+        str(tiny_data),
+        "-o",
+        str(run),
+        "--quiet",
+        "--config.max-steps",
+        "2",
+        "--config.batch",
+        "2",
+        "--config.n-input",
+        "128",
+        "--config.n-query",
+        "32",
+    ]
+    args += [
+        "--config.model.plane-resolution",
+        "8",
+        "--config.model.plane-channels",
+        "4",
+        "--config.model.decoder-hidden",
+        "16",
+        "--config.model.encoder-hidden",
+        "8",
+    ]
     assert main(args) == 0 and (run / "model.safetensors").exists()
     assert main(["train", str(tmp_path / "nowhere"), "-o", str(run)]) == 2
     pts = tmp_path / "pts.npy"
     np.save(pts, np.random.default_rng(0).normal(size=(500, 3)))
     out = tmp_path / "out.ply"
     fpath = tmp_path / "out.safetensors"
-    assert main(["reconstruct", str(pts), "-o", str(out), "--method", "global", "--model", str(run / "model.safetensors"), "--field", str(fpath),
-                 "--resolution", "32", "--field-resolution", "32", "--quiet"]) in (0, 2)  # an untrained model may leave no surface: an error line, exit 2
+    assert main(
+        [
+            "reconstruct",
+            str(pts),
+            "-o",
+            str(out),
+            "--method",
+            "global",
+            "--model",
+            str(run / "model.safetensors"),
+            "--field",
+            str(fpath),
+            "--resolution",
+            "32",
+            "--field-resolution",
+            "32",
+            "--quiet",
+        ]
+    ) in (0, 2)  # an untrained model may leave no surface: an error line, exit 2
     from deepcsp.fields.query import load_field
 
     assert not fpath.exists() or load_field(fpath).config.resolution == 32
@@ -201,7 +293,23 @@ def test_shipped_model_reconstructs_a_held_out_mesh(tmp_path):
     pts = sample_surface(gt.vertices, gt.faces, 3000, np.random.default_rng(0)).points
     save_points(tmp_path / "spot.ply", pts)
     out, fpath = tmp_path / "spot_rec.ply", tmp_path / "spot.safetensors"
-    assert main(["reconstruct", str(tmp_path / "spot.ply"), "-o", str(out), "--field", str(fpath), "--resolution", "64", "--field-resolution", "64"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(tmp_path / "spot.ply"),
+                "-o",
+                str(out),
+                "--field",
+                str(fpath),
+                "--resolution",
+                "64",
+                "--field-resolution",
+                "64",
+            ]
+        )
+        == 0
+    )
     rec = load_surface(out)
     assert rec.faces is not None and len(rec.faces) > 500
     m = compare_surfaces(rec.vertices, rec.faces, gt.vertices, gt.faces, n_samples=20_000)

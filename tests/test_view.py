@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 SPOT = REPO / "src" / "deepcsp" / "data" / "spot.obj"
@@ -31,9 +30,17 @@ WIDTH, HEIGHT = 1100, 700
 #: The page's middle, left of the control panel: the initial camera looks at the scene's centre.
 REGION = (slice(int(0.3 * HEIGHT), int(0.7 * HEIGHT)), slice(int(0.3 * WIDTH), int(0.6 * WIDTH)))
 CHROMIUM_FLAGS = [
-    "--headless=new", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--disable-gpu-sandbox",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--mute-audio",
+    "--headless=new",
+    "--no-sandbox",
+    "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+    "--disable-gpu-sandbox",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
 ]
 
 
@@ -55,8 +62,18 @@ class Browser:
         from websockets.sync.client import connect
 
         self.profile = tempfile.mkdtemp(prefix="deepcsp-chromium-")
-        self.proc = subprocess.Popen([exe, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
-                                      f"--window-size={width},{height}", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self.profile}",
+                "--remote-debugging-port=0",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = Path(self.profile) / "DevToolsActivePort"
         end = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -201,8 +218,11 @@ def test_view_sits_between_cli_and_the_layers_it_uses():
 
     uses = {_layer_of(m) for path in (SRC / "view").rglob("*.py") for m in _imported_modules(path)}
     assert uses.isdisjoint({"cli", "fit", "train"}) and {"render", "extract"} <= uses
-    users = {path.relative_to(SRC).parts[0] for path in SRC.rglob("*.py") if path.relative_to(SRC).parts[0] != "view"
-             and any(_layer_of(m) == "view" for m in _imported_modules(path))}
+    users = {
+        path.relative_to(SRC).parts[0]
+        for path in SRC.rglob("*.py")
+        if path.relative_to(SRC).parts[0] != "view" and any(_layer_of(m) == "view" for m in _imported_modules(path))
+    }
     assert users == {"cli"}, users
 
 
@@ -227,7 +247,9 @@ def test_bad_options_name_the_flag(capsys):
 def test_decimation_and_subsampling_keep_to_the_limits(rng):
     import trimesh
 
-    pytest.importorskip("fast_simplification", reason="decimation needs fast-simplification: pip install 'deepcsp[view]'")
+    pytest.importorskip(
+        "fast_simplification", reason="decimation needs fast-simplification: pip install 'deepcsp[view]'"
+    )
     from deepcsp.view import decimate_mesh, subsample_points
 
     sphere = trimesh.creation.icosphere(subdivisions=5)  # 20480 faces
@@ -245,12 +267,16 @@ def test_decimation_and_subsampling_keep_to_the_limits(rng):
 def test_counts_are_shown_for_decimated_inputs():
     import trimesh
 
-    pytest.importorskip("fast_simplification", reason="decimation needs fast-simplification: pip install 'deepcsp[view]'")
+    pytest.importorskip(
+        "fast_simplification", reason="decimation needs fast-simplification: pip install 'deepcsp[view]'"
+    )
     from deepcsp.io.surface import surface_from_arrays
     from deepcsp.view import item_from_surface
 
     sphere = trimesh.creation.icosphere(subdivisions=4)
-    item = item_from_surface(surface_from_arrays(sphere.vertices, sphere.faces, "ball.obj"), "ball.obj", max_faces=1000, max_points=100)
+    item = item_from_surface(
+        surface_from_arrays(sphere.vertices, sphere.faces, "ball.obj"), "ball.obj", max_faces=1000, max_points=100
+    )
     assert item.counts().startswith("5,120 faces (shown: ") and "decimated" in item.counts()
 
 
@@ -298,7 +324,7 @@ def test_iso_lines_lie_on_their_distance_level():
 
 def test_rotation_puts_the_image_on_the_slice_plane():
     from deepcsp.view.camera import quaternion_matrix
-    from deepcsp.view.slices import AXES, _PLANE_AXES, image_wxyz, rotation_wxyz, slice_grid
+    from deepcsp.view.slices import _PLANE_AXES, AXES, image_wxyz, rotation_wxyz, slice_grid
 
     for axis in AXES:
         iu, iv = _PLANE_AXES[axis]
@@ -420,8 +446,14 @@ def test_point_clouds_probe_slice_and_refuse_tracing(rng, monkeypatch):
 def test_view_command_serves_the_shape_and_stops_on_ctrl_c(browser, tmp_path):
     port = _free_port()
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "deepcsp", "view", str(SPOT), "--port", str(port), "--save-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepcsp", "view", str(SPOT), "--port", str(port), "--save-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         url, lines = None, []
         while url is None and time.monotonic() - t0 < 60:
@@ -467,6 +499,7 @@ def test_colour_modes_show_different_colours(browser, tiny_viewer, tmp_path):
         assert both.mean() > 0.03 and (masks[a] ^ masks[b]).mean() < 0.5 * both.mean(), "the shape moved between modes"
         diff = np.abs(shots[a][REGION][both].astype(int) - shots[b][REGION][both].astype(int)).sum(-1)
         assert np.median(diff) > 20, f"{a} and {b} look the same on the shape (median difference {np.median(diff)})"
+
     # plain mode is one colour, shaded: low saturation; normal mode is colourful
     def saturation(im, mask):
         px = im[REGION][mask].astype(float)
@@ -497,7 +530,9 @@ def test_slice_trace_and_screenshot_in_the_page(browser, tiny_viewer, tmp_path):
     cam = viewer_camera(c.position, c.wxyz, c.fov, bare.shape[1] / bare.shape[0], max(bare.shape[:2]))
     assert (cam.width, cam.height) == (bare.shape[1], bare.shape[0])
     g = sl.grid
-    ij = np.stack(np.meshgrid(np.arange(4, g.height - 4, 3), np.arange(4, g.width - 4, 3), indexing="ij"), -1).reshape(-1, 2)
+    ij = np.stack(np.meshgrid(np.arange(4, g.height - 4, 3), np.arange(4, g.width - 4, 3), indexing="ij"), -1).reshape(
+        -1, 2
+    )
     colrow = cam.project(g.points[ij[:, 0] * g.width + ij[:, 1]] + viewer.items[0].offset)
     ok = (colrow[:, 0] > 330) & (colrow[:, 0] < 0.6 * WIDTH) & (colrow[:, 1] > 170) & (colrow[:, 1] < HEIGHT - 10)
     assert ok.sum() > 100

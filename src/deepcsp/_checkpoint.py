@@ -43,7 +43,11 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata={"checkpoint": json.dumps(meta)})
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+            str(tmp),
+            metadata={"checkpoint": json.dumps(meta)},
+        )
     return path
 
 
@@ -56,4 +60,6 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
             meta = json.loads((fh.metadata() or {})["checkpoint"])
             return {k: fh.get_tensor(k) for k in fh.keys()}, meta
     except Exception as exc:
-        raise DeepCSPError(f"checkpoint is unreadable ({str(exc).splitlines()[0][:120]}); delete it to start over", path) from None
+        raise DeepCSPError(
+            f"checkpoint is unreadable ({str(exc).splitlines()[0][:120]}); delete it to start over", path
+        ) from None

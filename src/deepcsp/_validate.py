@@ -84,7 +84,14 @@ def nonnegative_int(name: str, value: Any, max: int | None = None) -> int:
     return integer(name, value, 0, max)
 
 
-def finite_float(name: str, value: Any, min: float | None = None, max: float | None = None, min_open: bool = False, max_open: bool = False) -> float:
+def finite_float(
+    name: str,
+    value: Any,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+    max_open: bool = False,
+) -> float:
     """``value`` as a finite ``float`` within the given bounds (``min_open``/``max_open`` exclude
     them); NaN, inf, bools and strings are refused."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -193,7 +200,10 @@ def output_path(name: str, path: Any, suffixes: Sequence[str] | None = None, inp
         raise OptionError(name, f"must be a file path, got {_show(path)}")
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise OptionError(name, f"{str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; use {', '.join(suffixes)}")
+        raise OptionError(
+            name,
+            f"{str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; use {', '.join(suffixes)}",
+        )
     if path.is_dir():
         raise OptionError(name, f"{str(path)!r} is a folder; give a file name")
     _writable_folder(name, path, path.parent)
@@ -239,7 +249,10 @@ def input_file(path: Any, what: str = "input", suffixes: Sequence[str] | None = 
     if path.is_dir():
         raise DeepCSPError(f"{what + ' ' if what else ''}is a folder, not a file", path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise DeepCSPError(f"{head} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; expected {', '.join(suffixes)}", path)
+        raise DeepCSPError(
+            f"{head} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; expected {', '.join(suffixes)}",
+            path,
+        )
     return path
 
 
@@ -279,7 +292,14 @@ class Fields:
         name, value = self._get(field)
         return None if value is None else integer(name, value, min, max)
 
-    def number(self, field: str, min: float | None = None, max: float | None = None, min_open: bool = False, max_open: bool = False) -> float:
+    def number(
+        self,
+        field: str,
+        min: float | None = None,
+        max: float | None = None,
+        min_open: bool = False,
+        max_open: bool = False,
+    ) -> float:
         return finite_float(*self._get(field), min, max, min_open, max_open)
 
     def literal(self, field: str) -> Any:
@@ -295,13 +315,25 @@ class Fields:
             raise OptionError(name, f"must be True or False, got {_show(value)}")
         return value
 
-    def integers(self, field: str, min: int | None = None, max: int | None = None, min_len: int = 1, max_len: int | None = None) -> tuple:
+    def integers(
+        self, field: str, min: int | None = None, max: int | None = None, min_len: int = 1, max_len: int | None = None
+    ) -> tuple:
         return sequence(*self._get(field), lambda n, v: integer(n, v, min, max), min_len, max_len)
 
-    def numbers(self, field: str, min: float | None = None, max: float | None = None, min_open: bool = False, min_len: int = 1, max_len: int | None = None) -> tuple:
+    def numbers(
+        self,
+        field: str,
+        min: float | None = None,
+        max: float | None = None,
+        min_open: bool = False,
+        min_len: int = 1,
+        max_len: int | None = None,
+    ) -> tuple:
         return sequence(*self._get(field), lambda n, v: finite_float(n, v, min, max, min_open), min_len, max_len)
 
-    def number_range(self, field: str, min: float | None = None, max: float | None = None, min_open: bool = False) -> tuple:
+    def number_range(
+        self, field: str, min: float | None = None, max: float | None = None, min_open: bool = False
+    ) -> tuple:
         return ordered_pair(*self._get(field), lambda n, v: finite_float(n, v, min, max, min_open))
 
     def integer_range(self, field: str, min: int | None = None, max: int | None = None) -> tuple:

@@ -50,7 +50,9 @@ def progress_printer(prefix: str, quiet: bool = False) -> Iterator[Callable[[dic
         elif "task" in rec:
             bar = bars.get(rec["task"])
             if bar is None:
-                bar = bars[rec["task"]] = tqdm(total=rec["total"], desc=rec["task"], dynamic_ncols=True, leave=False, file=sys.stderr)
+                bar = bars[rec["task"]] = tqdm(
+                    total=rec["total"], desc=rec["task"], dynamic_ncols=True, leave=False, file=sys.stderr
+                )
             bar.total = rec["total"]
             bar.n = rec["done"]
             bar.refresh()

@@ -30,7 +30,7 @@ class DemoCommand:
     def check(self) -> None:
         """Refuse bad options before any work."""
         from deepcsp._validate import finite_float, input_file, integer, output_dir
-        from deepcsp.extract.mesh import MAX_RESOLUTION
+        from deepcsp.extract.config import MAX_RESOLUTION
         from deepcsp.fields.modules import MAX_BAND_RESOLUTION
         from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_SUFFIXES
         from deepcsp.render.camera import MAX_SIDE
@@ -47,4 +47,11 @@ class DemoCommand:
         from deepcsp.cli.demo_run import run_demo
 
         self.check()
-        return run_demo(self.output, self.shape, self.time_budget, field_resolution=self.field_resolution, resolution=self.mesh_resolution, image_size=self.image_size)
+        return run_demo(
+            self.output,
+            self.shape,
+            self.time_budget,
+            field_resolution=self.field_resolution,
+            resolution=self.mesh_resolution,
+            image_size=self.image_size,
+        )

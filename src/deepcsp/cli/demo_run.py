@@ -12,7 +12,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-
 import deepcsp
 from deepcsp._atomic import write_bytes, write_text
 from deepcsp.cli._common import echo, fmt, table
@@ -20,7 +19,14 @@ from deepcsp.cli._common import echo, fmt, table
 BUNDLED = Path(deepcsp.__file__).parent / "data" / "tee_sim.obj"
 
 
-def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0, field_resolution: int = 192, resolution: int = 192, image_size: int = 512) -> int:
+def run_demo(
+    output: Path,
+    shape: Path | None = None,
+    time_budget: float = 45.0,
+    field_resolution: int = 192,
+    resolution: int = 192,
+    image_size: int = 512,
+) -> int:
     from deepcsp.extract import ExtractConfig, extract_mesh
     from deepcsp.fit import FitConfig
     from deepcsp.fit.report import fit_with_progress, write_fit_outputs
@@ -57,8 +63,17 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
             iou, depth_err = agreement.iou, agreement.median_depth_error / surface.bbox_diagonal
         else:
             iou = depth_err = float("nan")
-        renders.append({"view": view, "seconds": r_fit.seconds, "iou_vs_exact": iou, "median_depth_error_rel": depth_err,
-                        "evals_per_ray": float(r_fit.evaluations[r_fit.evaluations > 0].mean()) if (r_fit.evaluations > 0).any() else 0.0})
+        renders.append(
+            {
+                "view": view,
+                "seconds": r_fit.seconds,
+                "iou_vs_exact": iou,
+                "median_depth_error_rel": depth_err,
+                "evals_per_ray": float(r_fit.evaluations[r_fit.evaluations > 0].mean())
+                if (r_fit.evaluations > 0).any()
+                else 0.0,
+            }
+        )
 
     # 3. Extract a mesh and compare it with the input.
     ex = extract_mesh(field, ExtractConfig(resolution=resolution))
@@ -73,15 +88,28 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
     summary = {
         "cloud": cloud,
         "input": str(path),
-        "fit": {"seconds": fit.seconds_total, "seconds_ground_truth": fit.seconds_ground_truth, "active_vertices": fit.band.n_active if fit.band else None,
-                "field_bytes": field_path.stat().st_size, "input_bytes": path.stat().st_size,
-                "errors": fit.errors.to_dict() if fit.errors else None},
+        "fit": {
+            "seconds": fit.seconds_total,
+            "seconds_ground_truth": fit.seconds_ground_truth,
+            "active_vertices": fit.band.n_active if fit.band else None,
+            "field_bytes": field_path.stat().st_size,
+            "input_bytes": path.stat().st_size,
+            "errors": fit.errors.to_dict() if fit.errors else None,
+        },
         "render": renders,
-        "mesh": {"vertices": len(ex.vertices), "faces": len(ex.faces), "seconds": ex.seconds, "evaluation_fraction": ex.evaluation_fraction,
-                 "boundary_loops": ex.stats.n_boundary_loops, "components": ex.stats.n_components,
-                 "path": "signed (closed input)" if ex.signed else "pseudo-sign (open input)",
-                 "topology": f"{ex.topology_resolution}^3 grid, refined {ex.refine_passes}x by CSP projection" if ex.refine_passes else f"{ex.topology_resolution}^3 grid",
-                 "metrics": metrics.to_dict() if metrics else None},
+        "mesh": {
+            "vertices": len(ex.vertices),
+            "faces": len(ex.faces),
+            "seconds": ex.seconds,
+            "evaluation_fraction": ex.evaluation_fraction,
+            "boundary_loops": ex.stats.n_boundary_loops,
+            "components": ex.stats.n_components,
+            "path": "signed (closed input)" if ex.signed else "pseudo-sign (open input)",
+            "topology": f"{ex.topology_resolution}^3 grid, refined {ex.refine_passes}x by CSP projection"
+            if ex.refine_passes
+            else f"{ex.topology_resolution}^3 grid",
+            "metrics": metrics.to_dict() if metrics else None,
+        },
         "seconds_total": time.perf_counter() - t_all,
     }
     write_text(output / "metrics.json", json.dumps(summary, indent=2))
@@ -96,13 +124,21 @@ def run_demo(output: Path, shape: Path | None = None, time_budget: float = 45.0,
         ("field file / input file", f"{field_path.stat().st_size / 1e6:.2f} MB / {path.stat().st_size / 1e6:.2f} MB"),
         ("render IoU vs exact (iso)", fmt(renders[0]["iou_vs_exact"])),
         ("render seconds (iso, %dx%d)" % (image_size, image_size), f"{renders[0]['seconds']:.1f}"),
-        ("mesh faces / boundary loops", f"{len(ex.faces)} / {ex.stats.n_boundary_loops} ({summary['mesh']['path']} extraction)"),
+        (
+            "mesh faces / boundary loops",
+            f"{len(ex.faces)} / {ex.stats.n_boundary_loops} ({summary['mesh']['path']} extraction)",
+        ),
         ("mesh topology from", summary["mesh"]["topology"]),
         ("mesh Chamfer-L1 / diag", fmt(metrics.chamfer_l1_rel) if metrics else "n/a"),
         ("mesh normal consistency", fmt(metrics.normal_consistency) if metrics else "n/a"),
         ("mesh F-score@0.5%", fmt(metrics.fscore) if metrics else "n/a"),
-        *((f"scan cloud -> mesh ({r['method']}): Chamfer-L1 / diag, NC, loops", f"{fmt(r['chamfer_l1_rel'])}, {fmt(r['normal_consistency'])}, {r['boundary_loops']}")
-          for r in (cloud["rows"] if cloud else [])),
+        *(
+            (
+                f"scan cloud -> mesh ({r['method']}): Chamfer-L1 / diag, NC, loops",
+                f"{fmt(r['chamfer_l1_rel'])}, {fmt(r['normal_consistency'])}, {r['boundary_loops']}",
+            )
+            for r in (cloud["rows"] if cloud else [])
+        ),
         ("total seconds", f"{summary['seconds_total']:.1f}"),
         ("report", str(output / "index.html")),
         ("look around (pip install 'deepcsp[view]')", view_cmd),
@@ -143,9 +179,18 @@ def _point_cloud_section(surface, output: Path, image_size: int) -> dict:
         write_bytes(output / f"scan_{name}.png", encode_png(render_mesh_exact(v, f, cam, surface.normalization).image))
         m = compare_surfaces(v, f, surface.vertices, surface.faces, n_samples=50_000) if len(f) else None
         st = mesh_stats(v, f)
-        rows.append({"method": name, "seconds": seconds, "chamfer_l1_rel": m.chamfer_l1_rel if m else float("nan"),
-                     "normal_consistency": m.normal_consistency if m else float("nan"), "fscore": m.fscore if m else 0.0,
-                     "boundary_loops": st.n_boundary_loops, "nonmanifold_edges": st.n_nonmanifold_edges, "area_ratio": st.area / mesh_stats(surface.vertices, surface.faces).area})
+        rows.append(
+            {
+                "method": name,
+                "seconds": seconds,
+                "chamfer_l1_rel": m.chamfer_l1_rel if m else float("nan"),
+                "normal_consistency": m.normal_consistency if m else float("nan"),
+                "fscore": m.fscore if m else 0.0,
+                "boundary_loops": st.n_boundary_loops,
+                "nonmanifold_edges": st.n_nonmanifold_edges,
+                "area_ratio": st.area / mesh_stats(surface.vertices, surface.faces).area,
+            }
+        )
     return {"points": len(points), "rows": rows, "peers": available()}
 
 
@@ -154,31 +199,60 @@ def _report_html(s: dict, name: str, has_gt: bool, view_cmd: str = "") -> str:
         return f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(v if isinstance(v, str) else fmt(v) if isinstance(v, float) else str(v))}</td></tr>"
 
     e = s["fit"]["errors"] or {}
-    m = (s["mesh"]["metrics"] or {})
+    m = s["mesh"]["metrics"] or {}
     imgs = []
     for r in s["render"]:
         v = r["view"]
-        gt = f'<figure><img src="render_{v}_gt.png"><figcaption>exact mesh (ray cast)</figcaption></figure>' if has_gt else ""
-        imgs.append(f'<div class="row"><figure><img src="render_{v}.png"><figcaption>fitted CSP field, sphere traced ({v})</figcaption></figure>{gt}'
-                    f'<figure><img src="normals_{v}.png"><figcaption>normals from the field</figcaption></figure></div>')
-    fit_rows = "".join(tr(k, v) for k, v in [
-        ("fit seconds", s["fit"]["seconds"]), ("ground-truth seconds", s["fit"]["seconds_ground_truth"]), ("active band vertices", s["fit"]["active_vertices"]),
-        ("closest-point error mean / diag", e.get("mean", float("nan"))), ("p95 / diag", e.get("p95", float("nan"))),
-        ("near open boundaries: mean / diag", e.get("mean_boundary", float("nan"))), ("across the medial axis: mean / diag", e.get("mean_discontinuous", float("nan"))),
-        ("field file bytes", s["fit"]["field_bytes"]), ("input file bytes", s["fit"]["input_bytes"])])
-    render_rows = "".join(tr(f"{r['view']}: {k}", r[k]) for r in s["render"] for k in ("seconds", "iou_vs_exact", "median_depth_error_rel", "evals_per_ray"))
-    mesh_rows = "".join(tr(k, v) for k, v in [("faces", s["mesh"]["faces"]), ("boundary loops", s["mesh"]["boundary_loops"]), ("components", s["mesh"]["components"]), ("extraction", s["mesh"]["path"]), ("topology from", s["mesh"]["topology"]),
-                                               ("field evaluations / dense grid", s["mesh"]["evaluation_fraction"]), ("seconds", s["mesh"]["seconds"])]
-                        + [(k, m[k]) for k in ("chamfer_l1", "chamfer_l1_rel", "normal_consistency", "fscore", "hausdorff") if k in m])
+        gt = (
+            f'<figure><img src="render_{v}_gt.png"><figcaption>exact mesh (ray cast)</figcaption></figure>'
+            if has_gt
+            else ""
+        )
+        imgs.append(
+            f'<div class="row"><figure><img src="render_{v}.png"><figcaption>fitted CSP field, sphere traced ({v})</figcaption></figure>{gt}'
+            f'<figure><img src="normals_{v}.png"><figcaption>normals from the field</figcaption></figure></div>'
+        )
+    fit_rows = "".join(
+        tr(k, v)
+        for k, v in [
+            ("fit seconds", s["fit"]["seconds"]),
+            ("ground-truth seconds", s["fit"]["seconds_ground_truth"]),
+            ("active band vertices", s["fit"]["active_vertices"]),
+            ("closest-point error mean / diag", e.get("mean", float("nan"))),
+            ("p95 / diag", e.get("p95", float("nan"))),
+            ("near open boundaries: mean / diag", e.get("mean_boundary", float("nan"))),
+            ("across the medial axis: mean / diag", e.get("mean_discontinuous", float("nan"))),
+            ("field file bytes", s["fit"]["field_bytes"]),
+            ("input file bytes", s["fit"]["input_bytes"]),
+        ]
+    )
+    render_rows = "".join(
+        tr(f"{r['view']}: {k}", r[k])
+        for r in s["render"]
+        for k in ("seconds", "iou_vs_exact", "median_depth_error_rel", "evals_per_ray")
+    )
+    mesh_rows = "".join(
+        tr(k, v)
+        for k, v in [
+            ("faces", s["mesh"]["faces"]),
+            ("boundary loops", s["mesh"]["boundary_loops"]),
+            ("components", s["mesh"]["components"]),
+            ("extraction", s["mesh"]["path"]),
+            ("topology from", s["mesh"]["topology"]),
+            ("field evaluations / dense grid", s["mesh"]["evaluation_fraction"]),
+            ("seconds", s["mesh"]["seconds"]),
+        ]
+        + [(k, m[k]) for k in ("chamfer_l1", "chamfer_l1_rel", "normal_consistency", "fscore", "hausdorff") if k in m]
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>deepcsp demo: {html.escape(name)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}} img{{width:360px;border:1px solid #ccc}} figure{{display:inline-block;margin:4px}}
 table{{border-collapse:collapse;margin:1em 0}} td{{border:1px solid #ddd;padding:3px 8px}} .row{{white-space:nowrap}}</style></head><body>
 <h1>deepcsp demo: {html.escape(name)}</h1>
-<p>Closest surface-point field fitted to <code>{html.escape(s['input'])}</code>; total {s['seconds_total']:.1f} s.
+<p>Closest surface-point field fitted to <code>{html.escape(s["input"])}</code>; total {s["seconds_total"]:.1f} s.
 Files: <a href="field.safetensors">field.safetensors</a>, <a href="mesh.ply">mesh.ply</a>, <a href="metrics.json">metrics.json</a>.</p>
 <p>To turn the field and its mesh around, probe closest points and see where the mesh is off (colour = distance to the input),
 run <code>{html.escape(view_cmd)}</code> and open the address it prints (needs <code>pip install 'deepcsp[view]'</code>).</p>
-<h2>Renders</h2>{''.join(imgs)}
+<h2>Renders</h2>{"".join(imgs)}
 <h2>Fit</h2><table>{fit_rows}</table>
 <h2>Render vs exact ray cast</h2><table>{render_rows}</table>
 <h2>Extracted mesh vs input</h2><table>{mesh_rows}</table>
@@ -191,10 +265,33 @@ def _cloud_html(c: dict | None) -> str:
     if not c:
         return ""
     head = "<tr><td>method</td><td>Chamfer-L1 / diag</td><td>normal consistency</td><td>F-score@0.5%</td><td>boundary loops</td><td>non-manifold edges</td><td>area / true area</td><td>seconds</td></tr>"
-    body = "".join(f"<tr><td>{html.escape(r['method'])}</td>" + "".join(f"<td>{fmt(float(r[k]))}</td>" for k in ("chamfer_l1_rel", "normal_consistency", "fscore", "boundary_loops", "nonmanifold_edges", "area_ratio", "seconds")) + "</tr>" for r in c["rows"])
-    figs = "".join(f'<figure><img src="scan_{html.escape(r["method"])}.png"><figcaption>{html.escape(r["method"])}</figcaption></figure>' for r in c["rows"])
-    peers = "" if c["peers"] else " (open3d's ball pivoting and screened Poisson appear beside it when installed: <code>pip install 'deepcsp[peers]'</code>)"
+    body = "".join(
+        f"<tr><td>{html.escape(r['method'])}</td>"
+        + "".join(
+            f"<td>{fmt(float(r[k]))}</td>"
+            for k in (
+                "chamfer_l1_rel",
+                "normal_consistency",
+                "fscore",
+                "boundary_loops",
+                "nonmanifold_edges",
+                "area_ratio",
+                "seconds",
+            )
+        )
+        + "</tr>"
+        for r in c["rows"]
+    )
+    figs = "".join(
+        f'<figure><img src="scan_{html.escape(r["method"])}.png"><figcaption>{html.escape(r["method"])}</figcaption></figure>'
+        for r in c["rows"]
+    )
+    peers = (
+        ""
+        if c["peers"]
+        else " (open3d's ball pivoting and screened Poisson appear beside it when installed: <code>pip install 'deepcsp[peers]'</code>)"
+    )
     return f"""<h2>From a scan-like point cloud</h2>
-<p>The shape seen by a depth sensor from four views (<a href="scan.ply">scan.ply</a>, {c['points']} points, noise 0.2% of the diagonal along the rays,
+<p>The shape seen by a depth sensor from four views (<a href="scan.ply">scan.ply</a>, {c["points"]} points, noise 0.2% of the diagonal along the rays,
 nothing where no view sees the surface), reconstructed by <code>deepcsp reconstruct</code>{peers}; each mesh scored against the input mesh.</p>
 <div class="row">{figs}</div><table>{head}{body}</table>"""

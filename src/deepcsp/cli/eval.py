@@ -47,9 +47,16 @@ class EvalCommand:
 
         self.check()
         pred, gt = load_surface(self.pred), load_surface(self.gt)
-        m = compare_surfaces(pred.vertices, pred.faces, gt.vertices, gt.faces, n_samples=self.samples, tau_rel=self.tau, seed=self.seed)
+        m = compare_surfaces(
+            pred.vertices, pred.faces, gt.vertices, gt.faces, n_samples=self.samples, tau_rel=self.tau, seed=self.seed
+        )
         d = m.to_dict()
-        echo(table([(k, fmt(v) if isinstance(v, float) else str(v)) for k, v in d.items()], f"{self.pred.name} vs {self.gt.name}"))
+        echo(
+            table(
+                [(k, fmt(v) if isinstance(v, float) else str(v)) for k, v in d.items()],
+                f"{self.pred.name} vs {self.gt.name}",
+            )
+        )
         if self.json is not None:
             write_text(self.json, json.dumps({"pred": str(self.pred), "gt": str(self.gt), **d}, indent=2))
         return 0

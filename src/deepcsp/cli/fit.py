@@ -52,7 +52,14 @@ class FitCommand:
         surface = load_surface(self.input)
         config = apply_preset(self.config, self.preset)
         try:
-            result = fit_with_progress(surface, config, self.output, cache_dir=self.cache, quiet=self.quiet, ground_truth="surface_samples" if self.preset == "paper" else "exact")
+            result = fit_with_progress(
+                surface,
+                config,
+                self.output,
+                cache_dir=self.cache,
+                quiet=self.quiet,
+                ground_truth="surface_samples" if self.preset == "paper" else "exact",
+            )
         except ValueError as exc:  # a cloud that cannot define a surface (too few points, a line)
             raise DeepCSPError(str(exc), self.input) from None
         rows = []

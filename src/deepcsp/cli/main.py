@@ -30,7 +30,14 @@ def _commands() -> dict[str, type]:
     from deepcsp.cli.train import PrepareCommand, TrainCommand
     from deepcsp.cli.train_local import TrainLocalCommand
 
-    cmds.update({"prepare": PrepareCommand, "train": TrainCommand, "reconstruct": ReconstructCommand, "train-local": TrainLocalCommand})
+    cmds.update(
+        {
+            "prepare": PrepareCommand,
+            "train": TrainCommand,
+            "reconstruct": ReconstructCommand,
+            "train-local": TrainLocalCommand,
+        }
+    )
     return cmds
 
 

@@ -49,13 +49,25 @@ class MeshCommand:
     """``cpu`` or ``cuda``."""
 
     def _points_path(self) -> Path:
-        return Path(self.points_output) if self.points_output is not None else self.output.with_name(self.output.stem + "_points.ply")
+        return (
+            Path(self.points_output)
+            if self.points_output is not None
+            else self.output.with_name(self.output.stem + "_points.ply")
+        )
 
     def check(self):
         """Refuse bad options before any work; returns the extraction config."""
-        from deepcsp._validate import OptionError, device, distinct_outputs, finite_float, input_file, integer, output_path
+        from deepcsp._validate import (
+            OptionError,
+            device,
+            distinct_outputs,
+            finite_float,
+            input_file,
+            integer,
+            output_path,
+        )
         from deepcsp.extract import ExtractConfig
-        from deepcsp.extract.mesh import MAX_POINTS, MAX_RESOLUTION
+        from deepcsp.extract.config import MAX_POINTS, MAX_RESOLUTION
         from deepcsp.io.surface import MESH_OUTPUT_SUFFIXES, POINT_OUTPUT_SUFFIXES
 
         input_file(self.field, "field")
@@ -99,12 +111,20 @@ class MeshCommand:
         rows = [
             ("vertices / faces", f"{len(res.vertices)} / {len(res.faces)}"),
             ("path", "signed (closed field)" if res.signed else "pseudo-sign (open field)"),
-            ("topology grid", f"{res.topology_resolution}^3, refined {res.refine_passes}x" if res.refine_passes else f"{res.topology_resolution}^3"),
+            (
+                "topology grid",
+                f"{res.topology_resolution}^3, refined {res.refine_passes}x"
+                if res.refine_passes
+                else f"{res.topology_resolution}^3",
+            ),
             ("components", str(res.stats.n_components)),
             ("boundary loops", str(res.stats.n_boundary_loops)),
             ("winding consistent", str(res.stats.winding_consistent)),
             ("non-manifold edges", str(res.stats.n_nonmanifold_edges)),
-            ("field evaluations", f"{res.n_evaluations} ({100 * res.evaluation_fraction:.1f}% of a dense {self.resolution}^3 grid)"),
+            (
+                "field evaluations",
+                f"{res.n_evaluations} ({100 * res.evaluation_fraction:.1f}% of a dense {self.resolution}^3 grid)",
+            ),
             ("bias removed", fmt(field.normalization.distance_to_input(res.bias))),
             ("seconds", f"{res.seconds:.2f}"),
         ]

@@ -57,7 +57,9 @@ class QueryCommand:
             if not field.closed:
                 from deepcsp.errors import DeepCSPError
 
-                raise DeepCSPError("--signed needs a field fitted to a closed mesh (this one has no inside/outside)", self.field)
+                raise DeepCSPError(
+                    "--signed needs a field fitted to a closed mesh (this one has no inside/outside)", self.field
+                )
             out["signed_distances"] = field.signed_distances(pts)
         if self.normals or self.curvature:
             out.update(_diffgeo_arrays(field, pts, normals=self.normals, curvature=self.curvature))

@@ -44,7 +44,7 @@ class ReconstructCommand:
     def check(self) -> None:
         """Refuse bad options before any work."""
         from deepcsp._validate import OptionError, device, distinct_outputs, input_file, integer, output_path
-        from deepcsp.extract.mesh import MAX_RESOLUTION
+        from deepcsp.extract.config import MAX_RESOLUTION
         from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_OUTPUT_SUFFIXES, MESH_SUFFIXES
 
         input_file(self.input, "point cloud", tuple(sorted(set(CLOUD_SUFFIXES + MESH_SUFFIXES))))
@@ -54,7 +54,10 @@ class ReconstructCommand:
             distinct_outputs({"--output": self.output, "--field": self.field})
         if self.model is not None:
             input_file(self.model, "model", (".safetensors",))
-        for flag, value, most in (("--resolution", self.resolution, MAX_RESOLUTION), ("--field-resolution", self.field_resolution, 1024)):
+        for flag, value, most in (
+            ("--resolution", self.resolution, MAX_RESOLUTION),
+            ("--field-resolution", self.field_resolution, 1024),
+        ):
             if integer(flag, value, 0, most) and value < 8:
                 raise OptionError(flag, f"must be 0 (automatic) or at least 8, got {value}")
         device("--device", self.device)
@@ -66,10 +69,16 @@ class ReconstructCommand:
 
         projection = {"auto": "auto", "learned": "learned", "geometric": "off", "global": "off"}[self.method]
         local_model = str(self.model) if self.model is not None and self.method != "global" else None
-        cloud = CloudConfig(surface=self.surface, projection=projection, model=local_model, resolution=self.field_resolution)
+        cloud = CloudConfig(
+            surface=self.surface, projection=projection, model=local_model, resolution=self.field_resolution
+        )
         fit = FitConfig(cloud=cloud, eval_points=0, device=self.device)
-        return ReconstructionConfig(method="global" if self.method == "global" else "csp", fit=fit, mesh_resolution=self.resolution,
-                                    global_model=str(self.model) if self.model is not None and self.method == "global" else None)
+        return ReconstructionConfig(
+            method="global" if self.method == "global" else "csp",
+            fit=fit,
+            mesh_resolution=self.resolution,
+            global_model=str(self.model) if self.model is not None and self.method == "global" else None,
+        )
 
     def run(self) -> int:
         from deepcsp.cli._common import echo, progress_printer, table
@@ -90,11 +99,23 @@ class ReconstructCommand:
         rows = [("input points", str(len(surface.vertices)))]
         if rec.cloud is not None:
             c = rec.cloud
-            rows += [("outliers dropped", str(c.n_outliers)), ("noise / spacing", f"{c.input_noise / c.spacing:.3f}"),
-                     ("learned projection", "yes" if c.projected else "no"), ("patch", f"{c.patch_neighbors} points, degree {c.patch_degree}")]
+            rows += [
+                ("outliers dropped", str(c.n_outliers)),
+                ("noise / spacing", f"{c.input_noise / c.spacing:.3f}"),
+                ("learned projection", "yes" if c.projected else "no"),
+                ("patch", f"{c.patch_neighbors} points, degree {c.patch_degree}"),
+            ]
         s = rec.stats
-        rows += [("mesh faces", str(s.n_faces)), ("boundary loops", str(s.n_boundary_loops)), ("components", str(s.n_components)),
-                 ("seconds", f"{rec.seconds['total']:.1f} (field {rec.seconds['field']:.1f}, mesh {rec.seconds['mesh']:.1f})"), ("output", str(self.output))]
+        rows += [
+            ("mesh faces", str(s.n_faces)),
+            ("boundary loops", str(s.n_boundary_loops)),
+            ("components", str(s.n_components)),
+            (
+                "seconds",
+                f"{rec.seconds['total']:.1f} (field {rec.seconds['field']:.1f}, mesh {rec.seconds['mesh']:.1f})",
+            ),
+            ("output", str(self.output)),
+        ]
         if self.field is not None:
             band_grid_field(rec.field, resolution=self.field_resolution or 192).save(self.field)
             rows.append(("field", str(self.field)))

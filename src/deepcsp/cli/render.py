@@ -69,15 +69,29 @@ class RenderCommand:
         suffix = out.suffix.lower()
         if suffix in ANIMATION_SUFFIXES:
             if self.turntable <= 0:
-                raise OptionError("--output", f"{str(out)!r} is an animation; pass --turntable N (N > 0) or use a .png output")
+                raise OptionError(
+                    "--output", f"{str(out)!r} is an animation; pass --turntable N (N > 0) or use a .png output"
+                )
             return None, out
         if suffix not in IMAGE_SUFFIXES:
-            raise OptionError("--output", f"{str(out)!r} must end in .png (or .gif/.mp4 with --turntable), got {out.suffix or 'no suffix'!r}")
+            raise OptionError(
+                "--output",
+                f"{str(out)!r} must end in .png (or .gif/.mp4 with --turntable), got {out.suffix or 'no suffix'!r}",
+            )
         return out, (out.with_suffix(".gif") if self.turntable > 0 else None)
 
     def check(self) -> tuple[Path | None, Path | None]:
         """Refuse bad options before any work; returns ``(image path, animation path)``."""
-        from deepcsp._validate import OptionError, device, distinct_outputs, finite_float, input_file, integer, output_path, sequence
+        from deepcsp._validate import (
+            OptionError,
+            device,
+            distinct_outputs,
+            finite_float,
+            input_file,
+            integer,
+            output_path,
+            sequence,
+        )
         from deepcsp.render.camera import MAX_SIDE
 
         input_file(self.field, "field")
@@ -88,10 +102,19 @@ class RenderCommand:
         finite_float("--fps", self.fps, 0.0, 1000.0, min_open=True)
         frame_bytes = 3 * self.width * self.height * self.turntable
         if frame_bytes > MAX_FRAME_BYTES:
-            raise OptionError("--turntable", f"{self.turntable} frames of {self.width}x{self.height} would hold {frame_bytes / 2**30:.1f} GiB of frames (at most {MAX_FRAME_BYTES / 2**30:.0f} GiB)")
+            raise OptionError(
+                "--turntable",
+                f"{self.turntable} frames of {self.width}x{self.height} would hold {frame_bytes / 2**30:.1f} GiB of frames (at most {MAX_FRAME_BYTES / 2**30:.0f} GiB)",
+            )
         for name in ("eye", "look_at", "up"):
             if getattr(self, name) is not None:
-                sequence(f"--{name.replace('_', '-')}", getattr(self, name), lambda n, v: finite_float(n, v, -1e12, 1e12), 3, 3)
+                sequence(
+                    f"--{name.replace('_', '-')}",
+                    getattr(self, name),
+                    lambda n, v: finite_float(n, v, -1e12, 1e12),
+                    3,
+                    3,
+                )
         if self.look_at is not None and self.eye is None:
             raise OptionError("--look-at", "needs --eye")
         if not any(self.up):
@@ -116,7 +139,10 @@ class RenderCommand:
             try:
                 import imageio_ffmpeg  # noqa: F401
             except ImportError:
-                raise OptionError("--output", f"{str(anim_path)!r}: writing MP4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); use .gif") from None
+                raise OptionError(
+                    "--output",
+                    f"{str(anim_path)!r}: writing MP4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); use .gif",
+                ) from None
         return image_path, anim_path
 
     def _load(self):
@@ -143,9 +169,15 @@ class RenderCommand:
         if self.eye is None:
             return view_camera(self.view, self.width, self.height, self.fov)
         eye = normalization.to_normalized(np.asarray(self.eye, np.float64))
-        at = normalization.to_normalized(np.asarray(self.look_at, np.float64)) if self.look_at is not None else np.zeros(3)
+        at = (
+            normalization.to_normalized(np.asarray(self.look_at, np.float64))
+            if self.look_at is not None
+            else np.zeros(3)
+        )
         try:
-            return Camera(eye=tuple(eye), look_at=tuple(at), up=self.up, fov=self.fov, width=self.width, height=self.height)
+            return Camera(
+                eye=tuple(eye), look_at=tuple(at), up=self.up, fov=self.fov, width=self.width, height=self.height
+            )
         except ValueError as exc:
             raise DeepCSPError(f"bad camera: {exc}") from None
 
@@ -157,7 +189,14 @@ class RenderCommand:
         from deepcsp._atomic import write_bytes
         from deepcsp.cli._common import echo, fmt, table
         from deepcsp.render.camera import orbit_cameras
-        from deepcsp.render.render import ExactMesh, encode_animation, encode_png, render_turntable, render_view, save_rays
+        from deepcsp.render.render import (
+            ExactMesh,
+            encode_animation,
+            encode_png,
+            render_turntable,
+            render_view,
+            save_rays,
+        )
 
         image_path, anim_path = self.check()
         if self.threads:
@@ -190,7 +229,9 @@ class RenderCommand:
             ]
         if anim_path is not None:
             cams = orbit_cameras(self.turntable, self.view, self.width, self.height, self.fov)
-            frames = render_turntable(scene, cams, self.render, progress=None if self.quiet else lambda i, n: echo(f"turntable frame {i}/{n}"))
+            frames = render_turntable(
+                scene, cams, self.render, progress=None if self.quiet else lambda i, n: echo(f"turntable frame {i}/{n}")
+            )
             try:
                 data = encode_animation(frames, anim_path.suffix.lower(), self.fps)
             except ValueError as exc:

@@ -60,9 +60,22 @@ class PrepareCommand:
             if status == "failed":
                 bar.write(f"skipped bad file: {msg}")
 
-        report = prepare(self.mesh_dir, self.output, self.config, self.procedural, exclude=self.exclude, workers=self.workers, on_done=on_done)
+        report = prepare(
+            self.mesh_dir,
+            self.output,
+            self.config,
+            self.procedural,
+            exclude=self.exclude,
+            workers=self.workers,
+            on_done=on_done,
+        )
         bar.close()
-        rows = [("written", str(len(report.written))), ("already there", str(len(report.skipped))), ("failed", str(len(report.failed))), ("index", str(report.index))]
+        rows = [
+            ("written", str(len(report.written))),
+            ("already there", str(len(report.skipped))),
+            ("failed", str(len(report.failed))),
+            ("index", str(report.index)),
+        ]
         echo(table(rows, f"prepared {self.output}"))
         for name, msg in report.failed:
             echo(f"  failed: {msg}")

@@ -14,12 +14,31 @@ from deepcsp.train.local import LocalTrainConfig
 #: The split of the dev meshes (``../shared/data/meshes``) behind the shipped model. Meshes under
 #: research-only licences (Stanford armadillo and dragon) are never trained on; the evaluation
 #: meshes are neither trained on nor used to select the model.
-TRAIN_MESHES = ("closed/bob.obj", "closed/dragon_lowpoly_22k.obj", "closed/nefertiti_100k.obj", "closed/penguin.obj",
-                "open/mountain_terrain.obj", "open/skirt_sim.obj", "open/lionstatue_scan.obj", "open/flatland_sheet.obj")
+TRAIN_MESHES = (
+    "closed/bob.obj",
+    "closed/dragon_lowpoly_22k.obj",
+    "closed/nefertiti_100k.obj",
+    "closed/penguin.obj",
+    "open/mountain_terrain.obj",
+    "open/skirt_sim.obj",
+    "open/lionstatue_scan.obj",
+    "open/flatland_sheet.obj",
+)
 VAL_MESHES = ("closed/wingnut.obj", "closed/teddy.obj", "open/moebius_strip.obj", "open/demosthenes_scan.obj")
-EVAL_MESHES = ("closed/spot.obj", "closed/fish_blub.obj", "closed/armadillo_29k.obj", "closed/dragon_stanford_20k.obj", "closed/skull_100k.obj",
-               "closed/torus.obj", "closed/mobius_thick.obj", "open/tee_sim.obj", "open/airplane_holes.obj", "open/armor_jacket.obj",
-               "open/cesium_milk_truck.glb", "open/cube_no_bottom.obj")
+EVAL_MESHES = (
+    "closed/spot.obj",
+    "closed/fish_blub.obj",
+    "closed/armadillo_29k.obj",
+    "closed/dragon_stanford_20k.obj",
+    "closed/skull_100k.obj",
+    "closed/torus.obj",
+    "closed/mobius_thick.obj",
+    "open/tee_sim.obj",
+    "open/airplane_holes.obj",
+    "open/armor_jacket.obj",
+    "open/cesium_milk_truck.glb",
+    "open/cube_no_bottom.obj",
+)
 
 
 @dataclass
@@ -48,7 +67,9 @@ class TrainLocalCommand:
 
         from deepcsp._validate import OptionError, input_dir, integer, output_dir
 
-        folder = self.meshes or Path(os.environ.get("DEEPCSP_MESHES") or Path.cwd().parent / "shared" / "data" / "meshes")
+        folder = self.meshes or Path(
+            os.environ.get("DEEPCSP_MESHES") or Path.cwd().parent / "shared" / "data" / "meshes"
+        )
         input_dir(folder, "mesh")
         output_dir("--output", self.output, inputs=[folder])
         integer("--procedural", self.procedural, 0, 10**5)
@@ -79,7 +100,9 @@ class TrainLocalCommand:
 
         train = [load(n) for n in self.train]
         shapes = generate_shapes(self.procedural, seed=self.config.seed)
-        clouds = [self.config.data.clouds_per_mesh] * len(train) + [max(1, self.config.data.clouds_per_mesh // 3)] * len(shapes)
+        clouds = [self.config.data.clouds_per_mesh] * len(train) + [
+            max(1, self.config.data.clouds_per_mesh // 3)
+        ] * len(shapes)
         train += [(s.vertices, s.faces) for s in shapes]
         val = [load(n) for n in self.val]
         meta = {"train": list(self.train), "val": list(self.val), "procedural": self.procedural}
@@ -87,7 +110,17 @@ class TrainLocalCommand:
         if dist_info().is_main:
             last = result.history[-1] if result.history else {}
             best = min((h["val_csp_error"] for h in result.history), default=float("nan"))
-            echo(table([("processes", str(result.world)), ("steps", str(result.steps)), ("resumed", str(result.resumed)),
-                        ("last train error", fmt(last.get("train_error", float("nan")))), ("best validation error", fmt(best)),
-                        ("model", str(result.model))], f"trained {self.output}"))
+            echo(
+                table(
+                    [
+                        ("processes", str(result.world)),
+                        ("steps", str(result.steps)),
+                        ("resumed", str(result.resumed)),
+                        ("last train error", fmt(last.get("train_error", float("nan")))),
+                        ("best validation error", fmt(best)),
+                        ("model", str(result.model)),
+                    ],
+                    f"trained {self.output}",
+                )
+            )
         return 0

@@ -34,11 +34,23 @@ class ViewCommand:
         from deepcsp.view.items import load_item
 
         paths = [need_file(p, "input") for p in self.paths]
-        protect = frozenset(p.resolve() for p in paths + ([need_file(self.reference, "reference")] if self.reference else []))
+        protect = frozenset(
+            p.resolve() for p in paths + ([need_file(self.reference, "reference")] if self.reference else [])
+        )
         items = []
         for p in paths:
             echo(f"loading {p} ...")
-            items.append(load_item(p, self.view.mesh_resolution, self.view.max_faces, self.view.max_points, protect, self.view.device, self.view.seed))
+            items.append(
+                load_item(
+                    p,
+                    self.view.mesh_resolution,
+                    self.view.max_faces,
+                    self.view.max_points,
+                    protect,
+                    self.view.device,
+                    self.view.seed,
+                )
+            )
             if items[-1].note:
                 echo(f"  {items[-1].note}")
         reference = load_surface(self.reference) if self.reference is not None else None
@@ -86,7 +98,11 @@ class ViewCommand:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
             stopped = _stop_within(viewer, seconds=5.0)
-        echo("deepcsp view: stopped" if stopped else "deepcsp view: stopped (the server did not shut down within 5 s; exiting anyway)")
+        echo(
+            "deepcsp view: stopped"
+            if stopped
+            else "deepcsp view: stopped (the server did not shut down within 5 s; exiting anyway)"
+        )
         if not stopped:  # a server thread still waits on a browser connection: nothing is left to save
             import os
             import sys

@@ -9,4 +9,13 @@ from deepcsp.extract.mesh import extract_mesh, project_points
 from deepcsp.extract.perturb import PerturbedField
 from deepcsp.extract.topology import MeshStats, mesh_stats, orient_faces
 
-__all__ = ["ExtractConfig", "ExtractResult", "extract_mesh", "project_points", "PerturbedField", "MeshStats", "mesh_stats", "orient_faces"]
+__all__ = [
+    "ExtractConfig",
+    "ExtractResult",
+    "extract_mesh",
+    "project_points",
+    "PerturbedField",
+    "MeshStats",
+    "mesh_stats",
+    "orient_faces",
+]

@@ -6,7 +6,8 @@ hands to :func:`~deepcsp.extract.mesh.extract_mesh`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field as _field
+from dataclasses import dataclass
+from dataclasses import field as _field
 
 import numpy as np
 
@@ -167,7 +168,17 @@ class ExtractConfig:
             f.flag(name)
         f.number("flip_cos", -1.0, 1.0, max_open=True)
         f.number("side_cos", -1.0, 1.0)
-        for name in ("margin", "crease_accept", "sheet_accept", "sheet_max_noise", "noisy_above", "verify_flips", "straddle_slack", "boundary_reach", "fill_field_error"):
+        for name in (
+            "margin",
+            "crease_accept",
+            "sheet_accept",
+            "sheet_max_noise",
+            "noisy_above",
+            "verify_flips",
+            "straddle_slack",
+            "boundary_reach",
+            "fill_field_error",
+        ):
             f.number(name, 0.0, 1e6)
         for name in ("agree", "accept"):
             f.number(name, 0.0, 1e6, min_open=True)

@@ -92,7 +92,15 @@ def triangulate(quads: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.concatenate([tri_a, tri_b]).astype(np.int64), np.concatenate([ia, ia, ib, ib])
 
 
-def snapped_means(fq: Queries, labels: np.ndarray, points: np.ndarray, n: int, bias: float, h: float, planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def snapped_means(
+    fq: Queries,
+    labels: np.ndarray,
+    points: np.ndarray,
+    n: int,
+    bias: float,
+    h: float,
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Dual vertices: the mean of the ``points`` carrying each of the ``n`` labels, moved onto the
     surface with the field itself (``CSP(v) + bias * n``); a snap longer than a cell diagonal is not
     applied (the mean is kept).
@@ -101,7 +109,10 @@ def snapped_means(fq: Queries, labels: np.ndarray, points: np.ndarray, n: int, b
     tangent planes move along their planes' mean normal to the planes' mean height instead of
     being snapped by one query, which would carry the full noise of one distance."""
     cnt = np.bincount(labels, minlength=n).astype(np.float64)
-    v0 = np.stack([np.bincount(labels, weights=points[:, d], minlength=n) for d in range(3)], -1) / np.maximum(cnt, 1)[:, None]
+    v0 = (
+        np.stack([np.bincount(labels, weights=points[:, d], minlength=n) for d in range(3)], -1)
+        / np.maximum(cnt, 1)[:, None]
+    )
     vs = v0.copy()
     todo = np.ones(n, dtype=bool)
     if planes is not None and len(planes[2]):

@@ -28,7 +28,10 @@ class Queries:
         self.count += len(x)
         x32 = np.asarray(x, np.float32)
         chunk = int(getattr(self.field, "chunk", 1 << 18))
-        out = [fn(torch.as_tensor(x32[i : i + chunk], device=self.field.device)).detach().cpu().double().numpy() for i in range(0, len(x32), chunk)]
+        out = [
+            fn(torch.as_tensor(x32[i : i + chunk], device=self.field.device)).detach().cpu().double().numpy()
+            for i in range(0, len(x32), chunk)
+        ]
         return x32.astype(np.float64), (np.concatenate(out) if out else np.zeros(empty_shape))
 
     def closest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +98,9 @@ def _face_edge_table() -> np.ndarray:
     for f in range(3):
         u, v = OTHER[f]
         for s in (0, 1):
-            table.append([local(u, {f: s, v: 0}), local(v, {f: s, u: 1}), local(u, {f: s, v: 1}), local(v, {f: s, u: 0})])
+            table.append(
+                [local(u, {f: s, v: 0}), local(v, {f: s, u: 1}), local(u, {f: s, v: 1}), local(v, {f: s, u: 0})]
+            )
     return np.array(table, dtype=np.int64)
 
 

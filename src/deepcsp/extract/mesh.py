@@ -24,7 +24,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from deepcsp.extract.config import MAX_POINTS, MAX_RESOLUTION, TOPOLOGY_CELLS, TOPOLOGY_CELLS_REFINED, ExtractConfig, ExtractResult, PathMesh  # noqa: F401  (MAX_*: kept importable from here)
+from deepcsp.extract.config import (
+    TOPOLOGY_CELLS,
+    TOPOLOGY_CELLS_REFINED,
+    ExtractConfig,
+    ExtractResult,
+    PathMesh,
+)
 from deepcsp.extract.grid import Queries, unit
 from deepcsp.extract.pseudo import pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
@@ -104,7 +110,11 @@ def topology_plan(field: Field, config: ExtractConfig, signed: bool) -> tuple[in
     if topo == 0:
         cell = getattr(field, "grid_cell", None)
         refined = getattr(getattr(field, "config", None), "refine_factor", 0) > 1
-        topo = max(16, int(1.0 / ((TOPOLOGY_CELLS_REFINED if refined else TOPOLOGY_CELLS) * cell))) if (cell and not signed) else R
+        topo = (
+            max(16, int(1.0 / ((TOPOLOGY_CELLS_REFINED if refined else TOPOLOGY_CELLS) * cell)))
+            if (cell and not signed)
+            else R
+        )
     topo = min(topo, R)
     passes = int(round(np.log2(R / topo))) if topo < R else 0
     if passes == 0 and config.topology_resolution == 0:
@@ -117,14 +127,35 @@ def _signed_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathMesh:
     R = int(config.resolution)
     h = 1.0 / R
     origin = -0.5 + config.grid_shift * h
-    sm = signed_dual_contour(fq, R, origin, max(0.5 * h, config.margin), sparse=config.sparse, debias=config.debias, agree=config.agree, thin_parts=config.thin_parts, timings=timings, noisy_above=config.noisy_above, noisy_samples=config.noisy_samples, dilate=config.dilate * h)
+    sm = signed_dual_contour(
+        fq,
+        R,
+        origin,
+        max(0.5 * h, config.margin),
+        sparse=config.sparse,
+        debias=config.debias,
+        agree=config.agree,
+        thin_parts=config.thin_parts,
+        timings=timings,
+        noisy_above=config.noisy_above,
+        noisy_samples=config.noisy_samples,
+        dilate=config.dilate * h,
+    )
     tick = time.perf_counter()
     verts, faces = remove_small_components(sm.vertices, sm.faces, config.min_component_faces)
     timings["mesh"] = time.perf_counter() - tick
     return replace(sm, vertices=verts, faces=faces)
 
 
-def project_points(queries: Queries | Field, vertices: np.ndarray, faces: np.ndarray, n: int, sigma: float, bias: float = 0.0, seed: int = 0) -> np.ndarray:
+def project_points(
+    queries: Queries | Field,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    n: int,
+    sigma: float,
+    bias: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
     """``(n, 3)`` points on the field's surface by one-shot projection: area-weighted samples of
     the mesh ``(vertices (V, 3), faces (F, 3))`` (normalised coordinates), jittered with Gaussian
     ``sigma``, moved to ``CSP(x) + bias n(x)``. Returns normalised coordinates."""

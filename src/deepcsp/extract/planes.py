@@ -141,11 +141,20 @@ def straddles(
     dt = np.where(np.abs(r0) > 1e-15, -a0 / np.where(np.abs(r0) > 1e-15, r0, 1.0), 0.0)
     tc = (tstar[None, :] + dt).clip(ts[None, :-1], ts[None, 1:])
     feet = (x32.reshape(m, k - 2, 3) - us.reshape(m, k, 1)[:, 1:-1] * ns[:, 1:-1]) + bias * ns[:, 1:-1]
-    feet = np.concatenate([pa[:, None] - (ua - bias)[:, None, None] * na[:, None], feet, pb[:, None] - (ub - bias)[:, None, None] * nb[:, None]], 1)
+    feet = np.concatenate(
+        [
+            pa[:, None] - (ua - bias)[:, None, None] * na[:, None],
+            feet,
+            pb[:, None] - (ub - bias)[:, None, None] * nb[:, None],
+        ],
+        1,
+    )
     return EdgeSamples(straddle, tc, feet, sgn[..., None] * ns, seg, w)
 
 
-def flat_planes(smp: EdgeSamples, rows: np.ndarray, j: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def flat_planes(
+    smp: EdgeSamples, rows: np.ndarray, j: np.ndarray, owner: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The planes that judged the straddles ``(rows, j)`` of ``smp``, flattened, each tagged with
     ``owner`` (the id of the edge it belongs to)."""
     feet, nrm, used = smp.planes(rows, j)

@@ -81,7 +81,14 @@ class _Grid:
         R = int(config.resolution)
         h = 1.0 / R
         n1 = R + 1
-        return cls(R, h, n1, -0.5 + config.grid_shift * h, np.array([n1 * n1, n1, 1], dtype=np.int64), max(0.5 * h, config.margin))
+        return cls(
+            R,
+            h,
+            n1,
+            -0.5 + config.grid_shift * h,
+            np.array([n1 * n1, n1, 1], dtype=np.int64),
+            max(0.5 * h, config.margin),
+        )
 
 
 @dataclass
@@ -124,7 +131,9 @@ class _Edges:
     @classmethod
     def of(cls, keys: np.ndarray, corner_keys: np.ndarray, stride: np.ndarray) -> "_Edges":
         axis = keys % 3
-        return cls(keys, axis, np.searchsorted(corner_keys, keys // 3), np.searchsorted(corner_keys, keys // 3 + stride[axis]))
+        return cls(
+            keys, axis, np.searchsorted(corner_keys, keys // 3), np.searchsorted(corner_keys, keys // 3 + stride[axis])
+        )
 
     def take(self, mask: np.ndarray) -> "_Edges":
         return _Edges(self.keys[mask], self.axis[mask], self.ia[mask], self.ib[mask])
@@ -169,11 +178,24 @@ class _Crossings:
     planes: tuple[np.ndarray, np.ndarray, np.ndarray]
     """Noisy distances: ``(feet (P, 3), normals (P, 3), edge (P,))`` the tangent planes that placed the crossings."""
 
-    def extended(self, edges: np.ndarray, axis: np.ndarray, points: np.ndarray, planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> "_Crossings":
+    def extended(
+        self,
+        edges: np.ndarray,
+        axis: np.ndarray,
+        points: np.ndarray,
+        planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> "_Crossings":
         """These crossings followed by more (whose ``planes`` number their own edges from 0)."""
         if planes is not None:
-            planes = tuple(np.concatenate([a, b]) for a, b in zip(self.planes, (planes[0], planes[1], planes[2] + len(self.edges))))
-        return _Crossings(np.concatenate([self.edges, edges]), np.concatenate([self.axis, axis]), np.concatenate([self.points, points]), self.planes if planes is None else planes)
+            planes = tuple(
+                np.concatenate([a, b]) for a, b in zip(self.planes, (planes[0], planes[1], planes[2] + len(self.edges)))
+            )
+        return _Crossings(
+            np.concatenate([self.edges, edges]),
+            np.concatenate([self.axis, axis]),
+            np.concatenate([self.points, points]),
+            self.planes if planes is None else planes,
+        )
 
 
 @dataclass
@@ -211,7 +233,9 @@ def pseudo_sign_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathM
         dual = _dual_vertices(fq, crossed, grid, err, config)
     with timed(timings, "mesh"):  # 6-7. repair, cleanup, winding
         mesh = _repaired_mesh(fq, dual, grid.h, err, config)
-    return PathMesh(mesh.vertices, mesh.faces, err.bias, err.noise, int(len(cells)), int(len(crossed.edges)), mesh.n_filled)
+    return PathMesh(
+        mesh.vertices, mesh.faces, err.bias, err.noise, int(len(cells)), int(len(crossed.edges)), mesh.n_filled
+    )
 
 
 def _candidate_cells(fq: Queries, grid: _Grid, config: ExtractConfig) -> _CandidateCells:
@@ -233,7 +257,9 @@ def _query_corners(fq: Queries, keys: np.ndarray, grid: _Grid) -> _Corners:
     return _Corners(keys, p, q, n, u)
 
 
-def _surface_cell_edges(cand: _CandidateCells, corners: _Corners, grid: _Grid, config: ExtractConfig) -> tuple[np.ndarray, np.ndarray]:
+def _surface_cell_edges(
+    cand: _CandidateCells, corners: _Corners, grid: _Grid, config: ExtractConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """``(cells (M, 3), edge keys)``: on sparse grids the candidate cells that may hold surface (a
     cell holding surface has every corner within its diagonal of it) and their edges; on dense
     grids every cell and edge."""
@@ -244,7 +270,9 @@ def _surface_cell_edges(cand: _CandidateCells, corners: _Corners, grid: _Grid, c
     return cells, cell_edges(cells, grid.n1)
 
 
-def _crossed_edges(fq: Queries, c: _Corners, edges: _Edges, grid: _Grid, config: ExtractConfig) -> tuple[_Crossings, _DistanceError]:
+def _crossed_edges(
+    fq: Queries, c: _Corners, edges: _Edges, grid: _Grid, config: ExtractConfig
+) -> tuple[_Crossings, _DistanceError]:
     """Step 3: flipped edges whose crossing the field confirms, then the crease rule's and the
     sheet rule's crossings (see the module docstring); the distance bias (step 4) from the flips."""
     h = grid.h
@@ -253,12 +281,33 @@ def _crossed_edges(fq: Queries, c: _Corners, edges: _Edges, grid: _Grid, config:
     err = _flip_bias(c, flips, h, config)
     crossed = _flip_crossings(fq, c, flips, err, h, config)
     if config.side_cos > -1.0:
-        crease = _crease_crossings(fq, c, edges.take(~test.flip & test.live & (test.cos < config.side_cos)), err, h, config)
+        crease = _crease_crossings(
+            fq, c, edges.take(~test.flip & test.live & (test.cos < config.side_cos)), err, h, config
+        )
         if crease is not None:
             crossed = crossed.extended(*crease)
     if config.cross_sheets and err.noise <= config.sheet_max_noise * h:
-        other = edges.take((c.distances[edges.ia] > 0) & (c.distances[edges.ib] > 0) & ~(test.agree & (test.cos < max(config.flip_cos, config.side_cos))))
-        e2, ax2, x2, pl2 = _sheet_crossings(fq, c.points, c.closest, c.directions, c.distances, other.keys, other.axis, other.ia, other.ib, err.bias, err.noise, h, config, err.noisy)
+        other = edges.take(
+            (c.distances[edges.ia] > 0)
+            & (c.distances[edges.ib] > 0)
+            & ~(test.agree & (test.cos < max(config.flip_cos, config.side_cos)))
+        )
+        e2, ax2, x2, pl2 = _sheet_crossings(
+            fq,
+            c.points,
+            c.closest,
+            c.directions,
+            c.distances,
+            other.keys,
+            other.axis,
+            other.ia,
+            other.ib,
+            err.bias,
+            err.noise,
+            h,
+            config,
+            err.noisy,
+        )
         crossed = crossed.extended(e2, ax2, x2, pl2)
     return crossed, err
 
@@ -286,20 +335,28 @@ def _flip_bias(c: _Corners, flips: _Edges, h: float, config: ExtractConfig) -> _
     return _DistanceError(med if config.debias else 0.0, noise, noise > config.noisy_above * h)
 
 
-def _flip_crossings(fq: Queries, c: _Corners, flips: _Edges, err: _DistanceError, h: float, config: ExtractConfig) -> _Crossings:
+def _flip_crossings(
+    fq: Queries, c: _Corners, flips: _Edges, err: _DistanceError, h: float, config: ExtractConfig
+) -> _Crossings:
     """The flipped edges kept, with their crossings (:func:`_noisy_flips` when the distances are
     noisy, :func:`_accepted_flips` otherwise)."""
     planes = no_planes()  # noisy distances: tangent planes of the crossed edges' samples
     if err.noisy:
-        keep, xs, planes = _noisy_flips(fq, c.points, c.directions, c.distances, flips.ia, flips.ib, err.bias, err.noise, h, config)
+        keep, xs, planes = _noisy_flips(
+            fq, c.points, c.directions, c.distances, flips.ia, flips.ib, err.bias, err.noise, h, config
+        )
     else:
-        keep, xs = _accepted_flips(fq, c.points, c.directions, c.distances, flips.ia, flips.ib, flips.axis, err.bias, err.noise, h, config)
+        keep, xs = _accepted_flips(
+            fq, c.points, c.directions, c.distances, flips.ia, flips.ib, flips.axis, err.bias, err.noise, h, config
+        )
     # planes follow their edges: number them among the kept edges
     planes = (planes[0], planes[1], (np.cumsum(keep) - 1)[planes[2]])
     return _Crossings(flips.keys[keep], flips.axis[keep], xs[keep], planes)
 
 
-def _crease_crossings(fq: Queries, c: _Corners, side: _Edges, err: _DistanceError, h: float, config: ExtractConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _crease_crossings(
+    fq: Queries, c: _Corners, side: _Edges, err: _DistanceError, h: float, config: ExtractConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Crease rule: next to a crease the two corners see different faces and their directions are
     about orthogonal, so the flip test misses the crossing. Where one corner lies behind the
     other's (debiased) tangent plane, the plane meets the edge; the edge is kept when the field
@@ -366,14 +423,26 @@ def _repaired_mesh(fq: Queries, dual: _DualMesh, h: float, err: _DistanceError, 
     if config.fill_holes > 0:
         faces = _drop_fins(fq, verts, orient_faces(verts, faces), bias)
         faces = orient_faces(verts, faces)
-        verts, faces, n_filled = _fill_holes(fq, verts, faces, config.fill_holes, h, bias, err.noise, config.fill_tolerance, config.fill_field_error)
+        verts, faces, n_filled = _fill_holes(
+            fq, verts, faces, config.fill_holes, h, bias, err.noise, config.fill_tolerance, config.fill_field_error
+        )
     faces = orient_faces(verts, faces)
     verts, faces = remove_small_components(verts, faces, config.min_component_faces)
     return _Repaired(verts, faces, n_filled)
 
 
 def _accepted_flips(
-    fq: Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+    fq: Queries,
+    p: np.ndarray,
+    n_c: np.ndarray,
+    u_c: np.ndarray,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    axis: np.ndarray,
+    bias: float,
+    noise: float,
+    h: float,
+    config: ExtractConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flipped edges ``ia -> ib`` (corner rows of ``p``, directions ``n_c``, distances ``u_c``) whose
     interpolated crossing the field puts on the surface (``accept``; a second try where the tangent
@@ -414,13 +483,37 @@ def _accepted_flips(
             ref, _ = unit(n_c[ia[ver]] - n_c[ib[ver]])
             q32, qq = fq.closest(xs[ver])  # the field's distance at its own (debiased) closest point
             floor = np.linalg.norm(q32 - qq, axis=1)
-            st = straddles(fq, p[ia[ver]], p[ib[ver]], n_c[ia[ver]], n_c[ib[ver]], u_c[ia[ver]], u_c[ib[ver]], ref, floor, bias, noise, h, config.sheet_samples, config.straddle_slack).straddle
+            st = straddles(
+                fq,
+                p[ia[ver]],
+                p[ib[ver]],
+                n_c[ia[ver]],
+                n_c[ib[ver]],
+                u_c[ia[ver]],
+                u_c[ib[ver]],
+                ref,
+                floor,
+                bias,
+                noise,
+                h,
+                config.sheet_samples,
+                config.straddle_slack,
+            ).straddle
             keep[ver[st.sum(1) != 1]] = False
     return keep, xs
 
 
 def _noisy_flips(
-    fq: Queries, p: np.ndarray, n_c: np.ndarray, u_c: np.ndarray, ia: np.ndarray, ib: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+    fq: Queries,
+    p: np.ndarray,
+    n_c: np.ndarray,
+    u_c: np.ndarray,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    bias: float,
+    noise: float,
+    h: float,
+    config: ExtractConfig,
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Flipped edges checked when the distances are noisy (``noisy_above``): one query at the
     interpolated crossing cannot tell an edge passing a tenth of a cell beside a sheet from one
@@ -435,7 +528,23 @@ def _noisy_flips(
         return keep, xs, no_planes()
     ref, _ = unit(n_c[ia] - n_c[ib])
     floor = np.full(len(ia), bias)
-    smp = straddles(fq, p[ia], p[ib], n_c[ia], n_c[ib], u_c[ia], u_c[ib], ref, floor, bias, noise, h, config.noisy_samples, config.straddle_slack, planes=True)
+    smp = straddles(
+        fq,
+        p[ia],
+        p[ib],
+        n_c[ia],
+        n_c[ib],
+        u_c[ia],
+        u_c[ib],
+        ref,
+        floor,
+        bias,
+        noise,
+        h,
+        config.noisy_samples,
+        config.straddle_slack,
+        planes=True,
+    )
     st = smp.straddle
     rows, j = np.nonzero(st & (st.sum(1) == 1)[:, None])
     keep[rows] = True
@@ -484,7 +593,23 @@ def _sheet_crossings(
     pa, pb = p[ia[sel]], p[ib[sel]]
     f32, fq_ = fq.closest(foot[sel])  # the field's distance at its own (debiased) closest point
     floor = np.linalg.norm(f32 - fq_, axis=1)
-    smp = straddles(fq, pa, pb, n[ia[sel]], n[ib[sel]], u[ia[sel]], u[ib[sel]], ref[sel], floor, bias, noise, h, config.sheet_samples, config.straddle_slack, planes=noisy)
+    smp = straddles(
+        fq,
+        pa,
+        pb,
+        n[ia[sel]],
+        n[ib[sel]],
+        u[ia[sel]],
+        u[ib[sel]],
+        ref[sel],
+        floor,
+        bias,
+        noise,
+        h,
+        config.sheet_samples,
+        config.straddle_slack,
+        planes=noisy,
+    )
     rows, j = np.nonzero(smp.straddle & (smp.straddle.sum(1) == 1)[:, None])  # crossed exactly once
     if len(rows) == 0:
         return empty
@@ -499,8 +624,19 @@ def _sheet_crossings(
     keep = keep[ok]
     return edges[sel[keep]], axis[sel[keep]], (qc + bias * nc)[ok], no_planes()
 
+
 def _sheet_screen(
-    fq: Queries, p: np.ndarray, q: np.ndarray, n: np.ndarray, u: np.ndarray, ia: np.ndarray, ib: np.ndarray, bias: float, noise: float, h: float, config: ExtractConfig
+    fq: Queries,
+    p: np.ndarray,
+    q: np.ndarray,
+    n: np.ndarray,
+    u: np.ndarray,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    bias: float,
+    noise: float,
+    h: float,
+    config: ExtractConfig,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The screening of :func:`_sheet_crossings`. Returns ``(screened (E,) bool, the screening
     corner's direction (E, 3), the debiased closest point of the plane's point on the edge (E, 3))``."""
@@ -568,7 +704,7 @@ def _drop_fins(fq: Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -
     dist = np.full(len(faces), np.inf)
     dist[cand] = np.linalg.norm(c32 - qc, axis=1)
     he, _, _ = _edges(faces, len(verts))
-    fwd = (he[nm, 0] < he[nm, 1])
+    fwd = he[nm, 0] < he[nm, 1]
     order = np.lexsort((dist[fid], ekey))
     fid, ekey, fwd = fid[order], ekey[order], fwd[order]
     start = np.searchsorted(ekey, ekey)
@@ -593,7 +729,15 @@ def _drop_fins(fq: Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -
 
 
 def _fill_holes(
-    fq: Queries, verts: np.ndarray, faces: np.ndarray, max_edges: int, h: float, bias: float, noise: float, rel_tol: float = 0.5, error_cap: float = 0.0
+    fq: Queries,
+    verts: np.ndarray,
+    faces: np.ndarray,
+    max_edges: int,
+    h: float,
+    bias: float,
+    noise: float,
+    rel_tol: float = 0.5,
+    error_cap: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Close small holes that lie on the field's surface.
 
@@ -626,7 +770,10 @@ def _fill_holes(
     sel = ok_loop[lab]
     bhe, lab = bhe[sel], np.searchsorted(loops, lab[sel])
     cnt = np.bincount(lab, minlength=len(loops)).astype(np.float64)
-    m = np.stack([np.bincount(lab, weights=verts[bhe[:, 0], d], minlength=len(loops)) for d in range(3)], -1) / cnt[:, None]
+    m = (
+        np.stack([np.bincount(lab, weights=verts[bhe[:, 0], d], minlength=len(loops)) for d in range(3)], -1)
+        / cnt[:, None]
+    )
     rho = np.bincount(lab, weights=np.linalg.norm(verts[bhe[:, 0]] - m[lab], axis=1), minlength=len(loops)) / cnt
     tol = np.maximum(np.maximum(0.25 * h, rel_tol * rho), 4.0 * noise)
     m32, qm = fq.closest(m)

@@ -31,11 +31,26 @@ def midpoint_subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     m = (nv + inv.reshape(3, -1)).T  # midpoint ids of edges (0,1), (1,2), (2,0) of each face
     v0, v1, v2 = faces[:, 0], faces[:, 1], faces[:, 2]
     m01, m12, m20 = m[:, 0], m[:, 1], m[:, 2]
-    out = np.concatenate([np.stack([v0, m01, m20], -1), np.stack([m01, v1, m12], -1), np.stack([m20, m12, v2], -1), np.stack([m01, m12, m20], -1)])
+    out = np.concatenate(
+        [
+            np.stack([v0, m01, m20], -1),
+            np.stack([m01, v1, m12], -1),
+            np.stack([m20, m12, v2], -1),
+            np.stack([m01, m12, m20], -1),
+        ]
+    )
     return np.concatenate([vertices, mids]), out.astype(np.int64)
 
 
-def refine_mesh(fq: Queries, vertices: np.ndarray, faces: np.ndarray, passes: int, h: float, bias: float, boundary_reach: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def refine_mesh(
+    fq: Queries,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    passes: int,
+    h: float,
+    bias: float,
+    boundary_reach: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """``passes`` rounds of :func:`midpoint_subdivide` then projection onto the field's surface
     (normalised coordinates; ``h`` the cell size of the grid that made the mesh). A vertex whose
     closest point lies further than a cell diagonal of the current level (the field jumped to

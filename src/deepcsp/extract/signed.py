@@ -105,7 +105,9 @@ def _crossed_edges(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray) ->
     return edges[(sc.values[ia] < 0) != (sc.values[ib] < 0)]
 
 
-def _close(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, max_rounds: int = 32) -> tuple[np.ndarray, np.ndarray, int]:
+def _close(
+    cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, max_rounds: int = 32
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Add the missing cells around sign-changing edges until every such edge has its four cells
     (a field whose signs are wrong far from the surface could make this run on: after
     ``max_rounds`` it warns and stops). Returns ``(cells, crossed edge keys, number of cells added)``."""
@@ -129,11 +131,22 @@ def _close(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, max_rounds
         added += len(need)
     import warnings
 
-    warnings.warn(f"signed extraction: cells were still missing around sign-changing edges after {max_rounds} rounds ({added} cells added); the mesh may have holes", stacklevel=3)
+    warnings.warn(
+        f"signed extraction: cells were still missing around sign-changing edges after {max_rounds} rounds ({added} cells added); the mesh may have holes",
+        stacklevel=3,
+    )
     return cells, edges, added
 
 
-def _thin_flips(fq: Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, h: float, agree: float, min_axis: float = 0.2) -> np.ndarray:
+def _thin_flips(
+    fq: Queries,
+    cells: np.ndarray,
+    sc: _SignedCorners,
+    stride: np.ndarray,
+    h: float,
+    agree: float,
+    min_axis: float = 0.2,
+) -> np.ndarray:
     """Give corner signs to parts thinner than a cell that fall between two outside grid corners
     (a plate, a claw, a wing tip), which corner signs alone miss.
 
@@ -161,7 +174,13 @@ def _thin_flips(fq: Queries, cells: np.ndarray, sc: _SignedCorners, stride: np.n
     p, q = fq.closest(sc.origin + corner_ijk(sc.keys[cc], sc.n1) * h)
     n, u = unit(p - q)
     ja, jb = inv[: len(ia)], inv[len(ia) :]
-    thin = (n[ja, axis] < -min_axis) & (n[jb, axis] > min_axis) & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h) & (u[ja] > 0) & (u[jb] > 0)
+    thin = (
+        (n[ja, axis] < -min_axis)
+        & (n[jb, axis] > min_axis)
+        & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h)
+        & (u[ja] > 0)
+        & (u[jb] > 0)
+    )
     flip = sc.index(np.unique(sc.keys[ia[thin]]))
     sc.values[flip] = -sc.values[flip]
     # a corner whose sign differs from all six neighbours makes a closed blob of its own (a flat box
@@ -207,7 +226,9 @@ def _isolating_flips(sc: _SignedCorners, stride: np.ndarray, flip: np.ndarray) -
     return np.unique(np.concatenate([iso[is_flip], np.intersect1d(nbs[nbs >= 0], flip)]))
 
 
-def _bias(fq: Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, h: float, agree: float) -> tuple[float, float]:
+def _bias(
+    fq: Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis: np.ndarray, h: float, agree: float
+) -> tuple[float, float]:
     """Constant distance bias and noise from the crossed edges' corners (see the module docstring)."""
     cc, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
     if len(cc) == 0:
@@ -215,7 +236,9 @@ def _bias(fq: Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, axis:
     p, q = fq.closest(sc.origin + corner_ijk(sc.keys[cc], sc.n1) * h)
     n, u = unit(p - q)
     ja, jb = inv[: len(ia)], inv[len(ia) :]
-    clear = ((n[ja] * n[jb]).sum(1) < 0) & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h) & (u[ja] > 0) & (u[jb] > 0)
+    clear = (
+        ((n[ja] * n[jb]).sum(1) < 0) & (np.linalg.norm(q[ja] - q[jb], axis=1) < agree * h) & (u[ja] > 0) & (u[jb] > 0)
+    )
     if not clear.any():
         return 0.0, 0.0
     ja, jb, ax = ja[clear], jb[clear], axis[clear]
@@ -234,7 +257,10 @@ def _face_ids(cell_keys: np.ndarray, stride: np.ndarray) -> np.ndarray:
         out[:, i] = (cell_keys + side * stride[f]) * 3 + f
     return out
 
-def _link_faces(table: np.ndarray, values: np.ndarray, face_ids: np.ndarray, flipped: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+
+def _link_faces(
+    table: np.ndarray, values: np.ndarray, face_ids: np.ndarray, flipped: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list]:
     """Links between the crossings of each cell through its faces.
 
     ``table : (M, 12)`` entry ids of the cells' crossed local edges (-1: not crossed),
@@ -283,7 +309,10 @@ def _patch_vertices(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -
         n_lab, labels = link_components(a, b, n)
         # a patch that crosses a four-crossing face twice on both sides would give the dual edge
         # across that face four quads: reverse that face's decision (splits the patches)
-        both = [fid[(labels[sub[:, 0]] == labels[sub[:, 1]]) & (labels[sub[:, 0]] == labels[sub[:, 2]])] for fid, sub in fours]
+        both = [
+            fid[(labels[sub[:, 0]] == labels[sub[:, 1]]) & (labels[sub[:, 0]] == labels[sub[:, 2]])]
+            for fid, sub in fours
+        ]
         twice = np.concatenate(both) if both else np.zeros(0, dtype=np.int64)
         uq, cnt = np.unique(twice, return_counts=True)
         stuck = uq[cnt == 2]
@@ -321,7 +350,16 @@ def _drop_flip_only_components(faces: np.ndarray, n_vertices: int, from_flip: np
 
 
 def _noisy_crossings(
-    fq: Queries, sc: _SignedCorners, ia: np.ndarray, ib: np.ndarray, xc: np.ndarray, t: np.ndarray, bias: float, noise: float, h: float, samples: int
+    fq: Queries,
+    sc: _SignedCorners,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    xc: np.ndarray,
+    t: np.ndarray,
+    bias: float,
+    noise: float,
+    h: float,
+    samples: int,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Crossings of the sign-changing edges (corner rows ``ia, ib``; ``pa (E, 3)`` the lower
     corners, ``xc`` the crossings interpolated at parameters ``t``) when distances are noisy: each
@@ -334,7 +372,23 @@ def _noisy_crossings(
     n, u = unit(p - q)
     ja, jb = inv[: len(ia)], inv[len(ia) :]
     ref, _ = unit(n[ja] - n[jb])
-    smp = straddles(fq, p[ja], p[jb], n[ja], n[jb], u[ja], u[jb], ref, np.full(len(ia), bias), bias, noise, h, samples, 0.0, planes=True)
+    smp = straddles(
+        fq,
+        p[ja],
+        p[jb],
+        n[ja],
+        n[jb],
+        u[ja],
+        u[jb],
+        ref,
+        np.full(len(ia), bias),
+        bias,
+        noise,
+        h,
+        samples,
+        0.0,
+        planes=True,
+    )
     dist = np.where(smp.straddle, np.abs(smp.tcross - t[:, None]), np.inf)
     rows = np.nonzero(smp.straddle.any(1))[0]
     j = dist[rows].argmin(1)
@@ -432,7 +486,9 @@ def signed_dual_contour(
     if dilate > 0 and noise > noisy_above * h:
         # noisy distances place crossings by the tangent planes of samples straddling the surface,
         # which the edges of a dilated level set do not: contour the surface itself
-        return signed_dual_contour(fq, resolution, origin, margin, sparse, debias, agree, thin_parts, timings, noisy_above, noisy_samples, 0.0)
+        return signed_dual_contour(
+            fq, resolution, origin, margin, sparse, debias, agree, thin_parts, timings, noisy_above, noisy_samples, 0.0
+        )
     cross = _signed_crossings(fq, sc, con, stride, h, bias, noise, noisy_above, noisy_samples)  # 4. crossings
     timings["edges"] = time.perf_counter() - tick
     tick = time.perf_counter()
@@ -451,7 +507,9 @@ def signed_dual_contour(
     )
 
 
-def _signed_cells(fq: Queries, R: int, origin: float, margin: float, sparse: bool, dilate: float, stride: np.ndarray) -> tuple[np.ndarray, _SignedCorners]:
+def _signed_cells(
+    fq: Queries, R: int, origin: float, margin: float, sparse: bool, dilate: float, stride: np.ndarray
+) -> tuple[np.ndarray, _SignedCorners]:
     """Candidate cells (coarse to fine, or every cell of the dense grid) and the signed distances
     at all their corners."""
     if sparse:
@@ -485,7 +543,9 @@ def _edge_ends(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -> tup
     return sc.index(edges // 3), sc.index(edges // 3 + stride[edges % 3])
 
 
-def _contour_bias(fq: Queries, sc: _SignedCorners, con: _Contour, stride: np.ndarray, h: float, agree: float, dilate: float) -> tuple[float, float]:
+def _contour_bias(
+    fq: Queries, sc: _SignedCorners, con: _Contour, stride: np.ndarray, h: float, agree: float, dilate: float
+) -> tuple[float, float]:
     """``(bias, noise)`` from the edges that cross the surface itself: with ``dilate``, those of the
     dilated level set straddle thin parts whole, whose thickness would read as noise."""
     if dilate > 0:
@@ -497,7 +557,17 @@ def _contour_bias(fq: Queries, sc: _SignedCorners, con: _Contour, stride: np.nda
     return _bias(fq, sc, ia, ib, con.edges % 3, h, agree)
 
 
-def _signed_crossings(fq: Queries, sc: _SignedCorners, con: _Contour, stride: np.ndarray, h: float, bias: float, noise: float, noisy_above: float, noisy_samples: int) -> _SignedCrossings:
+def _signed_crossings(
+    fq: Queries,
+    sc: _SignedCorners,
+    con: _Contour,
+    stride: np.ndarray,
+    h: float,
+    bias: float,
+    noise: float,
+    noisy_above: float,
+    noisy_samples: int,
+) -> _SignedCrossings:
     """Crossings ``t = (|s_a| - b) / (|s_a| + |s_b| - 2 b)`` snapped with ``CSP(x) + b n`` (a snap
     longer than a cell diagonal is not applied); with noisy distances placed by the tangent planes
     of samples along each edge instead (:func:`_noisy_crossings`)."""
@@ -522,7 +592,16 @@ def _signed_crossings(fq: Queries, sc: _SignedCorners, con: _Contour, stride: np
     return _SignedCrossings(xc, xs, None)
 
 
-def _signed_faces(fq: Queries, sc: _SignedCorners, con: _Contour, cross: _SignedCrossings, stride: np.ndarray, h: float, bias: float, dilate: float) -> tuple[np.ndarray, np.ndarray]:
+def _signed_faces(
+    fq: Queries,
+    sc: _SignedCorners,
+    con: _Contour,
+    cross: _SignedCrossings,
+    stride: np.ndarray,
+    h: float,
+    bias: float,
+    dilate: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(vertices, faces)``: dual vertices (mean of their crossings, snapped), one quad per edge
     oriented from the inside corner to the outside one, split into triangles; with ``dilate``,
     collapsed vertices unsnapped and coincident ones welded; blobs made only by thin-part flips
@@ -542,20 +621,26 @@ def _signed_faces(fq: Queries, sc: _SignedCorners, con: _Contour, cross: _Signed
     return vs, faces
 
 
-def _weld_coincident(vs: np.ndarray, faces: np.ndarray, quad_of: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _weld_coincident(
+    vs: np.ndarray, faces: np.ndarray, quad_of: np.ndarray, h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crossings clipped to a grid corner can put two dual vertices on the same point: weld them
     (their faces go; the surface stays closed). Returns ``(vertices, faces, quad of each face)``."""
     from deepcsp.extract.topology import face_areas
 
     if not (face_areas(vs, faces) <= 1e-12 * h * h).any():
         return vs, faces, quad_of
-    _, first, inv = np.unique(np.round(vs / (1e-9 * h)).astype(np.int64), axis=0, return_index=True, return_inverse=True)
+    _, first, inv = np.unique(
+        np.round(vs / (1e-9 * h)).astype(np.int64), axis=0, return_index=True, return_inverse=True
+    )
     faces = inv.reshape(-1)[faces]
     keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
     return vs[first], faces[keep], quad_of[keep]
 
 
-def _drop_flip_blobs(vs: np.ndarray, faces: np.ndarray, quad_of: np.ndarray, edges: np.ndarray, flipped: np.ndarray, stride: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _drop_flip_blobs(
+    vs: np.ndarray, faces: np.ndarray, quad_of: np.ndarray, edges: np.ndarray, flipped: np.ndarray, stride: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Drop the components made only of faces around thin-part flips
     (:func:`_drop_flip_only_components`) and the vertices left unused."""
     from_flip = np.isin(edges // 3, flipped) | np.isin(edges // 3 + stride[edges % 3], flipped)

@@ -96,7 +96,9 @@ def boundary_cycles(half_edges: np.ndarray, n_vertices: int) -> tuple[int, np.nd
     return n_cycles, label, ~bad[label]
 
 
-def _split_repeats(half_edges: np.ndarray, succ: np.ndarray, label: np.ndarray, n_cycles: int, cycles: np.ndarray, max_len: int = 4096) -> tuple[np.ndarray, int]:
+def _split_repeats(
+    half_edges: np.ndarray, succ: np.ndarray, label: np.ndarray, n_cycles: int, cycles: np.ndarray, max_len: int = 4096
+) -> tuple[np.ndarray, int]:
     """Split the closed walks ``cycles`` (labels; ``succ`` the next half-edge) that visit a vertex
     twice into simple cycles (a walk ``v .. v .. v`` is two loops touching at ``v``); walks longer
     than ``max_len`` half-edges are left whole. Returns the new labels and their count."""
@@ -269,7 +271,9 @@ def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     return np.arange(total) + offs
 
 
-def remove_small_components(vertices: np.ndarray, faces: np.ndarray, min_faces: int = 0, min_area: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def remove_small_components(
+    vertices: np.ndarray, faces: np.ndarray, min_faces: int = 0, min_area: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Drop edge-connected components with fewer than ``min_faces`` faces or less area than
     ``min_area`` (and unused vertices)."""
     if (min_faces <= 1 and min_area <= 0) or len(faces) == 0:

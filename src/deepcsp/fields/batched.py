@@ -33,7 +33,9 @@ def as_points(points, name: str = "points") -> np.ndarray:
     return arr
 
 
-def normalized_batches(field, points: np.ndarray, chunk: int = QUERY_CHUNK, dtype: torch.dtype = torch.float32) -> Iterator[torch.Tensor]:
+def normalized_batches(
+    field, points: np.ndarray, chunk: int = QUERY_CHUNK, dtype: torch.dtype = torch.float32
+) -> Iterator[torch.Tensor]:
     """Consecutive batches of ``points : (N, 3)`` (input coordinates) mapped to ``field``'s
     normalised coordinates (in float64, then cast): ``(n, 3)`` tensors of ``dtype`` on
     ``field.device``, ``n <= chunk``; nothing for N = 0."""

@@ -55,7 +55,12 @@ def encode(values: torch.Tensor, cont: np.ndarray, step: float) -> tuple[torch.T
     z = ((b << 1) ^ (b >> 63)).astype(np.uint32)
     raw = np.ascontiguousarray(z.reshape(-1).view(np.uint8).reshape(-1, 4).T).tobytes()
     blob = np.frombuffer(zlib.compress(raw, 9), dtype=np.uint8).copy()
-    return torch.from_numpy(blob), {"shape": list(values.shape), "dtype": "float32", "codec": CODEC, "step": float(step)}
+    return torch.from_numpy(blob), {
+        "shape": list(values.shape),
+        "dtype": "float32",
+        "codec": CODEC,
+        "step": float(step),
+    }
 
 
 def decode(raw: bytes, shape: list[int], cont: np.ndarray, step: float) -> torch.Tensor:

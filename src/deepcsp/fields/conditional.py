@@ -24,8 +24,8 @@ from torch.nn import functional as F
 
 from deepcsp._validate import Fields, OptionError
 from deepcsp.errors import DeepCSPError
-from deepcsp.fields.files import check_finite, read_weights, write_weights
 from deepcsp.fields.batched import QUERY_CHUNK, as_points
+from deepcsp.fields.files import check_finite, read_weights, write_weights
 from deepcsp.fields.query import Field
 from deepcsp.geometry.normalize import Normalization
 
@@ -71,14 +71,20 @@ class ConditionalConfig:
         f.integer("encoder_blocks", 1, 16)
         depth = f.integer("unet_depth", 0, 8)
         if res < 2**depth:
-            raise OptionError("ConditionalConfig.plane_resolution", f"must be at least 2^unet_depth = {2**depth} (the U-Net halves it {depth} times), got {res}")
+            raise OptionError(
+                "ConditionalConfig.plane_resolution",
+                f"must be at least 2^unet_depth = {2**depth} (the U-Net halves it {depth} times), got {res}",
+            )
         f.integer("decoder_hidden", 1, 1024)
         f.integer("decoder_blocks", 1, 16)
         f.number("padding", 0.0, 10.0)
         f.integer("knn", 0, 256)
         f.number("udf_clamp", 0.0, 10.0, min_open=True)
         if 3 * res**2 * self.plane_channels > 2**28:
-            raise OptionError("ConditionalConfig.plane_resolution", f"gives 3 * plane_resolution^2 * plane_channels = {3 * res**2 * self.plane_channels} plane values, more than {2**28}")
+            raise OptionError(
+                "ConditionalConfig.plane_resolution",
+                f"gives 3 * plane_resolution^2 * plane_channels = {3 * res**2 * self.plane_channels} plane values, more than {2**28}",
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,8 +187,12 @@ class LocalPoolPointNet(nn.Module):
         planes = []
         for k in range(3):
             idx = cells[..., k]
-            summed = torch.zeros(b, r * r, c, dtype=feat.dtype, device=feat.device).scatter_add(1, idx.unsqueeze(-1).expand(b, n, c), feat)
-            count = torch.zeros(b, r * r, 1, dtype=feat.dtype, device=feat.device).scatter_add(1, idx.unsqueeze(-1), torch.ones(b, n, 1, dtype=feat.dtype, device=feat.device))
+            summed = torch.zeros(b, r * r, c, dtype=feat.dtype, device=feat.device).scatter_add(
+                1, idx.unsqueeze(-1).expand(b, n, c), feat
+            )
+            count = torch.zeros(b, r * r, 1, dtype=feat.dtype, device=feat.device).scatter_add(
+                1, idx.unsqueeze(-1), torch.ones(b, n, 1, dtype=feat.dtype, device=feat.device)
+            )
             plane = (summed / count.clamp(min=1.0)).transpose(1, 2).reshape(b, c, r, r)  # index = i + R*j -> [j, i]
             if self.unet is not None:
                 plane = self.unet(plane)
@@ -232,7 +242,9 @@ class ResnetFCDecoder(nn.Module):
         feat = 0.0
         for k in range(3):
             g = uv[:, :, k].unsqueeze(1)  # (B, 1, M, 2): x -> width (i), y -> height (j)
-            feat = feat + F.grid_sample(planes[:, k], g, mode="bilinear", padding_mode="border", align_corners=False).squeeze(2)
+            feat = feat + F.grid_sample(
+                planes[:, k], g, mode="bilinear", padding_mode="border", align_corners=False
+            ).squeeze(2)
         return feat.transpose(1, 2)
 
     def forward(self, latent: Latent, queries: torch.Tensor) -> torch.Tensor:
@@ -288,7 +300,13 @@ class ConditionalField(Field):
 
     ``cloud : (N, 3)`` in input coordinates; its normalisation maps it into the cube."""
 
-    def __init__(self, model: ConditionalModel, cloud, device: str | torch.device = "cpu", normalization: Normalization | None = None):
+    def __init__(
+        self,
+        model: ConditionalModel,
+        cloud,
+        device: str | torch.device = "cpu",
+        normalization: Normalization | None = None,
+    ):
         arr = as_points(cloud, "cloud").astype(np.float64)
         if len(arr) < 16:
             raise ValueError(f"cloud needs at least 16 points, got {len(arr)}")

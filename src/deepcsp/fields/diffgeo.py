@@ -85,7 +85,6 @@ Orient = Literal["auto", "outward", "query"]
 JacobianMethod = Literal["auto", "autograd", "central"]
 
 
-
 @dataclass
 class Curvatures:
     """Principal curvatures of the surface at the closest points of N queries, input units.
@@ -171,7 +170,9 @@ def _eval(fn, x: torch.Tensor) -> torch.Tensor:
     return fn(x).detach()
 
 
-def jacobian(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, method: str = "autograd", step: float = DEFAULT_STEP) -> torch.Tensor:
+def jacobian(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, method: str = "autograd", step: float = DEFAULT_STEP
+) -> torch.Tensor:
     """Jacobians ``(N, 3, 3)``, ``J[i, a, b] = d fn(x)_a / d x_b``, of a per-point map
     ``fn : (N, 3) -> (N, 3)`` at ``x : (N, 3)``.
 
@@ -188,7 +189,9 @@ def jacobian(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, method
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
             y = fn(xg)
-            rows = [torch.autograd.grad(y[:, a].sum(), xg, retain_graph=a < y.shape[1] - 1)[0] for a in range(y.shape[1])]
+            rows = [
+                torch.autograd.grad(y[:, a].sum(), xg, retain_graph=a < y.shape[1] - 1)[0] for a in range(y.shape[1])
+            ]
         return torch.stack(rows, dim=1).detach()
     raise ValueError(f"unknown jacobian method {method!r}")
 
@@ -242,7 +245,12 @@ def has_corner_normals(field) -> bool:
     """True for band-grid CSP fields (displacement output), which store exact normals at their
     vertices (``method="corners"``)."""
     cfg = getattr(field, "config", None)
-    return _is_band_grid(field) and _kind(field) == "csp" and getattr(cfg, "output", None) == "displacement" and getattr(field, "module", None) is not None
+    return (
+        _is_band_grid(field)
+        and _kind(field) == "csp"
+        and getattr(cfg, "output", None) == "displacement"
+        and getattr(field, "module", None) is not None
+    )
 
 
 def _stencil_offsets(k: int, device) -> torch.Tensor:
@@ -264,7 +272,11 @@ def _corner_normals_chunk(enc, q: torch.Tensor):
     n = -D / length.clamp_min(1e-30)[..., None]  # exact normal at c_k, towards the vertex
     dist = rel.norm(dim=2)
     usable = (rows >= 0) & (dist < 2.5 * h)
-    w = usable.to(q.dtype) * torch.exp(-((dist / (CORNER_SIGMA_CELLS * h)) ** 2)) * (length / (CORNER_MIN_LEN_CELLS * h)).clamp(max=1.0)
+    w = (
+        usable.to(q.dtype)
+        * torch.exp(-((dist / (CORNER_SIGMA_CELLS * h)) ** 2))
+        * (length / (CORNER_MIN_LEN_CELLS * h)).clamp(max=1.0)
+    )
     resid = (rel * n).sum(2).abs()  # distance of q from the tangent plane at c_k
     rmin = torch.where(usable & (dist < 1.5 * h), resid, torch.full_like(resid, torch.inf)).amin(1, keepdim=True)
     tau = CORNER_TAU_CELLS * h + torch.where(torch.isfinite(rmin), rmin, torch.zeros_like(rmin))
@@ -283,7 +295,9 @@ def corner_normals(field, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     side where most of the stencil's vertices lie), all float32 (the grid's precision).
     """
     if not has_corner_normals(field):
-        raise ValueError("method='corners' needs a band-grid CSP field (FieldConfig(encoding='band_grid', output='displacement'))")
+        raise ValueError(
+            "method='corners' needs a band-grid CSP field (FieldConfig(encoding='band_grid', output='displacement'))"
+        )
     enc = field.module.encoder
     parts = [_corner_normals_chunk(enc, q[i : i + CORNER_CHUNK].float()) for i in range(0, len(q), CORNER_CHUNK)]
     if not parts:
@@ -321,7 +335,9 @@ def resolve_orient(field, orient: Orient) -> bool:
         raise ValueError(f"orient must be 'auto', 'outward' or 'query', got {orient!r}")
     closed = bool(getattr(field, "closed", False))
     if orient == "outward" and not closed:
-        raise ValueError("orient='outward' needs a closed field (field.closed is False: fitted to an open surface or a point cloud)")
+        raise ValueError(
+            "orient='outward' needs a closed field (field.closed is False: fitted to an open surface or a point cloud)"
+        )
     return orient == "outward" or (orient == "auto" and closed)
 
 
@@ -329,7 +345,9 @@ def resolve_normal_method(field, method: NormalMethod) -> str:
     """``auto``: ``corners`` for band-grid CSP fields, ``face`` for exact mesh oracles,
     ``udf_gradient`` for UDF fields, ``jacobian`` otherwise."""
     if method not in ("auto", "corners", "face", "direction", "jacobian", "udf_gradient"):
-        raise ValueError(f"method must be 'auto', 'corners', 'face', 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
+        raise ValueError(
+            f"method must be 'auto', 'corners', 'face', 'direction', 'jacobian' or 'udf_gradient', got {method!r}"
+        )
     if method == "face" and not _has_faces(field):
         raise ValueError("method='face' needs an exact mesh field (ExactField of a triangle mesh)")
     if method != "auto":
@@ -357,7 +375,9 @@ def _face_normals(field, x: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(n, dtype=x.dtype, device=x.device)
 
 
-def _chunk_normals(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, outward: bool = False) -> torch.Tensor:
+def _chunk_normals(
+    field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, outward: bool = False
+) -> torch.Tensor:
     n = _query_side_normals(field, x, method, offset, jac, step)
     if outward:
         n = _orient_outward(field, _eval(_csp_fn(field), x), n)
@@ -384,10 +404,14 @@ def _query_side_normals(field, x: torch.Tensor, method: str, offset: float, jac:
             near = t < offset
             xe = torch.where(near[:, None], q + offset * n, x)
         return F.normalize(_eval(grad, xe), dim=1, eps=1e-30)
-    raise ValueError(f"method must be 'auto', 'corners', 'face', 'direction', 'jacobian' or 'udf_gradient', got {method!r}")
+    raise ValueError(
+        f"method must be 'auto', 'corners', 'face', 'direction', 'jacobian' or 'udf_gradient', got {method!r}"
+    )
 
 
-def _chunk_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, at: str) -> dg.PrincipalCurvatures:
+def _chunk_curvatures(
+    field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, at: str
+) -> dg.PrincipalCurvatures:
     csp = _csp_fn(field)
     dcsp = _csp_fn(field, create_graph=True, differentiable=jac == "autograd")
     xe = x
@@ -444,7 +468,9 @@ def curvatures_along(c: Curvatures, normals: np.ndarray) -> Curvatures:
     return Curvatures(**{k: getattr(flipped, k).numpy() for k in names[:-1]}, normals=normals)
 
 
-def _oriented_curvatures(field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, at: str, outward: bool) -> dg.PrincipalCurvatures:
+def _oriented_curvatures(
+    field, x: torch.Tensor, method: str, offset: float, jac: str, step: float, at: str, outward: bool
+) -> dg.PrincipalCurvatures:
     pc = _chunk_curvatures(field, x, method, offset, jac, step, at)
     if not outward:
         return pc
@@ -467,7 +493,11 @@ def _prepare(field, points, offset, step, dtype):
         raise ValueError(f"step must be finite and > 0, got {step!r}")
     if dtype is None:
         module = getattr(field, "module", None)
-        dtype = next(module.parameters()).dtype if module is not None and any(True for _ in module.parameters()) else torch.float64
+        dtype = (
+            next(module.parameters()).dtype
+            if module is not None and any(True for _ in module.parameters())
+            else torch.float64
+        )
     return arr, off, st, dtype
 
 
@@ -513,7 +543,10 @@ def normals(
     outward = resolve_orient(field, orient)
     if step is None and _is_band_grid(field):
         st = GRID_NORMAL_STEP_CELLS * _cell(field)
-    out = [_chunk_normals(field, x, method, off, jac, st, outward).cpu().double().numpy() for x in normalized_batches(field, arr, chunk, dtype)]
+    out = [
+        _chunk_normals(field, x, method, off, jac, st, outward).cpu().double().numpy()
+        for x in normalized_batches(field, arr, chunk, dtype)
+    ]
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
@@ -561,7 +594,10 @@ def curvatures(
         method = "hessian" if _kind(field) == "udf" else "jacobian"
     jac = resolve_jacobian(field, jacobian)
     outward = resolve_orient(field, orient)
-    parts = [_oriented_curvatures(field, x, method, off, jac, st, at, outward) for x in normalized_batches(field, arr, chunk, dtype)]
+    parts = [
+        _oriented_curvatures(field, x, method, off, jac, st, at, outward)
+        for x in normalized_batches(field, arr, chunk, dtype)
+    ]
     scale = float(field.normalization.scale)
 
     def cat(name: str, width: int | None = None) -> np.ndarray:

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 import torch
 from torch import nn
 
@@ -78,7 +77,7 @@ class MultiResGrid(nn.Module):
     def __init__(self, levels: int = 4, features: int = 4, base_res: int = 16, max_res: int = 128, half: float = 0.5):
         super().__init__()
         growth = (max_res / base_res) ** (1 / max(levels - 1, 1))
-        self.resolutions = [int(round(base_res * growth**l)) for l in range(levels)]
+        self.resolutions = [int(round(base_res * growth**level)) for level in range(levels)]
         self.grids = nn.ModuleList(DenseGrid(r, features, half, init_std=1e-4) for r in self.resolutions)
         self.out_dim = levels * features
 
@@ -159,7 +158,16 @@ class BandGrid(nn.Module):
     n_refined : number of refined fine cells (their lowest corners' flat ids live in ``refined``).
     """
 
-    def __init__(self, res: int, coarse_res: int, channels: int, n_active: int, half: float = 0.5, refine: int = 0, n_refined: int = 0):
+    def __init__(
+        self,
+        res: int,
+        coarse_res: int,
+        channels: int,
+        n_active: int,
+        half: float = 0.5,
+        refine: int = 0,
+        n_refined: int = 0,
+    ):
         super().__init__()
         self.res, self.coarse_res, self.half, self.channels = res, coarse_res, half, channels
         self.refine = int(refine) if refine and refine > 1 else 0
@@ -174,7 +182,9 @@ class BandGrid(nn.Module):
         # between neighbours in memory; saved once per sub-vertex).
         n_ref = n_refined if self.refine else 0
         self.register_buffer("refined", torch.zeros(n_ref, dtype=torch.int64), persistent=False)
-        self.register_buffer("fine", torch.zeros(n_ref, (self.refine + 1) ** 3 if self.refine else 0, channels), persistent=False)
+        self.register_buffer(
+            "fine", torch.zeros(n_ref, (self.refine + 1) ** 3 if self.refine else 0, channels), persistent=False
+        )
         # Inside/outside bits (closed inputs only): True = outside, per active fine row and per
         # coarse vertex; empty when the field is unsigned. Saved as packed bit masks.
         self.register_buffer("outside", torch.zeros(0, dtype=torch.bool), persistent=False)
@@ -199,7 +209,9 @@ class BandGrid(nn.Module):
         """Store which active fine vertices ``(n_active,)`` and coarse vertices ``(coarse_res^3,)``
         lie outside the (closed) surface."""
         if outside.shape != self.active.shape or coarse_outside.shape != (self.coarse_res**3,):
-            raise ValueError(f"sides must have shapes {tuple(self.active.shape)} and ({self.coarse_res**3},), got {tuple(outside.shape)} and {tuple(coarse_outside.shape)}")
+            raise ValueError(
+                f"sides must have shapes {tuple(self.active.shape)} and ({self.coarse_res**3},), got {tuple(outside.shape)} and {tuple(coarse_outside.shape)}"
+            )
         self.outside = outside.to(torch.bool).to(self.values.device)
         self.coarse_outside = coarse_outside.to(torch.bool).to(self.values.device)
 
@@ -236,7 +248,9 @@ class BandGrid(nn.Module):
         in :meth:`sub_vertex_ids` order."""
         P = (self.refine + 1) ** 3 if self.refine else 0
         if len(cells) and (not self.refine or fine.shape != (len(cells), P, self.channels)):
-            raise ValueError(f"refined values must have shape ({len(cells)}, {P}, {self.channels}), got {tuple(fine.shape)}")
+            raise ValueError(
+                f"refined values must have shape ({len(cells)}, {P}, {self.channels}), got {tuple(fine.shape)}"
+            )
         self.refined = cells.to(torch.int64).to(self.values.device)
         self.fine = fine.to(self.values.device, self.values.dtype).reshape(len(cells), P, self.channels)
         self._cellref = None
@@ -288,8 +302,11 @@ class BandGrid(nn.Module):
         key = (float(jump), float(offset), self.values._version, self.values.device)
         if self._straddle.get("key") != key:
             dev = self.values.device
-            self._straddle = {"key": key, "fine": torch.full((len(self.active),), -1, dtype=torch.int8, device=dev),
-                              "sub": torch.full((self.n_refined * self.refine**3,), -1, dtype=torch.int8, device=dev)}
+            self._straddle = {
+                "key": key,
+                "fine": torch.full((len(self.active),), -1, dtype=torch.int8, device=dev),
+                "sub": torch.full((self.n_refined * self.refine**3,), -1, dtype=torch.int8, device=dev),
+            }
         return self._straddle["fine"], self._straddle["sub"]
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
@@ -302,7 +319,9 @@ class BandGrid(nn.Module):
         destination[prefix + "active_mask"] = torch.from_numpy(np.packbits(mask))
         if self.has_sides:
             destination[prefix + "outside_mask"] = torch.from_numpy(np.packbits(self.outside.detach().cpu().numpy()))
-            destination[prefix + "coarse_outside_mask"] = torch.from_numpy(np.packbits(self.coarse_outside.detach().cpu().numpy()))
+            destination[prefix + "coarse_outside_mask"] = torch.from_numpy(
+                np.packbits(self.coarse_outside.detach().cpu().numpy())
+            )
         if self.n_refined:
             # refined cells as a bit mask over their lowest corners; each sub-vertex's value once
             # (cell corners are fine vertices, already in ``values``), in increasing id order
@@ -312,7 +331,9 @@ class BandGrid(nn.Module):
             destination[prefix + "refined_mask"] = torch.from_numpy(np.packbits(cmask))
             ids, inner = self._inner_sub_vertices(cells)
             first = np.unique(ids.numpy(), return_index=True)[1]
-            destination[prefix + "fine_values"] = self.fine.detach().cpu()[:, inner].reshape(-1, self.channels)[torch.from_numpy(first)].clone()
+            destination[prefix + "fine_values"] = (
+                self.fine.detach().cpu()[:, inner].reshape(-1, self.channels)[torch.from_numpy(first)].clone()
+            )
 
     def _inner_sub_vertices(self, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat ids ``(M * S,)`` of the refined cells' sub-vertices that are not cell corners, and
@@ -328,7 +349,9 @@ class BandGrid(nn.Module):
             return 0
         return int(torch.unique(self._inner_sub_vertices(cells.cpu())[0]).numel())
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         self._table = None
         self._cellref = None
         self._straddle = {}
@@ -339,13 +362,17 @@ class BandGrid(nn.Module):
             packed = state_dict.pop(key).cpu().numpy().astype(np.uint8)
             mask = np.unpackbits(packed, count=self.res**3).astype(bool)
             state_dict[prefix + "active"] = torch.from_numpy(np.flatnonzero(mask).astype(np.int64))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         if sides[0] is not None and sides[1] is not None:
             n_fine, n_coarse = int(self.active.numel()), self.coarse_res**3
             packed_fine, packed_coarse = (t.cpu().numpy().astype(np.uint8).reshape(-1) for t in sides)
             if len(packed_fine) != (n_fine + 7) // 8 or len(packed_coarse) != (n_coarse + 7) // 8:
-                error_msgs.append(f"{prefix}outside masks hold {len(packed_fine)}/{len(packed_coarse)} bytes, "
-                                  f"expected {(n_fine + 7) // 8}/{(n_coarse + 7) // 8}")
+                error_msgs.append(
+                    f"{prefix}outside masks hold {len(packed_fine)}/{len(packed_coarse)} bytes, "
+                    f"expected {(n_fine + 7) // 8}/{(n_coarse + 7) // 8}"
+                )
             else:
                 fine = np.unpackbits(packed_fine, count=n_fine).astype(bool)
                 coarse = np.unpackbits(packed_coarse, count=n_coarse).astype(bool)
@@ -370,16 +397,24 @@ class BandGrid(nn.Module):
         cells = torch.from_numpy(np.flatnonzero(np.unpackbits(packed, count=self.res**3)).astype(np.int64))
         P = (self.refine + 1) ** 3
         if len(cells) * P > MAX_REFINED_VALUES or (self.refined.numel() and len(cells) != self.refined.numel()):
-            error_msgs.append(f"{prefix}refined_mask marks {len(cells)} cells (expected {self.refined.numel()}, at most {MAX_REFINED_VALUES // P})")
+            error_msgs.append(
+                f"{prefix}refined_mask marks {len(cells)} cells (expected {self.refined.numel()}, at most {MAX_REFINED_VALUES // P})"
+            )
             return
-        rows = self.table()[corner_ids(torch.stack([cells // self.res**2, (cells // self.res) % self.res, cells % self.res], 1), self.res)].long()
+        rows = self.table()[
+            corner_ids(
+                torch.stack([cells // self.res**2, (cells // self.res) % self.res, cells % self.res], 1), self.res
+            )
+        ].long()
         if (rows < 0).any():
             error_msgs.append(f"{prefix}refined cells must have 8 active corners")
             return
         ids, inner = self._inner_sub_vertices(cells)
         uniq, inv = torch.unique(ids, return_inverse=True)
         if tuple(values.shape) != (len(uniq), self.channels):
-            error_msgs.append(f"{prefix}fine_values has shape {tuple(values.shape)}, the refined cells need ({len(uniq)}, {self.channels})")
+            error_msgs.append(
+                f"{prefix}fine_values has shape {tuple(values.shape)}, the refined cells need ({len(uniq)}, {self.channels})"
+            )
             return
         fine = torch.zeros(len(cells), P, self.channels, dtype=self.values.dtype)
         fine[:, inner] = values.to(fine.dtype)[inv].reshape(len(cells), -1, self.channels)

@@ -20,7 +20,11 @@ def write_weights(path: str | Path, tensors: dict[str, torch.Tensor], header: di
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata={"deepcsp": json.dumps(header)})
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+            str(tmp),
+            metadata={"deepcsp": json.dumps(header)},
+        )
     return path
 
 

@@ -87,7 +87,15 @@ class LocalCSPNet(nn.Module):
         return 0.5 * (self(points) + self(points * flip) * flip)
 
 
-def project_points(model: LocalCSPNet, cloud: np.ndarray, queries: np.ndarray, tree=None, batch: int = 8192, skip_self: bool = False, progress=None) -> np.ndarray:
+def project_points(
+    model: LocalCSPNet,
+    cloud: np.ndarray,
+    queries: np.ndarray,
+    tree=None,
+    batch: int = 8192,
+    skip_self: bool = False,
+    progress=None,
+) -> np.ndarray:
     """Closest surface points ``(Q, 3)`` of ``queries : (Q, 3)`` predicted from ``cloud : (N, 3)``.
 
     ``progress(done, total)`` is called after each batch."""

@@ -12,7 +12,15 @@ from torch.nn import functional as F
 
 from deepcsp._validate import Fields, OptionError
 from deepcsp.constants import CURVATURE_ALLOWANCE
-from deepcsp.fields.encodings import MAX_REFINED_VALUES, BandGrid, CellCorners, FourierFeatures, MultiResGrid, corner_offsets, may_straddle
+from deepcsp.fields.encodings import (
+    MAX_REFINED_VALUES,
+    BandGrid,
+    CellCorners,
+    FourierFeatures,
+    MultiResGrid,
+    corner_offsets,
+    may_straddle,
+)
 
 #: Largest band-grid resolution (vertices per axis): its lookup table holds res^3 int32 (4 GiB at 1024).
 MAX_BAND_RESOLUTION = 1024
@@ -89,7 +97,10 @@ class FieldConfig:
         base = f.integer("base_resolution", 2, MAX_DENSE_RESOLUTION)
         top = f.integer("max_resolution", base, MAX_DENSE_RESOLUTION)
         if self.encoding == "multires_grid" and self.levels * self.features * top**3 > MAX_GRID_VALUES:
-            raise OptionError("FieldConfig.max_resolution", f"gives up to levels * features * max_resolution^3 = {self.levels * self.features * top**3} grid values, more than {MAX_GRID_VALUES}")
+            raise OptionError(
+                "FieldConfig.max_resolution",
+                f"gives up to levels * features * max_resolution^3 = {self.levels * self.features * top**3} grid values, more than {MAX_GRID_VALUES}",
+            )
         f.integer("n_frequencies", 1, 32)
         f.integers("hidden", 1, 4096, min_len=0, max_len=16)
         f.number("half", 0.0, 1e6, min_open=True)
@@ -133,7 +144,15 @@ def _n_out(config: FieldConfig) -> int:
 def build_encoder_head(config: FieldConfig) -> tuple[nn.Module, nn.Module]:
     n_out = _n_out(config)
     if config.encoding == "band_grid":
-        return BandGrid(config.resolution, config.coarse_resolution, n_out, config.n_active, config.half, config.refine_factor, config.n_refined), nn.Identity()
+        return BandGrid(
+            config.resolution,
+            config.coarse_resolution,
+            n_out,
+            config.n_active,
+            config.half,
+            config.refine_factor,
+            config.n_refined,
+        ), nn.Identity()
     if config.encoding == "multires_grid":
         enc = MultiResGrid(config.levels, config.features, config.base_resolution, config.max_resolution, config.half)
         return enc, _mlp(enc.out_dim, config.hidden, n_out)
@@ -148,8 +167,6 @@ def build_encoder_head(config: FieldConfig) -> tuple[nn.Module, nn.Module]:
                 nn.init.zeros_(m.bias)
         return nn.Identity(), head
     raise ValueError(f"unknown encoding {config.encoding!r}")
-
-
 
 
 def sheet_weights(x: torch.Tensor, cell: CellCorners, jump: float, offset: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,7 +237,6 @@ class CSPNet(nn.Module):
         direction = F.normalize(out[:, 1:], dim=1, eps=1e-12)
         return x - d * direction
 
-
     def corner_weights(self, x: torch.Tensor, refined: bool = True) -> tuple[CellCorners, torch.Tensor]:
         """Band-grid cell data (:class:`~deepcsp.fields.encodings.CellCorners`: the refined level's
         sub-cell where there is one, unless ``refined`` is False) with the interpolation weights
@@ -241,7 +257,9 @@ class CSPNet(nn.Module):
         tangent plane keep trilinear weights.
         """
         c = self.config
-        cell = self.encoder.cells(x, refined=refined, sheets=(c.sheet_jump, c.sheet_offset) if c.interpolation == "nearest_sheet" else None)
+        cell = self.encoder.cells(
+            x, refined=refined, sheets=(c.sheet_jump, c.sheet_offset) if c.interpolation == "nearest_sheet" else None
+        )
         corr = torch.zeros_like(x)
         if self.config.interpolation == "nearest_sheet":
             w, corr = sheet_weights(x, cell, self.config.sheet_jump, self.config.sheet_offset)
@@ -320,7 +338,9 @@ def synced_config(config: FieldConfig, module: nn.Module) -> FieldConfig:
     enc = getattr(module, "encoder", None)
     if config.encoding != "band_grid" or not isinstance(enc, BandGrid):
         return config
-    return replace(config, n_active=int(enc.active.numel()), n_refined=enc.n_refined, n_subvertices=enc.n_sub_vertices(enc.refined))
+    return replace(
+        config, n_active=int(enc.active.numel()), n_refined=enc.n_refined, n_subvertices=enc.n_sub_vertices(enc.refined)
+    )
 
 
 def build_module(config: FieldConfig) -> nn.Module:

@@ -77,7 +77,10 @@ class Field:
     def query(self, points) -> QueryResult:
         """Closest points and distances of ``points : (N, 3)`` in input coordinates."""
         arr = as_points(points)
-        cps = [self.normalization.to_input(c.detach().double()).cpu() for c in self._map(arr, self.closest_points_normalized)]
+        cps = [
+            self.normalization.to_input(c.detach().double()).cpu()
+            for c in self._map(arr, self.closest_points_normalized)
+        ]
         cp = torch.cat(cps) if cps else torch.zeros((0, 3), dtype=torch.float64)
         dist = (torch.as_tensor(arr, dtype=torch.float64) - cp).norm(dim=1)
         return QueryResult(closest_points=cp.numpy(), distances=dist.numpy())
@@ -125,7 +128,14 @@ class Field:
 class NeuralField(Field):
     """A fitted network (``CSPNet`` or ``UDFNet``) with its normalisation."""
 
-    def __init__(self, module: torch.nn.Module, config: FieldConfig, normalization: Normalization, device: str | torch.device = "cpu", meta: dict | None = None):
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        config: FieldConfig,
+        normalization: Normalization,
+        device: str | torch.device = "cpu",
+        meta: dict | None = None,
+    ):
         self.module = module.to(device).eval()
         self.config = synced_config(config, module)
         self.kind = config.kind
@@ -199,7 +209,13 @@ class ExactField(Field):
 
     kind = "exact"
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray | None, normalization: Normalization | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray | None,
+        normalization: Normalization | None = None,
+        device: str = "cpu",
+    ):
         self.normalization = normalization or Normalization.from_points(np.asarray(vertices))
         self.vertices_normalized = self.normalization.to_normalized(np.asarray(vertices, np.float64))
         self.faces = faces
@@ -220,7 +236,14 @@ class ExactField(Field):
         return torch.as_tensor(np.where(out, res.distances, -res.distances), dtype=x.dtype, device=x.device)
 
 
-def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization: Normalization, meta: dict | None = None, half: bool = True) -> Path:
+def save_field(
+    path,
+    module: torch.nn.Module,
+    config: FieldConfig,
+    normalization: Normalization,
+    meta: dict | None = None,
+    half: bool = True,
+) -> Path:
     """Save a field as one ``.safetensors`` file (atomic: temp file + rename); band-grid values
     are quantised to 1/128 of a fine cell (:mod:`deepcsp.fields.codec`) unless ``half`` is False
     (then stored as float32)."""
@@ -241,7 +264,9 @@ def save_field(path, module: torch.nn.Module, config: FieldConfig, normalization
         # runs of consecutive vertices (deepcsp.fields.codec); masks are zlib'd bytes.
         step = module.encoder.h / codec.STEPS_PER_CELL
         for k in [k for k in tensors if k.endswith("values")]:
-            tensors[k + ".zlib"], compressed[k] = codec.encode(tensors.pop(k), _value_runs(k, tensors, module.encoder), step)
+            tensors[k + ".zlib"], compressed[k] = codec.encode(
+                tensors.pop(k), _value_runs(k, tensors, module.encoder), step
+            )
         for k in [k for k in tensors if k.endswith("_mask")]:
             tensors[k + ".zlib"], compressed[k] = _compress(tensors.pop(k))
     header["compressed"] = compressed
@@ -262,7 +287,11 @@ def load_field(path, device: str = "cpu") -> NeuralField:
         for key in sorted(specs, key=lambda k: isinstance(specs[k], dict) and specs[k].get("codec") == codec.CODEC):
             spec = specs[key]
             try:
-                runs = _value_runs(key, tensors, module.encoder, config) if isinstance(spec, dict) and spec.get("codec") == codec.CODEC else None
+                runs = (
+                    _value_runs(key, tensors, module.encoder, config)
+                    if isinstance(spec, dict) and spec.get("codec") == codec.CODEC
+                    else None
+                )
                 tensors[key] = _decompress(tensors.pop(key + ".zlib"), spec, expected.get(key), runs)
             except (KeyError, ValueError, TypeError, zlib.error) as exc:
                 raise ValueError(f"{key}: {exc}") from None
@@ -313,7 +342,9 @@ def _value_runs(key: str, tensors: dict, encoder, config: FieldConfig | None = N
     if key == "encoder.values":
         if config is None:
             return codec.runs(encoder.active.cpu().numpy())
-        ids = np.flatnonzero(np.unpackbits(tensors["encoder.active_mask"].numpy().astype(np.uint8), count=encoder.res**3))
+        ids = np.flatnonzero(
+            np.unpackbits(tensors["encoder.active_mask"].numpy().astype(np.uint8), count=encoder.res**3)
+        )
         if len(ids) != config.n_active:
             raise ValueError(f"active_mask marks {len(ids)} vertices, the config says {config.n_active}")
         return codec.runs(ids)
@@ -321,14 +352,20 @@ def _value_runs(key: str, tensors: dict, encoder, config: FieldConfig | None = N
         if config is None:
             cells = encoder.refined.cpu()
         else:
-            cells = torch.from_numpy(np.flatnonzero(np.unpackbits(tensors["encoder.refined_mask"].numpy().astype(np.uint8), count=encoder.res**3)))
+            cells = torch.from_numpy(
+                np.flatnonzero(
+                    np.unpackbits(tensors["encoder.refined_mask"].numpy().astype(np.uint8), count=encoder.res**3)
+                )
+            )
             if len(cells) != config.n_refined:
                 raise ValueError(f"refined_mask marks {len(cells)} cells, the config says {config.n_refined}")
         return codec.runs(torch.unique(encoder._inner_sub_vertices(cells)[0]).numpy())
     raise ValueError("no runs for this tensor")
 
 
-def _decompress(blob: torch.Tensor, spec: dict, expected: list[int] | None = None, runs: np.ndarray | None = None) -> torch.Tensor:
+def _decompress(
+    blob: torch.Tensor, spec: dict, expected: list[int] | None = None, runs: np.ndarray | None = None
+) -> torch.Tensor:
     """Inverse of :func:`_compress` (or of :func:`deepcsp.fields.codec.encode`, given the value
     runs). The shape in ``spec`` must equal ``expected`` (from the config) and stay under
     :data:`MAX_INFLATED_BYTES` before anything is allocated; zlib inflates at most that many bytes
@@ -351,8 +388,15 @@ def _decompress(blob: torch.Tensor, spec: dict, expected: list[int] | None = Non
     inflater = zlib.decompressobj()
     raw = inflater.decompress(blob.numpy().tobytes(), size + 1)
     if len(raw) != size or inflater.unconsumed_tail:
-        raise ValueError(f"compressed tensor holds {'more than ' if len(raw) > size or inflater.unconsumed_tail else ''}{len(raw)} bytes, expected {size}")
+        raise ValueError(
+            f"compressed tensor holds {'more than ' if len(raw) > size or inflater.unconsumed_tail else ''}{len(raw)} bytes, expected {size}"
+        )
     if quantised:
-        return codec.decode(raw, shape, runs if runs is not None else np.zeros(shape[0] if shape else 1, dtype=bool), float(spec["step"]))
+        return codec.decode(
+            raw,
+            shape,
+            runs if runs is not None else np.zeros(shape[0] if shape else 1, dtype=bool),
+            float(spec["step"]),
+        )
     a = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, count).T.copy().view(dtype).reshape(shape)
     return torch.from_numpy(a)

@@ -51,7 +51,9 @@ def _values(kind: str, output: str, v: np.ndarray, cp: np.ndarray, dist: np.ndar
         return cp - v
     if output == "point":
         return cp
-    raise ValueError("band_grid supports output 'displacement' or 'point' (trilinear interpolation of either is identical)")
+    raise ValueError(
+        "band_grid supports output 'displacement' or 'point' (trilinear interpolation of either is identical)"
+    )
 
 
 def collocate(
@@ -75,7 +77,9 @@ def collocate(
     hc, hf = 2 * half / (rc - 1), 2 * half / (rf - 1)
     cv = grid_vertices(rc, half).double().numpy()
     cres = oracle.query(cv)
-    grid.coarse.values.data = torch.as_tensor(_values(kind, output, cv, cres.points, cres.distances), dtype=torch.float32)
+    grid.coarse.values.data = torch.as_tensor(
+        _values(kind, output, cv, cres.points, cres.distances), dtype=torch.float32
+    )
 
     # Coarse cells that may contain points within band + margin of the surface.
     keep = band + np.sqrt(3) * hf
@@ -114,11 +118,25 @@ def collocate(
         coarse = outside_bits(closed_mesh[0], closed_mesh[1], cv, cres.points, cres.face_ids)
         grid.set_sides(torch.from_numpy(fine), torch.from_numpy(coarse))
         seconds_sides = time.perf_counter() - t1
-    return BandStats(n_active=int(act.sum()), n_queried=len(ids) + rc**3 + n_sub, dense_vertices=rf**3, seconds=seconds + seconds_sides, seconds_sides=seconds_sides,
-                     n_refined=n_ref, n_subvertices=n_sub, seconds_refine=seconds_refine)
+    return BandStats(
+        n_active=int(act.sum()),
+        n_queried=len(ids) + rc**3 + n_sub,
+        dense_vertices=rf**3,
+        seconds=seconds + seconds_sides,
+        seconds_sides=seconds_sides,
+        n_refined=n_ref,
+        n_subvertices=n_sub,
+        seconds_refine=seconds_refine,
+    )
 
 
-def close_sheet_cells(grid: BandGrid, near: float = REFINE_NEAR, gap: float = REFINE_GAP, offset: float = REFINE_OFFSET, chunk: int = 1 << 15) -> tuple[torch.Tensor, torch.Tensor]:
+def close_sheet_cells(
+    grid: BandGrid,
+    near: float = REFINE_NEAR,
+    gap: float = REFINE_GAP,
+    offset: float = REFINE_OFFSET,
+    chunk: int = 1 << 15,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lowest-corner flat ids ``(M,)`` of the fine cells of ``grid`` (collocated, CSP
     displacements) that have all 8 corners active, a corner within ``near`` cells of the surface,
     and two corners that see different sheets within ``gap`` cells of each other: corner j's
@@ -157,7 +175,9 @@ def close_sheet_cells(grid: BandGrid, near: float = REFINE_NEAR, gap: float = RE
         along = (dq * n[:, :, None, :]).sum(-1)
         own = (dq * n[:, None, :, :]).sum(-1)
         tang = (dq - along[..., None] * n[:, :, None, :]).norm(dim=-1)
-        sin = torch.linalg.cross(n[:, :, None, :].expand(-1, 8, 8, 3), n[:, None, :, :].expand(-1, 8, 8, 3), dim=3).norm(dim=3)
+        sin = torch.linalg.cross(
+            n[:, :, None, :].expand(-1, 8, 8, 3), n[:, None, :, :].expand(-1, 8, 8, 3), dim=3
+        ).norm(dim=3)
         good = (L[:, :, None] > 0.05 * h) & (L[:, None, :] > 0.05 * h)
         other = good & (torch.maximum(along.abs(), own.abs()) > offset * h + tang * sin) & (dq.norm(dim=-1) < gap * h)
         sel = other.flatten(1).any(1)
@@ -169,7 +189,14 @@ def close_sheet_cells(grid: BandGrid, near: float = REFINE_NEAR, gap: float = RE
     return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
 
-def refine_close_sheets(grid: BandGrid, oracle, near: float = REFINE_NEAR, gap: float = REFINE_GAP, offset: float = REFINE_OFFSET, budget: float = REFINE_BUDGET) -> tuple[int, int]:
+def refine_close_sheets(
+    grid: BandGrid,
+    oracle,
+    near: float = REFINE_NEAR,
+    gap: float = REFINE_GAP,
+    offset: float = REFINE_OFFSET,
+    budget: float = REFINE_BUDGET,
+) -> tuple[int, int]:
     """Give ``grid`` its refined level in :func:`close_sheet_cells` (the closest sheets first, up
     to ``budget`` values per fine vertex), with exact closest points at every sub-vertex. (Where a refined cell meets an unrefined one the two interpolations differ by
     the fine level's error on their shared face; interpolating the fine level on the refined
@@ -202,7 +229,14 @@ def refine_close_sheets(grid: BandGrid, oracle, near: float = REFINE_NEAR, gap: 
     return len(cells), int(len(uniq))
 
 
-def outside_bits(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, closest: np.ndarray, face_ids: np.ndarray, check: int = 2000) -> np.ndarray:
+def outside_bits(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    points: np.ndarray,
+    closest: np.ndarray,
+    face_ids: np.ndarray,
+    check: int = 2000,
+) -> np.ndarray:
     """``(N,)`` bool: which ``points`` lie outside the closed mesh, given their exact closest
     points and faces.
 
@@ -233,4 +267,3 @@ def outside_bits(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, cl
             flipped = (~agree).mean() > 0.999  # every face wound inward
             out[idx] = ~out[idx] if flipped else outside_mask(vertices, faces, points[idx])
     return out
-

@@ -46,7 +46,9 @@ class CloudConfig:
             from pathlib import Path
 
             if not (Path(self.model).is_file() and Path(self.model).suffix == ".safetensors"):
-                raise OptionError("CloudConfig.model", f"must be an existing .safetensors model file, got {self.model!r}")
+                raise OptionError(
+                    "CloudConfig.model", f"must be an existing .safetensors model file, got {self.model!r}"
+                )
 
 
 @dataclass
@@ -96,7 +98,9 @@ class FitConfig:
         f = Fields(self)
         for name, cls in (("field", FieldConfig), ("samples", SampleConfig), ("cloud", CloudConfig)):
             if not isinstance(getattr(self, name), cls):
-                raise OptionError(f"FitConfig.{name}", f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+                raise OptionError(
+                    f"FitConfig.{name}", f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}"
+                )
         f.number("time_budget", 0.0, 1e7)
         f.optional_integer("max_steps", 0, 10**9)
         f.integer("batch_size", 1, 2**24)

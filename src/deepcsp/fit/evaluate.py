@@ -61,7 +61,15 @@ def distance_to_segments(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np
     return d
 
 
-def evaluate_field(field, vertices_n: np.ndarray, faces: np.ndarray | None, oracle, n: int = 50_000, band: float = EVAL_BAND, seed: int = 123) -> FieldErrors:
+def evaluate_field(
+    field,
+    vertices_n: np.ndarray,
+    faces: np.ndarray | None,
+    oracle,
+    n: int = 50_000,
+    band: float = EVAL_BAND,
+    seed: int = 123,
+) -> FieldErrors:
     """Errors of ``field`` (normalised queries) on ``n`` band points of the surface
     ``(vertices_n, faces)`` (normalised coordinates) with exact ``oracle``."""
     rng = np.random.default_rng(seed)

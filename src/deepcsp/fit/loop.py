@@ -14,16 +14,16 @@ from typing import Callable
 import numpy as np
 import torch
 
+from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import NeuralField
 from deepcsp.fit.band import BandStats, collocate
-from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.evaluate import FieldErrors, evaluate_field
 from deepcsp.fit.losses import cosine_scale, csp_loss, udf_loss
 from deepcsp.geometry.closest import CloudOracle, MeshOracle
-from deepcsp.geometry.pointset import CloudSummary, PointSetSurface
 from deepcsp.geometry.inside import is_watertight
+from deepcsp.geometry.pointset import CloudSummary, PointSetSurface
 from deepcsp.geometry.sampling import cached_training_samples, sample_surface
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,23 @@ def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
         progress({"stage": f"building the point-set surface of {len(v)} points"})
     cloud = config.cloud
     project = None if cloud.projection == "off" else _learned_projection(cloud.model, config.device, progress)
-    pss = PointSetSurface.build(v, cloud.surface, project, project_above=cloud.projection_above if cloud.projection == "auto" else 0.0)
+    pss = PointSetSurface.build(
+        v, cloud.surface, project, project_above=cloud.projection_above if cloud.projection == "auto" else 0.0
+    )
     if progress is not None:
         pss.progress = lambda done, total: progress({"task": "closest points", "done": done, "total": total})
         s = pss.summary
-        learned = f", learned projection (noise {s.input_noise:.3g} -> {s.noise:.3g})" if s.projected else f", noise {s.noise:.3g}"
-        progress({"stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), spacing {s.spacing:.3g}"
-                           f"{learned}, patches of {s.patch_neighbors} points (degree {s.patch_degree})"})
+        learned = (
+            f", learned projection (noise {s.input_noise:.3g} -> {s.noise:.3g})"
+            if s.projected
+            else f", noise {s.noise:.3g}"
+        )
+        progress(
+            {
+                "stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), spacing {s.spacing:.3g}"
+                f"{learned}, patches of {s.patch_neighbors} points (degree {s.patch_degree})"
+            }
+        )
     return pss
 
 
@@ -104,14 +114,20 @@ def _learned_projection(model_path: str | None, device: str, progress):
         model = load_local_model(model_path or shipped_local_model_path(), device=device)
         if progress is not None:
             progress({"stage": f"projecting {len(points)} points with the local CSP model"})
-        bar = None if progress is None else (lambda done, total: progress({"task": "learned projection", "done": done, "total": total}))
+        bar = (
+            None
+            if progress is None
+            else (lambda done, total: progress({"task": "learned projection", "done": done, "total": total}))
+        )
         return project_points(model, points, points, progress=bar)
 
     return project
 
 
 def _wants_sides(config: FitConfig, fcfg, faces) -> bool:
-    return config.inside_outside == "auto" and faces is not None and fcfg.kind == "csp" and fcfg.output == "displacement"
+    return (
+        config.inside_outside == "auto" and faces is not None and fcfg.kind == "csp" and fcfg.output == "displacement"
+    )
 
 
 def _param_groups(module: torch.nn.Module, config: FitConfig):
@@ -156,7 +172,11 @@ def _start(surface, config: FitConfig, oracle, ground_truth: str, chash: str, ck
         diag = float(np.linalg.norm(v.max(0) - v.min(0)))
         if progress is not None:
             progress({"stage": "collocating exact closest points at band-grid vertices"})
-        closed = (v, faces) if ground_truth == "exact" and _wants_sides(config, fcfg, faces) and is_watertight(v, faces) else None
+        closed = (
+            (v, faces)
+            if ground_truth == "exact" and _wants_sides(config, fcfg, faces) and is_watertight(v, faces)
+            else None
+        )
         band = collocate(module.encoder, oracle, _band(config, faces, diag), fcfg.kind, fcfg.output, closed_mesh=closed)
         fcfg.n_active = band.n_active
         if progress is not None:
@@ -165,7 +185,9 @@ def _start(surface, config: FitConfig, oracle, ground_truth: str, chash: str, ck
     return _Start(module, fcfg, band, None)
 
 
-def _training_set(surface, config: FitConfig, fcfg: FieldConfig, oracle, cache_dir, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _training_set(
+    surface, config: FitConfig, fcfg: FieldConfig, oracle, cache_dir, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training points, their exact closest points and distances (band grids train only where
     their fine values are used)."""
     v = surface.normalized_vertices
@@ -182,8 +204,23 @@ def _training_set(surface, config: FitConfig, fcfg: FieldConfig, oracle, cache_d
 class _Optimisation:
     """The resumable Adam loop: state (step, history, RNG, optimiser) and atomic checkpoints."""
 
-    def __init__(self, module: torch.nn.Module, fcfg: FieldConfig, config: FitConfig, chash: str, ckpt: Path | None, t_start: float):
-        self.module, self.fcfg, self.config, self.chash, self.ckpt, self.t_start = module, fcfg, config, chash, ckpt, t_start
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        fcfg: FieldConfig,
+        config: FitConfig,
+        chash: str,
+        ckpt: Path | None,
+        t_start: float,
+    ):
+        self.module, self.fcfg, self.config, self.chash, self.ckpt, self.t_start = (
+            module,
+            fcfg,
+            config,
+            chash,
+            ckpt,
+            t_start,
+        )
         params = _param_groups(module, config)
         self.opt = torch.optim.Adam(params) if params else None
         self.base_lrs = [g["lr"] for g in params]  # before a resumed optimizer overwrites them with scheduled ones
@@ -204,7 +241,13 @@ class _Optimisation:
         if self.ckpt is None:
             return
         tensors = {f"model.{k}": t for k, t in self.module.state_dict().items()}
-        meta = {"config_hash": self.chash, "field": self.fcfg.to_dict(), "step": self.step, "elapsed": self.elapsed(), "history": self.history}
+        meta = {
+            "config_hash": self.chash,
+            "field": self.fcfg.to_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed(),
+            "history": self.history,
+        }
         if self.opt is not None:
             ot, info = optimizer_tensors(self.opt)
             tensors.update(ot)
@@ -231,13 +274,25 @@ class _Optimisation:
                 if fcfg.kind == "udf":
                     batch = udf_loss(module, P[idx], D[idx], diag)
                 else:
-                    batch = csp_loss(module, P[idx], C[idx], diag, squared=fcfg.encoding == "paper",
-                                     idempotence=config.idempotence_weight, orthogonality=config.orthogonality_weight)
+                    batch = csp_loss(
+                        module,
+                        P[idx],
+                        C[idx],
+                        diag,
+                        squared=fcfg.encoding == "paper",
+                        idempotence=config.idempotence_weight,
+                        orthogonality=config.orthogonality_weight,
+                    )
                 self.opt.zero_grad(set_to_none=True)
                 batch.loss.backward()
                 self.opt.step()
                 self.step += 1
-                rec = {"step": self.step, "seconds": round(self.elapsed(), 3), "loss": float(batch.loss.detach()), "error": batch.error}
+                rec = {
+                    "step": self.step,
+                    "seconds": round(self.elapsed(), 3),
+                    "loss": float(batch.loss.detach()),
+                    "error": batch.error,
+                }
                 self.history.append(rec)
                 if progress is not None:
                     progress(rec)
@@ -310,13 +365,24 @@ def fit_surface(
     module.eval()
     run.checkpoint()
     total = run.elapsed()
-    meta = {"fit": {"steps": run.step, "seconds": round(total, 3), "source": str(surface.path) if surface.path else None}}
+    meta = {
+        "fit": {"steps": run.step, "seconds": round(total, 3), "source": str(surface.path) if surface.path else None}
+    }
     result_field = NeuralField(module, fcfg, surface.normalization, device=device, meta=meta)
     errors = None
     if config.eval_points:
         if progress is not None:
             progress({"stage": f"measuring closest-point error at {config.eval_points} band points"})
         errors = evaluate_field(result_field, v, faces, oracle, n=config.eval_points)
-    return FitResult(field=result_field, history=run.history, steps=run.step, seconds_total=total, seconds_ground_truth=seconds_gt,
-                     band=start.band, errors=errors, resumed_from_step=resumed_from,
-                     cloud=getattr(oracle, "summary", None), surface=oracle if isinstance(oracle, PointSetSurface) else None)
+    return FitResult(
+        field=result_field,
+        history=run.history,
+        steps=run.step,
+        seconds_total=total,
+        seconds_ground_truth=seconds_gt,
+        band=start.band,
+        errors=errors,
+        resumed_from_step=resumed_from,
+        cloud=getattr(oracle, "summary", None),
+        surface=oracle if isinstance(oracle, PointSetSurface) else None,
+    )

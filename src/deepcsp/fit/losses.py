@@ -17,7 +17,15 @@ class BatchLoss:
     error: float
 
 
-def csp_loss(module, x: torch.Tensor, target: torch.Tensor, diag: float, squared: bool = False, idempotence: float = 0.0, orthogonality: float = 0.0) -> BatchLoss:
+def csp_loss(
+    module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    diag: float,
+    squared: bool = False,
+    idempotence: float = 0.0,
+    orthogonality: float = 0.0,
+) -> BatchLoss:
     """Closest-point loss for ``x, target : (B, 3)``: mean Euclidean error (or mean squared error,
     the paper recipe's MSE, when ``squared``), plus optional terms that use CSP's structure:
     ``idempotence * |CSP(CSP(x)) - CSP(x)|`` (a closest point is its own closest point) and

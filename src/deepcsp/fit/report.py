@@ -14,12 +14,18 @@ def checkpoint_path(output: Path) -> Path:
     return Path(str(output) + ".ckpt")
 
 
-def fit_with_progress(surface, config: FitConfig, output: Path, cache_dir=None, quiet: bool = False, ground_truth: str = "exact") -> FitResult:
+def fit_with_progress(
+    surface, config: FitConfig, output: Path, cache_dir=None, quiet: bool = False, ground_truth: str = "exact"
+) -> FitResult:
     """:func:`fit_surface` with a tqdm bar (loss and error) and checkpoints beside ``output``."""
     from tqdm.auto import tqdm
 
     steps = config.resolved_steps()
-    bar = None if quiet or steps == 0 else tqdm(total=steps, desc=f"fit {Path(str(surface.path)).name}", unit="step", dynamic_ncols=True, leave=True)
+    bar = (
+        None
+        if quiet or steps == 0
+        else tqdm(total=steps, desc=f"fit {Path(str(surface.path)).name}", unit="step", dynamic_ncols=True, leave=True)
+    )
 
     def progress(rec):
         if "stage" in rec:
@@ -33,7 +39,14 @@ def fit_with_progress(surface, config: FitConfig, output: Path, cache_dir=None, 
             bar.refresh() if rec["step"] % 10 == 0 else None
 
     try:
-        result = fit_surface(surface, config, checkpoint_path=checkpoint_path(output), cache_dir=cache_dir, progress=progress, ground_truth=ground_truth)
+        result = fit_surface(
+            surface,
+            config,
+            checkpoint_path=checkpoint_path(output),
+            cache_dir=cache_dir,
+            progress=progress,
+            ground_truth=ground_truth,
+        )
     finally:
         if bar is not None:
             bar.close()

@@ -147,7 +147,9 @@ class CloudOracle:
     def query(self, points, workers: int = -1) -> ClosestPoints:
         q = check_points(points)
         dist, idx = self._tree.query(q, k=1, workers=workers)
-        return ClosestPoints(points=self.vertices[idx], distances=dist, face_ids=idx.astype(np.int64), barycentrics=None)
+        return ClosestPoints(
+            points=self.vertices[idx], distances=dist, face_ids=idx.astype(np.int64), barycentrics=None
+        )
 
 
 def make_oracle(vertices: np.ndarray, faces: np.ndarray | None, backend: str = "igl"):

@@ -115,7 +115,9 @@ def _restricted_eig(m: torch.Tensor, normals: torch.Tensor):
     return evals, T @ evecs
 
 
-def _assemble(ka: torch.Tensor, kb: torch.Tensor, da: torch.Tensor, db: torch.Tensor, normals: torch.Tensor) -> PrincipalCurvatures:
+def _assemble(
+    ka: torch.Tensor, kb: torch.Tensor, da: torch.Tensor, db: torch.Tensor, normals: torch.Tensor
+) -> PrincipalCurvatures:
     swap = kb > ka
     k1 = torch.where(swap, kb, ka)
     k2 = torch.where(swap, ka, kb)
@@ -124,7 +126,9 @@ def _assemble(ka: torch.Tensor, kb: torch.Tensor, da: torch.Tensor, db: torch.Te
     return PrincipalCurvatures(k1=k1, k2=k2, dir1=d1, dir2=d2, mean=0.5 * (k1 + k2), gaussian=k1 * k2, normals=normals)
 
 
-def curvatures_from_jacobian(jacobian: torch.Tensor, normals: torch.Tensor, distances: torch.Tensor) -> PrincipalCurvatures:
+def curvatures_from_jacobian(
+    jacobian: torch.Tensor, normals: torch.Tensor, distances: torch.Tensor
+) -> PrincipalCurvatures:
     """Principal curvatures from the closest-point Jacobian at ``p = q + t n``.
 
     Parameters
@@ -148,7 +152,9 @@ def curvatures_from_jacobian(jacobian: torch.Tensor, normals: torch.Tensor, dist
     return _assemble(k[:, 0], k[:, 1], dirs[..., 0], dirs[..., 1], normals)
 
 
-def curvatures_from_hessian(hessian: torch.Tensor, normals: torch.Tensor, distances: torch.Tensor) -> PrincipalCurvatures:
+def curvatures_from_hessian(
+    hessian: torch.Tensor, normals: torch.Tensor, distances: torch.Tensor
+) -> PrincipalCurvatures:
     """Principal curvatures from the Hessian of the unsigned distance ``u`` at ``p = q + t n``.
 
     ``hessian : (N, 3, 3)``, ``normals : (N, 3)`` = ``grad u / |grad u|``, ``distances : (N,)`` =
@@ -163,9 +169,19 @@ def curvatures_from_hessian(hessian: torch.Tensor, normals: torch.Tensor, distan
     return _assemble(k[:, 0], k[:, 1], dirs[..., 0], dirs[..., 1], normals)
 
 
-def jacobian_of_offset_surface(normals: torch.Tensor, distances: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor, dir1: torch.Tensor, dir2: torch.Tensor) -> torch.Tensor:
+def jacobian_of_offset_surface(
+    normals: torch.Tensor,
+    distances: torch.Tensor,
+    k1: torch.Tensor,
+    k2: torch.Tensor,
+    dir1: torch.Tensor,
+    dir2: torch.Tensor,
+) -> torch.Tensor:
     """The exact closest-point Jacobian ``(N, 3, 3)`` = ``sum_i e_i e_i^T / (1 + t k_i)`` (the
     forward formula, for tests and synthetic checks)."""
     l1 = 1.0 / (1.0 + distances * k1)
     l2 = 1.0 / (1.0 + distances * k2)
-    return l1[:, None, None] * dir1[:, :, None] * dir1[:, None, :] + l2[:, None, None] * dir2[:, :, None] * dir2[:, None, :]
+    return (
+        l1[:, None, None] * dir1[:, :, None] * dir1[:, None, :]
+        + l2[:, None, None] * dir2[:, :, None] * dir2[:, None, :]
+    )

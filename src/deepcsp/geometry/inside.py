@@ -49,7 +49,10 @@ def winding_numbers(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray)
     pts = np.ascontiguousarray(points, dtype=np.float64)
     if len(pts) == 0:
         return np.zeros(0)
-    return np.asarray(igl.fast_winding_number(np.ascontiguousarray(vertices, np.float64), np.ascontiguousarray(faces, np.int64), pts), np.float64)
+    return np.asarray(
+        igl.fast_winding_number(np.ascontiguousarray(vertices, np.float64), np.ascontiguousarray(faces, np.int64), pts),
+        np.float64,
+    )
 
 
 def outside_mask(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:

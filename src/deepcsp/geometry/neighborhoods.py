@@ -37,13 +37,15 @@ class Neighborhoods:
         return np.einsum("qij,qj->qi", self.frames, displacements) / self.scales[:, None]
 
 
-def local_neighborhoods(cloud: np.ndarray, tree, queries: np.ndarray, k: int = 64, skip_self: bool = False) -> Neighborhoods:
+def local_neighborhoods(
+    cloud: np.ndarray, tree, queries: np.ndarray, k: int = 64, skip_self: bool = False
+) -> Neighborhoods:
     """Canonical neighbourhoods of ``queries : (Q, 3)`` in ``cloud : (N, 3)`` (``tree``: a cKDTree of
     it). ``skip_self`` leaves out the nearest point (for queries that are cloud points, in training
     on held-out points)."""
     k = min(k, len(cloud) - int(skip_self))
     _, ii = tree.query(queries, k=k + int(skip_self), workers=-1)
-    ii = ii.reshape(len(queries), -1)[:, int(skip_self):]
+    ii = ii.reshape(len(queries), -1)[:, int(skip_self) :]
     off = cloud[ii] - queries[:, None]
     scales = np.sqrt((off**2).sum(-1).mean(1)) + 1e-300
     centred = off - off.mean(1, keepdims=True)

@@ -71,7 +71,9 @@ class PointSetConfig:
         f = Fields(self)
         f.integer("patch_neighbors", 0, 1024)
         if 0 < self.patch_neighbors < 6:
-            raise OptionError("PointSetConfig.patch_neighbors", f"must be 0 (automatic) or at least 6, got {self.patch_neighbors}")
+            raise OptionError(
+                "PointSetConfig.patch_neighbors", f"must be 0 (automatic) or at least 6, got {self.patch_neighbors}"
+            )
         f.integer("patch_degree", 0, 2)
         f.number("kernel", 0.05, 10.0)
         f.integer("blend_neighbors", 1, 64)
@@ -159,7 +161,9 @@ def local_spacing(points: np.ndarray, tree=None, k: int = 8) -> np.ndarray:
     return np.median(dk[:, 1:], axis=1)
 
 
-def fit_patches(points: np.ndarray, tree, neighbors: int, kernel: float = 0.5, floor=None, degree: int = 2, chunk: int = 20000) -> Patches:
+def fit_patches(
+    points: np.ndarray, tree, neighbors: int, kernel: float = 0.5, floor=None, degree: int = 2, chunk: int = 20000
+) -> Patches:
     """Robust local quadrics (see :class:`Patches`) around every point of ``points : (N, 3)`` over
     its ``neighbors`` nearest points (:func:`_fit_quadrics`; ``degree`` 1 fits planes); ``floor :
     (N,)`` bounds the residual scale from below (the noise)."""
@@ -201,8 +205,17 @@ class PatchSize:
 PATCH_SIZES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
-def select_patch_size(points: np.ndarray, tree, candidates=PATCH_SIZES, degrees=(2, 1), kernel: float = 0.5,
-                      floor=None, n_centers: int = 3000, trim: float = 0.05, seed: int = 0) -> PatchSize:
+def select_patch_size(
+    points: np.ndarray,
+    tree,
+    candidates=PATCH_SIZES,
+    degrees=(2, 1),
+    kernel: float = 0.5,
+    floor=None,
+    n_centers: int = 3000,
+    trim: float = 0.05,
+    seed: int = 0,
+) -> PatchSize:
     """Pick the patch size and degree by leave-one-out cross-validation: fit the patch of
     ``n_centers`` random points without the point itself and measure how far the point lies from
     it. Noise adds the same amount to every candidate, so the smallest error (trimmed RMS, the
@@ -231,7 +244,9 @@ def select_patch_size(points: np.ndarray, tree, candidates=PATCH_SIZES, degrees=
     return PatchSize(best[0], best[1], loo, loo[best])
 
 
-def _neighbors(points: np.ndarray, tree, idx: np.ndarray, k: int, leave_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _neighbors(
+    points: np.ndarray, tree, idx: np.ndarray, k: int, leave_out: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Distances and ids ``(B, k)`` of the neighbourhood of points ``idx`` for cross-validation:
     the ``k`` nearest points to the mean of each point's 8 nearest others, not to the point itself,
     whose noise would pull the neighbourhood its way and make small patches look better than they
@@ -261,7 +276,16 @@ class _QuadricFits:
     scale: np.ndarray
 
 
-def _fit_quadrics(off: np.ndarray, dist: np.ndarray, kernel: float, floor: np.ndarray, degree: int = 2, size: int | None = None, robust: float = 2.5, iterations: int = 3) -> _QuadricFits:
+def _fit_quadrics(
+    off: np.ndarray,
+    dist: np.ndarray,
+    kernel: float,
+    floor: np.ndarray,
+    degree: int = 2,
+    size: int | None = None,
+    robust: float = 2.5,
+    iterations: int = 3,
+) -> _QuadricFits:
     """Robust quadrics for a batch: ``off : (B, K, 3)`` neighbours minus centre, ``dist : (B, K)``
     their distances (ascending), ``floor : (B,)`` least residual scale.
 
@@ -322,7 +346,15 @@ class PointSetSurface:
     Build with :meth:`build`; :meth:`query` has the interface of the mesh oracles, so a band grid
     is collocated from it exactly as from a mesh."""
 
-    def __init__(self, points: np.ndarray, patches: Patches, spacing: np.ndarray, density_ref: np.ndarray, config: PointSetConfig, summary: CloudSummary):
+    def __init__(
+        self,
+        points: np.ndarray,
+        patches: Patches,
+        spacing: np.ndarray,
+        density_ref: np.ndarray,
+        config: PointSetConfig,
+        summary: CloudSummary,
+    ):
         from scipy.spatial import cKDTree
 
         self.points = points
@@ -340,7 +372,9 @@ class PointSetSurface:
         self._coeffs = torch.from_numpy(patches.coeffs)
 
     @classmethod
-    def build(cls, points, config: PointSetConfig = PointSetConfig(), project=None, project_above: float = 0.0) -> "PointSetSurface":
+    def build(
+        cls, points, config: PointSetConfig = PointSetConfig(), project=None, project_above: float = 0.0
+    ) -> "PointSetSurface":
         """Clean up ``points : (N, 3)`` and fit the patches; raises ValueError on clouds that
         cannot define a surface (fewer than 10 distinct points, or all on one line).
 
@@ -361,9 +395,26 @@ class PointSetSurface:
             pts = _check_cloud(np.unique(np.asarray(project(pts), np.float64), axis=0))
             tree, spacing, size = _scale_and_noise(pts, config)
             projected = True
-        patches = fit_patches(pts, tree, size.neighbors, config.kernel, floor=np.maximum(1.5 * size.noise, 0.1 * spacing), degree=size.degree)
+        patches = fit_patches(
+            pts,
+            tree,
+            size.neighbors,
+            config.kernel,
+            floor=np.maximum(1.5 * size.noise, 0.1 * spacing),
+            degree=size.degree,
+        )
         density_ref = _density_reference(pts, tree, config.density_kernel * spacing)
-        summary = CloudSummary(n_input, len(pts), n_outliers, float(np.median(spacing)), input_noise, size.noise, size.neighbors, size.degree, projected)
+        summary = CloudSummary(
+            n_input,
+            len(pts),
+            n_outliers,
+            float(np.median(spacing)),
+            input_noise,
+            size.noise,
+            size.neighbors,
+            size.degree,
+            projected,
+        )
         return cls(pts, patches, spacing, density_ref, config, summary)
 
     def query(self, points, chunk: int = 65536) -> ClosestPoints:
@@ -381,10 +432,18 @@ class PointSetSurface:
         far; then the distance to the patch of the nearest sample (close to the blended surface
         near it) must not exceed ``distance`` by more than a quarter spacing plus the noise."""
         s90 = float(np.quantile(self.spacing, 0.9))
-        d, _ = self.tree.query(points, k=1, workers=-1, distance_upper_bound=distance + 2.0 * s90 + 3.0 * self.summary.noise)
+        d, _ = self.tree.query(
+            points, k=1, workers=-1, distance_upper_bound=distance + 2.0 * s90 + 3.0 * self.summary.noise
+        )
         near = np.flatnonzero(np.isfinite(d))
         with _flush_denormals():
-            approx = np.concatenate([self._nearest_patch_distance(points[near[i : i + 65536]]) for i in range(0, len(near), 65536)]) if len(near) else np.zeros(0)
+            approx = (
+                np.concatenate(
+                    [self._nearest_patch_distance(points[near[i : i + 65536]]) for i in range(0, len(near), 65536)]
+                )
+                if len(near)
+                else np.zeros(0)
+            )
         keep = np.zeros(len(points), bool)
         keep[near[approx <= distance + 0.25 * s90 + 3.0 * self.summary.noise]] = True
         return keep
@@ -397,7 +456,13 @@ class PointSetSurface:
         p = self.patches
         d = torch.from_numpy((q[:, None] - p.centers[idx]).astype(np.float32))
         ti = torch.from_numpy(idx)
-        rel = _project_on_quadrics(d, self._frames[ti], self._coeffs[ti], torch.from_numpy(2.5 * p.support[idx].astype(np.float32)), iterations=2)
+        rel = _project_on_quadrics(
+            d,
+            self._frames[ti],
+            self._coeffs[ti],
+            torch.from_numpy(2.5 * p.support[idx].astype(np.float32)),
+            iterations=2,
+        )
         return rel[:, 0].norm(dim=1).double().numpy()
 
     def project(self, points: np.ndarray, chunk: int = 65536) -> np.ndarray:
@@ -405,7 +470,9 @@ class PointSetSurface:
         spacings from every sample take their nearest sample (the surface is within a spacing of
         it, a small error at that distance)."""
         out = np.empty_like(points)
-        dist, nearest = self.tree.query(points, k=1, workers=-1) if len(points) else (np.zeros(0), np.zeros(0, np.int64))
+        dist, nearest = (
+            self.tree.query(points, k=1, workers=-1) if len(points) else (np.zeros(0), np.zeros(0, np.int64))
+        )
         far = dist > self.config.far * self.spacing[nearest]
         out[far] = self.points[nearest[far]]
         near = np.flatnonzero(~far)
@@ -516,7 +583,9 @@ class PointSetSurface:
         return x
 
 
-def _project_on_quadrics(d: torch.Tensor, frames: torch.Tensor, coeffs: torch.Tensor, reach: torch.Tensor, iterations: int = 3):
+def _project_on_quadrics(
+    d: torch.Tensor, frames: torch.Tensor, coeffs: torch.Tensor, reach: torch.Tensor, iterations: int = 3
+):
     """Orthogonal projection onto height-field quadrics by Gauss-Newton, all in float32 relative
     coordinates: ``d : (B, M, 3)`` query minus patch centre, ``frames : (B, M, 3, 3)``, ``coeffs :
     (B, M, 6)``; the foot point stays within ``reach : (B, M)`` of the centre, tangentially (a
@@ -541,7 +610,11 @@ def _project_on_quadrics(d: torch.Tensor, frames: torch.Tensor, coeffs: torch.Te
         det = a11 * a22 - a12 * a12
         u, v = within_reach(u - (a22 * g1 - a12 * g2) / det, v - (a11 * g2 - a12 * g1) / det)
     z = c0 + u * (c1 + c3 * u + c4 * v) + v * (c2 + c5 * v)
-    rel = (u - uq)[..., None] * frames[..., 0, :] + (v - vq)[..., None] * frames[..., 1, :] + (z - zq)[..., None] * frames[..., 2, :]
+    rel = (
+        (u - uq)[..., None] * frames[..., 0, :]
+        + (v - vq)[..., None] * frames[..., 1, :]
+        + (z - zq)[..., None] * frames[..., 2, :]
+    )
     return rel
 
 
@@ -580,9 +653,14 @@ def _scale_and_noise(points: np.ndarray, config: PointSetConfig):
 
     tree = cKDTree(points)
     spacing = local_spacing(points, tree)
-    size = select_patch_size(points, tree, kernel=config.kernel, floor=0.1 * spacing,
-                             candidates=(config.patch_neighbors,) if config.patch_neighbors else PATCH_SIZES,
-                             degrees=(config.patch_degree,) if config.patch_degree else (2, 1))
+    size = select_patch_size(
+        points,
+        tree,
+        kernel=config.kernel,
+        floor=0.1 * spacing,
+        candidates=(config.patch_neighbors,) if config.patch_neighbors else PATCH_SIZES,
+        degrees=(config.patch_degree,) if config.patch_degree else (2, 1),
+    )
     return tree, spacing, size
 
 

@@ -119,7 +119,9 @@ def make_training_samples(vertices, faces, oracle, config: SampleConfig = Sample
     )
 
 
-def cached_training_samples(vertices, faces, oracle, config: SampleConfig, cache_dir: str | Path | None) -> TrainingSamples:
+def cached_training_samples(
+    vertices, faces, oracle, config: SampleConfig, cache_dir: str | Path | None
+) -> TrainingSamples:
     """:func:`make_training_samples`, cached in ``cache_dir`` by a hash of geometry and config."""
     if cache_dir is None:
         return make_training_samples(vertices, faces, oracle, config)
@@ -154,7 +156,9 @@ class BandSamples:
     band: float
 
 
-def sample_band(vertices, faces, oracle, n: int, band: float, rng: np.random.Generator, box_half: float = 0.5) -> BandSamples:
+def sample_band(
+    vertices, faces, oracle, n: int, band: float, rng: np.random.Generator, box_half: float = 0.5
+) -> BandSamples:
     """``n`` points uniformly distributed in ``{p : d(p, S) <= band}`` (clipped to the cube), by
     rejection sampling from the surface's bounding box grown by ``band``."""
     lo = np.maximum(vertices.min(0) - band, -box_half)

@@ -38,7 +38,9 @@ def _grid(nu: int, nv: int) -> np.ndarray:
 def sheet(size: tuple[float, float] = (1.0, 0.6), z: float = 0.0, n: int = 21) -> tuple[np.ndarray, np.ndarray]:
     """An open flat rectangle ``size`` at height ``z`` (``n`` vertices along its long side)."""
     nu, nv = n, max(2, int(round(n * size[1] / size[0])))
-    u, w = np.meshgrid(np.linspace(-size[0] / 2, size[0] / 2, nu), np.linspace(-size[1] / 2, size[1] / 2, nv), indexing="ij")
+    u, w = np.meshgrid(
+        np.linspace(-size[0] / 2, size[0] / 2, nu), np.linspace(-size[1] / 2, size[1] / 2, nv), indexing="ij"
+    )
     v = np.stack([u.ravel(), w.ravel(), np.full(u.size, z)], 1)
     return v, _grid(nu, nv)
 
@@ -67,7 +69,9 @@ def _box(size: tuple[float, float], thickness: float) -> tuple[np.ndarray, np.nd
     return v, f
 
 
-def parallel_sheets(gap: float, size: tuple[float, float] = (1.0, 0.6), tilt: float = 7.0) -> tuple[np.ndarray, np.ndarray]:
+def parallel_sheets(
+    gap: float, size: tuple[float, float] = (1.0, 0.6), tilt: float = 7.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Two open rectangles ``size`` a distance ``gap`` apart, tilted; longest side 1."""
 
     def make(s):
@@ -78,7 +82,9 @@ def parallel_sheets(gap: float, size: tuple[float, float] = (1.0, 0.6), tilt: fl
     return _unit_extent(make, size, tilt)
 
 
-def folded_sheet(gap: float, length: float = 1.0, width: float = 0.6, tilt: float = 7.0, n_bend: int = 24) -> tuple[np.ndarray, np.ndarray]:
+def folded_sheet(
+    gap: float, length: float = 1.0, width: float = 0.6, tilt: float = 7.0, n_bend: int = 24
+) -> tuple[np.ndarray, np.ndarray]:
     """An open sheet folded back on itself: two flat parts ``gap`` apart (the longer reaching
     ``length``, the other 0.7 of it) joined by a half cylinder of diameter ``gap``; tilted; longest side 1."""
     return _unit_extent(lambda s: _fold(gap, s[0], s[1], n_bend), (length, width), tilt)

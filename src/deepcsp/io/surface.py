@@ -112,10 +112,14 @@ def load_points(path: str | Path, max_elements: int = MAX_ELEMENTS) -> np.ndarra
     if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
         raise DeepCSPError(f"expected points of shape (N, 3) with N >= 1, found {vertices.shape}", path)
     if len(vertices) > max_elements:
-        raise DeepCSPError(f"has {len(vertices)} points, more than the limit of {max_elements} (raise max_elements)", path)
+        raise DeepCSPError(
+            f"has {len(vertices)} points, more than the limit of {max_elements} (raise max_elements)", path
+        )
     bad = ~np.isfinite(vertices).all(axis=1)
     if bad.any():
-        raise DeepCSPError(f"has {int(bad.sum())} points with NaN or inf coordinates (first: row {int(np.argmax(bad))})", path)
+        raise DeepCSPError(
+            f"has {int(bad.sum())} points with NaN or inf coordinates (first: row {int(np.argmax(bad))})", path
+        )
     return vertices
 
 
@@ -190,15 +194,24 @@ def _check_header(path: Path, suffix: str, max_elements: int) -> None:
             count, what = counts["face"], "faces"
         elif "vertex" in counts:
             count = counts["vertex"]
-    elif suffix == ".stl" and not head[:5].lower().startswith(b"solid"):  # binary: 80-byte header, count, 50 bytes a face
+    elif suffix == ".stl" and not head[:5].lower().startswith(
+        b"solid"
+    ):  # binary: 80-byte header, count, 50 bytes a face
         size = path.stat().st_size
         if size < 84:
-            raise DeepCSPError(f"is truncated or not a valid .stl file ({size} bytes, shorter than a binary STL header)", path)
+            raise DeepCSPError(
+                f"is truncated or not a valid .stl file ({size} bytes, shorter than a binary STL header)", path
+            )
         n = int(np.frombuffer(head[80:84], dtype="<u4")[0])
         if size < 84 + 50 * n:
-            raise DeepCSPError(f"is truncated or not a valid .stl file (declares {n} triangles, {84 + 50 * n} bytes, but has {size})", path)
+            raise DeepCSPError(
+                f"is truncated or not a valid .stl file (declares {n} triangles, {84 + 50 * n} bytes, but has {size})",
+                path,
+            )
         count, what = n, "faces"
-    elif suffix == ".obj" and head.translate(None, _TEXT_BYTES):  # a text decoder may read bytes as text without a vertex
+    elif suffix == ".obj" and head.translate(
+        None, _TEXT_BYTES
+    ):  # a text decoder may read bytes as text without a vertex
         raise DeepCSPError("is not a valid .obj file (control bytes in a text format)", path)
     elif suffix == ".gltf":
         import json
@@ -258,7 +271,9 @@ def _read_mesh(path: Path, suffix: str, allow_cloud: bool = True) -> tuple[np.nd
         raise DeepCSPError(f"is truncated or not a valid {suffix} file (undecodable bytes)", path) from None
     except Exception as exc:
         raise DeepCSPError(f"is truncated or not a valid {suffix} file ({_short(exc)})", path) from None
-    no_faces = "contains no faces" + ("" if suffix in CLOUD_SUFFIXES else f" (a {suffix} file must hold a triangle mesh)")
+    no_faces = "contains no faces" + (
+        "" if suffix in CLOUD_SUFFIXES else f" (a {suffix} file must hold a triangle mesh)"
+    )
     if isinstance(loaded, trimesh.Scene):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -295,11 +310,15 @@ def _validated(path: Path | None, vertices: np.ndarray, faces: np.ndarray | None
         raise DeepCSPError("contains no vertices or points", path)
     bad = ~np.isfinite(vertices).all(axis=1)
     if bad.any():
-        raise DeepCSPError(f"has {int(bad.sum())} vertices with NaN or inf coordinates (first: row {int(np.argmax(bad))})", path)
+        raise DeepCSPError(
+            f"has {int(bad.sum())} vertices with NaN or inf coordinates (first: row {int(np.argmax(bad))})", path
+        )
     extent = vertices.max(0) - vertices.min(0)
     if faces is None:
         if len(vertices) < 4 or float(extent.max()) == 0.0:
-            raise DeepCSPError(f"point cloud is degenerate ({len(vertices)} points, extent {float(extent.max()):g})", path)
+            raise DeepCSPError(
+                f"point cloud is degenerate ({len(vertices)} points, extent {float(extent.max()):g})", path
+            )
         return Surface(vertices=vertices, faces=None, path=path)
     faces = np.asarray(faces, dtype=np.int64)
     if faces.ndim != 2 or faces.shape[1] != 3:
@@ -329,14 +348,18 @@ def surface_from_arrays(vertices, faces=None, name: str = "<arrays>") -> Surface
     return _validated(Path(name), v, None if faces is None else np.asarray(faces), MAX_ELEMENTS)
 
 
-def save_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray | None = None) -> Path:
+def save_mesh(
+    path: str | Path, vertices: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray | None = None
+) -> Path:
     """Write a triangle mesh (PLY or OBJ by suffix) atomically."""
     import trimesh
 
     path = Path(path)
     if path.suffix.lower() not in MESH_OUTPUT_SUFFIXES:
         raise DeepCSPError("unknown output mesh format; use .ply, .obj, .off, .stl or .glb", path)
-    mesh = trimesh.Trimesh(vertices=np.asarray(vertices), faces=np.asarray(faces), vertex_normals=vertex_normals, process=False)
+    mesh = trimesh.Trimesh(
+        vertices=np.asarray(vertices), faces=np.asarray(faces), vertex_normals=vertex_normals, process=False
+    )
     data = mesh.export(file_type=path.suffix.lower()[1:])
     _atomic.write_bytes(path, data if isinstance(data, bytes) else data.encode())
     return path

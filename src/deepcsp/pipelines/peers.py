@@ -28,7 +28,9 @@ def _open3d():
     try:
         import open3d as o3d
     except Exception as exc:
-        raise DeepCSPError(f"the open3d peers need the optional extra: pip install 'deepcsp[peers]' ({' '.join(str(exc).split())[:120]})") from None
+        raise DeepCSPError(
+            f"the open3d peers need the optional extra: pip install 'deepcsp[peers]' ({' '.join(str(exc).split())[:120]})"
+        ) from None
     return o3d
 
 
@@ -40,7 +42,9 @@ def _cloud_with_normals(points: np.ndarray):
         pc.orient_normals_consistent_tangent_plane(30)
     except RuntimeError:  # its qhull step fails on a planar cloud: orient along the cloud's thinnest axis
         centred = np.asarray(points, np.float64) - np.mean(points, axis=0)
-        pc.orient_normals_to_align_with_direction(np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)[2][2])
+        pc.orient_normals_to_align_with_direction(
+            np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)[2][2]
+        )
     spacing = float(np.asarray(pc.compute_nearest_neighbor_distance()).mean())
     return pc, spacing
 

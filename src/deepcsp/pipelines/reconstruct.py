@@ -67,7 +67,10 @@ class ReconstructionConfig:
         f.literal("method")
         f.integer("mesh_resolution", 0, 2048)
         if 0 < self.mesh_resolution < 8:
-            raise OptionError("ReconstructionConfig.mesh_resolution", f"must be 0 (automatic) or at least 8, got {self.mesh_resolution}")
+            raise OptionError(
+                "ReconstructionConfig.mesh_resolution",
+                f"must be 0 (automatic) or at least 8, got {self.mesh_resolution}",
+            )
         f.number("closed_test", 0.0, 1.0)
         f.number("min_component_samples", 0.0, 1e9)
         f.number("hole_spacings", 0.0, 1e6)
@@ -88,7 +91,9 @@ class CloudReconstruction:
     seconds: dict
 
 
-def reconstruct_cloud(surface, config: ReconstructionConfig = ReconstructionConfig(), progress: Callable[[dict], None] | None = None) -> CloudReconstruction:
+def reconstruct_cloud(
+    surface, config: ReconstructionConfig = ReconstructionConfig(), progress: Callable[[dict], None] | None = None
+) -> CloudReconstruction:
     """Reconstruct the surface sampled by ``surface`` (a :class:`deepcsp.io.Surface`; a mesh is
     read as its vertices). ``progress`` receives ``{"stage": text}`` and ``{"task", "done",
     "total"}`` records."""
@@ -107,10 +112,23 @@ def reconstruct_cloud(surface, config: ReconstructionConfig = ReconstructionConf
     mesh = extract_mesh(fld, ExtractConfig(resolution=res))
     vertices, faces = mesh.vertices, mesh.faces
     watertight = mesh.stats.n_boundary_edges == 0 and mesh.stats.n_nonmanifold_edges == 0  # nothing to close
-    if config.closed_test > 0 and not watertight and isinstance(fld, NeuralField) and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test):
-        holes = cloud is not None and _longest_boundary(mesh.vertices, mesh.faces) > config.hole_loop * cloud.spacing / fld.normalization.scale
+    if (
+        config.closed_test > 0
+        and not watertight
+        and isinstance(fld, NeuralField)
+        and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test)
+    ):
+        holes = (
+            cloud is not None
+            and _longest_boundary(mesh.vertices, mesh.faces)
+            > config.hole_loop * cloud.spacing / fld.normalization.scale
+        )
         if progress is not None:
-            progress({"stage": f"the surface is closed{' but for holes' if holes else ''}: extracting it again on inside/outside signs"})
+            progress(
+                {
+                    "stage": f"the surface is closed{' but for holes' if holes else ''}: extracting it again on inside/outside signs"
+                }
+            )
         mesh = extract_mesh(fld, ExtractConfig(resolution=res))
         vertices, faces = mesh.vertices, mesh.faces
         if holes:
@@ -123,7 +141,9 @@ def reconstruct_cloud(surface, config: ReconstructionConfig = ReconstructionConf
             progress({"stage": f"moving {len(vertices)} vertices onto the point-set surface"})
         vertices = keep_orientation(vertices, snap_to_surface(vertices, pss, fld.normalization), faces)
     t2 = time.perf_counter()
-    return CloudReconstruction(vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0})
+    return CloudReconstruction(
+        vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0}
+    )
 
 
 def snap_to_surface(vertices: np.ndarray, pss, normalization) -> np.ndarray:
@@ -163,10 +183,14 @@ def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:
     if len(boundary) == 0:
         return 0.0
     _, label, _ = boundary_cycles(boundary, len(vertices))
-    return float(np.bincount(label, weights=np.linalg.norm(vertices[boundary[:, 0]] - vertices[boundary[:, 1]], axis=1)).max())
+    return float(
+        np.bincount(label, weights=np.linalg.norm(vertices[boundary[:, 0]] - vertices[boundary[:, 1]], axis=1)).max()
+    )
 
 
-def _trim_holes(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, empty: float) -> tuple[np.ndarray, np.ndarray]:
+def _trim_holes(
+    vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, empty: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Reopen the holes of a cloud after a closed extraction (input units): drop the faces that
     span them, whose centroids lie further than ``empty`` local sample spacings (the median
     spacing of the 32 samples nearest to them) from every sample: gaps of random sampling are
@@ -194,7 +218,9 @@ def close_if_closed(fld: NeuralField, resolution: int = 128, ambiguous_max: floa
     return close_surface(fld, mesh.vertices, mesh.faces, ambiguous_max)
 
 
-def close_surface(fld: NeuralField, vertices: np.ndarray, faces: np.ndarray, ambiguous_max: float = 0.002, margin_cells: float = 2.0) -> bool:
+def close_surface(
+    fld: NeuralField, vertices: np.ndarray, faces: np.ndarray, ambiguous_max: float = 0.002, margin_cells: float = 2.0
+) -> bool:
     """Give a band-grid field inside/outside bits when the surface a mesh of it shows is closed.
 
     The mesh (input coordinates, consistently wound, from an unsigned extraction; small holes
@@ -213,7 +239,11 @@ def close_surface(fld: NeuralField, vertices: np.ndarray, faces: np.ndarray, amb
     coarse = grid_vertices(grid.coarse_res, grid.half).double().numpy()
     w_coarse = np.abs(winding_numbers(v, faces, coarse))
     cell = 2 * grid.half / (grid.res - 1)
-    d = np.linalg.norm(grid.coarse.values.detach().double().numpy(), axis=1) if fld.config.output == "displacement" else None
+    d = (
+        np.linalg.norm(grid.coarse.values.detach().double().numpy(), axis=1)
+        if fld.config.output == "displacement"
+        else None
+    )
     away = d > margin_cells * cell if d is not None else np.ones(len(coarse), bool)
     if not away.any() or float(((w_coarse > 0.1) & (w_coarse < 0.9))[away].mean()) > ambiguous_max:
         return False
@@ -242,7 +272,14 @@ class FieldOracle:
         import torch
 
         x = torch.as_tensor(points, dtype=torch.float32, device=self.fld.device)
-        cp = torch.cat([self.fld.closest_points_normalized(c) for c in torch.split(x, self.fld.chunk)]).cpu().double().numpy() if len(x) else np.zeros((0, 3))
+        cp = (
+            torch.cat([self.fld.closest_points_normalized(c) for c in torch.split(x, self.fld.chunk)])
+            .cpu()
+            .double()
+            .numpy()
+            if len(x)
+            else np.zeros((0, 3))
+        )
         return ClosestPoints(cp, np.linalg.norm(points - cp, axis=1), np.zeros(len(cp), np.int64), None)
 
 

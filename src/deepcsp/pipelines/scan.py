@@ -9,8 +9,15 @@ from deepcsp.render.camera import orbit_camera
 from deepcsp.render.render import exact_ray_cast
 
 
-def scan_cloud(vertices: np.ndarray, faces: np.ndarray, views: int = 4, resolution: int = 160, noise: float = 0.002, elevation: float = 20.0,
-               seed: int = 0) -> np.ndarray:
+def scan_cloud(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    views: int = 4,
+    resolution: int = 160,
+    noise: float = 0.002,
+    elevation: float = 20.0,
+    seed: int = 0,
+) -> np.ndarray:
     """Points ``(N, 3)`` where rays of ``views`` cameras around the mesh (``resolution`` pixels
     a side, turned evenly about the vertical, ``elevation`` degrees up) first hit it, each moved
     along its ray by Gaussian noise of ``noise`` times the bounding-box diagonal."""

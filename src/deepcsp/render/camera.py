@@ -129,7 +129,15 @@ class Camera:
         return out
 
 
-def framing_distance(fov: float, width: int, height: int, direction=(0.0, 0.0, 1.0), up=(0.0, 1.0, 0.0), half: float = HALF_SIDE * FILL, margin: float = 0.04) -> float:
+def framing_distance(
+    fov: float,
+    width: int,
+    height: int,
+    direction=(0.0, 0.0, 1.0),
+    up=(0.0, 1.0, 0.0),
+    half: float = HALF_SIDE * FILL,
+    margin: float = 0.04,
+) -> float:
     """Distance from the origin, along unit ``direction`` (origin to eye), at which the cube
     ``[-half, half]^3`` (default: the box any normalised shape fills) projects inside the image
     with ``margin`` (a fraction of the half-size) to spare."""
@@ -147,7 +155,15 @@ def framing_distance(fov: float, width: int, height: int, direction=(0.0, 0.0, 1
     return float(max(need.max(), half * math.sqrt(3.0) * 1.05))
 
 
-def orbit_camera(azimuth: float, elevation: float, width: int = 512, height: int = 512, fov: float = 30.0, distance: float | None = None, look_at=(0.0, 0.0, 0.0)) -> Camera:
+def orbit_camera(
+    azimuth: float,
+    elevation: float,
+    width: int = 512,
+    height: int = 512,
+    fov: float = 30.0,
+    distance: float | None = None,
+    look_at=(0.0, 0.0, 0.0),
+) -> Camera:
     """A camera on a sphere about ``look_at``: ``azimuth`` (degrees, 0 = on +z, 90 = on +x) and
     ``elevation`` (degrees above the xz plane), at ``distance`` (default: :func:`framing_distance`,
     so the box a normalised shape fills is in view). At the poles the image's up is the

@@ -206,7 +206,13 @@ def exact_ray_cast(vertices: np.ndarray, faces: np.ndarray, origins: np.ndarray,
     return RayHits(hit=hit, depth=depth, face_ids=np.where(hit, tri, -1), normals=normals)
 
 
-def render_mesh_exact(vertices: np.ndarray, faces: np.ndarray, camera: Camera, normalization: Normalization | None = None, config: RenderConfig | None = None) -> RenderResult:
+def render_mesh_exact(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    camera: Camera,
+    normalization: Normalization | None = None,
+    config: RenderConfig | None = None,
+) -> RenderResult:
     """Ground-truth render of a triangle mesh by exact ray casting (:func:`exact_ray_cast`), shaded
     like :func:`render_field` (flat face normals).
 
@@ -258,7 +264,9 @@ def render_view(scene, camera: Camera, config: RenderConfig | None = None) -> Re
     return render_field(scene, camera, config)
 
 
-def render_turntable(scene, cameras: list[Camera], config: RenderConfig | None = None, progress=None) -> list[np.ndarray]:
+def render_turntable(
+    scene, cameras: list[Camera], config: RenderConfig | None = None, progress=None
+) -> list[np.ndarray]:
     """Shaded frames ``(H, W, 3)`` uint8 of ``scene`` (a field or an :class:`ExactMesh`, as in
     :func:`render_view`) from each camera (e.g. :func:`orbit_cameras`); ``progress(i, n)`` is called
     after frame ``i`` of ``n``."""
@@ -290,7 +298,9 @@ def encode_animation(frames: list[np.ndarray], suffix: str = ".gif", fps: float 
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
-            raise ValueError("writing MP4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); use .gif instead") from None
+            raise ValueError(
+                "writing MP4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); use .gif instead"
+            ) from None
         return iio.imwrite("<bytes>", stack, extension=".mp4", fps=fps)
     raise ValueError(f"animation suffix must be .gif or .mp4, got {suffix!r}")
 

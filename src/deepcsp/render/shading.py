@@ -43,7 +43,13 @@ def _to_uint8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def shade(normals: np.ndarray, hit: np.ndarray, directions: np.ndarray, camera_basis: tuple[np.ndarray, np.ndarray, np.ndarray], config: ShadingConfig | None = None) -> np.ndarray:
+def shade(
+    normals: np.ndarray,
+    hit: np.ndarray,
+    directions: np.ndarray,
+    camera_basis: tuple[np.ndarray, np.ndarray, np.ndarray],
+    config: ShadingConfig | None = None,
+) -> np.ndarray:
     """Two-sided Blinn-Phong shading.
 
     Parameters

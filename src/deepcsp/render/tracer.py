@@ -94,7 +94,9 @@ class TraceResult:
     unconverged: torch.Tensor
 
 
-def ray_box_intersection(origins: torch.Tensor, directions: torch.Tensor, half: float = HALF_SIDE) -> tuple[torch.Tensor, torch.Tensor]:
+def ray_box_intersection(
+    origins: torch.Tensor, directions: torch.Tensor, half: float = HALF_SIDE
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Slab test against ``[-half, half]^3``: entry and exit distances ``t_near, t_far : (R,)``
     along ``origins + t * directions`` (both ``(R, 3)``). A ray misses when ``t_near > t_far``
     or ``t_far < 0``."""
@@ -131,7 +133,9 @@ def _check_rays(origins, directions) -> None:
 
 
 @torch.no_grad()
-def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: TraceConfig | None = None) -> TraceResult:
+def trace_rays(
+    field, origins: torch.Tensor, directions: torch.Tensor, config: TraceConfig | None = None
+) -> TraceResult:
     """Sphere-trace rays through ``field`` (any :class:`deepcsp.fields.query.Field`).
 
     Parameters
@@ -163,7 +167,9 @@ def trace_rays(field, origins: torch.Tensor, directions: torch.Tensor, config: T
     unconverged[idx] = True
     points = o + out.depth.clamp(max=torch.finfo(torch.float32).max)[:, None] * d
     points[~out.hit] = float("nan")
-    return TraceResult(hit=out.hit, depth=out.depth, points=points, evaluations=out.evaluations, unconverged=unconverged)
+    return TraceResult(
+        hit=out.hit, depth=out.depth, points=points, evaluations=out.evaluations, unconverged=unconverged
+    )
 
 
 @dataclass
@@ -217,7 +223,9 @@ def _start(o: torch.Tensor, d: torch.Tensor, cfg: TraceConfig) -> tuple[torch.Te
     return idx, st
 
 
-def _step(field, o, d, idx: torch.Tensor, st: dict, cfg: TraceConfig, out: _Outcome) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _step(
+    field, o, d, idx: torch.Tensor, st: dict, cfg: TraceConfig, out: _Outcome
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One evaluation of every active ray: record hits, move the others on; returns the rays still
     active and their state."""
     ev = _probe(field, o[idx], d[idx], st["t"], cfg.min_cos)
@@ -231,8 +239,15 @@ def _step(field, o, d, idx: torch.Tensor, st: dict, cfg: TraceConfig, out: _Outc
         out.depth[j] = torch.where(close, t_close, br["best_t"])[done]
     t_next = _advance(ev, br, cfg, verify)
     st = {
-        "t": t_next, "t_end": st["t_end"], "t_prev": ev.t, "newton_prev": ev.newton, "dist_prev": ev.dist, "cos_prev": ev.cos, "n_prev": ev.n,
-        "verified": verify, **{k: br[k] for k in ("lo", "hi", "n_ref", "n_hi", "best_t", "best_dist", "refines")},
+        "t": t_next,
+        "t_end": st["t_end"],
+        "t_prev": ev.t,
+        "newton_prev": ev.newton,
+        "dist_prev": ev.dist,
+        "cos_prev": ev.cos,
+        "n_prev": ev.n,
+        "verified": verify,
+        **{k: br[k] for k in ("lo", "hi", "n_ref", "n_hi", "best_t", "best_dist", "refines")},
     }
     keep = ~done & (t_next <= st["t_end"])
     return idx[keep], {k: v[keep] for k, v in st.items()}
@@ -262,7 +277,9 @@ def _close_hits(ev: _Probe, st: dict, cfg: TraceConfig) -> tuple[torch.Tensor, t
     return close, verify, t_close
 
 
-def _bracket(ev: _Probe, st: dict, cfg: TraceConfig, close: torch.Tensor, verify: torch.Tensor) -> dict[str, torch.Tensor]:
+def _bracket(
+    ev: _Probe, st: dict, cfg: TraceConfig, close: torch.Tensor, verify: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Open a bracket where a sheet was crossed since the last evaluation (the plane went from ahead
     to behind and the direction to the closest point turned by more than acos(flip_cos)), narrow
     the open ones, and settle those narrow or refined enough: ``hit`` (the field came within
@@ -273,7 +290,13 @@ def _bracket(ev: _Probe, st: dict, cfg: TraceConfig, close: torch.Tensor, verify
     lo, hi = st["lo"], st["hi"]
     refining = torch.isfinite(hi)
     crossed = (
-        ~refining & ~close & ~verify & (dist < band) & (st["dist_prev"] < band) & (ev.cos < -cmin) & (st["cos_prev"] > cmin)
+        ~refining
+        & ~close
+        & ~verify
+        & (dist < band)
+        & (st["dist_prev"] < band)
+        & (ev.cos < -cmin)
+        & (st["cos_prev"] > cmin)
         & ((n * st["n_prev"]).sum(1) < cfg.flip_cos)
     )
     n_ref = torch.where(crossed[:, None], st["n_prev"], st["n_ref"])
@@ -298,8 +321,18 @@ def _bracket(ev: _Probe, st: dict, cfg: TraceConfig, close: torch.Tensor, verify
     # a narrow bracket is a crossing even where the field never comes close to zero.
     clean = ((n_ref * n_hi).sum(1) < CLEAN_FLIP_COS) & (hi - lo < 2.0 * cfg.bracket_eps)
     hit = settled & ((best_dist < cfg.bracket_eps) | clean)
-    return {"lo": lo, "hi": hi, "n_ref": n_ref, "n_hi": n_hi, "best_t": best_t, "best_dist": best_dist, "refines": refines,
-            "refining": refining, "hit": hit, "false_alarm": settled & ~hit}
+    return {
+        "lo": lo,
+        "hi": hi,
+        "n_ref": n_ref,
+        "n_hi": n_hi,
+        "best_t": best_t,
+        "best_dist": best_dist,
+        "refines": refines,
+        "refining": refining,
+        "hit": hit,
+        "false_alarm": settled & ~hit,
+    }
 
 
 def _advance(ev: _Probe, br: dict, cfg: TraceConfig, verify: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,16 @@ from deepcsp.errors import DeepCSPError
 from deepcsp.train.procedural import _random_rotation
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
-RECORD_KEYS = ("vertices", "faces", "surface_points", "surface_normals", "queries", "closest", "distances", "query_kind")
+RECORD_KEYS = (
+    "vertices",
+    "faces",
+    "surface_points",
+    "surface_normals",
+    "queries",
+    "closest",
+    "distances",
+    "query_kind",
+)
 
 
 @dataclass(frozen=True)
@@ -181,7 +190,13 @@ def prepare(
     for i in range(n_procedural):
         from deepcsp.train.procedural import KINDS
 
-        jobs.append(_Job(f"proc_{procedural_seed}_{i:04d}_{KINDS[i % len(KINDS)]}", f"procedural:{procedural_seed}:{i}", 100_000 + i))
+        jobs.append(
+            _Job(
+                f"proc_{procedural_seed}_{i:04d}_{KINDS[i % len(KINDS)]}",
+                f"procedural:{procedural_seed}:{i}",
+                100_000 + i,
+            )
+        )
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise DeepCSPError("two meshes map to the same record name (same path, different suffix?)", mesh_dir)
@@ -275,7 +290,9 @@ class Example:
     distances: np.ndarray
 
 
-def make_example(rec: dict[str, np.ndarray], n_input: int, n_query: int, augment: AugmentConfig, rng: np.random.Generator) -> Example:
+def make_example(
+    rec: dict[str, np.ndarray], n_input: int, n_query: int, augment: AugmentConfig, rng: np.random.Generator
+) -> Example:
     """Draw an input cloud of ``n_input`` points and ``n_query`` queries from a record, augmented."""
     from deepcsp.geometry.normalize import Normalization
 
@@ -298,7 +315,12 @@ def make_example(rec: dict[str, np.ndarray], n_input: int, n_query: int, augment
     norm = Normalization.from_points(pts)
     s = rng.uniform(*augment.scale)
     pts, q, cp = (norm.to_normalized(a) * s for a in (pts, q, cp))
-    return Example(cloud=pts.astype(np.float32), queries=q.astype(np.float32), closest=cp.astype(np.float32), distances=np.linalg.norm(q - cp, axis=1).astype(np.float32))
+    return Example(
+        cloud=pts.astype(np.float32),
+        queries=q.astype(np.float32),
+        closest=cp.astype(np.float32),
+        distances=np.linalg.norm(q - cp, axis=1).astype(np.float32),
+    )
 
 
 class RecordDataset(torch.utils.data.Dataset):
@@ -318,5 +340,7 @@ class RecordDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        ex = make_example(self.records[i], self.n_input, self.n_query, self.augment, np.random.default_rng([self.seed, self.epoch, i]))
+        ex = make_example(
+            self.records[i], self.n_input, self.n_query, self.augment, np.random.default_rng([self.seed, self.epoch, i])
+        )
         return {k: torch.from_numpy(getattr(ex, k)) for k in ("cloud", "queries", "closest", "distances")}

@@ -90,7 +90,9 @@ class LocalTrainConfig:
     def __post_init__(self) -> None:
         for name, cls in (("model", LocalCSPConfig), ("data", LocalDataConfig)):
             if not isinstance(getattr(self, name), cls):
-                raise OptionError(f"LocalTrainConfig.{name}", f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+                raise OptionError(
+                    f"LocalTrainConfig.{name}", f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}"
+                )
         f = Fields(self)
         f.integer("epochs", 1, 10**6)
         f.integer("batch", 1, 2**20)
@@ -116,7 +118,9 @@ class Examples:
         return Examples(*(np.concatenate([getattr(p, n) for p in parts]) for n in ("points", "targets", "noise")))
 
 
-def make_examples(vertices: np.ndarray, faces: np.ndarray, config: LocalDataConfig, neighbors: int, rng: np.random.Generator) -> Examples:
+def make_examples(
+    vertices: np.ndarray, faces: np.ndarray, config: LocalDataConfig, neighbors: int, rng: np.random.Generator
+) -> Examples:
     """One cloud of the mesh ``(vertices, faces)`` (any scale) and its examples (see module docstring)."""
     from scipy.spatial import cKDTree
 
@@ -139,11 +143,19 @@ def make_examples(vertices: np.ndarray, faces: np.ndarray, config: LocalDataConf
     q[moved] += rng.normal(size=(int(moved.sum()), 3)) * 1.5 * spacing[moved, None]
     nb = local_neighborhoods(pts, tree, q, neighbors)
     target = nb.to_frame(MeshOracle(v, faces).query(q).points - q)
-    return Examples(nb.points, target.astype(np.float32), np.full(m, sigma / max(float(np.median(spacing)), 1e-12), np.float32))
+    return Examples(
+        nb.points, target.astype(np.float32), np.full(m, sigma / max(float(np.median(spacing)), 1e-12), np.float32)
+    )
 
 
-def make_dataset(meshes: list[tuple[np.ndarray, np.ndarray]], clouds: list[int], config: LocalDataConfig, neighbors: int, seed: int,
-                 progress: Callable[[int, int], None] | None = None) -> Examples:
+def make_dataset(
+    meshes: list[tuple[np.ndarray, np.ndarray]],
+    clouds: list[int],
+    config: LocalDataConfig,
+    neighbors: int,
+    seed: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Examples:
     """Examples of ``clouds[i]`` clouds of each mesh, reproducible from ``seed``."""
     parts, total, done = [], sum(clouds), 0
     for i, ((v, f), c) in enumerate(zip(meshes, clouds)):
@@ -185,13 +197,22 @@ def evaluate(model: LocalCSPNet, ex: Examples, device, batch: int = 8192) -> dic
     t = torch.from_numpy(ex.targets)
     plane = torch.zeros_like(t)
     plane[:, 2] = torch.from_numpy(ex.points[..., 2].mean(1))  # onto the neighbourhood's principal plane
-    return {"csp_error": float(e.mean()) if len(e) else float("nan"),
-            "identity_error": float(t.norm(dim=1).mean()), "plane_error": float(csp_error(plane, t).mean())}
+    return {
+        "csp_error": float(e.mean()) if len(e) else float("nan"),
+        "identity_error": float(t.norm(dim=1).mean()),
+        "plane_error": float(csp_error(plane, t).mean()),
+    }
 
 
-def train_local(train_meshes: list[tuple[np.ndarray, np.ndarray]], val_meshes: list[tuple[np.ndarray, np.ndarray]], run_dir: str | Path,
-                config: LocalTrainConfig = LocalTrainConfig(), train_clouds: list[int] | None = None, progress: bool = False,
-                meta: dict | None = None) -> LocalTrainResult:
+def train_local(
+    train_meshes: list[tuple[np.ndarray, np.ndarray]],
+    val_meshes: list[tuple[np.ndarray, np.ndarray]],
+    run_dir: str | Path,
+    config: LocalTrainConfig = LocalTrainConfig(),
+    train_clouds: list[int] | None = None,
+    progress: bool = False,
+    meta: dict | None = None,
+) -> LocalTrainResult:
     """Train (or resume) a local CSP model; writes ``run_dir/{checkpoint,model}.safetensors`` and
     ``history.json``. ``train_clouds[i]``: clouds of mesh i (default ``config.data.clouds_per_mesh``)."""
     import torch.distributed as dist
@@ -202,7 +223,11 @@ def train_local(train_meshes: list[tuple[np.ndarray, np.ndarray]], val_meshes: l
         raise DeepCSPError(f"batch {config.batch} is not divisible by the number of processes {info.world}")
     if config.threads > 0:
         torch.set_num_threads(config.threads)
-    want = "cuda" if config.device == "auto" and torch.cuda.is_available() else ("cpu" if config.device == "auto" else config.device)
+    want = (
+        "cuda"
+        if config.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if config.device == "auto" else config.device)
+    )
     device = torch.device("cuda", info.local_rank) if want == "cuda" else torch.device("cpu")
     owns = info.world > 1 and not dist.is_initialized()
     if owns:
@@ -212,7 +237,13 @@ def train_local(train_meshes: list[tuple[np.ndarray, np.ndarray]], val_meshes: l
         clouds = train_clouds or [config.data.clouds_per_mesh] * len(train_meshes)
         bar = _bar(progress and info.is_main, "examples")
         train = make_dataset(train_meshes, clouds, config.data, config.model.neighbors, config.seed, bar)
-        val = make_dataset(val_meshes, [max(2, config.data.clouds_per_mesh // 2)] * len(val_meshes), config.data, config.model.neighbors, config.seed + 1)
+        val = make_dataset(
+            val_meshes,
+            [max(2, config.data.clouds_per_mesh // 2)] * len(val_meshes),
+            config.data,
+            config.model.neighbors,
+            config.seed + 1,
+        )
         return _fit(train, val, run_dir, config, info, device, DDP, dist, progress, meta or {})
     finally:
         if owns:
@@ -236,7 +267,18 @@ def _bar(enabled: bool, unit: str):
     return update
 
 
-def _fit(train: Examples, val: Examples, run_dir: Path, config: LocalTrainConfig, info, device, DDP, dist, progress: bool, meta: dict) -> LocalTrainResult:
+def _fit(
+    train: Examples,
+    val: Examples,
+    run_dir: Path,
+    config: LocalTrainConfig,
+    info,
+    device,
+    DDP,
+    dist,
+    progress: bool,
+    meta: dict,
+) -> LocalTrainResult:
     torch.manual_seed(config.seed)
     model = LocalCSPNet(config.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -282,16 +324,32 @@ def _fit(train: Examples, val: Examples, run_dir: Path, config: LocalTrainConfig
                 bar(s + 1, steps_per_epoch)
             if info.is_main and step % config.checkpoint_every == 0:
                 _checkpoint(ckpt, model, opt, history, step, best)
-        rec = {"epoch": epoch + 1, "step": step, "train_error": float(np.mean(losses)) if losses else float("nan"), "seconds": time.perf_counter() - t0}
+        rec = {
+            "epoch": epoch + 1,
+            "step": step,
+            "train_error": float(np.mean(losses)) if losses else float("nan"),
+            "seconds": time.perf_counter() - t0,
+        }
         if info.is_main:
             rec.update({f"val_{k}": v for k, v in evaluate(model, val, device).items()})
             if rec["val_csp_error"] < best:
                 best = rec["val_csp_error"]
-                save_local_model(run_dir / "model.safetensors", model, {**meta, "epoch": epoch + 1, "val_csp_error": best, "config": asdict(config)})
+                save_local_model(
+                    run_dir / "model.safetensors",
+                    model,
+                    {**meta, "epoch": epoch + 1, "val_csp_error": best, "config": asdict(config)},
+                )
             history.append(rec)
             _checkpoint(ckpt, model, opt, history, step, best)
             write_text(run_dir / "history.json", json.dumps(history, indent=1))
-    return LocalTrainResult(run_dir / "model.safetensors" if info.is_main else None, history, step, time.perf_counter() - t0, info.world, resumed)
+    return LocalTrainResult(
+        run_dir / "model.safetensors" if info.is_main else None,
+        history,
+        step,
+        time.perf_counter() - t0,
+        info.world,
+        resumed,
+    )
 
 
 def _turn_and_mirror(angles: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:

@@ -21,10 +21,10 @@ from typing import Literal
 import numpy as np
 import torch
 
+from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp._validate import Fields, OptionError
 from deepcsp.errors import DeepCSPError
 from deepcsp.fields.conditional import ConditionalConfig, ConditionalModel, save_model
-from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp.train.data import NO_AUGMENT, AugmentConfig, RecordDataset, list_records, make_example
 
 
@@ -68,7 +68,9 @@ class TrainConfig:
         f = Fields(self)
         for name, cls in (("model", ConditionalConfig), ("augment", AugmentConfig)):
             if not isinstance(getattr(self, name), cls):
-                raise OptionError(f"TrainConfig.{name}", f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+                raise OptionError(
+                    f"TrainConfig.{name}", f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}"
+                )
         f.integer("epochs", 1, 10**7)
         f.integer("max_steps", 0, 10**9)
         f.number("max_seconds", 0.0, 1e8)
@@ -106,7 +108,9 @@ class DistInfo:
 
 def dist_info() -> DistInfo:
     """Read torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)."""
-    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+    return DistInfo(
+        int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+    )
 
 
 @dataclass
@@ -143,7 +147,14 @@ def split_records(paths: list[Path], config: TrainConfig) -> tuple[list[Path], l
     return [p for p in paths if p not in val], val
 
 
-def loss_fn(model_kind: str, pred: torch.Tensor, closest: torch.Tensor, distances: torch.Tensor, clamp: float, csp_loss: str = "mse") -> torch.Tensor:
+def loss_fn(
+    model_kind: str,
+    pred: torch.Tensor,
+    closest: torch.Tensor,
+    distances: torch.Tensor,
+    clamp: float,
+    csp_loss: str = "mse",
+) -> torch.Tensor:
     """csp: mean squared error of the closest point ``|CSP(x) - CSP*(x)|^2`` (the paper's MSE) or
     the ``relative`` error ``|CSP(x) - CSP*(x)| / (d*(x) + 0.01)``;
     udf: L1 to the distance clamped at ``clamp`` (NDF clamps both sides; clamping the prediction
@@ -155,7 +166,9 @@ def loss_fn(model_kind: str, pred: torch.Tensor, closest: torch.Tensor, distance
     return (pred - distances.clamp(max=clamp)).abs().mean()
 
 
-def validate(model: ConditionalModel, records: list[dict], config: TrainConfig, device: torch.device, n_query: int = 4096) -> dict:
+def validate(
+    model: ConditionalModel, records: list[dict], config: TrainConfig, device: torch.device, n_query: int = 4096
+) -> dict:
     """Closest-point errors (normalised units) on fixed, unaugmented examples of ``records``:
     ``val_csp_mean`` over all queries, ``val_csp_near`` over near-surface queries (distance < 0.05),
     ``val_csp_median``."""
@@ -175,7 +188,11 @@ def validate(model: ConditionalModel, records: list[dict], config: TrainConfig, 
         near.append(e[ex.distances < 0.05])
     model.train()
     allv, nearv = np.concatenate(errs), np.concatenate(near)
-    return {"val_csp_mean": float(allv.mean()), "val_csp_median": float(np.median(allv)), "val_csp_near": float(nearv.mean()) if len(nearv) else float("nan")}
+    return {
+        "val_csp_mean": float(allv.mean()),
+        "val_csp_median": float(np.median(allv)),
+        "val_csp_near": float(nearv.mean()) if len(nearv) else float("nan"),
+    }
 
 
 def plot_history(history: list[dict], path: Path) -> None:
@@ -214,7 +231,9 @@ def _pick_device(config: TrainConfig, info: DistInfo) -> torch.device:
     return torch.device("cpu")
 
 
-def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = TrainConfig(), progress: bool = False) -> TrainResult:
+def train(
+    data_dir: str | Path, run_dir: str | Path, config: TrainConfig = TrainConfig(), progress: bool = False
+) -> TrainResult:
     """Train (or resume training) a reconstruction model on the records in ``data_dir``; outputs in
     ``run_dir``: ``checkpoint.safetensors``, ``history.json``, ``loss.png``, ``model.safetensors``.
 
@@ -287,7 +306,9 @@ class _Progress:
     t_start: float = 0.0
 
 
-def _train(data_dir, run_dir: Path, config: TrainConfig, progress: bool, info: DistInfo, device: torch.device) -> TrainResult:
+def _train(
+    data_dir, run_dir: Path, config: TrainConfig, progress: bool, info: DistInfo, device: torch.device
+) -> TrainResult:
     run, state = _open_run(data_dir, run_dir, config, info, device)
     bar = _progress_bar(run, state) if progress and info.is_main else None
     state.t_start = time.perf_counter()
@@ -299,7 +320,9 @@ def _train(data_dir, run_dir: Path, config: TrainConfig, progress: bool, info: D
     return _finish(run, state)
 
 
-def _open_run(data_dir, run_dir: Path, config: TrainConfig, info: DistInfo, device: torch.device) -> tuple[_Run, _Progress]:
+def _open_run(
+    data_dir, run_dir: Path, config: TrainConfig, info: DistInfo, device: torch.device
+) -> tuple[_Run, _Progress]:
     """Records, dataset, model and optimizer (resumed from the checkpoint when there is one), the
     DDP wrapper and the sampler."""
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -316,8 +339,24 @@ def _open_run(data_dir, run_dir: Path, config: TrainConfig, info: DistInfo, devi
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     state = _resume(run_dir / "checkpoint.safetensors", config, model, opt)
     net = DDP(model) if info.world > 1 else model
-    sampler = DistributedSampler(ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=config.seed, drop_last=True)
-    run = _Run(config, info, device, run_dir, train_paths, val_paths, ds, val_records, model, net, opt, sampler, len(ds) // config.batch)
+    sampler = DistributedSampler(
+        ds, num_replicas=info.world, rank=info.rank, shuffle=True, seed=config.seed, drop_last=True
+    )
+    run = _Run(
+        config,
+        info,
+        device,
+        run_dir,
+        train_paths,
+        val_paths,
+        ds,
+        val_records,
+        model,
+        net,
+        opt,
+        sampler,
+        len(ds) // config.batch,
+    )
     return run, state
 
 
@@ -327,7 +366,9 @@ def _resume(ckpt_path: Path, config: TrainConfig, model: ConditionalModel, opt: 
         return _Progress()
     tensors, meta = load_checkpoint(ckpt_path)
     if meta.get("model_config") != config.model.to_dict() or meta.get("batch") != config.batch:
-        raise DeepCSPError("checkpoint was written with a different model or batch; use another RUN_DIR or delete it", ckpt_path)
+        raise DeepCSPError(
+            "checkpoint was written with a different model or batch; use another RUN_DIR or delete it", ckpt_path
+        )
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     load_optimizer(opt, tensors, meta["optimizer"])
     return _Progress(meta["epoch"], meta["step_in_epoch"], meta["global_step"], meta["history"], resumed=True)
@@ -337,7 +378,12 @@ def _progress_bar(run: _Run, state: _Progress):
     from tqdm import tqdm
 
     total = run.config.epochs * run.steps_per_epoch
-    return tqdm(total=total if not run.config.max_steps else min(total, run.config.max_steps), initial=state.global_step, unit="step", dynamic_ncols=True)
+    return tqdm(
+        total=total if not run.config.max_steps else min(total, run.config.max_steps),
+        initial=state.global_step,
+        unit="step",
+        dynamic_ncols=True,
+    )
 
 
 def _train_epoch(run: _Run, state: _Progress, bar) -> None:
@@ -375,7 +421,14 @@ def _train_step(run: _Run, state: _Progress, batch: dict) -> float:
         g["lr"] = run.lr_at(state.global_step)
     cloud, q = batch["cloud"].to(device), batch["queries"].to(device)
     pred = run.net(cloud, q)
-    loss = loss_fn(config.model.kind, pred, batch["closest"].to(device), batch["distances"].to(device), config.model.udf_clamp, config.csp_loss)
+    loss = loss_fn(
+        config.model.kind,
+        pred,
+        batch["closest"].to(device),
+        batch["distances"].to(device),
+        config.model.udf_clamp,
+        config.csp_loss,
+    )
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()
@@ -388,7 +441,9 @@ def _train_step(run: _Run, state: _Progress, batch: dict) -> float:
 def _should_stop(run: _Run, state: _Progress) -> bool:
     """``max_steps`` or ``max_seconds`` reached on any process (all processes stop together)."""
     config = run.config
-    want_stop = (config.max_steps and state.global_step >= config.max_steps) or (config.max_seconds and time.perf_counter() - state.t_start >= config.max_seconds)
+    want_stop = (config.max_steps and state.global_step >= config.max_steps) or (
+        config.max_seconds and time.perf_counter() - state.t_start >= config.max_seconds
+    )
     flag = torch.tensor([1.0 if want_stop else 0.0], device=run.device)
     if run.info.world > 1:
         import torch.distributed as dist
@@ -404,7 +459,16 @@ def _write_checkpoint(run: _Run, state: _Progress) -> None:
     config = run.config
     ot, oinfo = optimizer_tensors(run.opt)
     tensors = {f"model.{k}": v for k, v in run.model.state_dict().items()} | ot
-    meta = {"epoch": state.epoch, "step_in_epoch": state.step_in_epoch, "global_step": state.global_step, "history": state.history, "optimizer": oinfo, "model_config": config.model.to_dict(), "batch": config.batch, "config": config.to_dict()}
+    meta = {
+        "epoch": state.epoch,
+        "step_in_epoch": state.step_in_epoch,
+        "global_step": state.global_step,
+        "history": state.history,
+        "optimizer": oinfo,
+        "model_config": config.model.to_dict(),
+        "batch": config.batch,
+        "config": config.to_dict(),
+    }
     save_checkpoint(run.checkpoint_path, tensors, meta)
 
 
@@ -413,7 +477,12 @@ def _end_epoch(run: _Run, state: _Progress, losses: list[float]) -> None:
     info = run.info
     if info.is_main:
         loss_mean = float(np.mean(losses)) if losses else float("nan")
-        entry = {"epoch": state.epoch, "step": state.global_step, "train_loss": loss_mean, "seconds": time.perf_counter() - state.t_start}
+        entry = {
+            "epoch": state.epoch,
+            "step": state.global_step,
+            "train_loss": loss_mean,
+            "seconds": time.perf_counter() - state.t_start,
+        }
         entry.update(validate(run.model, run.val_records, run.config, run.device))
         state.history.append(entry)
     state.epoch += 1
@@ -433,7 +502,15 @@ def _finish(run: _Run, state: _Progress) -> TrainResult:
     model_path = None
     if info.is_main:
         _write_outputs(run.run_dir, state.history)
-        meta = {"train_config": config.to_dict(), "steps": state.global_step, "epochs": state.epoch, "world": info.world, "train_records": [p.stem for p in run.train_paths], "val_records": [p.stem for p in run.val_paths], "history": state.history[-3:]}
+        meta = {
+            "train_config": config.to_dict(),
+            "steps": state.global_step,
+            "epochs": state.epoch,
+            "world": info.world,
+            "train_records": [p.stem for p in run.train_paths],
+            "val_records": [p.stem for p in run.val_paths],
+            "history": state.history[-3:],
+        }
         model_path = save_model(run.run_dir / "model.safetensors", run.model, meta=meta)
     if info.world > 1:
         import torch.distributed as dist

@@ -122,7 +122,9 @@ def torus(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     a = np.linspace(0, 2 * np.pi, nu, endpoint=False)
     b = np.linspace(0, 2 * np.pi, nv, endpoint=False)
     A, B = np.meshgrid(a, b, indexing="ij")
-    v = np.stack([(big + small * np.cos(B)) * np.cos(A), (big + small * np.cos(B)) * np.sin(A), small * np.sin(B)], -1).reshape(-1, 3)
+    v = np.stack(
+        [(big + small * np.cos(B)) * np.cos(A), (big + small * np.cos(B)) * np.sin(A), small * np.sin(B)], -1
+    ).reshape(-1, 3)
     f = grid_faces(nu, nv, wrap_u=True)
     # close v: add faces between column nv-1 and 0
     i = np.arange(nu)

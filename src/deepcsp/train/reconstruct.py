@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepcsp.fields.conditional import ConditionalField, ConditionalModel
 from deepcsp.fields.batched import as_points, map_rows
+from deepcsp.fields.conditional import ConditionalField, ConditionalModel
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ class Reconstruction:
     seconds: float
 
 
-def reconstruct_points(model: ConditionalModel, points, config: ReconstructConfig = ReconstructConfig()) -> Reconstruction:
+def reconstruct_points(
+    model: ConditionalModel, points, config: ReconstructConfig = ReconstructConfig()
+) -> Reconstruction:
     """Reconstruct the surface sampled by ``points : (N, 3)`` (input units)."""
     t0 = time.perf_counter()
     arr = as_points(points).astype(np.float64)
@@ -53,7 +55,9 @@ def reconstruct_points(model: ConditionalModel, points, config: ReconstructConfi
         arr = arr[rng.choice(len(arr), config.n_input, replace=False)]
     fld = ConditionalField(model, arr, device=config.device)
     if config.n_dense <= 0:
-        return Reconstruction(field=fld, points=np.zeros((0, 3)), normals=np.zeros((0, 3)), seconds=time.perf_counter() - t0)
+        return Reconstruction(
+            field=fld, points=np.zeros((0, 3)), normals=np.zeros((0, 3)), seconds=time.perf_counter() - t0
+        )
     xin = fld.normalization.to_normalized(arr)
     start = xin[rng.integers(0, len(xin), config.n_dense)] + rng.normal(size=(config.n_dense, 3)) * config.spread
     x = torch.as_tensor(start, dtype=torch.float32, device=fld.device)

@@ -13,7 +13,15 @@ viser is imported when a :class:`Viewer` is made, so this package imports withou
 """
 
 from deepcsp.view.config import COLOR_MODES, ViewConfig
-from deepcsp.view.items import Decimation, ViewItem, decimate_mesh, item_from_field, item_from_surface, load_item, subsample_points
+from deepcsp.view.items import (
+    Decimation,
+    ViewItem,
+    decimate_mesh,
+    item_from_field,
+    item_from_surface,
+    load_item,
+    subsample_points,
+)
 from deepcsp.view.probe import ProbeResult, probe
 from deepcsp.view.server import TracedView, Viewer
 from deepcsp.view.slices import DistanceSlice, distance_slice

@@ -66,7 +66,9 @@ class ViewConfig:
         for name, (value, lo, hi) in ints.items():
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"--{name} must be an integer in [{lo}, {hi}], got {value!r}")
-        if not (isinstance(self.fscore_tau, (int, float)) and math.isfinite(self.fscore_tau) and 0 < self.fscore_tau < 1):
+        if not (
+            isinstance(self.fscore_tau, (int, float)) and math.isfinite(self.fscore_tau) and 0 < self.fscore_tau < 1
+        ):
             raise ValueError(f"--fscore-tau must be in (0, 1), got {self.fscore_tau!r}")
         if self.color not in ("auto", *COLOR_MODES):
             raise ValueError(f"--color must be one of auto, {', '.join(COLOR_MODES)}; got {self.color!r}")

@@ -120,7 +120,9 @@ class ViewItem:
         """One line of counts, e.g. ``"12,000 faces (shown: 3,001, decimated)"``."""
         what = "points" if self.faces is None else "faces"
         d = self.display
-        text = f"{d.n_in:,} {what}" + (f" (shown: {d.n_shown:,}, {'subsampled' if self.faces is None else 'decimated'})" if d.reduced else "")
+        text = f"{d.n_in:,} {what}" + (
+            f" (shown: {d.n_shown:,}, {'subsampled' if self.faces is None else 'decimated'})" if d.reduced else ""
+        )
         if self.cloud is not None:
             c = self.cloud
             text += f"; input cloud {c.n_in:,} points" + (f" (shown: {c.n_shown:,})" if c.reduced else "")
@@ -156,12 +158,24 @@ def _read_cache(cache: Path, digest: str, resolution: int) -> tuple[np.ndarray, 
     """The cached mesh when it matches the field's digest and resolution, else None."""
     try:
         with np.load(cache, allow_pickle=False) as z:
-            if int(z["version"]) != CACHE_VERSION or str(z["field_sha256"]) != digest or int(z["resolution"]) != resolution:
+            if (
+                int(z["version"]) != CACHE_VERSION
+                or str(z["field_sha256"]) != digest
+                or int(z["resolution"]) != resolution
+            ):
                 return None
             v, f = np.asarray(z["vertices"], np.float64), np.asarray(z["faces"], np.int64)
     except Exception:  # missing, truncated or foreign: extract again
         return None
-    if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3 or len(f) == 0 or f.min() < 0 or f.max() >= len(v):
+    if (
+        v.ndim != 2
+        or v.shape[1] != 3
+        or f.ndim != 2
+        or f.shape[1] != 3
+        or len(f) == 0
+        or f.min() < 0
+        or f.max() >= len(v)
+    ):
         return None
     return v, f
 
@@ -188,26 +202,54 @@ def field_display_mesh(field, path: Path | None, resolution: int, protect: froze
     written = None
     if cache is not None and cache.resolve() not in protect:
         buf = io.BytesIO()
-        np.savez(buf, version=CACHE_VERSION, field_sha256=digest, resolution=resolution, vertices=res.vertices, faces=res.faces.astype(np.int32))
+        np.savez(
+            buf,
+            version=CACHE_VERSION,
+            field_sha256=digest,
+            resolution=resolution,
+            vertices=res.vertices,
+            faces=res.faces.astype(np.int32),
+        )
         try:
             write_bytes(cache, buf.getvalue())
             written = cache
         except OSError:  # a read-only folder: show the mesh without caching it
             written = None
-    return FieldMesh(np.asarray(res.vertices, np.float64), np.asarray(res.faces, np.int64), False, written, time.perf_counter() - t0)
+    return FieldMesh(
+        np.asarray(res.vertices, np.float64), np.asarray(res.faces, np.int64), False, written, time.perf_counter() - t0
+    )
 
 
-def item_from_field(field, name: str, resolution: int, max_faces: int, max_points: int = 500_000, path: Path | None = None,
-                    protect: frozenset[Path] = frozenset(), seed: int = 0) -> ViewItem:
+def item_from_field(
+    field,
+    name: str,
+    resolution: int,
+    max_faces: int,
+    max_points: int = 500_000,
+    path: Path | None = None,
+    protect: frozenset[Path] = frozenset(),
+    seed: int = 0,
+) -> ViewItem:
     """A field with its display mesh (cached beside ``path``) and, when its fit source is a point
     cloud that still exists, that cloud."""
     fm = field_display_mesh(field, path, resolution, protect)
     if fm.from_cache:
         note = f"mesh from cache {fm.cache.name}"
     else:
-        note = f"mesh extracted at {resolution} in {fm.seconds:.1f} s" + (f", cached in {fm.cache.name}" if fm.cache else "")
-    return ViewItem(name=name, kind="field", vertices=fm.vertices, faces=fm.faces, display=decimate_mesh(fm.vertices, fm.faces, max_faces),
-                    field=field, cloud=_source_cloud(field, path, protect, max_points, seed), path=path, note=note)
+        note = f"mesh extracted at {resolution} in {fm.seconds:.1f} s" + (
+            f", cached in {fm.cache.name}" if fm.cache else ""
+        )
+    return ViewItem(
+        name=name,
+        kind="field",
+        vertices=fm.vertices,
+        faces=fm.faces,
+        display=decimate_mesh(fm.vertices, fm.faces, max_faces),
+        field=field,
+        cloud=_source_cloud(field, path, protect, max_points, seed),
+        path=path,
+        note=note,
+    )
 
 
 def _source_cloud(field, path: Path | None, protect: frozenset[Path], max_points: int, seed: int) -> Decimation | None:
@@ -218,7 +260,9 @@ def _source_cloud(field, path: Path | None, protect: frozenset[Path], max_points
     source = ((getattr(field, "meta", None) or {}).get("fit") or {}).get("source")
     if not source:
         return None
-    cands = [Path(source)] + ([Path(path).parent / source] if path is not None and not Path(source).is_absolute() else [])
+    cands = [Path(source)] + (
+        [Path(path).parent / source] if path is not None and not Path(source).is_absolute() else []
+    )
     for cand in cands:
         if cand.is_file() and cand.resolve() not in protect:
             try:
@@ -235,14 +279,35 @@ def item_from_surface(surface, name: str, max_faces: int, max_points: int, seed:
 
     exact = ExactField(surface.vertices, surface.faces, surface.normalization)
     if surface.faces is None:
-        return ViewItem(name=name, kind="cloud", vertices=surface.vertices, faces=None, display=subsample_points(surface.vertices, max_points, seed),
-                        field=exact, path=surface.path)
-    return ViewItem(name=name, kind="mesh", vertices=surface.vertices, faces=surface.faces, display=decimate_mesh(surface.vertices, surface.faces, max_faces),
-                    field=exact, path=surface.path)
+        return ViewItem(
+            name=name,
+            kind="cloud",
+            vertices=surface.vertices,
+            faces=None,
+            display=subsample_points(surface.vertices, max_points, seed),
+            field=exact,
+            path=surface.path,
+        )
+    return ViewItem(
+        name=name,
+        kind="mesh",
+        vertices=surface.vertices,
+        faces=surface.faces,
+        display=decimate_mesh(surface.vertices, surface.faces, max_faces),
+        field=exact,
+        path=surface.path,
+    )
 
 
-def load_item(path: Path, resolution: int = 128, max_faces: int = 300_000, max_points: int = 500_000, protect: frozenset[Path] = frozenset(),
-              device: str = "cpu", seed: int = 0) -> ViewItem:
+def load_item(
+    path: Path,
+    resolution: int = 128,
+    max_faces: int = 300_000,
+    max_points: int = 500_000,
+    protect: frozenset[Path] = frozenset(),
+    device: str = "cpu",
+    seed: int = 0,
+) -> ViewItem:
     """Load a field file (``.safetensors``), a mesh or a point cloud as a :class:`ViewItem`."""
     import deepcsp
     from deepcsp.io import load_surface
@@ -251,7 +316,16 @@ def load_item(path: Path, resolution: int = 128, max_faces: int = 300_000, max_p
     if not path.exists():
         raise DeepCSPError("file not found", path)
     if path.suffix.lower() in FIELD_SUFFIXES:
-        return item_from_field(deepcsp.load(path, device=device), path.name, resolution, max_faces, max_points, path=path, protect=protect, seed=seed)
+        return item_from_field(
+            deepcsp.load(path, device=device),
+            path.name,
+            resolution,
+            max_faces,
+            max_points,
+            path=path,
+            protect=protect,
+            seed=seed,
+        )
     return item_from_surface(load_surface(path), path.name, max_faces, max_points, seed)
 
 

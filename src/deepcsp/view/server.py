@@ -19,13 +19,27 @@ from pathlib import Path
 import numpy as np
 
 from deepcsp.errors import DeepCSPError
-from deepcsp.view.colors import CURVATURE_CMAP, ERROR_CMAP, ColorRange, colorbar_image, normal_colors, robust_range, scalar_colors, srgb_to_linear
+from deepcsp.view.colors import (
+    CURVATURE_CMAP,
+    ERROR_CMAP,
+    ColorRange,
+    colorbar_image,
+    normal_colors,
+    robust_range,
+    scalar_colors,
+    srgb_to_linear,
+)
 from deepcsp.view.config import COLOR_MODES, ViewConfig
 from deepcsp.view.items import ViewItem, layout_offsets
 from deepcsp.view.probe import ProbeResult, probe
 from deepcsp.view.slices import AXES, DistanceSlice, distance_slice, image_wxyz
 
-MODE_LABELS = {"normal": "normal", "curvature": "mean curvature", "reference": "distance to reference", "plain": "plain"}
+MODE_LABELS = {
+    "normal": "normal",
+    "curvature": "mean curvature",
+    "reference": "distance to reference",
+    "plain": "plain",
+}
 #: Flat colours of surfaces in ``plain`` mode and of point clouds, per input (sRGB).
 PALETTE = ((180, 180, 190), (230, 160, 90), (120, 170, 230), (150, 210, 140), (220, 130, 170))
 CLOUD_COLOR = (40, 90, 200)
@@ -90,8 +104,15 @@ def mesh_glb(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray) -> byt
     import trimesh
     from trimesh.visual.material import PBRMaterial
 
-    material = PBRMaterial(baseColorFactor=[255, 255, 255, 255], metallicFactor=0.0, roughnessFactor=0.85, doubleSided=True)
-    mesh = trimesh.Trimesh(np.asarray(vertices, np.float32), np.asarray(faces, np.int64), visual=trimesh.visual.TextureVisuals(material=material), process=False)
+    material = PBRMaterial(
+        baseColorFactor=[255, 255, 255, 255], metallicFactor=0.0, roughnessFactor=0.85, doubleSided=True
+    )
+    mesh = trimesh.Trimesh(
+        np.asarray(vertices, np.float32),
+        np.asarray(faces, np.int64),
+        visual=trimesh.visual.TextureVisuals(material=material),
+        process=False,
+    )
     rgba = np.concatenate([srgb_to_linear(colors), np.full((len(colors), 1), 255, np.uint8)], axis=1)
     mesh.visual.vertex_attributes["color"] = rgba
     return mesh.export(file_type="glb")
@@ -152,7 +173,9 @@ class Viewer:
             self.server = viser.ViserServer(host=self.config.host, port=self.config.port, verbose=False)
         try:
             self.server.scene.set_up_direction("+y")
-            self.server.gui.configure_theme(control_width="large", dark_mode=False, show_logo=False, show_share_button=False)
+            self.server.gui.configure_theme(
+                control_width="large", dark_mode=False, show_logo=False, show_share_button=False
+            )
             self._build_gui()
             self._set_initial_camera()
             self._add_clouds()
@@ -270,8 +293,12 @@ class Viewer:
             for i, it in enumerate(self.items):
                 colors = self.item_colors(i, mode)
                 if it.display.faces is not None:
-                    self.server.scene.add_glb(f"/inputs/{i}/surface", mesh_glb(it.display.vertices, it.display.faces, colors), position=tuple(it.offset),
-                                              visible=self._visible[i])
+                    self.server.scene.add_glb(
+                        f"/inputs/{i}/surface",
+                        mesh_glb(it.display.vertices, it.display.faces, colors),
+                        position=tuple(it.offset),
+                        visible=self._visible[i],
+                    )
                 else:
                     self._add_points(f"/inputs/{i}/points", it.display.vertices + it.offset, colors, self._visible[i])
             self._sync_gui(lambda: setattr(self._gui_mode, "value", MODE_LABELS[mode]))
@@ -280,13 +307,22 @@ class Viewer:
         return rng
 
     def _add_points(self, name: str, points: np.ndarray, colors, visible: bool = True) -> None:
-        self.server.scene.add_point_cloud(name, points.astype(np.float32), colors, point_size=0.004 * self.scale, point_shape="circle", precision="float32",
-                                          visible=visible)
+        self.server.scene.add_point_cloud(
+            name,
+            points.astype(np.float32),
+            colors,
+            point_size=0.004 * self.scale,
+            point_shape="circle",
+            precision="float32",
+            visible=visible,
+        )
 
     def _add_clouds(self) -> None:
         for i, it in enumerate(self.items):
             if it.cloud is not None:
-                self._add_points(f"/inputs/{i}/input_cloud", it.cloud.vertices + it.offset, np.asarray(CLOUD_COLOR, np.uint8))
+                self._add_points(
+                    f"/inputs/{i}/input_cloud", it.cloud.vertices + it.offset, np.asarray(CLOUD_COLOR, np.uint8)
+                )
 
     def set_visible(self, i: int, visible: bool) -> None:
         """Show or hide input ``i`` (its surface or points, and its input cloud)."""
@@ -335,18 +371,25 @@ class Viewer:
         p, c = res.point + it.offset, res.closest_point + it.offset
         scene = self.server.scene
         if getattr(self, "_control", None) is None:
-            self._control = scene.add_transform_controls("/probe", scale=0.12 * s, disable_rotations=True, position=tuple(p))
+            self._control = scene.add_transform_controls(
+                "/probe", scale=0.12 * s, disable_rotations=True, position=tuple(p)
+            )
             self._control.on_update(lambda _event: self._on_control())
         elif np.linalg.norm(np.asarray(self._control.position) - p) > 1e-9 * s:
             self._control.position = tuple(p)
         scene.add_icosphere("/probe_marks/point", radius=0.008 * s, color=(255, 200, 0), position=tuple(p))
         scene.add_icosphere("/probe_marks/closest", radius=0.008 * s, color=(230, 30, 30), position=tuple(c))
-        scene.add_line_segments("/probe_marks/segment", np.array([[p, c]], np.float32), (255, 200, 0), thickness=0.003 * s)
-        scene.add_line_segments("/probe_marks/normal", np.array([[c, c + 0.08 * s * res.normal]], np.float32), (30, 200, 60), thickness=0.004 * s)
-        self._sync_gui(lambda: setattr(self._gui_probe_pos, "value", tuple(float(x) for x in res.point)))
-        self._gui_probe_md.content = (
-            f"**closest point** `{_fmt3(res.closest_point)}`  \n**distance** `{res.distance:.6g}`  \n**normal** `{_fmt3(res.normal)}`"
+        scene.add_line_segments(
+            "/probe_marks/segment", np.array([[p, c]], np.float32), (255, 200, 0), thickness=0.003 * s
         )
+        scene.add_line_segments(
+            "/probe_marks/normal",
+            np.array([[c, c + 0.08 * s * res.normal]], np.float32),
+            (30, 200, 60),
+            thickness=0.004 * s,
+        )
+        self._sync_gui(lambda: setattr(self._gui_probe_pos, "value", tuple(float(x) for x in res.point)))
+        self._gui_probe_md.content = f"**closest point** `{_fmt3(res.closest_point)}`  \n**distance** `{res.distance:.6g}`  \n**normal** `{_fmt3(res.normal)}`"
 
     def _on_control(self) -> None:
         with self._lock:
@@ -379,14 +422,35 @@ class Viewer:
             a = AXES.index(axis)
             self._status("slicing ...")
             field, note = self._slice_field(self.target)
-            sl = distance_slice(field, it.bounds, axis, float(lo[a] + fraction * (hi[a] - lo[a])), self.config.slice_resolution, self.config.iso_lines)
+            sl = distance_slice(
+                field,
+                it.bounds,
+                axis,
+                float(lo[a] + fraction * (hi[a] - lo[a])),
+                self.config.slice_resolution,
+                self.config.iso_lines,
+            )
             self.slice, self._slice_at = sl, (axis, fraction)
             g = sl.grid
             scene = self.server.scene
-            scene.add_image("/slice/image", sl.image, render_width=float(g.size[0]), render_height=float(g.size[1]), format="png",
-                            wxyz=tuple(image_wxyz(g)), position=tuple(g.center + it.offset), cast_shadow=False, receive_shadow=False)
+            scene.add_image(
+                "/slice/image",
+                sl.image,
+                render_width=float(g.size[0]),
+                render_height=float(g.size[1]),
+                format="png",
+                wxyz=tuple(image_wxyz(g)),
+                position=tuple(g.center + it.offset),
+                cast_shadow=False,
+                receive_shadow=False,
+            )
             if len(sl.segments):
-                scene.add_line_segments("/slice/iso", (sl.segments + it.offset).astype(np.float32), (255, 255, 255), thickness=0.0015 * self.scale)
+                scene.add_line_segments(
+                    "/slice/iso",
+                    (sl.segments + it.offset).astype(np.float32),
+                    (255, 255, 255),
+                    thickness=0.0015 * self.scale,
+                )
             else:
                 self._remove("/slice/iso")
 
@@ -430,14 +494,15 @@ class Viewer:
         :class:`~deepcsp.render.camera.Camera` in the target's normalised coordinates) or, by
         default, from ``client``'s current view (the first page's); show the image in the page and
         save it under ``save_dir`` when ``save``."""
-        from deepcsp.render import RenderConfig, encode_png, render_field, render_mesh_exact
-
         from deepcsp._atomic import write_bytes
+        from deepcsp.render import RenderConfig, encode_png, render_field, render_mesh_exact
         from deepcsp.view.camera import viewer_camera
 
         it = self.items[self.target]
         if it.kind == "cloud":
-            raise DeepCSPError("a point cloud has no surface to trace; pick a field or a mesh as the probed input", it.path)
+            raise DeepCSPError(
+                "a point cloud has no surface to trace; pick a field or a mesh as the probed input", it.path
+            )
         nz = it.field.normalization
         if camera is None:
             cam = self._client(client).camera
@@ -454,7 +519,10 @@ class Viewer:
         self._gui_trace_img.image = res.image
         self._gui_trace_img.visible = True
         what = "sphere traced" if it.kind == "field" else "exact ray cast"
-        self._status(f"{it.name}: {what} in {res.seconds:.2f} s, {int(res.hit.sum())} pixels hit" + (f"; saved {path}" if path else ""))
+        self._status(
+            f"{it.name}: {what} in {res.seconds:.2f} s, {int(res.hit.sum())} pixels hit"
+            + (f"; saved {path}" if path else "")
+        )
         return TracedView(res.image, res, path, it.name)
 
     def save_screenshot(self, client=None, path: str | Path | None = None, timeout: float = 30.0) -> Path:
@@ -487,17 +555,33 @@ class Viewer:
         from deepcsp.geometry.metrics import compare_surfaces
 
         ref = self.reference
-        return [compare_surfaces(it.vertices, it.faces, ref.vertices, ref.faces, n_samples=self.config.metric_samples,
-                                 tau_rel=self.config.fscore_tau, seed=self.config.seed) for it in self.items]
+        return [
+            compare_surfaces(
+                it.vertices,
+                it.faces,
+                ref.vertices,
+                ref.faces,
+                n_samples=self.config.metric_samples,
+                tau_rel=self.config.fscore_tau,
+                seed=self.config.seed,
+            )
+            for it in self.items
+        ]
 
     def _metrics_markdown(self) -> str:
         if self.reference is None:
             return ""
         name = self.reference.path.name if self.reference.path is not None else "reference"
-        rows = [f"against **{name}** ({self.config.metric_samples:,} samples per surface; Chamfer-L1 = sum of the two mean distances)", "",
-                "| input | Chamfer-L1 | / diag | F-score | Hausdorff |", "|---|---|---|---|---|"]
+        rows = [
+            f"against **{name}** ({self.config.metric_samples:,} samples per surface; Chamfer-L1 = sum of the two mean distances)",
+            "",
+            "| input | Chamfer-L1 | / diag | F-score | Hausdorff |",
+            "|---|---|---|---|---|",
+        ]
         for it, m in zip(self.items, self.metrics):
-            rows.append(f"| {it.name} | {m.chamfer_l1:.4g} | {m.chamfer_l1_rel:.3%} | {m.fscore:.3f} @ {m.fscore_tau:.3g} | {m.hausdorff:.4g} |")
+            rows.append(
+                f"| {it.name} | {m.chamfer_l1:.4g} | {m.chamfer_l1_rel:.3%} | {m.fscore:.3f} @ {m.fscore_tau:.3g} | {m.hausdorff:.4g} |"
+            )
         return "\n".join(rows)
 
     # ----------------------------------------------------------------- page
@@ -519,8 +603,12 @@ class Viewer:
     def _build_gui(self) -> None:
         gui = self.server.gui
         c = self.config
-        lines = [f"**{it.name}** ({it.kind}): {it.counts()}" + (f"  \n_{it.note}_" if it.note else "") for it in self.items]
-        lines.append(f"_display limits: {c.max_faces:,} faces (decimated above), {c.max_points:,} points (subsampled above)_")
+        lines = [
+            f"**{it.name}** ({it.kind}): {it.counts()}" + (f"  \n_{it.note}_" if it.note else "") for it in self.items
+        ]
+        lines.append(
+            f"_display limits: {c.max_faces:,} faces (decimated above), {c.max_points:,} points (subsampled above)_"
+        )
         with gui.add_folder("Inputs"):
             gui.add_markdown("  \n".join(lines))
             self._gui_visible = []
@@ -530,9 +618,13 @@ class Viewer:
                 self._gui_visible.append(box)
         with gui.add_folder("Colour"):
             modes = [m for m in COLOR_MODES if m != "reference" or self.reference is not None]
-            self._gui_mode = gui.add_dropdown("colour by", [MODE_LABELS[m] for m in modes], initial_value=MODE_LABELS[modes[0]])
+            self._gui_mode = gui.add_dropdown(
+                "colour by", [MODE_LABELS[m] for m in modes], initial_value=MODE_LABELS[modes[0]]
+            )
             by_label = {MODE_LABELS[m]: m for m in modes}
-            self._gui_mode.on_update(lambda _e: self._guarded(lambda: self.set_color_mode(by_label[self._gui_mode.value])))
+            self._gui_mode.on_update(
+                lambda _e: self._guarded(lambda: self.set_color_mode(by_label[self._gui_mode.value]))
+            )
             self._gui_bar = gui.add_image(colorbar_image(ERROR_CMAP), label=None, format="png", visible=False)
             self._gui_bar_md = gui.add_markdown("")
             if self.reference is not None:
@@ -541,10 +633,16 @@ class Viewer:
                 self._gui_ref_on.on_update(lambda _e: self._show_reference(self._gui_ref_on.value))
         with gui.add_folder("Probe"):
             labels = [self._target_label(i) for i in range(len(self.items))]
-            self._gui_target = gui.add_dropdown("input", labels, initial_value=labels[self.target], disabled=len(labels) == 1)
-            self._gui_target.on_update(lambda _e: self._guarded(lambda: self.set_target(labels.index(self._gui_target.value))))
+            self._gui_target = gui.add_dropdown(
+                "input", labels, initial_value=labels[self.target], disabled=len(labels) == 1
+            )
+            self._gui_target.on_update(
+                lambda _e: self._guarded(lambda: self.set_target(labels.index(self._gui_target.value)))
+            )
             self._gui_probe_pos = gui.add_vector3("point", (0.0, 0.0, 0.0), step=1e-4)
-            self._gui_probe_pos.on_update(lambda _e: self._guarded(lambda: self.set_probe(np.asarray(self._gui_probe_pos.value))))
+            self._gui_probe_pos.on_update(
+                lambda _e: self._guarded(lambda: self.set_probe(np.asarray(self._gui_probe_pos.value)))
+            )
             self._gui_probe_md = gui.add_markdown("")
         with gui.add_folder("Slice"):
             self._gui_slice_on = gui.add_checkbox("distance slice", initial_value=False)
@@ -553,7 +651,12 @@ class Viewer:
             self._gui_slice_md = gui.add_markdown("")
 
             def slice_changed(_e) -> None:
-                self._guarded(lambda: self.set_slice(self._gui_slice_axis.value if self._gui_slice_on.value else None, float(self._gui_slice_pos.value)))
+                self._guarded(
+                    lambda: self.set_slice(
+                        self._gui_slice_axis.value if self._gui_slice_on.value else None,
+                        float(self._gui_slice_pos.value),
+                    )
+                )
 
             for h in (self._gui_slice_on, self._gui_slice_axis, self._gui_slice_pos):
                 h.on_update(slice_changed)
@@ -562,7 +665,9 @@ class Viewer:
             shot = gui.add_button("Save screenshot")
             trace.on_click(lambda e: self._guarded(lambda: self.trace_view(e.client), button=trace))
             shot.on_click(lambda e: self._guarded(lambda: self.save_screenshot(e.client), button=shot))
-            self._gui_trace_img = gui.add_image(np.full((8, 8, 3), 255, np.uint8), label="sphere-traced view", format="png", visible=False)
+            self._gui_trace_img = gui.add_image(
+                np.full((8, 8, 3), 255, np.uint8), label="sphere-traced view", format="png", visible=False
+            )
         self._gui_status = gui.add_markdown("")
 
     def _show_colorbar(self, rng: ColorRange | None, mode: str) -> None:
@@ -581,8 +686,15 @@ class Viewer:
             if not on:
                 self._remove(name)
             elif ref.faces is not None:
-                self.server.scene.add_mesh_simple(name, ref.vertices.astype(np.float32), ref.faces, color=(160, 160, 160), opacity=0.35,
-                                                  side="double", position=tuple(it.offset))
+                self.server.scene.add_mesh_simple(
+                    name,
+                    ref.vertices.astype(np.float32),
+                    ref.faces,
+                    color=(160, 160, 160),
+                    opacity=0.35,
+                    side="double",
+                    position=tuple(it.offset),
+                )
             else:
                 self._add_points(name, ref.vertices + it.offset, np.asarray((120, 120, 120), np.uint8))
 

@@ -96,8 +96,16 @@ def iso_segments(values: np.ndarray, levels, grid: SliceGrid) -> np.ndarray:
     return np.concatenate(segs) if segs else np.zeros((0, 2, 3))
 
 
-def distance_slice(field, bounds: np.ndarray, axis: str, position: float, resolution: int = 160, n_iso: int = 10,
-                   vmax: float | None = None, cmap: str = SLICE_CMAP) -> DistanceSlice:
+def distance_slice(
+    field,
+    bounds: np.ndarray,
+    axis: str,
+    position: float,
+    resolution: int = 160,
+    n_iso: int = 10,
+    vmax: float | None = None,
+    cmap: str = SLICE_CMAP,
+) -> DistanceSlice:
     """Unsigned distances of ``field`` on the plane ``axis = position`` (input coordinates) over
     ``bounds``, coloured from 0 to ``vmax`` (default: a quarter of the box diagonal), with ``n_iso``
     iso-lines evenly spaced in ``(0, vmax)``."""
@@ -123,7 +131,9 @@ def rotation_wxyz(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     m = np.stack([u, v, np.cross(u, v)], axis=1)
     w = np.sqrt(max(0.0, 1.0 + m[0, 0] + m[1, 1] + m[2, 2])) / 2.0
     if w > 1e-6:
-        return np.array([w, (m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w), (m[1, 0] - m[0, 1]) / (4 * w)])
+        return np.array(
+            [w, (m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w), (m[1, 0] - m[0, 1]) / (4 * w)]
+        )
     i = int(np.argmax(np.diag(m)))
     j, k = (i + 1) % 3, (i + 2) % 3
     s = np.sqrt(max(0.0, 1.0 + m[i, i] - m[j, j] - m[k, k])) * 2.0
