@@ -7,6 +7,7 @@ import pytest
 
 from deepcsp.errors import DeepCSPError
 from deepcsp.extract import ExtractConfig, PerturbedField, extract_mesh, mesh_stats, orient_faces
+from deepcsp.extract.topology import drop_nonmanifold_faces
 from deepcsp.fields.query import ExactField
 from deepcsp.geometry.analytic import Sphere, Torus, open_hemisphere
 from deepcsp.geometry.metrics import compare_surfaces
@@ -127,6 +128,18 @@ def test_mesh_stats_counts_hand_case():
     s = mesh_stats(v, np.array([[0, 1, 2], [1, 2, 3], [2, 1, 0]]))
     assert s.n_duplicate_faces == 1 and s.n_nonmanifold_edges == 1
     assert s.n_boundary_edges == 2 and s.n_boundary_loops == 1
+
+
+def test_drop_nonmanifold_faces_keeps_the_two_largest():
+    # a sheet of two triangles on the edge 0-1 plus a small fin on the same edge
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 0.1]], float)
+    f = np.array([[0, 1, 2], [1, 0, 3], [0, 1, 4]])
+    assert mesh_stats(v, f).n_nonmanifold_edges == 1
+    kept = drop_nonmanifold_faces(v, f)
+    assert mesh_stats(v, kept).n_nonmanifold_edges == 0
+    assert np.array_equal(kept, f[:2])
+    v2, f2 = Sphere().mesh(2)
+    assert np.array_equal(drop_nonmanifold_faces(v2, f2), f2)  # manifold meshes pass through
 
 
 def test_config_rejects_bad_values():

@@ -287,3 +287,19 @@ def remove_small_components(
     remap = np.full(len(vertices), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     return vertices[used], remap[faces]
+
+
+def drop_nonmanifold_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``faces`` without those that make an edge non-manifold: where more than two faces share an
+    edge, the two largest stay (a fin or a flap of a few faces goes; boundary loops may appear)."""
+    if len(faces) == 0:
+        return faces
+    _, key, owner = _edges(faces, len(vertices))
+    _, edge, counts = np.unique(key, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[edge] > 2)
+    if len(shared) == 0:
+        return faces
+    area = face_areas(vertices, faces)
+    shared = shared[np.lexsort((-area[owner[shared]], edge[shared]))]  # by edge, largest face first
+    rank = np.arange(len(shared)) - np.searchsorted(edge[shared], edge[shared])
+    return np.delete(faces, np.unique(owner[shared[rank >= 2]]), axis=0)

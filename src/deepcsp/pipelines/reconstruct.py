@@ -21,7 +21,7 @@ import torch
 
 from deepcsp._validate import Fields, OptionError
 from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh, mesh_stats
-from deepcsp.extract.topology import remove_small_components
+from deepcsp.extract.topology import drop_nonmanifold_faces, remove_small_components
 from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import Field, NeuralField
 from deepcsp.fit import FitConfig, fit_surface
@@ -133,6 +133,7 @@ def reconstruct_cloud(
         vertices, faces = mesh.vertices, mesh.faces
         if holes:
             vertices, faces = _trim_holes(vertices, faces, surface.vertices, config.hole_spacings)
+    faces = drop_nonmanifold_faces(vertices, faces)
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
