@@ -70,6 +70,26 @@ def test_noisy_cloud_mesh_lies_closer_to_the_truth_than_the_points(rng):
     assert rec.cloud.input_noise == pytest.approx(0.006 * rec.field.normalization.scale, rel=0.3)
 
 
+def test_snapping_puts_the_vertices_on_the_point_set_surface(rng):
+    from dataclasses import replace
+
+    cloud = sphere_cloud(rng, 3000)
+    coarse = replace(
+        config(mesh_resolution=32), fit=FitConfig(cloud=CloudConfig(projection="off", resolution=32), **SMALL)
+    )
+    off = reconstruct_cloud(surface_from_arrays(cloud), replace(coarse, snap=False))
+    on = reconstruct_cloud(surface_from_arrays(cloud), coarse)
+    np.testing.assert_array_equal(on.faces, off.faces)  # the same mesh, moved
+    error_off = np.abs(np.linalg.norm(off.vertices, axis=1) - 0.3).mean()
+    error_on = np.abs(np.linalg.norm(on.vertices, axis=1) - 0.3).mean()
+    assert error_on < error_off / 3, (error_on, error_off)
+    n_off, n_on = (
+        np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        for v, f in ((off.vertices, off.faces), (on.vertices, on.faces))
+    )
+    assert (np.einsum("ij,ij->i", n_off, n_on) > 0).all()  # no face folded over
+
+
 def test_reconstruction_is_deterministic(rng):
     cloud = sphere_cloud(rng, 2000, noise=0.002)
     a = reconstruct_cloud(surface_from_arrays(cloud), config(mesh_resolution=32))
