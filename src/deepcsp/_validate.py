@@ -202,7 +202,8 @@ def output_path(name: str, path: Any, suffixes: Sequence[str] | None = None, inp
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise OptionError(
             name,
-            f"{str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; use {', '.join(suffixes)}",
+            f"{str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; "
+            f"use {', '.join(suffixes)}",
         )
     if path.is_dir():
         raise OptionError(name, f"{str(path)!r} is a folder; give a file name")
@@ -250,7 +251,8 @@ def input_file(path: Any, what: str = "input", suffixes: Sequence[str] | None = 
         raise DeepCSPError(f"{what + ' ' if what else ''}is a folder, not a file", path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise DeepCSPError(
-            f"{head} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; expected {', '.join(suffixes)}",
+            f"{head} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; "
+            f"expected {', '.join(suffixes)}",
             path,
         )
     return path

@@ -99,7 +99,8 @@ class FieldConfig:
         if self.encoding == "multires_grid" and self.levels * self.features * top**3 > MAX_GRID_VALUES:
             raise OptionError(
                 "FieldConfig.max_resolution",
-                f"gives up to levels * features * max_resolution^3 = {self.levels * self.features * top**3} grid values, more than {MAX_GRID_VALUES}",
+                f"gives up to levels * features * max_resolution^3 = {self.levels * self.features * top**3} "
+                f"grid values, more than {MAX_GRID_VALUES}",
             )
         f.integer("n_frequencies", 1, 32)
         f.integers("hidden", 1, 4096, min_len=0, max_len=16)

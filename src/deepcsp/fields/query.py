@@ -388,9 +388,8 @@ def _decompress(
     inflater = zlib.decompressobj()
     raw = inflater.decompress(blob.numpy().tobytes(), size + 1)
     if len(raw) != size or inflater.unconsumed_tail:
-        raise ValueError(
-            f"compressed tensor holds {'more than ' if len(raw) > size or inflater.unconsumed_tail else ''}{len(raw)} bytes, expected {size}"
-        )
+        more = "more than " if len(raw) > size or inflater.unconsumed_tail else ""
+        raise ValueError(f"compressed tensor holds {more}{len(raw)} bytes, expected {size}")
     if quantised:
         return codec.decode(
             raw,

@@ -126,7 +126,8 @@ def reconstruct_cloud(
         if progress is not None:
             progress(
                 {
-                    "stage": f"the surface is closed{' but for holes' if holes else ''}: extracting it again on inside/outside signs"
+                    "stage": f"the surface is closed{' but for holes' if holes else ''}: "
+                    "extracting it again on inside/outside signs"
                 }
             )
         mesh = extract_mesh(fld, ExtractConfig(resolution=res))
