@@ -22,6 +22,7 @@ import torch
 from deepcsp._validate import Fields, OptionError
 from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh, mesh_stats
 from deepcsp.extract.topology import remove_small_components
+from deepcsp.fields.batched import map_rows
 from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import Field, NeuralField
 from deepcsp.fit import FitConfig, fit_surface
@@ -270,17 +271,11 @@ class FieldOracle:
         self.fld = fld
 
     def query(self, points: np.ndarray) -> ClosestPoints:
-        import torch
-
         x = torch.as_tensor(points, dtype=torch.float32, device=self.fld.device)
-        cp = (
-            torch.cat([self.fld.closest_points_normalized(c) for c in torch.split(x, self.fld.chunk)])
-            .cpu()
-            .double()
-            .numpy()
-            if len(x)
-            else np.zeros((0, 3))
-        )
+        if len(x):
+            cp = map_rows(self.fld.closest_points_normalized, x, self.fld.chunk).cpu().double().numpy()
+        else:
+            cp = np.zeros((0, 3))
         return ClosestPoints(cp, np.linalg.norm(points - cp, axis=1), np.zeros(len(cp), np.int64), None)
 
 
