@@ -44,7 +44,7 @@ class ReconstructCommand:
     def check(self) -> None:
         """Refuse bad options before any work."""
         from deepcsp._validate import OptionError, device, distinct_outputs, input_file, integer, output_path
-        from deepcsp.extract.config import MAX_RESOLUTION
+        from deepcsp.constants import MAX_RESOLUTION
         from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_OUTPUT_SUFFIXES, MESH_SUFFIXES
 
         input_file(self.input, "point cloud", tuple(sorted(set(CLOUD_SUFFIXES + MESH_SUFFIXES))))

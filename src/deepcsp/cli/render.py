@@ -92,7 +92,7 @@ class RenderCommand:
             output_path,
             sequence,
         )
-        from deepcsp.render.camera import MAX_SIDE
+        from deepcsp.constants import MAX_SIDE
 
         input_file(self.field, "field")
         for name in ("width", "height"):

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-#: Most values (refined cells x sub-vertices per cell) a refined level may hold in memory.
-MAX_REFINED_VALUES = 2**24
+from deepcsp.constants import MAX_REFINED_VALUES
 
 #: Corner offsets of a cell, in (x, y, z) order: (8, 3).
 _CORNERS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.long)

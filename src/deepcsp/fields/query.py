@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepcsp.constants import MAX_INFLATED_BYTES
 from deepcsp.errors import DeepCSPError
 from deepcsp.fields import codec, diffgeo
 from deepcsp.fields.batched import QUERY_CHUNK, as_points, map_rows, normalized_batches
@@ -309,10 +310,6 @@ def _compress(t: torch.Tensor) -> tuple[torch.Tensor, dict]:
     raw = np.ascontiguousarray(a.reshape(-1).view(np.uint8).reshape(-1, a.itemsize).T).tobytes()
     blob = np.frombuffer(zlib.compress(raw, 6), dtype=np.uint8).copy()
     return torch.from_numpy(blob), {"shape": list(a.shape), "dtype": str(a.dtype)}
-
-
-#: Most bytes one compressed tensor of a field file may inflate to.
-MAX_INFLATED_BYTES = 2**31
 
 
 def _compressed_shapes(config: FieldConfig) -> dict[str, list[int]]:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from deepcsp._validate import Fields, OptionError
+from deepcsp.constants import PATCH_SIZES
 from deepcsp.geometry.closest import ClosestPoints, check_points
 
 
@@ -199,10 +200,6 @@ class PatchSize:
     degree: int
     loo_rms: dict
     noise: float
-
-
-#: Patch sizes tried by :func:`select_patch_size`.
-PATCH_SIZES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 def select_patch_size(
