@@ -74,6 +74,14 @@ def integer(name: str, value: Any, min: int | None = None, max: int | None = Non
     return value
 
 
+def auto_or_at_least(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """An integer in ``[0, maximum]`` that is 0 (automatic) or at least ``minimum``."""
+    value = integer(name, value, 0, maximum)
+    if 0 < value < minimum:
+        raise OptionError(name, f"must be 0 (automatic) or at least {minimum}, got {value}")
+    return value
+
+
 def positive_int(name: str, value: Any, max: int | None = None) -> int:
     """An integer in ``[1, max]``."""
     return integer(name, value, 1, max)
@@ -289,6 +297,10 @@ class Fields:
 
     def integer(self, field: str, min: int | None = None, max: int | None = None) -> int:
         return integer(*self._get(field), min, max)
+
+    def auto_or_at_least(self, field: str, minimum: int, maximum: int | None = None) -> int:
+        """0 (automatic) or an integer in ``[minimum, maximum]``."""
+        return auto_or_at_least(*self._get(field), minimum, maximum)
 
     def optional_integer(self, field: str, min: int | None = None, max: int | None = None) -> int | None:
         name, value = self._get(field)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepcsp._validate import Fields, OptionError
+from deepcsp._validate import Fields
 from deepcsp.constants import PATCH_SIZES
 from deepcsp.geometry.closest import ClosestPoints, check_points
 
@@ -70,11 +70,7 @@ class PointSetConfig:
 
     def __post_init__(self) -> None:
         f = Fields(self)
-        f.integer("patch_neighbors", 0, 1024)
-        if 0 < self.patch_neighbors < 6:
-            raise OptionError(
-                "PointSetConfig.patch_neighbors", f"must be 0 (automatic) or at least 6, got {self.patch_neighbors}"
-            )
+        f.auto_or_at_least("patch_neighbors", 6, 1024)
         f.integer("patch_degree", 0, 2)
         f.number("kernel", 0.05, 10.0)
         f.integer("blend_neighbors", 1, 64)

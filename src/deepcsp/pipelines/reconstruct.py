@@ -21,7 +21,7 @@ import torch
 
 from deepcsp._validate import Fields, OptionError
 from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh, mesh_stats
-from deepcsp.extract.topology import remove_small_components
+from deepcsp.extract.topology import boundary_loop_lengths, remove_small_components
 from deepcsp.fields.batched import map_rows
 from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import Field, NeuralField
@@ -66,12 +66,7 @@ class ReconstructionConfig:
             raise OptionError("ReconstructionConfig.fit", f"must be a FitConfig, got {type(self.fit).__name__}")
         f = Fields(self)
         f.literal("method")
-        f.integer("mesh_resolution", 0, 2048)
-        if 0 < self.mesh_resolution < 8:
-            raise OptionError(
-                "ReconstructionConfig.mesh_resolution",
-                f"must be 0 (automatic) or at least 8, got {self.mesh_resolution}",
-            )
+        f.auto_or_at_least("mesh_resolution", 8, 2048)
         f.number("closed_test", 0.0, 1.0)
         f.number("min_component_samples", 0.0, 1e9)
         f.number("hole_spacings", 0.0, 1e6)
@@ -177,17 +172,8 @@ def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Length of the longest boundary loop of a mesh (0 when closed)."""
-    from deepcsp.extract.topology import _edges, boundary_cycles
-
-    he, key, _ = _edges(faces, len(vertices))
-    _, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
-    boundary = he[count[inverse] == 1]
-    if len(boundary) == 0:
-        return 0.0
-    _, label, _ = boundary_cycles(boundary, len(vertices))
-    return float(
-        np.bincount(label, weights=np.linalg.norm(vertices[boundary[:, 0]] - vertices[boundary[:, 1]], axis=1)).max()
-    )
+    lengths = boundary_loop_lengths(vertices, faces)
+    return float(lengths.max()) if len(lengths) else 0.0
 
 
 def _trim_holes(
