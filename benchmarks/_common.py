@@ -17,7 +17,8 @@ def meshes_dir() -> Path:
     p = Path(env) if env else REPO.parent / "shared" / "data" / "meshes"
     if not (p / "closed").is_dir():
         raise SystemExit(
-            f"benchmark meshes not found in {p}: set DEEPCSP_MESHES or put them in ../shared/data/meshes beside the repo"
+            f"benchmark meshes not found in {p}: "
+            "set DEEPCSP_MESHES or put them in ../shared/data/meshes beside the repo"
         )
     return p
 

@@ -1,6 +1,7 @@
 """Benchmark of mesh extraction (issue 6): quality, robustness and cost.
 
-Run:  python benchmarks/bm_mesh.py [--resolution 128] [--sections exact robust nested cost fitted udf] [--meshes NAME ...] [--legacy] [--pseudo] [--no-sheets]
+Run:  python benchmarks/bm_mesh.py [--resolution 128] [--sections exact robust nested cost fitted udf]
+                                   [--meshes NAME ...] [--legacy] [--pseudo] [--no-sheets]
 
 Sections
 * exact:  exact oracle field of each dev mesh; Chamfer-L1 (``compare_surfaces``, input units) of our
@@ -102,15 +103,19 @@ def row(name, r, gt_stats, v_in, f_in, extra=""):
     m = compare_surfaces(r.vertices, r.faces, v_in, f_in, n_samples=N_SAMPLES)
     s = r.stats
     return m, (
-        f"| {name} | {m.chamfer_l1:.3e} | {s.area / gt_stats.area:.4f} | {s.n_boundary_loops}/{gt_stats.n_boundary_loops} | "
-        f"{s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt_stats.n_components} | {r.evaluation_fraction:.3f} | {r.seconds:.2f} |{extra}"
+        f"| {name} | {m.chamfer_l1:.3e} | {s.area / gt_stats.area:.4f} | "
+        f"{s.n_boundary_loops}/{gt_stats.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | "
+        f"{s.n_components}/{gt_stats.n_components} | {r.evaluation_fraction:.3f} | {r.seconds:.2f} |{extra}"
     )
 
 
 def section_exact(paths, res, robust: bool):
     mc_exact = {}  # Chamfer-L1 of the MC reference on the exact field, per mesh
     print(f"\n### Exact oracle fields, resolution {res}\n")
-    head = "| mesh | path | Chamfer-L1 ours | Chamfer-L1 MC ref | ratio | area ratio | MC area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds |"
+    head = (
+        "| mesh | path | Chamfer-L1 ours | Chamfer-L1 MC ref | ratio | area ratio | MC area ratio | loops ours/GT | "
+        "inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds |"
+    )
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for p in paths:
@@ -126,8 +131,10 @@ def section_exact(paths, res, robust: bool):
         s = r.stats
         mc_area = mesh_stats(surf.normalization.to_input(mv), mf).area
         print(
-            f"| {p.parent.name}/{p.stem} | {_path(r)} | {m.chamfer_l1:.3e} | {mm.chamfer_l1:.3e} | {m.chamfer_l1 / mm.chamfer_l1:.2f} | {s.area / gt.area:.4f} | {mc_area / gt.area:.4f} | "
-            f"{s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} | "
+            f"| {p.parent.name}/{p.stem} | {_path(r)} | {m.chamfer_l1:.3e} | {mm.chamfer_l1:.3e} | "
+            f"{m.chamfer_l1 / mm.chamfer_l1:.2f} | {s.area / gt.area:.4f} | {mc_area / gt.area:.4f} | "
+            f"{s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | "
+            f"{s.n_components}/{gt.n_components} | "
             f"{r.evaluation_fraction:.3f} | {r.seconds:.2f} |",
             flush=True,
         )
@@ -142,8 +149,8 @@ def section_exact(paths, res, robust: bool):
             else " ratio to MC (exact field) |"
         )
         head = (
-            "| mesh | Chamfer-L1 | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds | bias est. | noise est. |"
-            + mc_cols
+            "| mesh | Chamfer-L1 | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | "
+            "components ours/GT | evals / dense | seconds | bias est. | noise est. |" + mc_cols
         )
         print(head)
         print("|---" * (head.count("|") - 1) + "|")
@@ -202,10 +209,12 @@ def section_nested(res):
     fld = ExactField(v, f)
     gap = 0.35 - np.hypot(0.25, 0.2)
     print(
-        f"\n### Nested open hemisphere + open tube (closest gap {gap:.3f} input = {gap * fld.normalization.scale * res:.1f} cells), resolution {res}\n"
+        f"\n### Nested open hemisphere + open tube (closest gap {gap:.3f} input = "
+        f"{gap * fld.normalization.scale * res:.1f} cells), resolution {res}\n"
     )
     print(
-        "| field | Chamfer-L1 | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | seconds |"
+        "| field | Chamfer-L1 | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | "
+        "components ours/GT | evals / dense | seconds |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for label, fl in (
@@ -230,7 +239,8 @@ def section_cost(paths, res):
         ms = compare_surfaces(rs.vertices, rs.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
         md = compare_surfaces(rd.vertices, rd.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
         print(
-            f"| {p.parent.name}/{p.stem} | {rs.evaluation_fraction:.3f} | {rs.seconds:.2f} | {rd.seconds:.2f} | {rs.seconds / rd.seconds:.2f} | {ms.chamfer_l1:.3e} | {md.chamfer_l1:.3e} |",
+            f"| {p.parent.name}/{p.stem} | {rs.evaluation_fraction:.3f} | {rs.seconds:.2f} | {rd.seconds:.2f} | "
+            f"{rs.seconds / rd.seconds:.2f} | {ms.chamfer_l1:.3e} | {md.chamfer_l1:.3e} |",
             flush=True,
         )
 
@@ -240,7 +250,8 @@ def section_fitted(paths, res):
 
     print(f"\n### Fitted band-grid CSP fields (default FitConfig), extraction resolution {res}\n")
     print(
-        "| mesh | path | fit s | Chamfer-L1 | Chamfer-L1 rel. diag | normal consistency | F-score@0.5% | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | extract s |"
+        "| mesh | path | fit s | Chamfer-L1 | Chamfer-L1 rel. diag | normal consistency | F-score@0.5% | area ratio | "
+        "loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | evals / dense | extract s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in paths:
@@ -280,9 +291,12 @@ def _fitted_row(p, field, surf, gt, t_fit, config, label: str | None = None, eva
     s = r.stats
     name = f" {label} |" if label is not None else ""
     evals = f" {r.evaluation_fraction:.3f} |" if evaluations else ""
+    refined = f" @{r.topology_resolution}+{r.refine_passes}" if r.refine_passes else ""
     print(
-        f"| {p.parent.name}/{p.stem} |{name} {_path(r)}{f' @{r.topology_resolution}+{r.refine_passes}' if r.refine_passes else ''} | {t_fit:.1f} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
-        f"{s.area / gt.area:.4f} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | {s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} |{evals} {r.seconds:.2f} |",
+        f"| {p.parent.name}/{p.stem} |{name} {_path(r)}{refined} | {t_fit:.1f} | {m.chamfer_l1:.3e} | "
+        f"{m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
+        f"{s.area / gt.area:.4f} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_inconsistent_edges} | "
+        f"{s.n_nonmanifold_edges} | {s.n_components}/{gt.n_components} |{evals} {r.seconds:.2f} |",
         flush=True,
     )
 
@@ -294,7 +308,8 @@ def section_udf(paths, res):
 
     print(f"\n### UDF baseline vs CSP field through the same extractor, resolution {res}\n")
     print(
-        "| mesh | field | path | fit s | Chamfer-L1 | rel. diag | normal consistency | F-score@0.5% | area ratio | loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | extract s |"
+        "| mesh | field | path | fit s | Chamfer-L1 | rel. diag | normal consistency | F-score@0.5% | area ratio | "
+        "loops ours/GT | inconsistent edges | non-manifold edges | components ours/GT | extract s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in paths:
@@ -326,7 +341,8 @@ def section_fitted_ab(paths, resolutions):
 
     print("\n### Fitted default fields: legacy extraction vs default (same field)\n")
     print(
-        "| mesh | res | extraction | loops ours/GT | non-manifold edges | inconsistent edges | components ours/GT | Chamfer-L1 | rel. diag | normal consistency | F-score@0.5% | area ratio | holes filled | extract s |"
+        "| mesh | res | extraction | loops ours/GT | non-manifold edges | inconsistent edges | components ours/GT | "
+        "Chamfer-L1 | rel. diag | normal consistency | F-score@0.5% | area ratio | holes filled | extract s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in paths:
@@ -339,8 +355,9 @@ def section_fitted_ab(paths, resolutions):
                 m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=N_SAMPLES)
                 s = r.stats
                 print(
-                    f"| {p.parent.name}/{p.stem} | {res} | {label} | {s.n_boundary_loops}/{gt.n_boundary_loops} | {s.n_nonmanifold_edges} | {s.n_inconsistent_edges} | "
-                    f"{s.n_components}/{gt.n_components} | {m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
+                    f"| {p.parent.name}/{p.stem} | {res} | {label} | {s.n_boundary_loops}/{gt.n_boundary_loops} | "
+                    f"{s.n_nonmanifold_edges} | {s.n_inconsistent_edges} | {s.n_components}/{gt.n_components} | "
+                    f"{m.chamfer_l1:.3e} | {m.chamfer_l1_rel:.2e} | {m.normal_consistency:.4f} | {m.fscore:.4f} | "
                     f"{s.area / gt.area:.4f} | {r.n_filled_holes} | {r.seconds:.1f} |",
                     flush=True,
                 )

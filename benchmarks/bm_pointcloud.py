@@ -302,6 +302,8 @@ def summarize(rows: list[dict], settings: list[str], methods: list[str]) -> None
             ratios = np.array([o["cd_l1"] / best_peer_cd[mesh] for o, mesh in zip(ours, both)])
             open_rows = [o for o in ours if o["gt_loops"] > 0]
             closed_rows = [o for o in ours if o["gt_loops"] == 0]
+            n_area_ok = sum(0.9 <= o["area_ratio"] <= 1.1 for o in open_rows)
+            n_loops_ok = sum(o["gt_loops"] / 2 <= o["loops"] <= 2 * o["gt_loops"] for o in open_rows)
             poisson_s = float(np.median([by[(mesh, s, "poisson")]["seconds"] for mesh in both]))
             targets.append(
                 {
@@ -313,8 +315,8 @@ def summarize(rows: list[dict], settings: list[str], methods: list[str]) -> None
                     "NC - peer NC": float(np.median([o["nc"] for o in ours])) - nc_peer,
                     "worst mesh CD / best peer": float(ratios.max()),
                     "worst mesh": both[int(ratios.argmax())],
-                    "open: area in 0.9-1.1": f"{sum(0.9 <= o['area_ratio'] <= 1.1 for o in open_rows)}/{len(open_rows)}",
-                    "open: loops within 2x": f"{sum(o['gt_loops'] / 2 <= o['loops'] <= 2 * o['gt_loops'] for o in open_rows)}/{len(open_rows)}",
+                    "open: area in 0.9-1.1": f"{n_area_ok}/{len(open_rows)}",
+                    "open: loops within 2x": f"{n_loops_ok}/{len(open_rows)}",
                     "closed: watertight": f"{sum(o['watertight'] for o in closed_rows)}/{len(closed_rows)}",
                     "non-manifold edges": int(sum(o["nonmanifold"] for o in ours)),
                     "seconds / Poisson": float(np.median([o["seconds"] for o in ours])) / poisson_s,

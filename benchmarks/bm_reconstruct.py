@@ -104,7 +104,8 @@ def main() -> None:
         def add(method: str, output: str, m: dict, seconds: float) -> None:
             rows.append({"mesh": name, "method": method, "output": output, **m, "seconds": seconds})
             print(
-                f"{name:28s} {method:14s} {output:7s} CD-L1/diag {m['chamfer_l1_rel']:.5f}  NC {m['normal_consistency']:.3f}  F@1% {m['fscore_1pct']:.3f}  {seconds:6.1f} s",
+                f"{name:28s} {method:14s} {output:7s} CD-L1/diag {m['chamfer_l1_rel']:.5f}  "
+                f"NC {m['normal_consistency']:.3f}  F@1% {m['fscore_1pct']:.3f}  {seconds:6.1f} s",
                 flush=True,
             )
 
@@ -157,7 +158,8 @@ def main() -> None:
     for r in rows:
         nc = "n/a" if r["normal_consistency"] != r["normal_consistency"] else f"{r['normal_consistency']:.3f}"
         print(
-            f"| {r['mesh']} | {r['method']} | {r['output']} | {r['chamfer_l1_rel']:.5f} | {nc} | {r['fscore_1pct']:.3f} | {r['seconds']:.1f} |"
+            f"| {r['mesh']} | {r['method']} | {r['output']} | {r['chamfer_l1_rel']:.5f} | {nc} | "
+            f"{r['fscore_1pct']:.3f} | {r['seconds']:.1f} |"
         )
     print()
     print("| method | output | mean Chamfer-L1 / diag | mean normal consistency | mean F-score@1% |")
@@ -168,7 +170,8 @@ def main() -> None:
         ncs = [r["normal_consistency"] for r in sel if r["normal_consistency"] == r["normal_consistency"]]
         nc = f"{np.mean(ncs):.3f}" if ncs else "n/a"
         print(
-            f"| {method} | {np.nanmean([r['chamfer_l1_rel'] for r in sel]):.5f} | {nc} | {np.mean([r['fscore_1pct'] for r in sel]):.3f} |"
+            f"| {method} | {np.nanmean([r['chamfer_l1_rel'] for r in sel]):.5f} | {nc} | "
+            f"{np.mean([r['fscore_1pct'] for r in sel]):.3f} |"
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

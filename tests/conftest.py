@@ -36,7 +36,8 @@ def meshes_dir() -> Path:
     d = _meshes_dir()
     if d is None:
         pytest.skip(
-            f"needs the dev meshes, not found in {dev_meshes_dir()} (set DEEPCSP_MESHES or put them in ../shared/data/meshes)"
+            f"needs the dev meshes, not found in {dev_meshes_dir()} "
+            "(set DEEPCSP_MESHES or put them in ../shared/data/meshes)"
         )
     return d
 

@@ -429,3 +429,42 @@ def test_unwritable_output_folder_is_refused(sandbox, capsys, tmp_path):
         locked.chmod(0o755)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all("is not writable" in e for e in err), err
+
+
+def _reconstruction(v):
+    from deepcsp.pipelines import ReconstructionConfig
+
+    return ReconstructionConfig(mesh_resolution=v)
+
+
+def _point_set(v):
+    from deepcsp.geometry.pointset import PointSetConfig
+
+    return PointSetConfig(patch_neighbors=v)
+
+
+def _cloud(v):
+    from deepcsp.fit.config import CloudConfig
+
+    return CloudConfig(resolution=v)
+
+
+@pytest.mark.parametrize(
+    "make, name, minimum",
+    [
+        (_reconstruction, "ReconstructionConfig.mesh_resolution", 8),
+        (_point_set, "PointSetConfig.patch_neighbors", 6),
+        (_cloud, "CloudConfig.resolution", 8),
+    ],
+)
+def test_automatic_or_at_least_settings(make, name, minimum):
+    """0 (automatic) or at least ``minimum``: one helper, one message, for every such setting."""
+    from deepcsp._validate import OptionError
+
+    make(0)
+    make(minimum)
+    with pytest.raises(OptionError, match=rf"must be 0 \(automatic\) or at least {minimum}, got {minimum - 1}") as err:
+        make(minimum - 1)
+    assert name in str(err.value)
+    with pytest.raises(OptionError, match="must be an integer"):
+        make(-1)

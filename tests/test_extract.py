@@ -117,6 +117,21 @@ def test_orient_faces_fixes_flipped_faces(rng):
     assert np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() > 0
 
 
+def test_boundary_loop_lengths_hand_cases():
+    from deepcsp.extract.topology import boundary_loop_lengths
+
+    square = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], float)
+    two_triangles = np.array([[0, 1, 3], [0, 3, 2]])
+    np.testing.assert_allclose(boundary_loop_lengths(square, two_triangles), [4.0])
+    # a second square twice the size beside it: two loops, perimeters 4 and 8
+    v = np.concatenate([square, 2 * square + [5, 0, 0]])
+    lengths = boundary_loop_lengths(v, np.concatenate([two_triangles, two_triangles + 4]))
+    np.testing.assert_allclose(np.sort(lengths), [4.0, 8.0])
+    # a closed tetrahedron has none
+    tet = np.array([[0, 2, 1], [0, 1, 3], [1, 2, 3], [0, 3, 2]])
+    assert boundary_loop_lengths(np.eye(4, 3), tet).shape == (0,)
+
+
 def test_mesh_stats_counts_hand_case():
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], float)
     # two triangles sharing the edge 1-2, both traversing it from 1 to 2: wound inconsistently

@@ -74,6 +74,14 @@ def integer(name: str, value: Any, min: int | None = None, max: int | None = Non
     return value
 
 
+def auto_or_at_least(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """An integer in ``[0, maximum]`` that is 0 (automatic) or at least ``minimum``."""
+    value = integer(name, value, 0, maximum)
+    if 0 < value < minimum:
+        raise OptionError(name, f"must be 0 (automatic) or at least {minimum}, got {value}")
+    return value
+
+
 def positive_int(name: str, value: Any, max: int | None = None) -> int:
     """An integer in ``[1, max]``."""
     return integer(name, value, 1, max)
@@ -202,7 +210,8 @@ def output_path(name: str, path: Any, suffixes: Sequence[str] | None = None, inp
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise OptionError(
             name,
-            f"{str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; use {', '.join(suffixes)}",
+            f"{str(path)!r} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; "
+            f"use {', '.join(suffixes)}",
         )
     if path.is_dir():
         raise OptionError(name, f"{str(path)!r} is a folder; give a file name")
@@ -250,7 +259,8 @@ def input_file(path: Any, what: str = "input", suffixes: Sequence[str] | None = 
         raise DeepCSPError(f"{what + ' ' if what else ''}is a folder, not a file", path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise DeepCSPError(
-            f"{head} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; expected {', '.join(suffixes)}",
+            f"{head} has {'suffix ' + repr(path.suffix) if path.suffix else 'no suffix'}; "
+            f"expected {', '.join(suffixes)}",
             path,
         )
     return path
@@ -287,6 +297,10 @@ class Fields:
 
     def integer(self, field: str, min: int | None = None, max: int | None = None) -> int:
         return integer(*self._get(field), min, max)
+
+    def auto_or_at_least(self, field: str, minimum: int, maximum: int | None = None) -> int:
+        """0 (automatic) or an integer in ``[minimum, maximum]``."""
+        return auto_or_at_least(*self._get(field), minimum, maximum)
 
     def optional_integer(self, field: str, min: int | None = None, max: int | None = None) -> int | None:
         name, value = self._get(field)

@@ -64,3 +64,51 @@ NORMAL_OFFSET = 3e-3
 CLEAN_FLIP_COS = -0.95
 #: Newton steps shorter than this (along the ray) inside a bracket give way to bisection.
 MIN_NEWTON_STEP = 1e-7
+
+# --------------------------------------------------------------------------- fitting: the refined level of band grids
+
+#: A cell is refined when a corner within this many fine cells of the surface...
+REFINE_NEAR = 1.5
+#: ...sees another sheet's closest point within this many fine cells of its own...
+REFINE_GAP = 2.0
+#: ...off its tangent plane by more than this many cells (plus the normals' sine times the tangential distance).
+REFINE_OFFSET = 0.1
+#: At most about this many refined-level values per fine vertex (closest sheets first): bounds fit time and file.
+REFINE_BUDGET = 0.5
+#: ...but never fewer refined cells than this (small grids, e.g. a garment, need all their close-sheet cells).
+REFINE_MIN_CELLS = 4096
+
+# --------------------------------------------------------------------------- extraction
+
+#: Automatic topology grid of open band-grid CSP fields without a refined level, in field cells per grid cell.
+TOPOLOGY_CELLS = 3.0
+#: The same for fields with a refined level (tuned at extraction 256 on five open dev meshes).
+TOPOLOGY_CELLS_REFINED = 1.5
+
+# --------------------------------------------------------------------------- point-set surfaces
+
+#: Patch sizes (neighbours) tried by ``geometry.pointset.select_patch_size``.
+PATCH_SIZES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+# --------------------------------------------------------------------------- size limits (memory caps on settings)
+
+#: Largest extraction grid (cells per side of the normalised cube).
+MAX_RESOLUTION = 2048
+#: Most surface points one extraction may sample.
+MAX_POINTS = 100_000_000
+#: Most training samples one ``SampleConfig`` may ask for (all kinds together).
+MAX_SAMPLES = 100_000_000
+#: Largest band-grid resolution (vertices per axis): its lookup table holds res^3 int32 (4 GiB at 1024).
+MAX_BAND_RESOLUTION = 1024
+#: Largest dense-grid resolution (coarse band-grid level, multires levels): res^3 vertices.
+MAX_DENSE_RESOLUTION = 512
+#: Most active band-grid vertices (values are n_active x 4 float32 at most: 2 GiB).
+MAX_ACTIVE = 2**27
+#: Largest number of values in the dense grids of a multires_grid encoding (1 GiB of float32).
+MAX_GRID_VALUES = 2**28
+#: Most values (refined cells x sub-vertices per cell) a refined level may hold in memory.
+MAX_REFINED_VALUES = 2**24
+#: Most bytes one compressed tensor of a field file may inflate to.
+MAX_INFLATED_BYTES = 2**31
+#: Largest image side accepted (pixels).
+MAX_SIDE = 16384

@@ -30,10 +30,8 @@ class DemoCommand:
     def check(self) -> None:
         """Refuse bad options before any work."""
         from deepcsp._validate import finite_float, input_file, integer, output_dir
-        from deepcsp.extract.config import MAX_RESOLUTION
-        from deepcsp.fields.modules import MAX_BAND_RESOLUTION
+        from deepcsp.constants import MAX_BAND_RESOLUTION, MAX_RESOLUTION, MAX_SIDE
         from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_SUFFIXES
-        from deepcsp.render.camera import MAX_SIDE
 
         if self.shape is not None:
             input_file(self.shape, "shape", tuple(sorted(set(MESH_SUFFIXES + CLOUD_SUFFIXES))))

@@ -196,7 +196,8 @@ def _point_cloud_section(surface, output: Path, image_size: int) -> dict:
 
 def _report_html(s: dict, name: str, has_gt: bool, view_cmd: str = "") -> str:
     def tr(k, v):
-        return f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(v if isinstance(v, str) else fmt(v) if isinstance(v, float) else str(v))}</td></tr>"
+        shown = v if isinstance(v, str) else fmt(v) if isinstance(v, float) else str(v)
+        return f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(shown)}</td></tr>"
 
     e = s["fit"]["errors"] or {}
     m = s["mesh"]["metrics"] or {}
@@ -209,7 +210,8 @@ def _report_html(s: dict, name: str, has_gt: bool, view_cmd: str = "") -> str:
             else ""
         )
         imgs.append(
-            f'<div class="row"><figure><img src="render_{v}.png"><figcaption>fitted CSP field, sphere traced ({v})</figcaption></figure>{gt}'
+            f'<div class="row"><figure><img src="render_{v}.png">'
+            f"<figcaption>fitted CSP field, sphere traced ({v})</figcaption></figure>{gt}"
             f'<figure><img src="normals_{v}.png"><figcaption>normals from the field</figcaption></figure></div>'
         )
     fit_rows = "".join(
@@ -245,13 +247,16 @@ def _report_html(s: dict, name: str, has_gt: bool, view_cmd: str = "") -> str:
         + [(k, m[k]) for k in ("chamfer_l1", "chamfer_l1_rel", "normal_consistency", "fscore", "hausdorff") if k in m]
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>deepcsp demo: {html.escape(name)}</title>
-<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}} img{{width:360px;border:1px solid #ccc}} figure{{display:inline-block;margin:4px}}
-table{{border-collapse:collapse;margin:1em 0}} td{{border:1px solid #ddd;padding:3px 8px}} .row{{white-space:nowrap}}</style></head><body>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}} img{{width:360px;border:1px solid #ccc}}
+figure{{display:inline-block;margin:4px}} table{{border-collapse:collapse;margin:1em 0}}
+td{{border:1px solid #ddd;padding:3px 8px}} .row{{white-space:nowrap}}</style></head><body>
 <h1>deepcsp demo: {html.escape(name)}</h1>
 <p>Closest surface-point field fitted to <code>{html.escape(s["input"])}</code>; total {s["seconds_total"]:.1f} s.
-Files: <a href="field.safetensors">field.safetensors</a>, <a href="mesh.ply">mesh.ply</a>, <a href="metrics.json">metrics.json</a>.</p>
-<p>To turn the field and its mesh around, probe closest points and see where the mesh is off (colour = distance to the input),
-run <code>{html.escape(view_cmd)}</code> and open the address it prints (needs <code>pip install 'deepcsp[view]'</code>).</p>
+Files: <a href="field.safetensors">field.safetensors</a>, <a href="mesh.ply">mesh.ply</a>,
+<a href="metrics.json">metrics.json</a>.</p>
+<p>To turn the field and its mesh around, probe closest points and see where the mesh is off
+(colour = distance to the input), run <code>{html.escape(view_cmd)}</code> and open the address it prints
+(needs <code>pip install 'deepcsp[view]'</code>).</p>
 <h2>Renders</h2>{"".join(imgs)}
 <h2>Fit</h2><table>{fit_rows}</table>
 <h2>Render vs exact ray cast</h2><table>{render_rows}</table>
@@ -264,7 +269,10 @@ run <code>{html.escape(view_cmd)}</code> and open the address it prints (needs <
 def _cloud_html(c: dict | None) -> str:
     if not c:
         return ""
-    head = "<tr><td>method</td><td>Chamfer-L1 / diag</td><td>normal consistency</td><td>F-score@0.5%</td><td>boundary loops</td><td>non-manifold edges</td><td>area / true area</td><td>seconds</td></tr>"
+    head = (
+        "<tr><td>method</td><td>Chamfer-L1 / diag</td><td>normal consistency</td><td>F-score@0.5%</td>"
+        "<td>boundary loops</td><td>non-manifold edges</td><td>area / true area</td><td>seconds</td></tr>"
+    )
     body = "".join(
         f"<tr><td>{html.escape(r['method'])}</td>"
         + "".join(
@@ -283,15 +291,18 @@ def _cloud_html(c: dict | None) -> str:
         for r in c["rows"]
     )
     figs = "".join(
-        f'<figure><img src="scan_{html.escape(r["method"])}.png"><figcaption>{html.escape(r["method"])}</figcaption></figure>'
+        f'<figure><img src="scan_{html.escape(r["method"])}.png">'
+        f"<figcaption>{html.escape(r['method'])}</figcaption></figure>"
         for r in c["rows"]
     )
     peers = (
         ""
         if c["peers"]
-        else " (open3d's ball pivoting and screened Poisson appear beside it when installed: <code>pip install 'deepcsp[peers]'</code>)"
+        else " (open3d's ball pivoting and screened Poisson appear beside it when installed: "
+        "<code>pip install 'deepcsp[peers]'</code>)"
     )
     return f"""<h2>From a scan-like point cloud</h2>
-<p>The shape seen by a depth sensor from four views (<a href="scan.ply">scan.ply</a>, {c["points"]} points, noise 0.2% of the diagonal along the rays,
-nothing where no view sees the surface), reconstructed by <code>deepcsp reconstruct</code>{peers}; each mesh scored against the input mesh.</p>
+<p>The shape seen by a depth sensor from four views (<a href="scan.ply">scan.ply</a>, {c["points"]} points,
+noise 0.2% of the diagonal along the rays, nothing where no view sees the surface),
+reconstructed by <code>deepcsp reconstruct</code>{peers}; each mesh scored against the input mesh.</p>
 <div class="row">{figs}</div><table>{head}{body}</table>"""

@@ -66,8 +66,8 @@ class MeshCommand:
             integer,
             output_path,
         )
+        from deepcsp.constants import MAX_POINTS, MAX_RESOLUTION
         from deepcsp.extract import ExtractConfig
-        from deepcsp.extract.config import MAX_POINTS, MAX_RESOLUTION
         from deepcsp.io.surface import MESH_OUTPUT_SUFFIXES, POINT_OUTPUT_SUFFIXES
 
         input_file(self.field, "field")

@@ -43,8 +43,8 @@ class ReconstructCommand:
 
     def check(self) -> None:
         """Refuse bad options before any work."""
-        from deepcsp._validate import OptionError, device, distinct_outputs, input_file, integer, output_path
-        from deepcsp.extract.config import MAX_RESOLUTION
+        from deepcsp._validate import auto_or_at_least, device, distinct_outputs, input_file, output_path
+        from deepcsp.constants import MAX_RESOLUTION
         from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_OUTPUT_SUFFIXES, MESH_SUFFIXES
 
         input_file(self.input, "point cloud", tuple(sorted(set(CLOUD_SUFFIXES + MESH_SUFFIXES))))
@@ -58,8 +58,7 @@ class ReconstructCommand:
             ("--resolution", self.resolution, MAX_RESOLUTION),
             ("--field-resolution", self.field_resolution, 1024),
         ):
-            if integer(flag, value, 0, most) and value < 8:
-                raise OptionError(flag, f"must be 0 (automatic) or at least 8, got {value}")
+            auto_or_at_least(flag, value, 8, most)
         device("--device", self.device)
 
     def config(self):

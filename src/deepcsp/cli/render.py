@@ -92,7 +92,7 @@ class RenderCommand:
             output_path,
             sequence,
         )
-        from deepcsp.render.camera import MAX_SIDE
+        from deepcsp.constants import MAX_SIDE
 
         input_file(self.field, "field")
         for name in ("width", "height"):
@@ -104,7 +104,8 @@ class RenderCommand:
         if frame_bytes > MAX_FRAME_BYTES:
             raise OptionError(
                 "--turntable",
-                f"{self.turntable} frames of {self.width}x{self.height} would hold {frame_bytes / 2**30:.1f} GiB of frames (at most {MAX_FRAME_BYTES / 2**30:.0f} GiB)",
+                f"{self.turntable} frames of {self.width}x{self.height} would hold {frame_bytes / 2**30:.1f} GiB "
+                f"of frames (at most {MAX_FRAME_BYTES / 2**30:.0f} GiB)",
             )
         for name in ("eye", "look_at", "up"):
             if getattr(self, name) is not None:
@@ -141,7 +142,8 @@ class RenderCommand:
             except ImportError:
                 raise OptionError(
                     "--output",
-                    f"{str(anim_path)!r}: writing MP4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); use .gif",
+                    f"{str(anim_path)!r}: writing MP4 needs the imageio-ffmpeg package "
+                    "(pip install imageio-ffmpeg); use .gif",
                 ) from None
         return image_path, anim_path
 

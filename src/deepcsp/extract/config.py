@@ -12,21 +12,8 @@ from dataclasses import field as _field
 import numpy as np
 
 from deepcsp._validate import Fields
+from deepcsp.constants import MAX_POINTS, MAX_RESOLUTION, TOPOLOGY_CELLS, TOPOLOGY_CELLS_REFINED  # noqa: F401
 from deepcsp.extract.topology import MeshStats
-
-#: Largest extraction grid (cells per side of the normalised cube).
-MAX_RESOLUTION = 2048
-#: Automatic topology grid of open band-grid CSP fields: cells this many times the field's own
-#: (fields fitted without a refined level; their closest points are 0.1-0.25 cells off where
-#: two sheets pass within a cell)...
-TOPOLOGY_CELLS = 3.0
-#: ...and with one (close sheets refined; measured at extraction resolution 256 on tee_sim,
-#: skirt_sim, armor_jacket, airplane_holes and demosthenes_scan, topology grid 63 / 128 / 256:
-#: boundary loops 4 / 5 / 6, 3 / 2 / 7, 4 / 10 / 7 (16 / 3 / 2 pieces), 11 / 26 / 30 (GT 27),
-#: 1 / 1 / 3; Chamfer-L1 on airplane_holes 0.15 / 0.028 / 0.021% of the diagonal).
-TOPOLOGY_CELLS_REFINED = 1.5
-#: Most surface points one extraction may sample.
-MAX_POINTS = 100_000_000
 
 
 @dataclass

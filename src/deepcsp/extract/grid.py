@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from deepcsp.fields.batched import QUERY_CHUNK, map_rows
 from deepcsp.fields.query import Field
 
 
@@ -27,12 +28,11 @@ class Queries:
         """Apply ``fn`` (a normalised-coordinate field query) in chunks; returns ``(x32, out)``."""
         self.count += len(x)
         x32 = np.asarray(x, np.float32)
-        chunk = int(getattr(self.field, "chunk", 1 << 18))
-        out = [
-            fn(torch.as_tensor(x32[i : i + chunk], device=self.field.device)).detach().cpu().double().numpy()
-            for i in range(0, len(x32), chunk)
-        ]
-        return x32.astype(np.float64), (np.concatenate(out) if out else np.zeros(empty_shape))
+        if not len(x32):
+            return x32.astype(np.float64), np.zeros(empty_shape)
+        chunk = int(getattr(self.field, "chunk", QUERY_CHUNK))
+        out = map_rows(lambda c: fn(c).detach(), torch.as_tensor(x32, device=self.field.device), chunk)
+        return x32.astype(np.float64), out.cpu().double().numpy()
 
     def closest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(x32, q)``: the points as the field saw them (float32 rounding) and their closest points."""

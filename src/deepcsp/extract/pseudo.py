@@ -518,8 +518,9 @@ def _noisy_flips(
     """Flipped edges checked when the distances are noisy (``noisy_above``): one query at the
     interpolated crossing cannot tell an edge passing a tenth of a cell beside a sheet from one
     crossing it, so every flipped edge is sampled and judged by its samples' tangent planes
-    (:func:`~deepcsp.extract.planes.straddles` with ``planes``); an edge is kept where it straddles exactly one sheet, its
-    crossing placed by those planes (not snapped: the dual vertices average the planes).
+    (:func:`~deepcsp.extract.planes.straddles` with ``planes``); an edge is kept where it straddles
+    exactly one sheet, its crossing placed by those planes (not snapped: the dual vertices average
+    the planes).
     Returns ``(keep (E,) bool, crossing points (E, 3), planes)``, ``planes = (feet (P, 3), normals
     (P, 3), edge (P,))`` the tangent planes that judged each kept edge."""
     xs = np.zeros((len(ia), 3))
@@ -577,8 +578,8 @@ def _sheet_crossings(
     lies behind ``c``'s debiased tangent plane, and the point ``x`` where that plane meets the edge
     lies within ``sheet_accept`` cells of the surface with its closest point within ``agree`` cells
     of ``q_c`` (on ``c``'s sheet); a grazing edge passes this too. Decision: the screened edges are
-    sampled (:func:`~deepcsp.extract.planes.straddles`); an edge that straddles exactly one sheet is crossed there, snapped
-    with ``CSP``; twice (a ridge or fold sharper than a cell, cut twice by the edge) gives no
+    sampled (:func:`~deepcsp.extract.planes.straddles`); an edge that straddles exactly one sheet is
+    crossed there, snapped with ``CSP``; twice (a ridge or fold sharper than a cell, cut twice by the edge) gives no
     crossing, as with signs. Returns ``(edges, axis, crossing points, planes)`` (``planes``: the
     tangent planes that judged each edge when ``noisy``, as :func:`_noisy_flips` gives them; none
     otherwise).

@@ -132,7 +132,8 @@ def _close(
     import warnings
 
     warnings.warn(
-        f"signed extraction: cells were still missing around sign-changing edges after {max_rounds} rounds ({added} cells added); the mesh may have holes",
+        f"signed extraction: cells were still missing around sign-changing edges after {max_rounds} rounds "
+        f"({added} cells added); the mesh may have holes",
         stacklevel=3,
     )
     return cells, edges, added

@@ -96,6 +96,19 @@ def boundary_cycles(half_edges: np.ndarray, n_vertices: int) -> tuple[int, np.nd
     return n_cycles, label, ~bad[label]
 
 
+def boundary_loop_lengths(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Lengths ``(L,)`` of the boundary loops of a mesh ``vertices : (V, 3)``, ``faces : (F, 3)``
+    (edges used by one face, split into cycles by :func:`boundary_cycles`); empty when it is closed."""
+    he, key, _ = _edges(faces, len(vertices))
+    _, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
+    boundary = he[count[inverse] == 1]
+    if len(boundary) == 0:
+        return np.zeros(0)
+    _, label, _ = boundary_cycles(boundary, len(vertices))
+    edge_lengths = np.linalg.norm(vertices[boundary[:, 0]] - vertices[boundary[:, 1]], axis=1)
+    return np.bincount(label, weights=edge_lengths)
+
+
 def _split_repeats(
     half_edges: np.ndarray, succ: np.ndarray, label: np.ndarray, n_cycles: int, cycles: np.ndarray, max_len: int = 4096
 ) -> tuple[np.ndarray, int]:

@@ -83,7 +83,8 @@ class ConditionalConfig:
         if 3 * res**2 * self.plane_channels > 2**28:
             raise OptionError(
                 "ConditionalConfig.plane_resolution",
-                f"gives 3 * plane_resolution^2 * plane_channels = {3 * res**2 * self.plane_channels} plane values, more than {2**28}",
+                f"gives 3 * plane_resolution^2 * plane_channels = {3 * res**2 * self.plane_channels} plane values, "
+                f"more than {2**28}",
             )
 
     def to_dict(self) -> dict:

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-#: Most values (refined cells x sub-vertices per cell) a refined level may hold in memory.
-MAX_REFINED_VALUES = 2**24
+from deepcsp.constants import MAX_REFINED_VALUES
 
 #: Corner offsets of a cell, in (x, y, z) order: (8, 3).
 _CORNERS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.long)
@@ -210,7 +209,8 @@ class BandGrid(nn.Module):
         lie outside the (closed) surface."""
         if outside.shape != self.active.shape or coarse_outside.shape != (self.coarse_res**3,):
             raise ValueError(
-                f"sides must have shapes {tuple(self.active.shape)} and ({self.coarse_res**3},), got {tuple(outside.shape)} and {tuple(coarse_outside.shape)}"
+                f"sides must have shapes {tuple(self.active.shape)} and ({self.coarse_res**3},), "
+                f"got {tuple(outside.shape)} and {tuple(coarse_outside.shape)}"
             )
         self.outside = outside.to(torch.bool).to(self.values.device)
         self.coarse_outside = coarse_outside.to(torch.bool).to(self.values.device)
@@ -398,7 +398,8 @@ class BandGrid(nn.Module):
         P = (self.refine + 1) ** 3
         if len(cells) * P > MAX_REFINED_VALUES or (self.refined.numel() and len(cells) != self.refined.numel()):
             error_msgs.append(
-                f"{prefix}refined_mask marks {len(cells)} cells (expected {self.refined.numel()}, at most {MAX_REFINED_VALUES // P})"
+                f"{prefix}refined_mask marks {len(cells)} cells "
+                f"(expected {self.refined.numel()}, at most {MAX_REFINED_VALUES // P})"
             )
             return
         rows = self.table()[
@@ -413,7 +414,8 @@ class BandGrid(nn.Module):
         uniq, inv = torch.unique(ids, return_inverse=True)
         if tuple(values.shape) != (len(uniq), self.channels):
             error_msgs.append(
-                f"{prefix}fine_values has shape {tuple(values.shape)}, the refined cells need ({len(uniq)}, {self.channels})"
+                f"{prefix}fine_values has shape {tuple(values.shape)}, "
+                f"the refined cells need ({len(uniq)}, {self.channels})"
             )
             return
         fine = torch.zeros(len(cells), P, self.channels, dtype=self.values.dtype)

@@ -11,9 +11,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepcsp._validate import Fields, OptionError
-from deepcsp.constants import CURVATURE_ALLOWANCE
-from deepcsp.fields.encodings import (
+from deepcsp.constants import (
+    CURVATURE_ALLOWANCE,
+    MAX_ACTIVE,
+    MAX_BAND_RESOLUTION,
+    MAX_DENSE_RESOLUTION,
+    MAX_GRID_VALUES,
     MAX_REFINED_VALUES,
+)
+from deepcsp.fields.encodings import (
     BandGrid,
     CellCorners,
     FourierFeatures,
@@ -21,15 +27,6 @@ from deepcsp.fields.encodings import (
     corner_offsets,
     may_straddle,
 )
-
-#: Largest band-grid resolution (vertices per axis): its lookup table holds res^3 int32 (4 GiB at 1024).
-MAX_BAND_RESOLUTION = 1024
-#: Largest dense-grid resolution (coarse band-grid level, multires levels): res^3 vertices.
-MAX_DENSE_RESOLUTION = 512
-#: Most active band-grid vertices (values are n_active x 4 float32 at most: 2 GiB).
-MAX_ACTIVE = 2**27
-#: Largest number of values in the dense grids of a multires_grid encoding (1 GiB of float32).
-MAX_GRID_VALUES = 2**28
 
 
 @dataclass
@@ -99,7 +96,8 @@ class FieldConfig:
         if self.encoding == "multires_grid" and self.levels * self.features * top**3 > MAX_GRID_VALUES:
             raise OptionError(
                 "FieldConfig.max_resolution",
-                f"gives up to levels * features * max_resolution^3 = {self.levels * self.features * top**3} grid values, more than {MAX_GRID_VALUES}",
+                f"gives up to levels * features * max_resolution^3 = {self.levels * self.features * top**3} "
+                f"grid values, more than {MAX_GRID_VALUES}",
             )
         f.integer("n_frequencies", 1, 32)
         f.integers("hidden", 1, 4096, min_len=0, max_len=16)

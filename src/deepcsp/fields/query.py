@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepcsp.constants import MAX_INFLATED_BYTES
 from deepcsp.errors import DeepCSPError
 from deepcsp.fields import codec, diffgeo
 from deepcsp.fields.batched import QUERY_CHUNK, as_points, map_rows, normalized_batches
@@ -311,10 +312,6 @@ def _compress(t: torch.Tensor) -> tuple[torch.Tensor, dict]:
     return torch.from_numpy(blob), {"shape": list(a.shape), "dtype": str(a.dtype)}
 
 
-#: Most bytes one compressed tensor of a field file may inflate to.
-MAX_INFLATED_BYTES = 2**31
-
-
 def _compressed_shapes(config: FieldConfig) -> dict[str, list[int]]:
     """Shapes the compressed tensors of a band-grid field must have, from its (checked) config."""
     if config.encoding != "band_grid":
@@ -388,9 +385,8 @@ def _decompress(
     inflater = zlib.decompressobj()
     raw = inflater.decompress(blob.numpy().tobytes(), size + 1)
     if len(raw) != size or inflater.unconsumed_tail:
-        raise ValueError(
-            f"compressed tensor holds {'more than ' if len(raw) > size or inflater.unconsumed_tail else ''}{len(raw)} bytes, expected {size}"
-        )
+        more = "more than " if len(raw) > size or inflater.unconsumed_tail else ""
+        raise ValueError(f"compressed tensor holds {more}{len(raw)} bytes, expected {size}")
     if quantised:
         return codec.decode(
             raw,

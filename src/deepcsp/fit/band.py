@@ -8,22 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from deepcsp.constants import REFINE_BUDGET, REFINE_GAP, REFINE_MIN_CELLS, REFINE_NEAR, REFINE_OFFSET
 from deepcsp.fields.encodings import BandGrid, corner_ids, grid_vertices
-
-#: Refinement: a cell is refined when a corner within this many fine cells of the surface...
-REFINE_NEAR = 1.5
-#: ...has a corner whose closest point lies on another sheet (off its tangent plane by more than
-#: ``REFINE_OFFSET`` cells plus the sine of the normals' angle times the tangential distance, a
-#: facet kink's worth) within this many fine cells of its own.
-REFINE_GAP = 2.0
-REFINE_OFFSET = 0.1
-#: At most about this many refined-level values per fine vertex (the closest sheets go first):
-#: bounds the fit time and the file (scans with thin features everywhere would otherwise triple
-#: both: dragon_stanford_20k flags 23,600 cells, 1.9M sub-vertices for 0.6M fine vertices).
-REFINE_BUDGET = 0.5
-#: ... but never fewer than this many refined cells (small grids, such as a garment at 96 vertices a
-#: side, need all their close-sheet cells: with the budget alone the fitted tee got 12 loops for 4).
-REFINE_MIN_CELLS = 4096
 
 
 @dataclass
@@ -198,8 +184,9 @@ def refine_close_sheets(
     budget: float = REFINE_BUDGET,
 ) -> tuple[int, int]:
     """Give ``grid`` its refined level in :func:`close_sheet_cells` (the closest sheets first, up
-    to ``budget`` values per fine vertex), with exact closest points at every sub-vertex. (Where a refined cell meets an unrefined one the two interpolations differ by
-    the fine level's error on their shared face; interpolating the fine level on the refined
+    to ``budget`` values per fine vertex), with exact closest points at every sub-vertex. (Where a
+    refined cell meets an unrefined one the two interpolations differ by the fine level's error on
+    their shared face; interpolating the fine level on the refined
     region's boundary instead, to keep the field continuous there, was measured worse: airplane_holes
     Chamfer-L1 +5%, the same loops.) Returns ``(refined cells, distinct sub-vertices stored)``."""
     cells, sep = close_sheet_cells(grid, near, gap, offset)

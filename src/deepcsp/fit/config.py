@@ -36,9 +36,7 @@ class CloudConfig:
         if not isinstance(self.surface, PointSetConfig):
             raise OptionError("CloudConfig.surface", f"must be a PointSetConfig, got {type(self.surface).__name__}")
         f = Fields(self)
-        f.integer("resolution", 0, 1024)
-        if 0 < self.resolution < 8:
-            raise OptionError("CloudConfig.resolution", f"must be 0 (automatic) or at least 8, got {self.resolution}")
+        f.auto_or_at_least("resolution", 8, 1024)
         f.number("band_cells", 1.0, 1000.0)
         f.literal("projection")
         f.number("projection_above", 0.0, 1e6)

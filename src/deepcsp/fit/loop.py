@@ -98,7 +98,8 @@ def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
         )
         progress(
             {
-                "stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), spacing {s.spacing:.3g}"
+                "stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), "
+                f"spacing {s.spacing:.3g}"
                 f"{learned}, patches of {s.patch_neighbors} points (degree {s.patch_degree})"
             }
         )

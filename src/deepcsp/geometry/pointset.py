@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepcsp._validate import Fields, OptionError
+from deepcsp._validate import Fields
+from deepcsp.constants import PATCH_SIZES
 from deepcsp.geometry.closest import ClosestPoints, check_points
 
 
@@ -69,11 +70,7 @@ class PointSetConfig:
 
     def __post_init__(self) -> None:
         f = Fields(self)
-        f.integer("patch_neighbors", 0, 1024)
-        if 0 < self.patch_neighbors < 6:
-            raise OptionError(
-                "PointSetConfig.patch_neighbors", f"must be 0 (automatic) or at least 6, got {self.patch_neighbors}"
-            )
+        f.auto_or_at_least("patch_neighbors", 6, 1024)
         f.integer("patch_degree", 0, 2)
         f.number("kernel", 0.05, 10.0)
         f.integer("blend_neighbors", 1, 64)
@@ -199,10 +196,6 @@ class PatchSize:
     degree: int
     loo_rms: dict
     noise: float
-
-
-#: Patch sizes tried by :func:`select_patch_size`.
-PATCH_SIZES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 def select_patch_size(

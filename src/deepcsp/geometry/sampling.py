@@ -15,10 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from deepcsp._validate import Fields, OptionError
+from deepcsp.constants import MAX_SAMPLES
 from deepcsp.geometry.closest import ClosestPoints
-
-#: Most training samples one :class:`SampleConfig` may ask for (all kinds together).
-MAX_SAMPLES = 100_000_000
 
 
 @dataclass

@@ -10,8 +10,11 @@ from deepcsp.errors import DeepCSPError
 
 #: The settings, as the benchmark and the demo report them.
 SETTINGS = {
-    "bpa": "open3d ball pivoting: normals from 30 neighbours, oriented by orient_normals_consistent_tangent_plane(30) (on planar clouds, where its qhull step fails, along the thinnest axis); radii 1, 2, 4x the mean nearest-neighbour distance",
-    "poisson": "open3d screened Poisson: the same normals, depth 9, vertices of the lowest 5% density removed, then faces more than 3 mean spacings from the input",
+    "bpa": "open3d ball pivoting: normals from 30 neighbours, oriented by orient_normals_consistent_tangent_plane(30) "
+    "(on planar clouds, where its qhull step fails, along the thinnest axis); "
+    "radii 1, 2, 4x the mean nearest-neighbour distance",
+    "poisson": "open3d screened Poisson: the same normals, depth 9, vertices of the lowest 5% density removed, "
+    "then faces more than 3 mean spacings from the input",
 }
 
 
@@ -29,7 +32,8 @@ def _open3d():
         import open3d as o3d
     except Exception as exc:
         raise DeepCSPError(
-            f"the open3d peers need the optional extra: pip install 'deepcsp[peers]' ({' '.join(str(exc).split())[:120]})"
+            "the open3d peers need the optional extra: pip install 'deepcsp[peers]' "
+            f"({' '.join(str(exc).split())[:120]})"
         ) from None
     return o3d
 

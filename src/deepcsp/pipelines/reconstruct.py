@@ -21,7 +21,8 @@ import torch
 
 from deepcsp._validate import Fields, OptionError
 from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh, mesh_stats
-from deepcsp.extract.topology import drop_nonmanifold_faces, remove_small_components
+from deepcsp.extract.topology import boundary_loop_lengths, drop_nonmanifold_faces, remove_small_components
+from deepcsp.fields.batched import map_rows
 from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import Field, NeuralField
 from deepcsp.fit import FitConfig, fit_surface
@@ -65,12 +66,7 @@ class ReconstructionConfig:
             raise OptionError("ReconstructionConfig.fit", f"must be a FitConfig, got {type(self.fit).__name__}")
         f = Fields(self)
         f.literal("method")
-        f.integer("mesh_resolution", 0, 2048)
-        if 0 < self.mesh_resolution < 8:
-            raise OptionError(
-                "ReconstructionConfig.mesh_resolution",
-                f"must be 0 (automatic) or at least 8, got {self.mesh_resolution}",
-            )
+        f.auto_or_at_least("mesh_resolution", 8, 2048)
         f.number("closed_test", 0.0, 1.0)
         f.number("min_component_samples", 0.0, 1e9)
         f.number("hole_spacings", 0.0, 1e6)
@@ -126,7 +122,8 @@ def reconstruct_cloud(
         if progress is not None:
             progress(
                 {
-                    "stage": f"the surface is closed{' but for holes' if holes else ''}: extracting it again on inside/outside signs"
+                    "stage": f"the surface is closed{' but for holes' if holes else ''}: "
+                    "extracting it again on inside/outside signs"
                 }
             )
         mesh = extract_mesh(fld, ExtractConfig(resolution=res))
@@ -176,17 +173,8 @@ def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Length of the longest boundary loop of a mesh (0 when closed)."""
-    from deepcsp.extract.topology import _edges, boundary_cycles
-
-    he, key, _ = _edges(faces, len(vertices))
-    _, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
-    boundary = he[count[inverse] == 1]
-    if len(boundary) == 0:
-        return 0.0
-    _, label, _ = boundary_cycles(boundary, len(vertices))
-    return float(
-        np.bincount(label, weights=np.linalg.norm(vertices[boundary[:, 0]] - vertices[boundary[:, 1]], axis=1)).max()
-    )
+    lengths = boundary_loop_lengths(vertices, faces)
+    return float(lengths.max()) if len(lengths) else 0.0
 
 
 def _trim_holes(
@@ -270,17 +258,11 @@ class FieldOracle:
         self.fld = fld
 
     def query(self, points: np.ndarray) -> ClosestPoints:
-        import torch
-
         x = torch.as_tensor(points, dtype=torch.float32, device=self.fld.device)
-        cp = (
-            torch.cat([self.fld.closest_points_normalized(c) for c in torch.split(x, self.fld.chunk)])
-            .cpu()
-            .double()
-            .numpy()
-            if len(x)
-            else np.zeros((0, 3))
-        )
+        if len(x):
+            cp = map_rows(self.fld.closest_points_normalized, x, self.fld.chunk).cpu().double().numpy()
+        else:
+            cp = np.zeros((0, 3))
         return ClosestPoints(cp, np.linalg.norm(points - cp, axis=1), np.zeros(len(cp), np.int64), None)
 
 

@@ -13,13 +13,11 @@ from typing import Literal
 
 import numpy as np
 
-from deepcsp.constants import FILL, HALF_SIDE
+from deepcsp.constants import FILL, HALF_SIDE, MAX_SIDE
 
 View = Literal["front", "side", "top", "iso"]
 VIEWS: tuple[str, ...] = ("front", "side", "top", "iso")
 
-#: Largest image side accepted (pixels).
-MAX_SIDE = 16384
 
 #: (azimuth, elevation) in degrees of each preset; azimuth 0 looks from +z, 90 from +x.
 _PRESETS: dict[str, tuple[float, float]] = {

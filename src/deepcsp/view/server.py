@@ -389,7 +389,11 @@ class Viewer:
             thickness=0.004 * s,
         )
         self._sync_gui(lambda: setattr(self._gui_probe_pos, "value", tuple(float(x) for x in res.point)))
-        self._gui_probe_md.content = f"**closest point** `{_fmt3(res.closest_point)}`  \n**distance** `{res.distance:.6g}`  \n**normal** `{_fmt3(res.normal)}`"
+        self._gui_probe_md.content = (
+            f"**closest point** `{_fmt3(res.closest_point)}`  \n"
+            f"**distance** `{res.distance:.6g}`  \n"
+            f"**normal** `{_fmt3(res.normal)}`"
+        )
 
     def _on_control(self) -> None:
         with self._lock:
@@ -573,14 +577,16 @@ class Viewer:
             return ""
         name = self.reference.path.name if self.reference.path is not None else "reference"
         rows = [
-            f"against **{name}** ({self.config.metric_samples:,} samples per surface; Chamfer-L1 = sum of the two mean distances)",
+            f"against **{name}** ({self.config.metric_samples:,} samples per surface; "
+            "Chamfer-L1 = sum of the two mean distances)",
             "",
             "| input | Chamfer-L1 | / diag | F-score | Hausdorff |",
             "|---|---|---|---|---|",
         ]
         for it, m in zip(self.items, self.metrics):
             rows.append(
-                f"| {it.name} | {m.chamfer_l1:.4g} | {m.chamfer_l1_rel:.3%} | {m.fscore:.3f} @ {m.fscore_tau:.3g} | {m.hausdorff:.4g} |"
+                f"| {it.name} | {m.chamfer_l1:.4g} | {m.chamfer_l1_rel:.3%} | {m.fscore:.3f} @ {m.fscore_tau:.3g} | "
+                f"{m.hausdorff:.4g} |"
             )
         return "\n".join(rows)
 
