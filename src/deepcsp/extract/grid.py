@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from deepcsp._arrays import unique
 from deepcsp.fields.batched import QUERY_CHUNK, map_rows
 from deepcsp.fields.query import Field
 
@@ -69,7 +70,7 @@ def cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
                 c[:, a1] += d1
                 c[:, a2] += d2
                 keys.append(((c[:, 0] * n1 + c[:, 1]) * n1 + c[:, 2]) * 3 + axis)
-    return np.unique(np.concatenate(keys))
+    return unique(np.concatenate(keys))
 
 
 def dense_edges(n1: int) -> np.ndarray:

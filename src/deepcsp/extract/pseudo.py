@@ -55,6 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepcsp._arrays import unique
 from deepcsp.extract.config import ExtractConfig, PathMesh
 from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, quad_cells, snapped_means, triangulate
 from deepcsp.extract.grid import CORNER_OFFSETS, Queries, cell_edges, corner_ijk, dense_edges, timed, unit
@@ -244,7 +245,7 @@ def _candidate_cells(fq: Queries, grid: _Grid, config: ExtractConfig) -> _Candid
     if config.sparse:
         cells = candidate_cells(fq.distances, R, grid.origin, grid.margin, stop_size=2).cells(R)
         ckeys = ((cells[:, None, :] + CORNER_OFFSETS[None]) * grid.stride).sum(-1)
-        return _CandidateCells(cells, ckeys, np.unique(ckeys))
+        return _CandidateCells(cells, ckeys, unique(ckeys))
     ax = np.arange(R, dtype=np.int64)
     cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
     return _CandidateCells(cells, None, np.arange(grid.n1**3, dtype=np.int64))
@@ -700,7 +701,7 @@ def _drop_fins(fq: Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -
     if not nm.any():
         return faces
     fid, ekey = owner[nm], inv[nm]
-    cand = np.unique(fid)
+    cand = unique(fid)
     c32, qc = fq.closest(verts[faces[cand]].mean(1))
     dist = np.full(len(faces), np.inf)
     dist[cand] = np.linalg.norm(c32 - qc, axis=1)
@@ -718,7 +719,7 @@ def _drop_fins(fq: Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -
     np.minimum.at(first_other, start[other], idx[other])
     partner = np.where(first_other[start] < len(ekey), first_other[start], start + 1)
     kept = (rank == 0) | (idx == partner)
-    drop = np.unique(fid[~kept])
+    drop = unique(fid[~kept])
     keep = np.ones(len(faces), dtype=bool)
     keep[drop] = False
     faces = faces[keep]

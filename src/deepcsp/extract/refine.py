@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepcsp._arrays import unique
 from deepcsp.extract.grid import Queries, unit
 from deepcsp.extract.topology import _edges
 
@@ -90,7 +91,7 @@ def snap_boundary(fq: Queries, verts: np.ndarray, faces: np.ndarray, reach: floa
     t = np.zeros_like(verts)
     np.add.at(t, a, w)
     np.add.at(t, b, w)
-    ids = np.unique(np.concatenate([a, b]))
+    ids = unique(np.concatenate([a, b]))
     tn = t[ids] / np.maximum(np.linalg.norm(t[ids], axis=1), 1e-300)[:, None]
     x32, q = fq.closest(verts[ids] + reach * tn)
     nx, _ = unit(x32 - q)

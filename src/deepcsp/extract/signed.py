@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepcsp._arrays import intersect, member, setdiff, union, unique
 from deepcsp.extract.config import PathMesh
 from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, quad_cells, snapped_means, triangulate
 from deepcsp.extract.grid import CORNER_OFFSETS, FACE_CORNERS, Queries, cell_edges, corner_ijk, unit
@@ -69,7 +70,7 @@ class _SignedCorners:
 
     def add(self, keys: np.ndarray) -> None:
         """Evaluate the corners among ``keys`` not seen yet."""
-        new = np.setdiff1d(keys, self.keys)
+        new = setdiff(keys, self.keys)
         if len(new) == 0:
             return
         ijk = corner_ijk(new, self.n1)
@@ -113,21 +114,21 @@ def _close(
     ``max_rounds`` it warns and stops). Returns ``(cells, crossed edge keys, number of cells added)``."""
     R = sc.R
     key = lambda c: (c * stride).sum(-1)  # noqa: E731  (cell = its lowest corner)
-    have = np.unique(key(cells))
+    have = unique(key(cells))
     added = 0
     for rnd in range(max_rounds + 1):
         edges = _crossed_edges(cells, sc, stride)
         qc = quad_cells(edges, sc.n1).reshape(-1, 3)
         qc = qc[((qc >= 0) & (qc < R)).all(1)]
-        need = np.setdiff1d(np.unique(key(qc)), have)
+        need = setdiff(key(qc), have)
         if len(need) == 0:
             return cells, edges, added
         if rnd == max_rounds:
             break
         new = corner_ijk(need, sc.n1)
-        sc.add(np.unique(_corner_keys(new, stride)))
+        sc.add(unique(_corner_keys(new, stride)))
         cells = np.concatenate([cells, new])
-        have = np.union1d(have, need)
+        have = union(have, need)
         added += len(need)
     import warnings
 
@@ -182,7 +183,7 @@ def _thin_flips(
         & (u[ja] > 0)
         & (u[jb] > 0)
     )
-    flip = sc.index(np.unique(sc.keys[ia[thin]]))
+    flip = sc.index(unique(sc.keys[ia[thin]]))
     sc.values[flip] = -sc.values[flip]
     # a corner whose sign differs from all six neighbours makes a closed blob of its own (a flat box
     # around one corner, off the rest of the surface): undo the flips that isolate a corner
@@ -191,7 +192,7 @@ def _thin_flips(
         if len(undo) == 0:
             break
         sc.values[undo] = -sc.values[undo]
-        flip = np.setdiff1d(flip, undo)
+        flip = setdiff(flip, undo)
     return sc.keys[flip].copy()
 
 
@@ -216,15 +217,15 @@ def _isolating_flips(sc: _SignedCorners, stride: np.ndarray, flip: np.ndarray) -
     if len(flip) == 0:
         return flip
     nb_f = _neighbours(sc, flip, stride)
-    near = np.unique(np.concatenate([flip, nb_f[nb_f >= 0]]))
+    near = unique(np.concatenate([flip, nb_f[nb_f >= 0]]))
     nb = _neighbours(sc, near, stride)
     inside = sc.values < 0
     differs = np.where(nb >= 0, inside[np.maximum(nb, 0)] != inside[near][:, None], True)
     isolated = differs.all(1) & (nb >= 0).any(1)
     iso = near[isolated]
-    is_flip = np.isin(iso, flip)
+    is_flip = member(iso, unique(flip))
     nbs = nb[isolated][~is_flip]
-    return np.unique(np.concatenate([iso[is_flip], np.intersect1d(nbs[nbs >= 0], flip)]))
+    return unique(np.concatenate([iso[is_flip], intersect(nbs[nbs >= 0], flip)]))
 
 
 def _bias(
@@ -281,7 +282,7 @@ def _link_faces(
         first = (saddle < 0) == (f00 < 0)
         fid = face_ids[four, face]
         if len(flipped):
-            first ^= np.isin(fid, flipped)
+            first ^= member(fid, unique(flipped))
         fours.append((fid, sub))
         return first
 
@@ -317,10 +318,10 @@ def _patch_vertices(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -
         twice = np.concatenate(both) if both else np.zeros(0, dtype=np.int64)
         uq, cnt = np.unique(twice, return_counts=True)
         stuck = uq[cnt == 2]
-        bad = np.setdiff1d(stuck, flipped)
+        bad = setdiff(stuck, flipped)
         if len(bad) == 0:
             break
-        flipped = np.union1d(flipped, bad)
+        flipped = union(flipped, bad)
     return labels.astype(np.int64), int(n_lab), stuck
 
 
@@ -333,7 +334,7 @@ def _face_cell_corners(face_ids: np.ndarray, stride: np.ndarray) -> np.ndarray:
     for side in (0, 1):
         low = key - side * stride[f]
         out.append((low[:, None] + (CORNER_OFFSETS * stride).sum(1)[None]).reshape(-1))
-    return np.unique(np.concatenate(out))
+    return unique(np.concatenate(out))
 
 
 def _drop_flip_only_components(faces: np.ndarray, n_vertices: int, from_flip: np.ndarray) -> np.ndarray:
@@ -413,7 +414,7 @@ def _unsnap_collapsed(vs, labels, xc, quads, faces, quad_of, n_v: int, h: float,
         bad = face_areas(vs, faces) <= 1e-6 * h * h
         if not bad.any():
             break
-        idx = np.unique(faces[bad])
+        idx = unique(faces[bad])
         vs = vs.copy()
         vs[idx] = v0[idx]
         faces, quad_of = triangulate(quads, vs)
@@ -519,7 +520,7 @@ def _signed_cells(
         ax = np.arange(R, dtype=np.int64)
         cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
     sc = _SignedCorners(fq, R, origin, dilate)
-    sc.add(np.unique(_corner_keys(cells, stride)))
+    sc.add(unique(_corner_keys(cells, stride)))
     return cells, sc
 
 
@@ -530,12 +531,12 @@ def _contour(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray, flipped:
     for _ in range(4):
         cells_c, edges, added = _close(cells, sc, stride)
         labels, n_v, stuck = _patch_vertices(edges, sc, stride)
-        undo = np.intersect1d(_face_cell_corners(stuck, stride), flipped) if len(flipped) else flipped
+        undo = intersect(_face_cell_corners(stuck, stride), flipped) if len(flipped) else flipped
         if len(undo) == 0:
             break
         i = sc.index(undo)
         sc.values[i] = -sc.values[i]
-        flipped = np.setdiff1d(flipped, undo)
+        flipped = setdiff(flipped, undo)
     return _Contour(cells_c, edges, labels, n_v, added, flipped)
 
 
@@ -644,9 +645,9 @@ def _drop_flip_blobs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Drop the components made only of faces around thin-part flips
     (:func:`_drop_flip_only_components`) and the vertices left unused."""
-    from_flip = np.isin(edges // 3, flipped) | np.isin(edges // 3 + stride[edges % 3], flipped)
+    from_flip = member(edges // 3, unique(flipped)) | member(edges // 3 + stride[edges % 3], unique(flipped))
     faces = _drop_flip_only_components(faces, len(vs), from_flip[quad_of])
-    used = np.unique(faces)
+    used = unique(faces)
     remap = np.full(len(vs), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     return vs[used], remap[faces]

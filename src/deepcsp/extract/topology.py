@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from deepcsp._arrays import unique
+
 
 @dataclass
 class MeshStats:
@@ -88,7 +90,7 @@ def boundary_cycles(half_edges: np.ndarray, n_vertices: int) -> tuple[int, np.nd
     succ[o_in[ok]] = o_out[pos[ok]]
     n_cycles, label = _components(B, np.arange(B), succ)
     keys, counts = np.unique(label.astype(np.int64) * n_vertices + half_edges[:, 0], return_counts=True)
-    label, n_cycles = _split_repeats(half_edges, succ, label, n_cycles, np.unique(keys[counts > 1] // n_vertices))
+    label, n_cycles = _split_repeats(half_edges, succ, label, n_cycles, unique(keys[counts > 1] // n_vertices))
     bad = np.zeros(n_cycles, dtype=bool)
     bad[label[~balanced[half_edges[:, 0]] | ~balanced[half_edges[:, 1]]]] = True
     keys, counts = np.unique(label.astype(np.int64) * n_vertices + half_edges[:, 0], return_counts=True)
@@ -174,7 +176,7 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
     n_loops = 0
     if len(boundary):
         a, b = boundary // nv, boundary % nv
-        verts = np.unique(np.concatenate([a, b]))
+        verts = unique(np.concatenate([a, b]))
         remap = np.searchsorted(verts, np.concatenate([a, b]))
         n_loops, _ = _components(len(verts), remap[: len(a)], remap[len(a) :])
     n_comp, _ = face_components(faces, nv)
@@ -208,7 +210,7 @@ def weld_and_clean(vertices: np.ndarray, faces: np.ndarray, tol: float) -> tuple
         faces = faces[face_areas(vertices, faces) > 1e-14 * max(diag2, 1e-300)]
     _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
     faces = faces[np.sort(first)]
-    used = np.unique(faces)
+    used = unique(faces)
     remap = np.full(len(vertices), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     return vertices[used], remap[faces]
@@ -296,7 +298,7 @@ def remove_small_components(
     if min_area > 0:
         keep &= np.bincount(labels, weights=face_areas(vertices, faces))[labels] >= min_area
     faces = faces[keep]
-    used = np.unique(faces)
+    used = unique(faces)
     remap = np.full(len(vertices), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     return vertices[used], remap[faces]
@@ -315,4 +317,4 @@ def drop_nonmanifold_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarra
     area = face_areas(vertices, faces)
     shared = shared[np.lexsort((-area[owner[shared]], edge[shared]))]  # by edge, largest face first
     rank = np.arange(len(shared)) - np.searchsorted(edge[shared], edge[shared])
-    return np.delete(faces, np.unique(owner[shared[rank >= 2]]), axis=0)
+    return np.delete(faces, unique(owner[shared[rank >= 2]]), axis=0)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepcsp._arrays import unique
+
 
 def is_watertight(vertices: np.ndarray, faces: np.ndarray | None, tol: float = 1e-9) -> bool:
     """True when, after welding vertices closer than ``tol`` (relative to the bounding box),
@@ -34,7 +36,7 @@ def is_watertight(vertices: np.ndarray, faces: np.ndarray | None, tol: float = 1
     rev = directed[:, 1] * n + directed[:, 0]
     fwd_sorted = np.sort(fwd)
     # each directed edge once, and its reverse present exactly once
-    if len(np.unique(fwd_sorted)) != len(fwd_sorted):
+    if len(unique(fwd_sorted)) != len(fwd_sorted):
         return False
     pos = np.searchsorted(fwd_sorted, rev)
     pos = np.minimum(pos, len(fwd_sorted) - 1)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from deepcsp import _atomic
+from deepcsp._arrays import unique
 from deepcsp.constants import DEGENERATE_AREA_REL, MAX_ELEMENTS
 from deepcsp.errors import DeepCSPError
 from deepcsp.geometry.normalize import Normalization
@@ -332,7 +333,7 @@ def _validated(path: Path | None, vertices: np.ndarray, faces: np.ndarray | None
     if not good.any():
         raise DeepCSPError(f"all {len(faces)} faces are degenerate (zero area)", path)
     faces = faces[good]
-    used = np.unique(faces)
+    used = unique(faces)
     if len(used) < len(vertices):
         remap = np.full(len(vertices), -1, dtype=np.int64)
         remap[used] = np.arange(len(used))

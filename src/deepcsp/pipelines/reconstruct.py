@@ -19,6 +19,7 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
+from deepcsp._arrays import unique
 from deepcsp._validate import Fields, OptionError
 from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh, mesh_stats
 from deepcsp.extract.topology import boundary_loop_lengths, drop_nonmanifold_faces, remove_small_components
@@ -161,7 +162,7 @@ def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, r
         folded = np.einsum("ij,ij->i", _face_normals(before, faces), _face_normals(out, faces)) < 0
         if not folded.any():
             break
-        back = np.unique(faces[folded])
+        back = unique(faces[folded])
         out[back] = before[back]
     return out
 

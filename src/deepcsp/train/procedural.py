@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from deepcsp._arrays import unique
+
 KINDS = ("sphere", "box", "cylinder", "torus", "union", "sheet", "bent_sheet", "cloth", "open_tube", "hemisphere")
 """Shape families; open ones: sheet, bent_sheet, cloth, open_tube, hemisphere."""
 
@@ -38,7 +40,7 @@ def grid_faces(nu: int, nv: int, wrap_u: bool = False) -> np.ndarray:
 
 
 def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    used = np.unique(faces)
+    used = unique(faces)
     remap = np.full(len(vertices), -1, np.int64)
     remap[used] = np.arange(len(used))
     return vertices[used], remap[faces]

@@ -1,0 +1,26 @@
+"""The sort-based set operations of deepcsp._arrays give numpy's answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepcsp import _arrays
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 1000])
+def test_set_operations_match_numpy(rng, n):
+    a = rng.integers(-50, 50, n)
+    b = rng.integers(-50, 50, n // 2 + 1)
+    assert np.array_equal(_arrays.unique(a), np.unique(a))
+    assert np.array_equal(_arrays.setdiff(a, b), np.setdiff1d(a, b))
+    assert np.array_equal(_arrays.intersect(a, b), np.intersect1d(a, b))
+    assert np.array_equal(_arrays.union(a, b), np.union1d(a, b))
+    assert np.array_equal(_arrays.member(a, _arrays.unique(b)), np.isin(a, b))
+    assert _arrays.unique(a).dtype == a.dtype
+
+
+def test_member_of_nothing_and_2d_unique():
+    assert not _arrays.member(np.arange(3), np.zeros(0, np.int64)).any()
+    faces = np.array([[3, 1, 2], [2, 1, 0]])
+    assert np.array_equal(_arrays.unique(faces), [0, 1, 2, 3])  # flattened, as np.unique
