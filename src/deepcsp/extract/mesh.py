@@ -32,6 +32,7 @@ from deepcsp.extract.config import (
     PathMesh,
 )
 from deepcsp.extract.grid import Queries, unit
+from deepcsp.extract.merge import MergedQueries
 from deepcsp.extract.pseudo import pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
 from deepcsp.extract.signed import signed_dual_contour
@@ -53,9 +54,9 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
     timings: dict[str, float] = {}
     R = int(config.resolution)
     h = 1.0 / R
-    fq = Queries(field)
     signed = config.use_signs and bool(getattr(field, "closed", False))
     R_topo, passes = topology_plan(field, config, signed)
+    fq = _queries(field, config, signed, R_topo)
     path_config = replace(config, resolution=R_topo) if R_topo != R else config
     if signed:
         mesh = _signed_mesh(fq, path_config, timings)
@@ -97,7 +98,16 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         n_thin_flips=mesh.n_thin_flips,
         topology_resolution=R_topo,
         refine_passes=passes,
+        n_merged=getattr(fq, "n_merged", 0),
     )
+
+
+def _queries(field: Field, config: ExtractConfig, signed: bool, R_topo: int) -> Queries:
+    """The field's closest-point queries for extraction: on the pseudo-sign path, sheet pairs closer
+    than ``merge_sheets`` cells of the topology grid answered by their mid-surface (:mod:`deepcsp.extract.merge`)."""
+    if signed or config.merge_sheets <= 0:
+        return Queries(field)
+    return MergedQueries(field, config.merge_sheets / R_topo)
 
 
 def topology_plan(field: Field, config: ExtractConfig, signed: bool) -> tuple[int, int]:
