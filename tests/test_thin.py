@@ -182,13 +182,42 @@ def test_merged_queries_answer_on_the_mid_surface():
 @pytest.mark.parametrize("make, cells", [(thin_shapes.parallel_sheets, 0.25), (thin_shapes.folded_sheet, 0.5)])
 def test_unresolved_close_sheets_come_out_as_one_clean_sheet(make, cells):
     """Open sheets closer than the topology grid resolves (pseudo-signs) are meshed as one sheet on
-    their mid-surface (``merge_sheets=1``, off by default): one piece, its one boundary, no tears; without it they
+    their mid-surface (``merge_sheets``, on by default): one piece, its one boundary, no tears; without it they
     came out shredded (here 5 pieces and 4 loops for the rectangles, 3 pieces for the fold; fitted at
     192: 61 pieces and 24 loops for rectangles 0.25 cells apart)."""
     surf, fit = _fit(make, cells)
     assert not fit.field.closed
-    r = extract_mesh(fit.field, ExtractConfig(resolution=85, merge_sheets=1.0))
+    r = extract_mesh(fit.field, ExtractConfig(resolution=85))
     s, gt = r.stats, mesh_stats(surf.vertices, surf.faces)
     assert not r.signed and r.n_merged > 0, r
     assert s.n_components == 1 and s.n_boundary_loops == 1 and s.winding_consistent, s
     assert 0.4 < s.area / gt.area < 0.7, s.area / gt.area
+
+
+def test_merging_leaves_fields_without_close_sheets_alone():
+    """A lone fitted sheet (its only close-sheet cells, a dozen, lie at its corners) gets nothing
+    merged: the mesh is the one ``merge_sheets=0`` gives; exact fields never merge (no cheap test)."""
+    from deepcsp.extract.merge import close_sheet_gate
+    from deepcsp.fields.query import ExactField
+
+    v, f = thin_shapes.sheet(size=(1.0, 0.6))
+    surf = surface_from_arrays(v, f, "sheet")
+    field = fit_surface(surf, FitConfig(eval_points=0, field=SMALL)).field
+    assert close_sheet_gate(ExactField(v, f)) is None
+    on, off = (extract_mesh(field, ExtractConfig(resolution=85, merge_sheets=m)) for m in (1.0, 0.0))
+    assert on.n_merged == 0 and np.array_equal(on.faces, off.faces) and np.allclose(on.vertices, off.vertices)
+
+
+def test_merging_is_kept_only_where_it_mends_the_mesh():
+    """Fitted close rectangles: the gate marks the points between the sheets, not those far from
+    them; with ``merge_sheets=0`` the pair is shredded (more pieces than the default's one)."""
+    from deepcsp.extract.merge import close_sheet_gate
+
+    surf, fit = _fit(thin_shapes.parallel_sheets, 0.25)
+    where = close_sheet_gate(fit.field)
+    v = surf.normalized_vertices
+    mid = v.mean(0)
+    assert where(mid[None])[0] and not where(mid[None] + [0.0, 0.0, 0.2])[0]
+    on, off = (extract_mesh(fit.field, ExtractConfig(resolution=85, merge_sheets=m)) for m in (1.0, 0.0))
+    assert on.n_merged > 0 and off.n_merged == 0
+    assert on.stats.n_components == 1 < off.stats.n_components, (on.stats, off.stats)

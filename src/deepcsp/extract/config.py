@@ -150,12 +150,13 @@ class ExtractConfig:
     Superseded by ``dilate`` (measured on fitted plates 0.05-0.5 cells thick: 11-27 components and
     Chamfer-L1 up to 0.11% of the diagonal, against 1 component and at most 0.018% with ``dilate``);
     kept for ``dilate=0``."""
-    merge_sheets: float = 0.0
-    """Pseudo-sign path: two sheets closer than this many cells of the topology grid, which
-    pseudo-signs cannot tell apart (they come out shredded), are meshed as one sheet on their
-    mid-surface (:mod:`deepcsp.extract.merge`; three field queries per point instead of one). 0: not
-    (default: at 1, fitted two rectangles 0.25 cells apart at 192 gave 1 piece and 1 loop instead of
-    25 and 14, but airplane_holes 44 loops instead of 25 (GT 27) and tee_sim 27 instead of 5 (GT 4))."""
+    merge_sheets: float = 1.0
+    """Pseudo-sign path, band-grid CSP fields with close-sheet cells: two sheets closer than this
+    many cells of the topology grid, which pseudo-signs cannot tell apart (they come out shredded),
+    are also meshed as one sheet on their mid-surface (:mod:`deepcsp.extract.merge`), and that mesh
+    is kept when it has fewer pieces + boundary loops + inconsistent edges (fitted rectangles 0.25
+    cells apart: 1 piece instead of 25; airplane_holes and tee_sim keep their unmerged meshes). Costs
+    a second pseudo-sign pass on such fields. 0: never."""
     points: int = 0
     """Also sample this many points on the surface by one-shot projection (0: none)."""
     seed: int = 0
