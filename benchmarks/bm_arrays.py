@@ -10,8 +10,8 @@ import argparse
 import time
 
 import numpy as np
-
 from _common import machine, print_table
+
 from deepcsp import _arrays
 
 

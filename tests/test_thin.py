@@ -154,3 +154,70 @@ def test_version_1_files_still_load(tmp_path):
     q = torch.rand(3000, 3) - 0.5
     assert (old.closest_points_normalized(q) - field.closest_points_normalized(q)).abs().max() < 5e-4
     assert json.loads(json.dumps(old.config.to_dict()))["refine_factor"] == 0
+
+
+def test_merged_queries_answer_on_the_mid_surface():
+    """Exact field of two flat sheets about a fifth of the merge gap apart: closest points on their
+    mid-plane (to 1% of their spacing); a lone sheet is answered as the field answers it."""
+    from deepcsp.extract.merge import MergedQueries
+    from deepcsp.fields.query import ExactField
+
+    v, f = thin_shapes.sheet(size=(0.6, 0.6), n=5)
+    v2 = np.concatenate([v, v + [0.0, 0.0, 0.004]])
+    pair = ExactField(v2, np.concatenate([f, f + len(v)]))
+    lone = ExactField(v, f, pair.normalization)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.2, 0.2, (500, 3))
+    z = pair.vertices_normalized[:, 2]
+    mid = 0.5 * (z.min() + z.max())
+    x[:, 2] = mid + rng.uniform(-1.5, 1.5, 500) * (z.max() - z.min())
+    mq = MergedQueries(pair, 1.0 / 40)
+    _, q = mq.closest(x)
+    assert mq.n_merged == len(x) and np.abs(q[:, 2] - mid).max() < 0.01 * (z.max() - z.min())
+    _, ql = MergedQueries(lone, 1.0 / 40).closest(x)
+    _, q0 = MergedQueries(lone, 0.0).closest(x)
+    assert np.array_equal(ql, q0)
+
+
+@pytest.mark.parametrize("make, cells", [(thin_shapes.parallel_sheets, 0.25), (thin_shapes.folded_sheet, 0.5)])
+def test_unresolved_close_sheets_come_out_as_one_clean_sheet(make, cells):
+    """Open sheets closer than the topology grid resolves (pseudo-signs) are meshed as one sheet on
+    their mid-surface (``merge_sheets``, on by default): one piece, its one boundary, no tears; without it they
+    came out shredded (here 5 pieces and 4 loops for the rectangles, 3 pieces for the fold; fitted at
+    192: 61 pieces and 24 loops for rectangles 0.25 cells apart)."""
+    surf, fit = _fit(make, cells)
+    assert not fit.field.closed
+    r = extract_mesh(fit.field, ExtractConfig(resolution=85))
+    s, gt = r.stats, mesh_stats(surf.vertices, surf.faces)
+    assert not r.signed and r.n_merged > 0, r
+    assert s.n_components == 1 and s.n_boundary_loops == 1 and s.winding_consistent, s
+    assert 0.4 < s.area / gt.area < 0.7, s.area / gt.area
+
+
+def test_merging_leaves_fields_without_close_sheets_alone():
+    """A lone fitted sheet (its only close-sheet cells, a dozen, lie at its corners) gets nothing
+    merged: the mesh is the one ``merge_sheets=0`` gives; exact fields never merge (no cheap test)."""
+    from deepcsp.extract.merge import close_sheet_gate
+    from deepcsp.fields.query import ExactField
+
+    v, f = thin_shapes.sheet(size=(1.0, 0.6))
+    surf = surface_from_arrays(v, f, "sheet")
+    field = fit_surface(surf, FitConfig(eval_points=0, field=SMALL)).field
+    assert close_sheet_gate(ExactField(v, f)) is None
+    on, off = (extract_mesh(field, ExtractConfig(resolution=85, merge_sheets=m)) for m in (1.0, 0.0))
+    assert on.n_merged == 0 and np.array_equal(on.faces, off.faces) and np.allclose(on.vertices, off.vertices)
+
+
+def test_merging_is_kept_only_where_it_mends_the_mesh():
+    """Fitted close rectangles: the gate marks the points between the sheets, not those far from
+    them; with ``merge_sheets=0`` the pair is shredded (more pieces than the default's one)."""
+    from deepcsp.extract.merge import close_sheet_gate
+
+    surf, fit = _fit(thin_shapes.parallel_sheets, 0.25)
+    where = close_sheet_gate(fit.field)
+    v = surf.normalized_vertices
+    mid = v.mean(0)
+    assert where(mid[None])[0] and not where(mid[None] + [0.0, 0.0, 0.2])[0]
+    on, off = (extract_mesh(fit.field, ExtractConfig(resolution=85, merge_sheets=m)) for m in (1.0, 0.0))
+    assert on.n_merged > 0 and off.n_merged == 0
+    assert on.stats.n_components == 1 < off.stats.n_components, (on.stats, off.stats)

@@ -137,6 +137,13 @@ class ExtractConfig:
     Superseded by ``dilate`` (measured on fitted plates 0.05-0.5 cells thick: 11-27 components and
     Chamfer-L1 up to 0.11% of the diagonal, against 1 component and at most 0.018% with ``dilate``);
     kept for ``dilate=0``."""
+    merge_sheets: float = 1.0
+    """Pseudo-sign path, band-grid CSP fields with close-sheet cells: two sheets closer than this
+    many cells of the topology grid, which pseudo-signs cannot tell apart (they come out shredded),
+    are also meshed as one sheet on their mid-surface (:mod:`deepcsp.extract.merge`), and that mesh
+    is kept when it has fewer pieces + boundary loops + inconsistent edges (fitted rectangles 0.25
+    cells apart: 1 piece instead of 25; airplane_holes and tee_sim keep their unmerged meshes). Costs
+    a second pseudo-sign pass on such fields. 0: never."""
     points: int = 0
     """Also sample this many points on the surface by one-shot projection (0: none)."""
     seed: int = 0
@@ -156,6 +163,7 @@ class ExtractConfig:
         f.number("flip_cos", -1.0, 1.0, max_open=True)
         f.number("side_cos", -1.0, 1.0)
         for name in (
+            "merge_sheets",
             "margin",
             "crease_accept",
             "sheet_accept",
@@ -233,6 +241,9 @@ class ExtractResult:
     """Resolution of the grid the mesh was extracted on (``resolution`` unless refined)."""
     refine_passes: int = 0
     """Subdivision-and-projection passes after extraction (0: none)."""
+    n_merged: int = 0
+    """Pseudo-sign path: field queries answered on the mid-surface of two sheets closer than
+    ``merge_sheets`` topology cells (0: no sheets were merged into one)."""
 
     @property
     def evaluation_fraction(self) -> float:

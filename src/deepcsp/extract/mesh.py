@@ -32,6 +32,7 @@ from deepcsp.extract.config import (
     PathMesh,
 )
 from deepcsp.extract.grid import Queries, unit
+from deepcsp.extract.merge import MergedQueries, close_sheet_gate
 from deepcsp.extract.pseudo import pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
 from deepcsp.extract.signed import signed_dual_contour
@@ -53,14 +54,14 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
     timings: dict[str, float] = {}
     R = int(config.resolution)
     h = 1.0 / R
-    fq = Queries(field)
     signed = config.use_signs and bool(getattr(field, "closed", False))
     R_topo, passes = topology_plan(field, config, signed)
     path_config = replace(config, resolution=R_topo) if R_topo != R else config
     if signed:
+        fq = Queries(field)
         mesh = _signed_mesh(fq, path_config, timings)
     else:
-        mesh = pseudo_sign_mesh(fq, path_config, timings)
+        fq, mesh = _pseudo_mesh(field, path_config, timings)
     verts, faces, bias = mesh.vertices, mesh.faces, mesh.bias
     if passes:
         tick = time.perf_counter()
@@ -97,7 +98,36 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         n_thin_flips=mesh.n_thin_flips,
         topology_resolution=R_topo,
         refine_passes=passes,
+        n_merged=getattr(fq, "n_merged", 0),
     )
+
+
+def _pseudo_mesh(field: Field, config: ExtractConfig, timings: dict) -> tuple[Queries, PathMesh]:
+    """Pseudo-sign mesh on the topology grid ``config.resolution`` and the queries it used. With
+    ``merge_sheets`` and a field with close sheets (:func:`~deepcsp.extract.merge.close_sheet_gate`)
+    the mesh is also made with those sheets merged (:class:`~deepcsp.extract.merge.MergedQueries`),
+    and that one is kept when it has fewer pieces + boundary loops + inconsistent edges (merging
+    mends a shredded close pair but tears where close sheets move apart: see :mod:`deepcsp.extract.merge`)."""
+    fq = Queries(field)
+    mesh = pseudo_sign_mesh(fq, config, timings)
+    gate = close_sheet_gate(field) if config.merge_sheets > 0 else None
+    if gate is None:
+        return fq, mesh
+    tick = time.perf_counter()
+    mq = MergedQueries(field, config.merge_sheets / int(config.resolution), gate)
+    merged = pseudo_sign_mesh(mq, config, {})
+    timings["merge"] = time.perf_counter() - tick
+    mq.count += fq.count
+    if mq.n_merged and _defects(merged) < _defects(mesh):
+        return mq, merged
+    fq.count = mq.count
+    return fq, mesh
+
+
+def _defects(mesh: PathMesh) -> int:
+    """Pieces + boundary loops + inconsistent edges of a path's mesh."""
+    s = mesh_stats(mesh.vertices, mesh.faces)
+    return s.n_components + s.n_boundary_loops + s.n_inconsistent_edges
 
 
 def topology_plan(field: Field, config: ExtractConfig, signed: bool) -> tuple[int, int]:

@@ -492,3 +492,62 @@ class BandGrid(nn.Module):
         """(N,) bool: which points are served by the fine grid."""
         i0, _ = cell_coordinates(x, self.res, self.half)
         return (self.table()[corner_ids(i0, self.res)] >= 0).all(dim=1)
+
+
+def close_sheet_cells(
+    grid: BandGrid,
+    near: float,
+    gap: float,
+    offset: float,
+    chunk: int = 1 << 15,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lowest-corner flat ids ``(M,)`` of the fine cells of ``grid`` (collocated, CSP
+    displacements) that have all 8 corners active, a corner within ``near`` cells of the surface,
+    and two corners that see different sheets within ``gap`` cells of each other: corner j's
+    closest point lies off corner i's tangent plane by more than ``offset`` cells plus
+    ``|t| sin(n_i, n_j)`` (``t`` the tangential part of ``q_j - q_i``: what a curved or faceted sheet
+    explains). These are the cells where two sides of a thin part, two close layers or the two
+    sides of a fold pass within a cell or two, which a fine cell's 8 corners cannot separate.
+    Also returns, per cell, the distance (cells) between the closest points of its closest pair of
+    corners on different sheets ``(M,)``."""
+    R, h = grid.res, grid.h
+    act, D = grid.active, grid.values.detach()
+    dist = D.norm(dim=1)
+    cand = act[dist <= (near + np.sqrt(3.0)) * h]
+    i0 = torch.stack([cand // (R * R), (cand // R) % R, cand % R], 1)
+    i0 = i0[(i0 < R - 1).all(1)]
+    out = []
+    off = grid.corner_offsets(D.dtype)
+    for s in range(0, len(i0), chunk):
+        c = i0[s : s + chunk]
+        rows = grid.table()[corner_ids(c, R)].long()
+        ok = (rows >= 0).all(1)
+        c, rows = c[ok], rows[ok]
+        Dc = D[rows]
+        L = Dc.norm(dim=2)
+        near_ok = L.amin(1) <= near * h
+        c, Dc, L = c[near_ok], Dc[near_ok], L[near_ok]
+        n = Dc / L.clamp(min=1e-12)[..., None]
+        q = off[None] + Dc
+        # cheap screen: every closest point on corner 0's tangent plane and every normal within
+        # ~8 degrees of corner 0's (or its opposite): one sheet
+        o0 = ((q - q[:, :1]) * n[:, :1]).sum(-1).abs().amax(1)
+        c0 = (n * n[:, :1]).sum(-1).abs().amin(1)
+        scr = (o0 > 0.5 * offset * h) | (c0 < 0.99)
+        c, n, q, L = c[scr], n[scr], q[scr], L[scr]
+        dq = q[:, None, :, :] - q[:, :, None, :]  # q_j - q_i
+        along = (dq * n[:, :, None, :]).sum(-1)
+        own = (dq * n[:, None, :, :]).sum(-1)
+        tang = (dq - along[..., None] * n[:, :, None, :]).norm(dim=-1)
+        sin = torch.linalg.cross(
+            n[:, :, None, :].expand(-1, 8, 8, 3), n[:, None, :, :].expand(-1, 8, 8, 3), dim=3
+        ).norm(dim=3)
+        good = (L[:, :, None] > 0.05 * h) & (L[:, None, :] > 0.05 * h)
+        other = good & (torch.maximum(along.abs(), own.abs()) > offset * h + tang * sin) & (dq.norm(dim=-1) < gap * h)
+        sel = other.flatten(1).any(1)
+        # closest pair of sheets in the cell, in cells: the priority under a budget
+        sep = torch.where(other, dq.norm(dim=-1), torch.full_like(along, torch.inf)).flatten(1).amin(1) / h
+        out.append(((c[sel][:, 0] * R + c[sel][:, 1]) * R + c[sel][:, 2], sep[sel]))
+    if not out:
+        return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
+    return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
