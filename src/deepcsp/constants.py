@@ -85,6 +85,13 @@ TOPOLOGY_CELLS = 3.0
 #: The same for fields with a refined level (tuned at extraction 256 on five open dev meshes).
 TOPOLOGY_CELLS_REFINED = 1.5
 
+#: Close-sheet merge: a probe's closest point belongs to another sheet when it lies at least this
+#: fraction of the merge gap along the normal from the first one (the same sheet, re-found, lies ~0 away)...
+MERGE_MIN_SEPARATION = 0.05
+#: ...and at most this far sideways, as a fraction of its distance along the normal (a boundary, crease
+#: or wedge lies sideways). The merge's gate uses the refined level's REFINE_NEAR / GAP / OFFSET.
+MERGE_MAX_SLANT = 0.15
+
 # --------------------------------------------------------------------------- point-set surfaces
 
 #: Patch sizes (neighbours) tried by ``geometry.pointset.select_patch_size``.

@@ -23,23 +23,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from deepcsp.constants import MERGE_MAX_SLANT, MERGE_MIN_SEPARATION, REFINE_GAP, REFINE_NEAR, REFINE_OFFSET
 from deepcsp.extract.grid import Queries, unit
 from deepcsp.fields.encodings import BandGrid, cell_coordinates, close_sheet_cells
 from deepcsp.fields.query import Field
-
-#: A probe's closest point belongs to another sheet when it lies at least this fraction of the
-#: merge gap along the normal from the first one (the same sheet, re-found, lies ~0 away).
-_MIN_SEPARATION = 0.05
-#: ...and at most this far sideways, as a fraction of its distance along the normal (the other
-#: sheet of a pair faces the first one; a sheet's own boundary, a crease or a wedge lies sideways;
-#: 0.5 left 2 inconsistent edges on two rectangles a quarter cell apart, 0.15 none).
-_MAX_SLANT = 0.15
-#: Close-sheet cells of a band grid (see :func:`~deepcsp.fields.encodings.close_sheet_cells`): a
-#: corner within this many fine cells of the surface, two sheets within ``_GATE_GAP`` cells, off
-#: each other's tangent planes by ``_GATE_OFFSET`` cells (the thresholds of the refined level).
-_GATE_NEAR = 1.5
-_GATE_GAP = 2.0
-_GATE_OFFSET = 0.1
 
 
 class MergedQueries(Queries):
@@ -103,7 +90,7 @@ class MergedQueries(Queries):
             d = qp - q
             along = side * (d * n).sum(1)
             sideways = np.linalg.norm(d - (d * n).sum(1)[:, None] * n, axis=1)
-            facing = (along >= _MIN_SEPARATION * self.gap) & (sideways <= _MAX_SLANT * along)
+            facing = (along >= MERGE_MIN_SEPARATION * self.gap) & (sideways <= MERGE_MAX_SLANT * along)
             ok = facing & (along <= slack * self.gap) & (along < best)
             best[ok], found[ok], point[ok] = along[ok], side, qp[ok]
         return found, best, point
@@ -123,7 +110,7 @@ def close_sheet_gate(field: Field) -> Callable[[np.ndarray], np.ndarray] | None:
     ):
         return None
     with torch.no_grad():
-        cells, _ = close_sheet_cells(grid, _GATE_NEAR, _GATE_GAP, _GATE_OFFSET)
+        cells, _ = close_sheet_cells(grid, REFINE_NEAR, REFINE_GAP, REFINE_OFFSET)
     if len(cells) == 0:
         return None
     R = grid.res
