@@ -106,3 +106,21 @@ def test_training_writes_a_model_and_resumes(tmp_path):
     )  # references beside it
     again = train_local(shapes[:2], shapes[2:], tmp_path, config)
     assert again.resumed and again.steps == first.steps and len(again.history) == 2  # nothing left to do
+
+
+def test_training_meshes_are_welded_and_cleaned(tmp_path):
+    """A quad stored as two triangles with their own copies of the shared corners (one copy 1e-12
+    off) and a repeated face loads as 4 vertices and 2 faces; the weld is importable from extract."""
+    from deepcsp.extract.topology import weld_and_clean as from_extract
+    from deepcsp.geometry.cleanup import weld_and_clean
+    from deepcsp.train.local import load_training_mesh
+
+    corners = ["0 0 0", "1 0 0", "1 1 0", "0 0 0", "1 1.000000000001 0", "0 1 0"]
+    text = "".join(f"v {c}\n" for c in corners) + "f 1 2 3\nf 4 5 6\nf 1 2 3\n"
+    (tmp_path / "quad.obj").write_text(text)
+    vertices, faces = load_training_mesh(tmp_path / "quad.obj")
+    assert vertices.shape == (4, 3) and faces.shape == (2, 3)
+    assert from_extract is weld_and_clean
+    np.testing.assert_allclose(
+        np.sort(vertices, axis=0), np.sort(np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]]), axis=0)
+    )

@@ -21,11 +21,8 @@ class MeshCommand:
     resolution: int = 256
     """Grid cells per side of the normalised cube (the detail of the mesh)."""
     topology_resolution: int = 0
-    """Grid that decides the mesh's topology; the mesh is then refined by subdivision and CSP
-    projection up to ``--resolution``. 0 = automatic: for open surfaces of a fitted band grid two
-    thirds of its resolution (a third for fields fitted without refinement of close sheets: fewer
-    spurious holes where two layers pass within a band cell, but holes and parts narrower than a few
-    of its cells close or break up), else ``--resolution``. Set it to ``--resolution`` to disable."""
+    """Grid that decides the topology, refined to ``--resolution`` by subdivision and CSP projection.
+    0 = auto: 2/3 of an open band-grid field's resolution (1/3 unrefined), else ``--resolution``."""
     points: int = 0
     """Also write this many surface points to ``<output stem>_points.ply`` (0: none)."""
     points_output: Path | None = None
@@ -39,9 +36,8 @@ class MeshCommand:
     """Fields fitted to a closed mesh: contour the stored inside/outside (watertight, outward);
     ``--no-signs`` uses the open-surface (pseudo-sign) path instead."""
     dilate: float = 0.5
-    """Closed fields: contour the level ``signed distance = dilate`` grid cells, then snap onto the
-    surface, so that parts thinner than a cell come out closed instead of vanishing (gaps narrower
-    than about a cell close); 0 contours the surface itself."""
+    """Closed fields: contour ``signed distance = dilate`` grid cells, then snap onto the surface, so
+    that parts thinner than a cell come out closed (narrower gaps close); 0: the surface itself."""
     thin_parts: bool = False
     """Closed fields with ``--dilate 0``: flip grid corners next to parts thinner than a cell
     (superseded by ``--dilate``)."""

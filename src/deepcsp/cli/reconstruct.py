@@ -25,9 +25,8 @@ class ReconstructCommand:
     field: Path | None = None
     """Also write the CSP field here (.safetensors)."""
     method: Literal["auto", "learned", "geometric", "global"] = "auto"
-    """``auto``: the point-set surface, points first projected by the learned local CSP model where
-    the cloud is noisy; ``learned``: always projected; ``geometric``: never; ``global``: the global
-    tri-plane model (a baseline that reads 3,000 points)."""
+    """``auto``: point-set surface, projected by the learned local CSP model where noisy;
+    ``learned`` / ``geometric``: always / never projected; ``global``: the tri-plane baseline."""
     resolution: int = 0
     """Mesh extraction grid: cells per side of the normalised cube; 0 = the field's, at least 256."""
     field_resolution: int = 0

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import tyro
 
 from deepcsp.train.local import LocalTrainConfig
@@ -86,25 +85,18 @@ class TrainLocalCommand:
 
     def run(self) -> int:
         from deepcsp.cli._common import echo, fmt, table
-        from deepcsp.extract.topology import weld_and_clean
-        from deepcsp.io import load_surface
-        from deepcsp.train.local import train_local
+        from deepcsp.train.local import load_training_mesh, train_local
         from deepcsp.train.loop import dist_info
         from deepcsp.train.procedural import generate_shapes
 
         folder = self.check()
-
-        def load(name: str):
-            s = load_surface(folder / name)
-            return weld_and_clean(s.vertices, s.faces, 1e-9 * float(np.ptp(s.vertices, axis=0).max()))
-
-        train = [load(n) for n in self.train]
+        train = [load_training_mesh(folder / n) for n in self.train]
         shapes = generate_shapes(self.procedural, seed=self.config.seed)
         clouds = [self.config.data.clouds_per_mesh] * len(train) + [
             max(1, self.config.data.clouds_per_mesh // 3)
         ] * len(shapes)
         train += [(s.vertices, s.faces) for s in shapes]
-        val = [load(n) for n in self.val]
+        val = [load_training_mesh(folder / n) for n in self.val]
         meta = {"train": list(self.train), "val": list(self.val), "procedural": self.procedural}
         result = train_local(train, val, self.output, self.config, clouds, progress=not self.quiet, meta=meta)
         if dist_info().is_main:

@@ -29,17 +29,8 @@ class ExtractConfig:
     """Grid cells per side of the normalised cube (cell size 1/resolution of the cube side): the
     detail of the output mesh."""
     topology_resolution: int = 0
-    """Resolution of the grid that decides the mesh's topology. Below ``resolution``, the mesh is
-    extracted on this grid and then refined (:mod:`deepcsp.extract.refine`: each triangle split in
-    four, every vertex moved onto the surface with CSP, boundary vertices onto the sheet's boundary)
-    until its cells are closest to ``1 / resolution``. 0 = automatic: for open-surface extraction
-    (pseudo-signs) of a fitted band-grid CSP field (``field.grid_cell``), a third of its grid's resolution
-    (its closest points are 0.1-0.25 of its own cell off where two sheets pass within a cell, which a
-    grid of the same spacing turns into spurious holes; measured on tee_sim / skirt_sim fitted at 192:
-    4 / 2 boundary loops as the ground truth, against 12 / 7 extracted at 192 directly, Chamfer-L1
-    +7% / -7%); ``resolution`` otherwise (exact, noisy, network or UDF fields, closed fields
-    on true signs). Holes and gaps narrower than about two topology cells close (airplane_holes: 12
-    loops for 27), and sharp creases are cut a little (cube_no_bottom Chamfer-L1 +55%)."""
+    """Grid that decides the topology, refined up to ``resolution`` by subdivision and CSP projection.
+    0 = auto: 2/3 of an open band-grid field's resolution (1/3 unrefined), else ``resolution``."""
     sparse: bool = True
     """Evaluate the field only near the surface (coarse to fine); False evaluates every corner of
     the dense grid (for comparison)."""
@@ -49,44 +40,30 @@ class ExtractConfig:
     flip_cos: float = 0.0
     """An edge's corners are on opposite sides of a sheet when their directions' cosine is below this."""
     side_cos: float = -1.0
-    """Crease rule (off at -1; 0.5 recovers 90-degree creases of CAD shapes but adds spurious faces
-    along open boundaries): an edge whose far corner lies behind the near corner's tangent plane is also a
-    candidate when the directions' cosine is below this (they may be orthogonal at a crease)."""
+    """Crease rule: also cross edges whose far corner lies behind the near one's tangent plane, below
+    this direction cosine (-1: off; 0.5 finds 90-degree CAD creases, adds faces at open boundaries)."""
     crease_accept: float = 0.1
     """Crease rule: the plane-edge intersection must lie within this many cells of the surface."""
     cross_sheets: bool = True
-    """Sheet rule, for sheets closer than a cell or two (folds, hems, thin parts), where a corner
-    may see the other sheet so that the flip test misses crossings and takes false ones: (1) edges
-    without a flip whose far corner lies behind the near corner's tangent plane, at a point the
-    field puts on the near corner's sheet (within ``sheet_accept`` cells), and (2) flipped edges
-    whose interpolated crossing lies more than ``verify_flips`` cells off the surface are sampled
-    at ``sheet_samples`` points; an edge is crossed where it straddles exactly one sheet
-    (:func:`~deepcsp.extract.planes.straddles`). False gives the flip test alone (earlier rounds)."""
+    """Sheet rule, for sheets within a cell or two (folds, thin parts): suspect edges are sampled and
+    crossed where they straddle exactly one sheet (``planes.straddles``); False: the flip test alone."""
     sheet_accept: float = 0.1
     """Sheet rule: the tangent plane's point on the edge must lie within this many cells of the surface."""
     sheet_max_noise: float = 0.5
     """Sheet rule: skipped when the estimated distance noise exceeds this many cells."""
     noisy_above: float = 0.05
-    """Noisy distances: when the estimated distance noise exceeds this many cells, one query can no
-    longer tell whether a point lies on the surface, so every flipped edge is sampled at
-    ``noisy_samples`` points and judged by the samples' tangent planes (as the sheet rule's
-    sampling, :func:`~deepcsp.extract.planes.straddles` with ``planes``), crossings are placed by
-    those planes, and each dual vertex moves to the mean height of all the planes of its edges
-    instead of one snap. The signed path does the same for its sign-changing edges."""
+    """Distance noise, in cells, above which flipped edges are judged by the tangent planes of
+    ``noisy_samples`` samples (which also place crossings and vertices) instead of one query."""
     noisy_samples: int = 9
     """Noisy distances: points (corners included) at which every flipped edge is sampled."""
     verify_flips: float = 0.01
-    """Sheet rule: flipped edges whose interpolated crossing lies more than this many cells (or 4
-    estimated noise deviations) off the surface are checked by sampling (dropped unless they
-    straddle exactly one sheet); 0 checks none. Measured at resolution 128: 0.02 left a false
-    crossing on the exact tee_sim field (5 loops for 4), 0.01 does not (+9% evaluations there,
-    +0-6% elsewhere)."""
+    """Sheet rule: flipped edges whose crossing lies over this many cells (or 4 noise deviations) off
+    the surface are sampled, and kept only if they straddle exactly one sheet; 0 checks none."""
     sheet_samples: int = 17
     """Sheet rule: points (corners included) at which a checked edge is sampled."""
     straddle_slack: float = 0.3
-    """Sheet rule: two samples straddle a sheet when their distances add up to at most their spacing
-    plus twice the field's local error (its distance at its own closest point near the edge),
-    capped at this many cells; sheets closer than the allowance are not told apart."""
+    """Sheet rule: two samples straddle a sheet when their distances sum to at most their spacing
+    plus twice the field's local error, capped at this many cells (closer sheets are not told apart)."""
     agree: float = 2.0
     """Corners of a crossed edge must have closest points within ``agree`` cells of each other."""
     accept: float = 0.35
@@ -98,52 +75,34 @@ class ExtractConfig:
     """Open boundaries: each boundary vertex is moved to ``CSP(v + reach h t)`` (``t`` the outward
     tangent), which lands on the sheet's own boundary when it lies within reach (0 disables)."""
     split_sheets: bool = True
-    """One dual vertex per sheet in a cell (crossings grouped by the cell faces that link them, as
-    in manifold dual contouring) instead of one per cell; False gives the old one-vertex-per-cell
-    behaviour, which joins two sheets passing through one cell (thin parts, folds)."""
+    """One dual vertex per sheet in a cell (manifold dual contouring) instead of one per cell; False
+    joins two sheets that pass through one cell (the old behaviour)."""
     fill_holes: int = 24
-    """Close boundary loops of at most this many edges where the field says surface is: the loop's
-    centroid and the midpoints of the fan's spokes must lie within ``fill_tolerance`` times the
-    loop's mean radius (at least a quarter cell) of the surface; true open boundaries (large loops,
-    or holes whose centre lies a radius off the surface) stay open. Non-manifold fins are dropped
-    first (see ``_drop_fins``). 0 disables both (the old behaviour)."""
+    """Close boundary loops of at most this many edges where the field says there is surface
+    (``fill_tolerance``); non-manifold fins are dropped first. 0 disables both."""
     fill_tolerance: float = 0.5
     """Hole filling: allowed distance of the fill from the surface, as a fraction of the loop's
     mean radius (a true round hole's centre lies one radius off the surface)."""
     fill_field_error: float = 0.25
-    """Hole filling: the tolerance grows by twice the field's own error at the fill's centre (the
-    distance the field reports at its own closest point: 0 for an exact field), capped at this many
-    cells (fitted fields are up to ~0.25 cells off where sheets are close; 0 disables)."""
+    """Hole filling: the tolerance grows by twice the field's own error at the fill's centre (0 for
+    an exact field), capped at this many cells (0: no growth)."""
     min_component_faces: int = 0
     """Drop connected components with fewer faces than this (0 keeps everything)."""
     grid_shift: float = 0.1234
     """Offset of the grid, in cells, so that axis-aligned sheets at round coordinates do not pass
     exactly through grid corners."""
     use_signs: bool = True
-    """Closed fields (``field.closed``): decide crossings by true inside/outside signs (watertight,
-    outward, :mod:`deepcsp.extract.signed`); False forces the CSP pseudo-sign path. Ignored for
-    open fields."""
+    """Closed fields: decide crossings by true inside/outside signs (watertight, outward); False
+    forces the CSP pseudo-sign path. Ignored for open fields."""
     dilate: float = 0.5
-    """Signed path: contour the level ``signed distance = dilate`` cells instead of 0 and move every
-    crossing and vertex onto the surface with CSP (:mod:`deepcsp.extract.signed`, step 1a). Parts
-    thinner than a cell then always have inside corners next to them: closed plates 0.05-2 fine
-    cells thick come out closed, both sides on their own side of the plate (area 0.996-0.997,
-    Chamfer-L1 at most 0.018% of the diagonal; at 0 they kept 11-63% of their area), at the price
-    of gaps narrower than about a cell closing. 0 contours the surface itself, like marching
-    cubes (then see ``thin_parts``)."""
+    """Signed path: contour ``signed distance = dilate`` cells and move the vertices onto the surface
+    with CSP, so that parts thinner than a cell stay closed (narrower gaps close); 0: the surface."""
     thin_parts: bool = False
-    """Signed path: give signs to parts thinner than a cell that fall between two outside grid
-    corners, detected from the corners' CSP directions (``deepcsp.extract.signed._thin_flips``).
-    Superseded by ``dilate`` (measured on fitted plates 0.05-0.5 cells thick: 11-27 components and
-    Chamfer-L1 up to 0.11% of the diagonal, against 1 component and at most 0.018% with ``dilate``);
-    kept for ``dilate=0``."""
+    """Signed path with ``dilate=0``: give signs to parts thinner than a cell between two outside
+    corners, from the corners' CSP directions (superseded by ``dilate``)."""
     merge_sheets: float = 1.0
-    """Pseudo-sign path, band-grid CSP fields with close-sheet cells: two sheets closer than this
-    many cells of the topology grid, which pseudo-signs cannot tell apart (they come out shredded),
-    are also meshed as one sheet on their mid-surface (:mod:`deepcsp.extract.merge`), and that mesh
-    is kept when it has fewer pieces + boundary loops + inconsistent edges (fitted rectangles 0.25
-    cells apart: 1 piece instead of 25; airplane_holes and tee_sim keep their unmerged meshes). Costs
-    a second pseudo-sign pass on such fields. 0: never."""
+    """Pseudo-sign path, band-grid fields: also mesh sheets closer than this many topology cells as
+    one mid-surface sheet, kept if it has fewer pieces + loops + inconsistent edges; 0: never."""
     points: int = 0
     """Also sample this many points on the surface by one-shot projection (0: none)."""
     seed: int = 0

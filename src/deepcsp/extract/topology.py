@@ -1,5 +1,7 @@
-"""Mesh bookkeeping for extraction: welding, cleanup, consistent orientation and the checks
-(boundary loops, winding consistency, components) that tests and benchmarks report.
+"""Mesh bookkeeping for extraction: consistent orientation, component and fin removal, and the
+checks (boundary loops, winding consistency, components) that tests and benchmarks report.
+Welding and cleanup (``weld_and_clean``, ``face_areas``) live in :mod:`deepcsp.geometry.cleanup`
+and are re-exported here.
 
 All functions take ``vertices : (V, 3) float`` and ``faces : (F, 3) int`` and are pure.
 """
@@ -11,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from deepcsp._arrays import unique
+from deepcsp.geometry.cleanup import face_areas, weld_and_clean  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -41,12 +44,6 @@ class MeshStats:
         d = asdict(self)
         d["winding_consistent"] = self.winding_consistent
         return d
-
-
-def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``(F,)`` triangle areas."""
-    t = vertices[faces]
-    return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
 
 
 def _edges(faces: np.ndarray, n_vertices: int):
@@ -192,28 +189,6 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
         n_degenerate_faces=int(degenerate.sum()),
         n_duplicate_faces=int(n_dup),
     )
-
-
-def weld_and_clean(vertices: np.ndarray, faces: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Merge vertices closer than ``tol`` (grid hashing), then drop faces with a repeated index,
-    zero area or the same vertex set as an earlier face, and unused vertices."""
-    if len(faces) == 0:
-        return vertices[:0], faces
-    if tol > 0:
-        q = np.round(vertices / tol).astype(np.int64)
-        _, first, inv = np.unique(q, axis=0, return_index=True, return_inverse=True)
-        vertices, faces = vertices[first], inv.reshape(-1)[faces]
-    ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    faces = faces[ok]
-    if len(faces):
-        diag2 = float(((vertices.max(0) - vertices.min(0)) ** 2).sum())
-        faces = faces[face_areas(vertices, faces) > 1e-14 * max(diag2, 1e-300)]
-    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
-    faces = faces[np.sort(first)]
-    used = unique(faces)
-    remap = np.full(len(vertices), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[faces]
 
 
 def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Pure geometry (NumPy): exact closest points, sampling, metrics, analytic shapes.
 
-This layer imports nothing else from deepcsp except ``errors`` and ``constants``.
+This layer imports nothing else from deepcsp except ``errors``, ``constants`` and ``_arrays``.
 """
 
 from deepcsp.geometry.closest import ClosestPoints, CloudOracle, MeshOracle, make_oracle

@@ -49,8 +49,7 @@ class ReconstructionConfig:
     sign or sheet errors of a few grid vertices, never a part the cloud samples."""
     hole_loop: float = 8.0
     """A closed surface whose first (unsigned) mesh has a boundary loop longer than this many sample
-    spacings has holes (the point-set surface opens holes at least 3.5 spacings wide): they are
-    cut out of its closed mesh again (``hole_spacings``)."""
+    spacings has holes, cut out of its closed mesh again (``hole_spacings``)."""
     hole_spacings: float = 1.75
     """After a closed extraction, faces whose centroid lies further than this many sample spacings
     from every sample are dropped (they span a hole of the cloud; random gaps are narrower)."""
@@ -58,9 +57,8 @@ class ReconstructionConfig:
     """Move the mesh's vertices to their closest points on the point-set surface the field was
     collocated from (removes the grid's discretisation error; ``csp`` method)."""
     closed_test: float = 0.002
-    """A surface whose first mesh has generalised winding numbers in (0.1, 0.9) at no more than this
-    share of the grid's vertices away from it is closed: it gets inside/outside bits and is
-    extracted on them (watertight). 0: never."""
+    """Closed if at most this share of the grid's vertices off the first mesh have winding numbers in
+    (0.1, 0.9): it then gets inside/outside bits and a watertight extraction. 0: never."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.fit, FitConfig):

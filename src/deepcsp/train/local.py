@@ -30,6 +30,7 @@ from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tenso
 from deepcsp._validate import Fields, OptionError
 from deepcsp.errors import DeepCSPError
 from deepcsp.fields.local import LocalCSPConfig, LocalCSPNet, save_local_model
+from deepcsp.geometry.cleanup import weld_and_clean
 from deepcsp.geometry.closest import MeshOracle
 from deepcsp.geometry.neighborhoods import local_neighborhoods
 from deepcsp.geometry.pointset import remove_outliers
@@ -116,6 +117,15 @@ class Examples:
     @staticmethod
     def concat(parts: list["Examples"]) -> "Examples":
         return Examples(*(np.concatenate([getattr(p, n) for p in parts]) for n in ("points", "targets", "noise")))
+
+
+def load_training_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A training mesh ``(vertices (V, 3), faces (F, 3))`` read from ``path``, with vertices closer than
+    1e-9 of its largest extent welded and degenerate, duplicate and unused elements dropped."""
+    from deepcsp.io import load_surface
+
+    s = load_surface(path)
+    return weld_and_clean(s.vertices, s.faces, 1e-9 * float(np.ptp(s.vertices, axis=0).max()))
 
 
 def make_examples(

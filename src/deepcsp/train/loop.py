@@ -49,9 +49,8 @@ class TrainConfig:
     lr: float = 1e-3
     """Adam learning rate (cosine decay to 10% over ``epochs``)."""
     csp_loss: Literal["mse", "relative"] = "relative"
-    """csp: ``mse`` = mean |CSP(x) - CSP*(x)|^2 (the paper); ``relative`` = mean
-    |CSP(x) - CSP*(x)| / (d*(x) + 0.01), which weights queries near the surface up (the
-    shipped model: mean mesh Chamfer 0.0054 vs 0.0103 with mse, same steps; benchmarks/RESULTS.md)."""
+    """``mse``: mean |CSP(x) - CSP*(x)|^2 (the paper); ``relative``: mean |CSP(x) - CSP*(x)| /
+    (d*(x) + 0.01), which weights queries near the surface up (benchmarks/RESULTS.md compares them)."""
     val_count: int = 2
     """Records held out for validation (chosen by a seeded shuffle) unless ``val_names`` is set."""
     val_names: tuple[str, ...] = ()

@@ -1,0 +1,38 @@
+"""Triangle-mesh cleanup: face areas, and welding with removal of degenerate, duplicate and unused
+elements. Pure NumPy; ``vertices : (V, 3) float``, ``faces : (F, 3) int``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepcsp._arrays import unique
+from deepcsp.constants import DEGENERATE_AREA_REL
+
+
+def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(F,)`` triangle areas."""
+    t = vertices[faces]
+    return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
+
+
+def weld_and_clean(vertices: np.ndarray, faces: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge vertices closer than ``tol`` (grid hashing), then drop faces with a repeated index,
+    zero area (below ``DEGENERATE_AREA_REL`` times the squared bounding-box diagonal) or the same
+    vertex set as an earlier face, and unused vertices. Returns ``(vertices, faces)``."""
+    if len(faces) == 0:
+        return vertices[:0], faces
+    if tol > 0:
+        q = np.round(vertices / tol).astype(np.int64)
+        _, first, inv = np.unique(q, axis=0, return_index=True, return_inverse=True)
+        vertices, faces = vertices[first], inv.reshape(-1)[faces]
+    ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    faces = faces[ok]
+    if len(faces):
+        diag2 = float(((vertices.max(0) - vertices.min(0)) ** 2).sum())
+        faces = faces[face_areas(vertices, faces) > DEGENERATE_AREA_REL * max(diag2, 1e-300)]
+    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
+    faces = faces[np.sort(first)]
+    used = unique(faces)
+    remap = np.full(len(vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[faces]
