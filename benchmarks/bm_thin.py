@@ -2,7 +2,7 @@
 the default settings, on synthetic plates, parallel sheets and a fold, and on the dev meshes with
 thin parts.
 
-Run:  python benchmarks/bm_thin.py [--cases NAME ...] [--json out.json] [--render DIR]
+Run:  python benchmarks/bm_thin.py [--cases NAME ...] [--json out.json] [--render DIR] [--reload]
       python benchmarks/bm_thin.py --compare before.json after.json     # ratios after / before
 
 Cases: ``plate T`` (closed box 1 x 0.6 x T fine cells, tilted), ``sheets G`` (two open rectangles
@@ -122,7 +122,7 @@ def query_rate(field, v: np.ndarray, n: int = 1_000_000) -> float:
     return n / (time.perf_counter() - t) / 1e6
 
 
-def run_case(name: str, tmp: Path, n_samples: int, render_dir: Path | None) -> dict:
+def run_case(name: str, tmp: Path, n_samples: int, render_dir: Path | None, reload: bool = False) -> dict:
     surf, mesh_path = load_case(name, tmp)
     v, f = surf.normalized_vertices, surf.faces
     t = time.perf_counter()
@@ -130,6 +130,10 @@ def run_case(name: str, tmp: Path, n_samples: int, render_dir: Path | None) -> d
     seconds = time.perf_counter() - t
     field = fit.field
     fpath = field.save(tmp / "field.safetensors")
+    if reload:  # the field as `deepcsp mesh` reads it back (values quantised in the file)
+        from deepcsp.fields import load_field
+
+        field = load_field(fpath)
     row = {"case": name, "fit s": seconds, "refined": getattr(fit.band, "n_refined", 0)}
     row.update(close_sheet_errors(field, v, f, n_samples))
     row["band %"] = 100 * evaluate_field(field, v, f, MeshOracle(v, f), n=30_000).mean
@@ -233,6 +237,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the rows here")
     ap.add_argument("--render", type=Path, help="folder for input | field | mesh renders of each case")
     ap.add_argument(
+        "--reload",
+        action="store_true",
+        help="measure the field read back from its file (what `deepcsp fit` + `deepcsp mesh` give), not the fitted one",
+    )
+    ap.add_argument(
         "--compare",
         type=Path,
         nargs=2,
@@ -247,7 +256,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for name in args.cases:
-            rows.append(run_case(name, Path(d), args.samples, args.render))
+            rows.append(run_case(name, Path(d), args.samples, args.render, args.reload))
             print(
                 json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in rows[-1].items()}), flush=True
             )
