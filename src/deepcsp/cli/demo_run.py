@@ -27,12 +27,7 @@ def run_demo(
     resolution: int = 192,
     image_size: int = 512,
 ) -> int:
-    from deepcsp.extract import ExtractConfig, extract_mesh
-    from deepcsp.fit import FitConfig
-    from deepcsp.fit.report import fit_with_progress, write_fit_outputs
-    from deepcsp.geometry.metrics import compare_surfaces
-    from deepcsp.io import load_surface, save_mesh
-    from deepcsp.render import RenderConfig, compare_renders, encode_png, render_field, render_mesh_exact, view_camera
+    from deepcsp.io import load_surface
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -40,16 +35,45 @@ def run_demo(
     t_all = time.perf_counter()
     echo(f"deepcsp demo: {path.name} -> {output}/")
     surface = load_surface(path)
+    fit, field_path = _fit(surface, output, time_budget, field_resolution)  # 1. fit
+    renders = _render_views(fit.field, surface, output, image_size)  # 2. renders beside the exact ray cast
+    ex, metrics = _extract(fit.field, surface, output, resolution)  # 3. a mesh, compared with the input
+    # 4. a scan-like cloud of the shape: surface from points, beside the peers when installed
+    cloud = _point_cloud_section(surface, output, image_size) if surface.is_mesh else None
+    summary = {
+        "cloud": cloud,
+        "input": str(path),
+        "fit": _fit_summary(fit, field_path, path),
+        "render": renders,
+        "mesh": _mesh_summary(ex, metrics),
+        "seconds_total": time.perf_counter() - t_all,
+    }
+    write_text(output / "metrics.json", json.dumps(summary, indent=2))
+    view_cmd = shlex.join(["deepcsp", "view", str(field_path), str(output / "mesh.ply"), "--reference", str(path)])
+    write_text(output / "index.html", _report_html(summary, path.name, surface.is_mesh, view_cmd))
+    rows = _console_rows(summary, fit.errors, metrics, image_size, output, view_cmd)
+    echo(table(rows, f"deepcsp demo: {path.name}"))
+    return 0
 
-    # 1. Fit.
+
+def _fit(surface, output: Path, time_budget: float, field_resolution: int):
+    """Fit a field within ``time_budget`` seconds; writes ``field.safetensors`` and its reports.
+    Returns ``(fit result, field path)``."""
+    from deepcsp.fit import FitConfig
+    from deepcsp.fit.report import fit_with_progress, write_fit_outputs
+
     base = FitConfig()
     config = replace(base, time_budget=time_budget, field=replace(base.field, resolution=field_resolution))
     field_path = output / "field.safetensors"
     fit = fit_with_progress(surface, config, field_path, cache_dir=output / ".cache")
     write_fit_outputs(fit, field_path, config)
-    field = fit.field
+    return fit, field_path
 
-    # 2. Render the fitted field and the ground-truth mesh from the same cameras.
+
+def _render_views(field, surface, output: Path, image_size: int) -> list[dict]:
+    """Render the fitted field (and, for meshes, the exact mesh) from the same cameras; one record a view."""
+    from deepcsp.render import RenderConfig, compare_renders, encode_png, render_field, render_mesh_exact, view_camera
+
     renders = []
     for view in ("iso", "front"):
         cam = view_camera(view, width=image_size, height=image_size)
@@ -69,66 +93,69 @@ def run_demo(
                 "seconds": r_fit.seconds,
                 "iou_vs_exact": iou,
                 "median_depth_error_rel": depth_err,
-                "evals_per_ray": float(r_fit.evaluations[r_fit.evaluations > 0].mean())
-                if (r_fit.evaluations > 0).any()
-                else 0.0,
+                "evals_per_ray": r_fit.mean_evaluations(),
             }
         )
+    return renders
 
-    # 3. Extract a mesh and compare it with the input.
+
+def _extract(field, surface, output: Path, resolution: int):
+    """Extract ``mesh.ply`` and, for mesh inputs, compare it with the input.
+    Returns ``(extraction, metrics or None)``."""
+    from deepcsp.extract import ExtractConfig, extract_mesh
+    from deepcsp.geometry.metrics import compare_surfaces
+    from deepcsp.io import save_mesh
+
     ex = extract_mesh(field, ExtractConfig(resolution=resolution))
     save_mesh(output / "mesh.ply", ex.vertices, ex.faces)
     metrics = None
     if surface.is_mesh and len(ex.faces):
         metrics = compare_surfaces(ex.vertices, ex.faces, surface.vertices, surface.faces, n_samples=50_000)
+    return ex, metrics
 
-    # 4. A scan-like cloud of the shape: surface from points, beside the peers when installed.
-    cloud = _point_cloud_section(surface, output, image_size) if surface.is_mesh else None
 
-    summary = {
-        "cloud": cloud,
-        "input": str(path),
-        "fit": {
-            "seconds": fit.seconds_total,
-            "seconds_ground_truth": fit.seconds_ground_truth,
-            "active_vertices": fit.band.n_active if fit.band else None,
-            "field_bytes": field_path.stat().st_size,
-            "input_bytes": path.stat().st_size,
-            "errors": fit.errors.to_dict() if fit.errors else None,
-        },
-        "render": renders,
-        "mesh": {
-            "vertices": len(ex.vertices),
-            "faces": len(ex.faces),
-            "seconds": ex.seconds,
-            "evaluation_fraction": ex.evaluation_fraction,
-            "boundary_loops": ex.stats.n_boundary_loops,
-            "components": ex.stats.n_components,
-            "path": "signed (closed input)" if ex.signed else "pseudo-sign (open input)",
-            "topology": f"{ex.topology_resolution}^3 grid, refined {ex.refine_passes}x by CSP projection"
-            if ex.refine_passes
-            else f"{ex.topology_resolution}^3 grid",
-            "metrics": metrics.to_dict() if metrics else None,
-        },
-        "seconds_total": time.perf_counter() - t_all,
+def _fit_summary(fit, field_path: Path, path: Path) -> dict:
+    return {
+        "seconds": fit.seconds_total,
+        "seconds_ground_truth": fit.seconds_ground_truth,
+        "active_vertices": fit.band.n_active if fit.band else None,
+        "field_bytes": field_path.stat().st_size,
+        "input_bytes": path.stat().st_size,
+        "errors": fit.errors.to_dict() if fit.errors else None,
     }
-    write_text(output / "metrics.json", json.dumps(summary, indent=2))
-    view_cmd = shlex.join(["deepcsp", "view", str(field_path), str(output / "mesh.ply"), "--reference", str(path)])
-    write_text(output / "index.html", _report_html(summary, path.name, surface.is_mesh, view_cmd))
 
-    e = fit.errors
-    rows = [
-        ("fit seconds (ground truth incl.)", f"{fit.seconds_total:.1f}"),
+
+def _mesh_summary(ex, metrics) -> dict:
+    return {
+        "vertices": len(ex.vertices),
+        "faces": len(ex.faces),
+        "seconds": ex.seconds,
+        "evaluation_fraction": ex.evaluation_fraction,
+        "boundary_loops": ex.stats.n_boundary_loops,
+        "components": ex.stats.n_components,
+        "path": "signed (closed input)" if ex.signed else "pseudo-sign (open input)",
+        "topology": f"{ex.topology_resolution}^3 grid, refined {ex.refine_passes}x by CSP projection"
+        if ex.refine_passes
+        else f"{ex.topology_resolution}^3 grid",
+        "metrics": metrics.to_dict() if metrics else None,
+    }
+
+
+def _console_rows(summary: dict, e, metrics, image_size: int, output: Path, view_cmd: str) -> list[tuple[str, str]]:
+    """The table printed at the end (``e``: the fit's errors, ``metrics``: the mesh's, or None)."""
+    fit, mesh, renders, cloud = summary["fit"], summary["mesh"], summary["render"], summary["cloud"]
+    return [
+        ("fit seconds (ground truth incl.)", f"{fit['seconds']:.1f}"),
         ("closest-point error mean / diag", fmt(e.mean) if e else "n/a"),
         ("closest-point error p95 / diag", fmt(e.p95) if e else "n/a"),
-        ("field file / input file", f"{field_path.stat().st_size / 1e6:.2f} MB / {path.stat().st_size / 1e6:.2f} MB"),
+        ("field file / input file", f"{fit['field_bytes'] / 1e6:.2f} MB / {fit['input_bytes'] / 1e6:.2f} MB"),
         ("render IoU vs exact (iso)", fmt(renders[0]["iou_vs_exact"])),
         ("render seconds (iso, %dx%d)" % (image_size, image_size), f"{renders[0]['seconds']:.1f}"),
         (
             "mesh faces / boundary loops",
-            f"{len(ex.faces)} / {ex.stats.n_boundary_loops} ({summary['mesh']['path']} extraction)",
+            f"{mesh['faces']} / {mesh['boundary_loops']} ({mesh['path']} extraction)",
         ),
-        ("mesh topology from", summary["mesh"]["topology"]),
+        ("mesh topology from", mesh["topology"]),
         ("mesh Chamfer-L1 / diag", fmt(metrics.chamfer_l1_rel) if metrics else "n/a"),
         ("mesh normal consistency", fmt(metrics.normal_consistency) if metrics else "n/a"),
         ("mesh F-score@0.5%", fmt(metrics.fscore) if metrics else "n/a"),
@@ -143,8 +170,6 @@ def run_demo(
         ("report", str(output / "index.html")),
         ("look around (pip install 'deepcsp[view]')", view_cmd),
     ]
-    echo(table(rows, f"deepcsp demo: {path.name}"))
-    return 0
 
 
 def _point_cloud_section(surface, output: Path, image_size: int) -> dict:
@@ -195,57 +220,6 @@ def _point_cloud_section(surface, output: Path, image_size: int) -> dict:
 
 
 def _report_html(s: dict, name: str, has_gt: bool, view_cmd: str = "") -> str:
-    def tr(k, v):
-        shown = v if isinstance(v, str) else fmt(v) if isinstance(v, float) else str(v)
-        return f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(shown)}</td></tr>"
-
-    e = s["fit"]["errors"] or {}
-    m = s["mesh"]["metrics"] or {}
-    imgs = []
-    for r in s["render"]:
-        v = r["view"]
-        gt = (
-            f'<figure><img src="render_{v}_gt.png"><figcaption>exact mesh (ray cast)</figcaption></figure>'
-            if has_gt
-            else ""
-        )
-        imgs.append(
-            f'<div class="row"><figure><img src="render_{v}.png">'
-            f"<figcaption>fitted CSP field, sphere traced ({v})</figcaption></figure>{gt}"
-            f'<figure><img src="normals_{v}.png"><figcaption>normals from the field</figcaption></figure></div>'
-        )
-    fit_rows = "".join(
-        tr(k, v)
-        for k, v in [
-            ("fit seconds", s["fit"]["seconds"]),
-            ("ground-truth seconds", s["fit"]["seconds_ground_truth"]),
-            ("active band vertices", s["fit"]["active_vertices"]),
-            ("closest-point error mean / diag", e.get("mean", float("nan"))),
-            ("p95 / diag", e.get("p95", float("nan"))),
-            ("near open boundaries: mean / diag", e.get("mean_boundary", float("nan"))),
-            ("across the medial axis: mean / diag", e.get("mean_discontinuous", float("nan"))),
-            ("field file bytes", s["fit"]["field_bytes"]),
-            ("input file bytes", s["fit"]["input_bytes"]),
-        ]
-    )
-    render_rows = "".join(
-        tr(f"{r['view']}: {k}", r[k])
-        for r in s["render"]
-        for k in ("seconds", "iou_vs_exact", "median_depth_error_rel", "evals_per_ray")
-    )
-    mesh_rows = "".join(
-        tr(k, v)
-        for k, v in [
-            ("faces", s["mesh"]["faces"]),
-            ("boundary loops", s["mesh"]["boundary_loops"]),
-            ("components", s["mesh"]["components"]),
-            ("extraction", s["mesh"]["path"]),
-            ("topology from", s["mesh"]["topology"]),
-            ("field evaluations / dense grid", s["mesh"]["evaluation_fraction"]),
-            ("seconds", s["mesh"]["seconds"]),
-        ]
-        + [(k, m[k]) for k in ("chamfer_l1", "chamfer_l1_rel", "normal_consistency", "fscore", "hausdorff") if k in m]
-    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>deepcsp demo: {html.escape(name)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}} img{{width:360px;border:1px solid #ccc}}
 figure{{display:inline-block;margin:4px}} table{{border-collapse:collapse;margin:1em 0}}
@@ -257,13 +231,78 @@ Files: <a href="field.safetensors">field.safetensors</a>, <a href="mesh.ply">mes
 <p>To turn the field and its mesh around, probe closest points and see where the mesh is off
 (colour = distance to the input), run <code>{html.escape(view_cmd)}</code> and open the address it prints
 (needs <code>pip install 'deepcsp[view]'</code>).</p>
-<h2>Renders</h2>{"".join(imgs)}
-<h2>Fit</h2><table>{fit_rows}</table>
-<h2>Render vs exact ray cast</h2><table>{render_rows}</table>
-<h2>Extracted mesh vs input</h2><table>{mesh_rows}</table>
+<h2>Renders</h2>{_render_figures(s["render"], has_gt)}
+<h2>Fit</h2><table>{_fit_rows(s["fit"])}</table>
+<h2>Render vs exact ray cast</h2><table>{_render_rows(s["render"])}</table>
+<h2>Extracted mesh vs input</h2><table>{_mesh_rows(s["mesh"])}</table>
 {_cloud_html(s.get("cloud"))}
 </body></html>
 """
+
+
+def _tr(k, v) -> str:
+    shown = v if isinstance(v, str) else fmt(v) if isinstance(v, float) else str(v)
+    return f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(shown)}</td></tr>"
+
+
+def _render_figures(renders: list[dict], has_gt: bool) -> str:
+    imgs = []
+    for r in renders:
+        v = r["view"]
+        gt = (
+            f'<figure><img src="render_{v}_gt.png"><figcaption>exact mesh (ray cast)</figcaption></figure>'
+            if has_gt
+            else ""
+        )
+        imgs.append(
+            f'<div class="row"><figure><img src="render_{v}.png">'
+            f"<figcaption>fitted CSP field, sphere traced ({v})</figcaption></figure>{gt}"
+            f'<figure><img src="normals_{v}.png"><figcaption>normals from the field</figcaption></figure></div>'
+        )
+    return "".join(imgs)
+
+
+def _fit_rows(fit: dict) -> str:
+    e = fit["errors"] or {}
+    return "".join(
+        _tr(k, v)
+        for k, v in [
+            ("fit seconds", fit["seconds"]),
+            ("ground-truth seconds", fit["seconds_ground_truth"]),
+            ("active band vertices", fit["active_vertices"]),
+            ("closest-point error mean / diag", e.get("mean", float("nan"))),
+            ("p95 / diag", e.get("p95", float("nan"))),
+            ("near open boundaries: mean / diag", e.get("mean_boundary", float("nan"))),
+            ("across the medial axis: mean / diag", e.get("mean_discontinuous", float("nan"))),
+            ("field file bytes", fit["field_bytes"]),
+            ("input file bytes", fit["input_bytes"]),
+        ]
+    )
+
+
+def _render_rows(renders: list[dict]) -> str:
+    return "".join(
+        _tr(f"{r['view']}: {k}", r[k])
+        for r in renders
+        for k in ("seconds", "iou_vs_exact", "median_depth_error_rel", "evals_per_ray")
+    )
+
+
+def _mesh_rows(mesh: dict) -> str:
+    m = mesh["metrics"] or {}
+    return "".join(
+        _tr(k, v)
+        for k, v in [
+            ("faces", mesh["faces"]),
+            ("boundary loops", mesh["boundary_loops"]),
+            ("components", mesh["components"]),
+            ("extraction", mesh["path"]),
+            ("topology from", mesh["topology"]),
+            ("field evaluations / dense grid", mesh["evaluation_fraction"]),
+            ("seconds", mesh["seconds"]),
+        ]
+        + [(k, m[k]) for k in ("chamfer_l1", "chamfer_l1_rel", "normal_consistency", "fscore", "hausdorff") if k in m]
+    )
 
 
 def _cloud_html(c: dict | None) -> str:

@@ -59,7 +59,7 @@ from deepcsp._arrays import unique
 from deepcsp.extract.config import ExtractConfig, PathMesh
 from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, quad_cells, snapped_means, triangulate
 from deepcsp.extract.grid import CORNER_OFFSETS, Queries, cell_edges, corner_ijk, dense_edges, timed, unit
-from deepcsp.extract.planes import flat_planes, no_planes, straddles
+from deepcsp.extract.planes import EdgeSamples, flat_planes, no_planes, straddles
 from deepcsp.extract.refine import snap_boundary
 from deepcsp.extract.sparse import candidate_cells
 from deepcsp.extract.topology import _edges, boundary_cycles, orient_faces, remove_small_components, weld_and_clean
@@ -293,23 +293,8 @@ def _crossed_edges(
             & (c.distances[edges.ib] > 0)
             & ~(test.agree & (test.cos < max(config.flip_cos, config.side_cos)))
         )
-        e2, ax2, x2, pl2 = _sheet_crossings(
-            fq,
-            c.points,
-            c.closest,
-            c.directions,
-            c.distances,
-            other.keys,
-            other.axis,
-            other.ia,
-            other.ib,
-            err.bias,
-            err.noise,
-            h,
-            config,
-            err.noisy,
-        )
-        crossed = crossed.extended(e2, ax2, x2, pl2)
+        sheet = _sheet_crossings(fq, c, other, err, h, config)
+        crossed = crossed.extended(sheet.edges, sheet.axis, sheet.points, sheet.planes)
     return crossed, err
 
 
@@ -347,9 +332,7 @@ def _flip_crossings(
             fq, c.points, c.directions, c.distances, flips.ia, flips.ib, err.bias, err.noise, h, config
         )
     else:
-        keep, xs = _accepted_flips(
-            fq, c.points, c.directions, c.distances, flips.ia, flips.ib, flips.axis, err.bias, err.noise, h, config
-        )
+        keep, xs = _accepted_flips(fq, c, flips, err, h, config)
     # planes follow their edges: number them among the kept edges
     planes = (planes[0], planes[1], (np.cumsum(keep) - 1)[planes[2]])
     return _Crossings(flips.keys[keep], flips.axis[keep], xs[keep], planes)
@@ -433,75 +416,118 @@ def _repaired_mesh(fq: Queries, dual: _DualMesh, h: float, err: _DistanceError, 
 
 
 def _accepted_flips(
-    fq: Queries,
-    p: np.ndarray,
-    n_c: np.ndarray,
-    u_c: np.ndarray,
-    ia: np.ndarray,
-    ib: np.ndarray,
-    axis: np.ndarray,
-    bias: float,
-    noise: float,
-    h: float,
-    config: ExtractConfig,
+    fq: Queries, c: _Corners, flips: _Edges, err: _DistanceError, h: float, config: ExtractConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Flipped edges ``ia -> ib`` (corner rows of ``p``, directions ``n_c``, distances ``u_c``) whose
-    interpolated crossing the field puts on the surface (``accept``; a second try where the tangent
-    plane meets the edge, for creases), then, with the sheet rule, checked by sampling when that
-    point is not right on the surface (``verify_flips``). Returns ``(keep (E,) bool, snapped
-    crossing points (E, 3))``."""
-    ua, ub = u_c[ia], u_c[ib]
-    denom = ua + ub - 2 * bias
-    t = np.where(denom > 1e-12, (ua - bias) / np.where(denom > 1e-12, denom, 1.0), 0.5).clip(0.0, 1.0)
-    xc = p[ia] + t[:, None] * (p[ib] - p[ia])
-    xc32, qc = fq.closest(xc)
-    nc, uc = unit(xc32 - qc)
-    tau = max(config.accept * h, 8.0 * noise)
-    keep = uc - bias <= tau
-    xs = qc + bias * nc
-    # second chance (creases, where distance is not linear along the edge): move to where the
-    # tangent plane at CSP(c) meets the edge and ask again
-    retry = np.nonzero(~keep)[0]
-    if len(retry):
-        e_dot = nc[retry, axis[retry]]
-        ok2 = np.abs(e_dot) > 0.1
-        lam = np.where(ok2, -(uc[retry] - bias) / np.where(ok2, e_dot, 1.0), 0.0)
-        t2 = t[retry] + lam / h
-        ok2 &= (t2 >= 0.0) & (t2 <= 1.0)
-        retry = retry[ok2]
-        if len(retry):
-            x2 = p[ia[retry]] + t2[ok2, None] * (p[ib[retry]] - p[ia[retry]])
-            x2_32, q2 = fq.closest(x2)
-            n2, u2 = unit(x2_32 - q2)
-            good = u2 - bias <= tau
-            keep[retry[good]] = True
-            xs[retry[good]] = (q2 + bias * n2)[good]
-    if config.cross_sheets and noise <= config.sheet_max_noise * h and config.verify_flips > 0:
+    """Flipped edges ``flips`` whose interpolated crossing the field puts on the surface
+    (``accept``; a second try where the tangent plane meets the edge, for creases), then, with the
+    sheet rule, checked by sampling when that point is not right on the surface (``verify_flips``).
+    Returns ``(keep (E,) bool, snapped crossing points (E, 3))``."""
+    tau = max(config.accept * h, 8.0 * err.noise)
+    at = _interpolated_crossings(fq, c, flips, err.bias)
+    keep = at.distances - err.bias <= tau
+    xs = at.snapped
+    rows, points = _plane_retry(fq, c, flips, at, np.nonzero(~keep)[0], err.bias, h, tau)
+    keep[rows] = True
+    xs[rows] = points
+    if config.cross_sheets and err.noise <= config.sheet_max_noise * h and config.verify_flips > 0:
         # a flip whose interpolated crossing is not right on the surface may be an edge passing
         # beside a sheet between two close sheets: keep it only if it straddles exactly one sheet
-        ver = np.nonzero(keep & (uc - bias > max(config.verify_flips * h, 4.0 * noise)))[0]
+        ver = np.nonzero(keep & (at.distances - err.bias > max(config.verify_flips * h, 4.0 * err.noise)))[0]
         if len(ver):
-            ref, _ = unit(n_c[ia[ver]] - n_c[ib[ver]])
+            e = flips.take(ver)
+            ref, _ = unit(c.directions[e.ia] - c.directions[e.ib])
             q32, qq = fq.closest(xs[ver])  # the field's distance at its own (debiased) closest point
             floor = np.linalg.norm(q32 - qq, axis=1)
-            st = straddles(
-                fq,
-                p[ia[ver]],
-                p[ib[ver]],
-                n_c[ia[ver]],
-                n_c[ib[ver]],
-                u_c[ia[ver]],
-                u_c[ib[ver]],
-                ref,
-                floor,
-                bias,
-                noise,
-                h,
-                config.sheet_samples,
-                config.straddle_slack,
-            ).straddle
+            st = _edge_samples(fq, c, e, ref, floor, err, h, config, config.sheet_samples).straddle
             keep[ver[st.sum(1) != 1]] = False
     return keep, xs
+
+
+@dataclass
+class _Interpolated:
+    """The field at the crossings interpolated from the corners' distances, one row per edge."""
+
+    t: np.ndarray
+    """(E,) the crossings' parameters along their edges."""
+    directions: np.ndarray
+    """(E, 3) the field's directions there."""
+    distances: np.ndarray
+    """(E,) the field's distances there."""
+    snapped: np.ndarray
+    """(E, 3) their debiased closest points."""
+
+
+def _interpolated_crossings(fq: Queries, c: _Corners, e: _Edges, bias: float) -> _Interpolated:
+    """Ask the field where the debiased distances interpolate to zero, ``t = (u_a - b) / (u_a + u_b - 2 b)``."""
+    p, ua, ub = c.points, c.distances[e.ia], c.distances[e.ib]
+    denom = ua + ub - 2 * bias
+    t = np.where(denom > 1e-12, (ua - bias) / np.where(denom > 1e-12, denom, 1.0), 0.5).clip(0.0, 1.0)
+    xc = p[e.ia] + t[:, None] * (p[e.ib] - p[e.ia])
+    xc32, qc = fq.closest(xc)
+    nc, uc = unit(xc32 - qc)
+    return _Interpolated(t, nc, uc, qc + bias * nc)
+
+
+def _plane_retry(
+    fq: Queries,
+    c: _Corners,
+    e: _Edges,
+    at: _Interpolated,
+    retry: np.ndarray,
+    bias: float,
+    h: float,
+    tau: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Second chance for the edges ``retry`` (creases, where distance is not linear along the
+    edge): move to where the tangent plane at the interpolated crossing's closest point meets the
+    edge and ask again. Returns ``(rows now on the surface (R,), their snapped crossings (R, 3))``."""
+    p = c.points
+    e_dot = at.directions[retry, e.axis[retry]]
+    ok2 = np.abs(e_dot) > 0.1
+    lam = np.where(ok2, -(at.distances[retry] - bias) / np.where(ok2, e_dot, 1.0), 0.0)
+    t2 = at.t[retry] + lam / h
+    ok2 &= (t2 >= 0.0) & (t2 <= 1.0)
+    retry = retry[ok2]
+    if len(retry) == 0:
+        return retry, np.zeros((0, 3))
+    x2 = p[e.ia[retry]] + t2[ok2, None] * (p[e.ib[retry]] - p[e.ia[retry]])
+    x2_32, q2 = fq.closest(x2)
+    n2, u2 = unit(x2_32 - q2)
+    good = u2 - bias <= tau
+    return retry[good], (q2 + bias * n2)[good]
+
+
+def _edge_samples(
+    fq: Queries,
+    c: _Corners,
+    e: _Edges,
+    ref: np.ndarray,
+    floor: np.ndarray,
+    err: _DistanceError,
+    h: float,
+    config: ExtractConfig,
+    samples: int,
+    planes: bool = False,
+) -> EdgeSamples:
+    """:func:`~deepcsp.extract.planes.straddles` on the edges ``e`` between corners of ``c``."""
+    n, u = c.directions, c.distances
+    return straddles(
+        fq,
+        c.points[e.ia],
+        c.points[e.ib],
+        n[e.ia],
+        n[e.ib],
+        u[e.ia],
+        u[e.ib],
+        ref,
+        floor,
+        err.bias,
+        err.noise,
+        h,
+        samples,
+        config.straddle_slack,
+        planes=planes,
+    )
 
 
 def _noisy_flips(
@@ -555,76 +581,47 @@ def _noisy_flips(
 
 
 def _sheet_crossings(
-    fq: Queries,
-    p: np.ndarray,
-    q: np.ndarray,
-    n: np.ndarray,
-    u: np.ndarray,
-    edges: np.ndarray,
-    axis: np.ndarray,
-    ia: np.ndarray,
-    ib: np.ndarray,
-    bias: float,
-    noise: float,
-    h: float,
-    config: ExtractConfig,
-    noisy: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    fq: Queries, c: _Corners, e: _Edges, err: _DistanceError, h: float, config: ExtractConfig
+) -> _Crossings:
     """Crossings of edges that the flip test skips although one sheet crosses them: where two
     sheets lie within a cell or two (folds, hems, thin parts) a corner may see the other sheet, so
     the corners' directions do not flip (or their closest points do not agree).
 
-    Screening: for each corner ``c`` of an edge ``a -> b`` (``p (C, 3)`` corners, ``q`` closest
-    points, ``n`` directions, ``u`` distances; ``ia, ib`` the edges' corner rows), the other corner
-    lies behind ``c``'s debiased tangent plane, and the point ``x`` where that plane meets the edge
-    lies within ``sheet_accept`` cells of the surface with its closest point within ``agree`` cells
-    of ``q_c`` (on ``c``'s sheet); a grazing edge passes this too. Decision: the screened edges are
-    sampled (:func:`~deepcsp.extract.planes.straddles`); an edge that straddles exactly one sheet is
-    crossed there, snapped with ``CSP``; twice (a ridge or fold sharper than a cell, cut twice by the edge) gives no
-    crossing, as with signs. Returns ``(edges, axis, crossing points, planes)`` (``planes``: the
-    tangent planes that judged each edge when ``noisy``, as :func:`_noisy_flips` gives them; none
-    otherwise).
+    Screening (:func:`_sheet_screen`): for each corner ``c`` of an edge ``a -> b`` of ``e``, the
+    other corner lies behind ``c``'s debiased tangent plane, and the point ``x`` where that plane
+    meets the edge lies within ``sheet_accept`` cells of the surface with its closest point within
+    ``agree`` cells of ``q_c`` (on ``c``'s sheet); a grazing edge passes this too. Decision: the
+    screened edges are sampled (:func:`~deepcsp.extract.planes.straddles`); an edge that straddles
+    exactly one sheet is crossed there, snapped with ``CSP``; twice (a ridge or fold sharper than a
+    cell, cut twice by the edge) gives no crossing, as with signs. The crossings' ``planes`` are
+    the tangent planes that judged each edge when the distances are noisy, as :func:`_noisy_flips`
+    gives them; none otherwise.
     """
-    empty = (np.zeros(0, dtype=edges.dtype), np.zeros(0, dtype=axis.dtype), np.zeros((0, 3)), no_planes())
-    if len(edges) == 0:
+    empty = _Crossings(np.zeros(0, dtype=e.keys.dtype), np.zeros(0, dtype=e.axis.dtype), np.zeros((0, 3)), no_planes())
+    if len(e.keys) == 0:
         return empty
-    screened, ref, foot = _sheet_screen(fq, p, q, n, u, ia, ib, bias, noise, h, config)
+    screened, ref, foot = _sheet_screen(
+        fq, c.points, c.closest, c.directions, c.distances, e.ia, e.ib, err.bias, err.noise, h, config
+    )
     sel = np.nonzero(screened)[0]
     if len(sel) == 0:
         return empty
-    pa, pb = p[ia[sel]], p[ib[sel]]
+    s = e.take(sel)
     f32, fq_ = fq.closest(foot[sel])  # the field's distance at its own (debiased) closest point
     floor = np.linalg.norm(f32 - fq_, axis=1)
-    smp = straddles(
-        fq,
-        pa,
-        pb,
-        n[ia[sel]],
-        n[ib[sel]],
-        u[ia[sel]],
-        u[ib[sel]],
-        ref[sel],
-        floor,
-        bias,
-        noise,
-        h,
-        config.sheet_samples,
-        config.straddle_slack,
-        planes=noisy,
-    )
+    smp = _edge_samples(fq, c, s, ref[sel], floor, err, h, config, config.sheet_samples, planes=err.noisy)
     rows, j = np.nonzero(smp.straddle & (smp.straddle.sum(1) == 1)[:, None])  # crossed exactly once
     if len(rows) == 0:
         return empty
-    keep = rows
-    xc = pa[keep] + smp.tcross[rows, j][:, None] * (pb[keep] - pa[keep])
-    if noisy:
+    pa, pb = c.points[s.ia[rows]], c.points[s.ib[rows]]
+    xc = pa + smp.tcross[rows, j][:, None] * (pb - pa)
+    if err.noisy:
         # the samples' planes placed the crossing; a single noisy query would only move it off
-        return edges[sel[keep]], axis[sel[keep]], xc, flat_planes(smp, rows, j, np.arange(len(rows)))
+        return _Crossings(s.keys[rows], s.axis[rows], xc, flat_planes(smp, rows, j, np.arange(len(rows))))
     xc32, qc = fq.closest(xc)
     nc, uc = unit(xc32 - qc)
-    ok = uc - bias <= max(config.accept * h, 8.0 * noise)
-    keep = keep[ok]
-    return edges[sel[keep]], axis[sel[keep]], (qc + bias * nc)[ok], no_planes()
+    ok = uc - err.bias <= max(config.accept * h, 8.0 * err.noise)
+    return _Crossings(s.keys[rows[ok]], s.axis[rows[ok]], (qc + err.bias * nc)[ok], no_planes())
 
 
 def _sheet_screen(

@@ -336,6 +336,29 @@ def fit_surface(
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
+    truth = _ground_truth(surface, config, ground_truth, progress)
+    config = truth.config
+    chash = _config_hash(config, surface.content_hash() + ground_truth)
+    ckpt = Path(checkpoint_path) if checkpoint_path else None
+    start = _start(surface, config, truth.training, ground_truth, chash, ckpt, progress)
+    trained = _optimise(surface, config, start, truth.training, chash, ckpt, cache_dir, device, t_start, progress)
+    return _fit_result(surface, config, start, trained, truth.exact, device, progress)
+
+
+@dataclass
+class _GroundTruth:
+    """Where a fit's closest points come from."""
+
+    exact: MeshOracle | PointSetSurface
+    """Exact closest points: the mesh's BVH or the cloud's point-set surface (also measures the errors)."""
+    training: MeshOracle | PointSetSurface | CloudOracle
+    """Closest points of collocation and training (``exact``, or the nearest surface sample)."""
+    config: FitConfig
+    """The config, a cloud's fine grid resolved from its sample spacing."""
+
+
+def _ground_truth(surface, config: FitConfig, ground_truth: str, progress) -> _GroundTruth:
+    """The exact oracle, the training oracle ``ground_truth`` asks for, and the resolved config."""
     v, faces = surface.normalized_vertices, surface.faces
     oracle = _oracle(v, faces, config, progress)
     if faces is None and ground_truth == "exact" and config.field.encoding == "band_grid":
@@ -346,17 +369,40 @@ def fit_surface(
         train_oracle = oracle
     else:
         raise ValueError(f"ground_truth must be 'exact' or 'surface_samples', got {ground_truth!r}")
-    diag = float(np.linalg.norm(v.max(0) - v.min(0)))
-    chash = _config_hash(config, surface.content_hash() + ground_truth)
-    ckpt = Path(checkpoint_path) if checkpoint_path else None
+    return _GroundTruth(oracle, train_oracle, config)
 
-    start = _start(surface, config, train_oracle, ground_truth, chash, ckpt, progress)
+
+@dataclass
+class _Trained:
+    """The optimisation's end state and what the ground truth cost."""
+
+    run: _Optimisation
+    resumed_from_step: int
+    seconds_ground_truth: float
+    """Collocation and training closest points."""
+
+
+def _optimise(
+    surface,
+    config: FitConfig,
+    start: _Start,
+    oracle,
+    chash: str,
+    ckpt: Path | None,
+    cache_dir,
+    device,
+    t_start: float,
+    progress,
+) -> _Trained:
+    """Training points (when there are steps to take), then the resumable Adam loop from
+    ``start``; a final checkpoint."""
     module, fcfg = start.module.to(device), start.field_config
+    v = surface.normalized_vertices
+    diag = float(np.linalg.norm(v.max(0) - v.min(0)))
     steps_wanted = config.resolved_steps()
     t_gt = time.perf_counter()
-    data = _training_set(surface, config, fcfg, train_oracle, cache_dir, device) if steps_wanted > 0 else None
+    data = _training_set(surface, config, fcfg, oracle, cache_dir, device) if steps_wanted > 0 else None
     seconds_gt = (time.perf_counter() - t_gt) + (start.band.seconds if start.band else 0.0)
-
     run = _Optimisation(module, fcfg, config, chash, ckpt, t_start)
     if start.checkpoint is not None:
         run.resume(*start.checkpoint)
@@ -365,25 +411,31 @@ def fit_surface(
         run.run(*data, steps_wanted=steps_wanted, diag=diag, progress=progress)
     module.eval()
     run.checkpoint()
+    return _Trained(run, resumed_from, seconds_gt)
+
+
+def _fit_result(surface, config: FitConfig, start: _Start, trained: _Trained, oracle, device, progress) -> FitResult:
+    """The fitted field (its fit recorded in its metadata), measured against ``oracle`` when ``eval_points``."""
+    run = trained.run
     total = run.elapsed()
     meta = {
         "fit": {"steps": run.step, "seconds": round(total, 3), "source": str(surface.path) if surface.path else None}
     }
-    result_field = NeuralField(module, fcfg, surface.normalization, device=device, meta=meta)
+    result_field = NeuralField(run.module, start.field_config, surface.normalization, device=device, meta=meta)
     errors = None
     if config.eval_points:
         if progress is not None:
             progress({"stage": f"measuring closest-point error at {config.eval_points} band points"})
-        errors = evaluate_field(result_field, v, faces, oracle, n=config.eval_points)
+        errors = evaluate_field(result_field, surface.normalized_vertices, surface.faces, oracle, n=config.eval_points)
     return FitResult(
         field=result_field,
         history=run.history,
         steps=run.step,
         seconds_total=total,
-        seconds_ground_truth=seconds_gt,
+        seconds_ground_truth=trained.seconds_ground_truth,
         band=start.band,
         errors=errors,
-        resumed_from_step=resumed_from,
+        resumed_from_step=trained.resumed_from_step,
         cloud=getattr(oracle, "summary", None),
         surface=oracle if isinstance(oracle, PointSetSurface) else None,
     )

@@ -81,6 +81,11 @@ class RenderResult:
         """(H, W, 3) uint8 depth map."""
         return depth_image(self.depth, self.hit)
 
+    def mean_evaluations(self) -> float:
+        """Mean field evaluations per traced ray (rays that reach the normalised box; 0.0 when none does)."""
+        traced = self.evaluations > 0
+        return float(self.evaluations[traced].mean()) if traced.any() else 0.0
+
     def ray_arrays(self) -> dict[str, np.ndarray]:
         """Rays and hits in the INPUT's coordinates: ``origins (H, W, 3)``, ``directions (H, W, 3)``
         (unit), ``hit (H, W)`` bool, ``depth (H, W)`` (input units along the unit ray, inf for

@@ -292,74 +292,152 @@ def _fit(
     torch.manual_seed(config.seed)
     model = LocalCSPNet(config.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    per_rank = config.batch // info.world
     steps_per_epoch = max(1, len(train.points) // config.batch)
-    total = config.epochs * steps_per_epoch
     ckpt = run_dir / "checkpoint.safetensors"
-    history, step, best, resumed = [], 0, float("inf"), False
-    if ckpt.exists():
-        tensors, m = load_checkpoint(ckpt)
-        model.load_state_dict({k[6:]: t for k, t in tensors.items() if k.startswith("model.")})
-        load_optimizer(opt, tensors, m["optimizer"])
-        history, step, best, resumed = m["history"], int(m["step"]), float(m["best"]), True
+    run = _resume(ckpt, model, opt)
     net = DDP(model) if info.world > 1 else model
     # seconds in the history count the whole run, resumed parts included (not the time lost to an interruption)
-    t0 = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
-    for epoch in range(step // steps_per_epoch, config.epochs):
-        # orders and flips are seeded by (seed, epoch): the same on every rank and after a resume
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(len(train.points), generator=gen)
-        flips = torch.where(torch.rand(len(train.points), 1, generator=gen) < 0.5, -1.0, 1.0)
-        angles = torch.rand(len(train.points), generator=gen) * (2 * math.pi)
-        first = step - epoch * steps_per_epoch
+    t0 = time.perf_counter() - (run.history[-1]["seconds"] if run.history else 0.0)
+    for epoch in range(run.step // steps_per_epoch, config.epochs):
+        draws = _epoch_draws(config.seed, epoch, len(train.points))
+        steps = range(run.step - epoch * steps_per_epoch, steps_per_epoch)
         bar = _bar(progress and info.is_main, "step")
-        model.train()
-        losses = []
-        for s in range(first, steps_per_epoch):
-            idx = order[s * config.batch + info.rank * per_rank : s * config.batch + (info.rank + 1) * per_rank]
-            pts = torch.from_numpy(train.points[idx.numpy()]).to(device)
-            tgt = torch.from_numpy(train.targets[idx.numpy()]).to(device)
-            # the frame's tangents and the normal's sign are not well defined where the
-            # neighbourhood is nearly symmetric: turn and mirror at random, so all are learned
-            rot = _turn_and_mirror(angles[idx], flips[idx]).to(device)
-            loss = csp_error(net(pts @ rot), (tgt[:, None] @ rot)[:, 0]).mean()
-            for g in opt.param_groups:
-                g["lr"] = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total))))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            if bar is not None:
-                bar(s + 1, steps_per_epoch)
-            if info.is_main and step % config.checkpoint_every == 0:
-                _checkpoint(ckpt, model, opt, history, step, best)
+        losses = _train_epoch(net, model, opt, train, draws, steps, run, ckpt, config, info, device, bar)
         rec = {
             "epoch": epoch + 1,
-            "step": step,
+            "step": run.step,
             "train_error": float(np.mean(losses)) if losses else float("nan"),
             "seconds": time.perf_counter() - t0,
         }
         if info.is_main:
-            rec.update({f"val_{k}": v for k, v in evaluate(model, val, device).items()})
-            if rec["val_csp_error"] < best:
-                best = rec["val_csp_error"]
-                save_local_model(
-                    run_dir / "model.safetensors",
-                    model,
-                    {**meta, "epoch": epoch + 1, "val_csp_error": best, "config": asdict(config)},
-                )
-            history.append(rec)
-            _checkpoint(ckpt, model, opt, history, step, best)
-            write_text(run_dir / "history.json", json.dumps(history, indent=1))
+            _close_epoch(model, opt, val, rec, run, run_dir, ckpt, config, meta, device)
     return LocalTrainResult(
         run_dir / "model.safetensors" if info.is_main else None,
-        history,
-        step,
+        run.history,
+        run.step,
         time.perf_counter() - t0,
         info.world,
-        resumed,
+        run.resumed,
     )
+
+
+@dataclass
+class _Progress:
+    """How far a training run got: what its checkpoint holds besides the model and optimizer."""
+
+    history: list[dict] = field(default_factory=list)
+    """Per-epoch records."""
+    step: int = 0
+    """Optimizer steps taken."""
+    best: float = float("inf")
+    """Best validation CSP error so far."""
+    resumed: bool = False
+    """Read from a checkpoint."""
+
+
+def _resume(ckpt: Path, model: LocalCSPNet, opt) -> _Progress:
+    """Load ``ckpt`` into ``model`` and ``opt`` when it exists; the progress it holds (none otherwise)."""
+    if not ckpt.exists():
+        return _Progress()
+    tensors, m = load_checkpoint(ckpt)
+    model.load_state_dict({k[6:]: t for k, t in tensors.items() if k.startswith("model.")})
+    load_optimizer(opt, tensors, m["optimizer"])
+    return _Progress(m["history"], int(m["step"]), float(m["best"]), True)
+
+
+@dataclass
+class _Draws:
+    """One epoch's random draws, ``(N, ...)`` one per example."""
+
+    order: torch.Tensor
+    """(N,) the examples' order."""
+    flips: torch.Tensor
+    """(N, 1) mirror the normal (-1) or not (1)."""
+    angles: torch.Tensor
+    """(N,) turns about the normal, radians."""
+
+
+def _epoch_draws(seed: int, epoch: int, n: int) -> _Draws:
+    """Orders and flips seeded by ``(seed, epoch)``: the same on every rank and after a resume."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=gen)
+    flips = torch.where(torch.rand(n, 1, generator=gen) < 0.5, -1.0, 1.0)
+    angles = torch.rand(n, generator=gen) * (2 * math.pi)
+    return _Draws(order, flips, angles)
+
+
+def _train_epoch(
+    net,
+    model: LocalCSPNet,
+    opt,
+    train: Examples,
+    draws: _Draws,
+    steps: range,
+    run: _Progress,
+    ckpt: Path,
+    config: LocalTrainConfig,
+    info,
+    device,
+    bar,
+) -> list[float]:
+    """The epoch's optimizer ``steps`` (this rank's share of each batch); checkpoints every
+    ``checkpoint_every`` steps. Returns the batches' losses."""
+    per_rank = config.batch // info.world
+    total = config.epochs * steps.stop
+    model.train()
+    losses = []
+    for s in steps:
+        idx = draws.order[s * config.batch + info.rank * per_rank : s * config.batch + (info.rank + 1) * per_rank]
+        loss = _batch_loss(net, train, idx, draws, device)
+        for g in opt.param_groups:
+            g["lr"] = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, run.step / total))))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        run.step += 1
+        losses.append(float(loss.detach()))
+        if bar is not None:
+            bar(s + 1, steps.stop)
+        if info.is_main and run.step % config.checkpoint_every == 0:
+            _checkpoint(ckpt, model, opt, run.history, run.step, run.best)
+    return losses
+
+
+def _batch_loss(net, train: Examples, idx: torch.Tensor, draws: _Draws, device) -> torch.Tensor:
+    """Mean CSP error of the examples ``idx``, each turned and mirrored by its draws."""
+    pts = torch.from_numpy(train.points[idx.numpy()]).to(device)
+    tgt = torch.from_numpy(train.targets[idx.numpy()]).to(device)
+    # the frame's tangents and the normal's sign are not well defined where the
+    # neighbourhood is nearly symmetric: turn and mirror at random, so all are learned
+    rot = _turn_and_mirror(draws.angles[idx], draws.flips[idx]).to(device)
+    return csp_error(net(pts @ rot), (tgt[:, None] @ rot)[:, 0]).mean()
+
+
+def _close_epoch(
+    model: LocalCSPNet,
+    opt,
+    val: Examples,
+    rec: dict,
+    run: _Progress,
+    run_dir: Path,
+    ckpt: Path,
+    config: LocalTrainConfig,
+    meta: dict,
+    device,
+) -> None:
+    """Rank 0 at an epoch's end: validate (into ``rec``), keep the model if it is the best so far,
+    checkpoint and write the history."""
+    rec.update({f"val_{k}": v for k, v in evaluate(model, val, device).items()})
+    if rec["val_csp_error"] < run.best:
+        run.best = rec["val_csp_error"]
+        save_local_model(
+            run_dir / "model.safetensors",
+            model,
+            {**meta, "epoch": rec["epoch"], "val_csp_error": run.best, "config": asdict(config)},
+        )
+    run.history.append(rec)
+    _checkpoint(ckpt, model, opt, run.history, run.step, run.best)
+    write_text(run_dir / "history.json", json.dumps(run.history, indent=1))
 
 
 def _turn_and_mirror(angles: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
