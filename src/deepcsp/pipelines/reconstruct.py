@@ -22,7 +22,11 @@ import torch
 from deepcsp._arrays import unique
 from deepcsp._validate import Fields, OptionError
 from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh, mesh_stats
-from deepcsp.extract.topology import boundary_loop_lengths, drop_nonmanifold_faces, remove_small_components
+from deepcsp.extract.topology import (
+    boundary_loop_lengths,
+    drop_nonmanifold_faces,
+    remove_small_components,
+)
 from deepcsp.fields.batched import map_rows
 from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import Field, NeuralField
@@ -129,7 +133,6 @@ def reconstruct_cloud(
         vertices, faces = mesh.vertices, mesh.faces
         if holes:
             vertices, faces = _trim_holes(vertices, faces, surface.vertices, config.hole_spacings)
-    faces = drop_nonmanifold_faces(vertices, faces)
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
@@ -137,6 +140,7 @@ def reconstruct_cloud(
         if progress is not None:
             progress({"stage": f"moving {len(vertices)} vertices onto the point-set surface"})
         vertices = keep_orientation(vertices, snap_to_surface(vertices, pss, fld.normalization), faces)
+    vertices, faces = _manifold(vertices, faces)
     t2 = time.perf_counter()
     return CloudReconstruction(
         vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0}
@@ -150,6 +154,27 @@ def snap_to_surface(vertices: np.ndarray, pss, normalization) -> np.ndarray:
     if len(vertices) == 0:
         return vertices
     return normalization.to_input(pss.project(normalization.to_normalized(np.asarray(vertices, np.float64))))
+
+
+def _manifold(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices that coincide (within 1e-9 of the diagonal: snapping can move two onto one point)
+    joined, faces left with a repeated vertex dropped, then the faces that make an edge non-manifold.
+    Vertex order is kept."""
+    if len(faces) == 0:
+        return vertices, faces
+    q = np.round(vertices / (1e-9 * float(np.linalg.norm(np.ptp(vertices, axis=0))))).astype(np.int64)
+    _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
+    faces = first[inverse.reshape(-1)][faces]
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+    faces = drop_nonmanifold_faces(vertices, faces)
+    if len(faces) == 0:
+        return vertices[:0], faces
+    used = unique(faces)
+    if len(used) == len(vertices):
+        return vertices, faces
+    remap = np.full(len(vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[faces]
 
 
 def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, rounds: int = 4) -> np.ndarray:
