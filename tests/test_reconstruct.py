@@ -90,6 +90,17 @@ def test_snapping_puts_the_vertices_on_the_point_set_surface(rng):
     assert (np.einsum("ij,ij->i", n_off, n_on) > 0).all()  # no face folded over
 
 
+def test_cloud_fields_never_merge_close_sheets(rng):
+    from deepcsp.extract.merge import close_sheet_gate
+    from deepcsp.geometry import thin_shapes
+    from deepcsp.geometry.sampling import sample_surface
+
+    v, f = thin_shapes.parallel_sheets(0.5 * thin_shapes.cell_size())
+    cloud = sample_surface(v, f, 4000, rng).points
+    rec = reconstruct_cloud(surface_from_arrays(cloud), config(mesh_resolution=32))
+    assert rec.field.module.encoder.refine == 0 and close_sheet_gate(rec.field) is None
+
+
 def test_reconstruction_is_deterministic(rng):
     cloud = sphere_cloud(rng, 2000, noise=0.002)
     a = reconstruct_cloud(surface_from_arrays(cloud), config(mesh_resolution=32))

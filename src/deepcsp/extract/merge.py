@@ -100,11 +100,14 @@ def close_sheet_gate(field: Field) -> Callable[[np.ndarray], np.ndarray] | None:
     """For a band-grid CSP field: ``where(q (N, 3)) -> (N,) bool``, True where ``q`` lies in or next
     to (one fine cell) a close-sheet cell of the field's fine grid, the only places where two
     sheets can be closer than the extraction resolves. None for other fields (exact fields,
-    networks: no cheap test) and for band grids without close sheets."""
+    networks: no cheap test), for band grids without close sheets and for those without a refined
+    level (point-cloud fields: their point-set surface does not split sheets finer than its
+    samples, and merging made a cloud of tee_sim's mesh worse)."""
     module = getattr(field, "module", None)
     grid = getattr(module, "encoder", None)
     if (
         not isinstance(grid, BandGrid)
+        or not grid.refine
         or getattr(field, "kind", None) != "csp"
         or module.config.output != "displacement"
     ):
