@@ -53,6 +53,7 @@ from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, 
 from deepcsp.extract.grid import CORNER_OFFSETS, FACE_CORNERS, Queries, cell_edges, corner_ijk, unit
 from deepcsp.extract.planes import flat_planes, straddles
 from deepcsp.extract.sparse import candidate_cells
+from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index
 
 
 class _SignedCorners:
@@ -636,7 +637,7 @@ def _weld_coincident(
         np.round(vs / (1e-9 * h)).astype(np.int64), axis=0, return_index=True, return_inverse=True
     )
     faces = inv.reshape(-1)[faces]
-    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    keep = ~repeats_index(faces)
     return vs[first], faces[keep], quad_of[keep]
 
 
@@ -646,8 +647,4 @@ def _drop_flip_blobs(
     """Drop the components made only of faces around thin-part flips
     (:func:`_drop_flip_only_components`) and the vertices left unused."""
     from_flip = member(edges // 3, unique(flipped)) | member(edges // 3 + stride[edges % 3], unique(flipped))
-    faces = _drop_flip_only_components(faces, len(vs), from_flip[quad_of])
-    used = unique(faces)
-    remap = np.full(len(vs), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return vs[used], remap[faces]
+    return drop_unused_vertices(vs, _drop_flip_only_components(faces, len(vs), from_flip[quad_of]))

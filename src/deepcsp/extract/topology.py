@@ -13,7 +13,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from deepcsp._arrays import unique
-from deepcsp.geometry.cleanup import face_areas, weld_and_clean  # noqa: F401 (re-exported)
+from deepcsp.geometry.cleanup import (  # noqa: F401 (weld_and_clean re-exported)
+    drop_unused_vertices,
+    face_areas,
+    repeats_index,
+    weld_and_clean,
+)
 
 
 @dataclass
@@ -159,7 +164,7 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
         return MeshStats(nv, 0, 0.0, 0, 0, 0, 0, 0, 0, 0)
     areas = face_areas(vertices, faces)
     diag2 = float(((vertices.max(0) - vertices.min(0)) ** 2).sum()) if nv else 0.0
-    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+    repeated = repeats_index(faces)
     degenerate = repeated | (areas <= 1e-14 * max(diag2, 1e-300))
     n_dup = len(faces) - len(np.unique(np.sort(faces, axis=1), axis=0))
     he, key, _ = _edges(faces, nv)
@@ -272,11 +277,7 @@ def remove_small_components(
     keep = np.bincount(labels)[labels] >= min_faces
     if min_area > 0:
         keep &= np.bincount(labels, weights=face_areas(vertices, faces))[labels] >= min_area
-    faces = faces[keep]
-    used = unique(faces)
-    remap = np.full(len(vertices), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[faces]
+    return drop_unused_vertices(vertices, faces[keep])
 
 
 def drop_nonmanifold_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -15,6 +15,22 @@ def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
 
 
+def repeats_index(faces: np.ndarray) -> np.ndarray:
+    """``(F,)`` bool: the face names one vertex twice."""
+    return (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+
+
+def drop_unused_vertices(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(vertices, faces)`` without the vertices no face uses (their order kept, faces renumbered);
+    the inputs themselves when every vertex is used."""
+    used = unique(faces)
+    if len(used) == len(vertices):
+        return vertices, faces
+    remap = np.full(len(vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[faces]
+
+
 def weld_and_clean(vertices: np.ndarray, faces: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     """Merge vertices closer than ``tol`` (grid hashing), then drop faces with a repeated index,
     zero area (below ``DEGENERATE_AREA_REL`` times the squared bounding-box diagonal) or the same
@@ -25,14 +41,9 @@ def weld_and_clean(vertices: np.ndarray, faces: np.ndarray, tol: float) -> tuple
         q = np.round(vertices / tol).astype(np.int64)
         _, first, inv = np.unique(q, axis=0, return_index=True, return_inverse=True)
         vertices, faces = vertices[first], inv.reshape(-1)[faces]
-    ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    faces = faces[ok]
+    faces = faces[~repeats_index(faces)]
     if len(faces):
         diag2 = float(((vertices.max(0) - vertices.min(0)) ** 2).sum())
         faces = faces[face_areas(vertices, faces) > DEGENERATE_AREA_REL * max(diag2, 1e-300)]
     _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
-    faces = faces[np.sort(first)]
-    used = unique(faces)
-    remap = np.full(len(vertices), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[faces]
+    return drop_unused_vertices(vertices, faces[np.sort(first)])

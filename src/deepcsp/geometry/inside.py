@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepcsp._arrays import unique
+from deepcsp.geometry.cleanup import repeats_index
 
 
 def is_watertight(vertices: np.ndarray, faces: np.ndarray | None, tol: float = 1e-9) -> bool:
@@ -27,7 +28,7 @@ def is_watertight(vertices: np.ndarray, faces: np.ndarray | None, tol: float = 1
     keys = np.round(v / (scale * max(tol, 1e-15))).astype(np.int64)
     _, weld = np.unique(keys, axis=0, return_inverse=True)
     f = weld.reshape(-1)[np.asarray(faces, np.int64)]
-    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])]
+    f = f[~repeats_index(f)]
     if len(f) == 0:
         return False
     directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from deepcsp import _atomic
-from deepcsp._arrays import unique
 from deepcsp.constants import DEGENERATE_AREA_REL, MAX_ELEMENTS
 from deepcsp.errors import DeepCSPError
+from deepcsp.geometry.cleanup import drop_unused_vertices, face_areas
 from deepcsp.geometry.normalize import Normalization
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
@@ -326,18 +326,12 @@ def _validated(path: Path | None, vertices: np.ndarray, faces: np.ndarray | None
         raise DeepCSPError(f"faces must have shape (F, 3), found {faces.shape}", path)
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise DeepCSPError(f"face indices out of range [0, {len(vertices)})", path)
-    tri = vertices[faces]
-    areas = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    areas = face_areas(vertices, faces)
     diag2 = float((extent**2).sum())
     good = areas > DEGENERATE_AREA_REL * max(diag2, 1e-300)
     if not good.any():
         raise DeepCSPError(f"all {len(faces)} faces are degenerate (zero area)", path)
-    faces = faces[good]
-    used = unique(faces)
-    if len(used) < len(vertices):
-        remap = np.full(len(vertices), -1, dtype=np.int64)
-        remap[used] = np.arange(len(used))
-        vertices, faces = vertices[used], remap[faces]
+    vertices, faces = drop_unused_vertices(vertices, faces[good])
     return Surface(vertices=vertices, faces=faces, path=path)
 
 

@@ -32,6 +32,7 @@ from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import Field, NeuralField
 from deepcsp.fit import FitConfig, fit_surface
 from deepcsp.fit.band import collocate
+from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index
 from deepcsp.geometry.closest import ClosestPoints
 from deepcsp.geometry.pointset import CloudSummary
 
@@ -165,16 +166,7 @@ def _manifold(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.n
     q = np.round(vertices / (1e-9 * float(np.linalg.norm(np.ptp(vertices, axis=0))))).astype(np.int64)
     _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
     faces = first[inverse.reshape(-1)][faces]
-    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
-    faces = drop_nonmanifold_faces(vertices, faces)
-    if len(faces) == 0:
-        return vertices[:0], faces
-    used = unique(faces)
-    if len(used) == len(vertices):
-        return vertices, faces
-    remap = np.full(len(vertices), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[faces]
+    return drop_unused_vertices(vertices, drop_nonmanifold_faces(vertices, faces[~repeats_index(faces)]))
 
 
 def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, rounds: int = 4) -> np.ndarray:

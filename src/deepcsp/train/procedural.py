@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from deepcsp._arrays import unique
+from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index
 
 KINDS = ("sphere", "box", "cylinder", "torus", "union", "sheet", "bent_sheet", "cloth", "open_tube", "hemisphere")
 """Shape families; open ones: sheet, bent_sheet, cloth, open_tube, hemisphere."""
@@ -37,13 +37,6 @@ def grid_faces(nu: int, nv: int, wrap_u: bool = False) -> np.ndarray:
     i1 = (i + 1) % nu
     a, b, c, d = i * nv + j, i1 * nv + j, i1 * nv + j + 1, i * nv + j + 1
     return np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)]).astype(np.int64)
-
-
-def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    used = unique(faces)
-    remap = np.full(len(vertices), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[faces]
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -74,10 +67,10 @@ def _weld(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uniq, inv = np.unique(np.round(v, 9), axis=0, return_inverse=True)
     inv = inv.ravel()
     f = inv[f]
-    ok = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
+    ok = ~repeats_index(f)
     newv = np.zeros((len(uniq), 3))
     newv[inv] = v
-    return _compact(newv, f[ok])
+    return drop_unused_vertices(newv, f[ok])
 
 
 def box(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +151,7 @@ def union(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         vs.append(v)
         fs.append(f[keep] + off)
         off += len(v)
-    return _compact(np.concatenate(vs), np.concatenate(fs))
+    return drop_unused_vertices(np.concatenate(vs), np.concatenate(fs))
 
 
 def _inside_local(kind: str, q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -223,7 +216,7 @@ def cloth(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         rel = cent2 - c
         along, across = rel @ d, rel @ np.array([-d[1], d[0]])
         keep &= ~((np.abs(along) < rng.uniform(0.1, 0.3)) & (np.abs(across) < 0.012))
-    v, f = _compact(v, f[keep])
+    v, f = drop_unused_vertices(v, f[keep])
     return v - (v.max(0) + v.min(0)) / 2, f
 
 
