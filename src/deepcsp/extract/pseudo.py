@@ -328,9 +328,7 @@ def _flip_crossings(
     noisy, :func:`_accepted_flips` otherwise)."""
     planes = no_planes()  # noisy distances: tangent planes of the crossed edges' samples
     if err.noisy:
-        keep, xs, planes = _noisy_flips(
-            fq, c.points, c.directions, c.distances, flips.ia, flips.ib, err.bias, err.noise, h, config
-        )
+        keep, xs, planes = _noisy_flips(fq, c, flips, err, h, config)
     else:
         keep, xs = _accepted_flips(fq, c, flips, err, h, config)
     # planes follow their edges: number them among the kept edges
@@ -531,16 +529,7 @@ def _edge_samples(
 
 
 def _noisy_flips(
-    fq: Queries,
-    p: np.ndarray,
-    n_c: np.ndarray,
-    u_c: np.ndarray,
-    ia: np.ndarray,
-    ib: np.ndarray,
-    bias: float,
-    noise: float,
-    h: float,
-    config: ExtractConfig,
+    fq: Queries, c: _Corners, e: _Edges, err: _DistanceError, h: float, config: ExtractConfig
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Flipped edges checked when the distances are noisy (``noisy_above``): one query at the
     interpolated crossing cannot tell an edge passing a tenth of a cell beside a sheet from one
@@ -550,33 +539,18 @@ def _noisy_flips(
     the planes).
     Returns ``(keep (E,) bool, crossing points (E, 3), planes)``, ``planes = (feet (P, 3), normals
     (P, 3), edge (P,))`` the tangent planes that judged each kept edge."""
-    xs = np.zeros((len(ia), 3))
-    keep = np.zeros(len(ia), dtype=bool)
-    if len(ia) == 0:
+    xs = np.zeros((len(e.ia), 3))
+    keep = np.zeros(len(e.ia), dtype=bool)
+    if len(e.ia) == 0:
         return keep, xs, no_planes()
-    ref, _ = unit(n_c[ia] - n_c[ib])
-    floor = np.full(len(ia), bias)
-    smp = straddles(
-        fq,
-        p[ia],
-        p[ib],
-        n_c[ia],
-        n_c[ib],
-        u_c[ia],
-        u_c[ib],
-        ref,
-        floor,
-        bias,
-        noise,
-        h,
-        config.noisy_samples,
-        config.straddle_slack,
-        planes=True,
-    )
+    ref, _ = unit(c.directions[e.ia] - c.directions[e.ib])
+    floor = np.full(len(e.ia), err.bias)
+    smp = _edge_samples(fq, c, e, ref, floor, err, h, config, config.noisy_samples, planes=True)
     st = smp.straddle
     rows, j = np.nonzero(st & (st.sum(1) == 1)[:, None])
     keep[rows] = True
-    xs[rows] = p[ia[rows]] + smp.tcross[rows, j][:, None] * (p[ib[rows]] - p[ia[rows]])
+    pa, pb = c.points[e.ia[rows]], c.points[e.ib[rows]]
+    xs[rows] = pa + smp.tcross[rows, j][:, None] * (pb - pa)
     return keep, xs, flat_planes(smp, rows, j, rows)
 
 
@@ -600,9 +574,7 @@ def _sheet_crossings(
     empty = _Crossings(np.zeros(0, dtype=e.keys.dtype), np.zeros(0, dtype=e.axis.dtype), np.zeros((0, 3)), no_planes())
     if len(e.keys) == 0:
         return empty
-    screened, ref, foot = _sheet_screen(
-        fq, c.points, c.closest, c.directions, c.distances, e.ia, e.ib, err.bias, err.noise, h, config
-    )
+    screened, ref, foot = _sheet_screen(fq, c, e, err, h, config)
     sel = np.nonzero(screened)[0]
     if len(sel) == 0:
         return empty
@@ -625,21 +597,13 @@ def _sheet_crossings(
 
 
 def _sheet_screen(
-    fq: Queries,
-    p: np.ndarray,
-    q: np.ndarray,
-    n: np.ndarray,
-    u: np.ndarray,
-    ia: np.ndarray,
-    ib: np.ndarray,
-    bias: float,
-    noise: float,
-    h: float,
-    config: ExtractConfig,
+    fq: Queries, corners: _Corners, e: _Edges, err: _DistanceError, h: float, config: ExtractConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The screening of :func:`_sheet_crossings`. Returns ``(screened (E,) bool, the screening
     corner's direction (E, 3), the debiased closest point of the plane's point on the edge (E, 3))``."""
-    tol = max(config.sheet_accept * h, 4.0 * noise)
+    p, q, n, u = corners.points, corners.closest, corners.directions, corners.distances
+    ia, ib, bias = e.ia, e.ib, err.bias
+    tol = max(config.sheet_accept * h, 4.0 * err.noise)
     reach = config.agree * h
     screened = np.zeros(len(ia), dtype=bool)
     ref = np.zeros((len(ia), 3))  # the screening corner's direction
