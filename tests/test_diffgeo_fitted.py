@@ -14,6 +14,7 @@ from deepcsp.fit import fit_surface
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.presets import udf_baseline
 from deepcsp.geometry import analytic
+from deepcsp.geometry.analytic import box_mesh
 from deepcsp.geometry.sampling import sample_surface
 from deepcsp.io.surface import surface_from_arrays
 
@@ -63,23 +64,7 @@ def test_corner_normals_fitted_sphere(csp_field, samples):
 def _box(rotation=(0.3, 0.5, 0.2), half=(0.3, 0.2, 0.25)):
     from scipy.spatial.transform import Rotation
 
-    v = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], float) * np.array(half)
-    f = np.array(
-        [
-            [0, 1, 3],
-            [0, 3, 2],
-            [4, 6, 7],
-            [4, 7, 5],
-            [0, 4, 5],
-            [0, 5, 1],
-            [2, 3, 7],
-            [2, 7, 6],
-            [0, 2, 6],
-            [0, 6, 4],
-            [1, 5, 7],
-            [1, 7, 3],
-        ]
-    )
+    v, f = box_mesh(2 * np.array(half))
     rot = Rotation.from_euler("xyz", rotation).as_matrix()
     return v @ rot.T, f, rot, np.array(half)
 

@@ -14,37 +14,13 @@ import deepcsp
 from deepcsp.fields.modules import FieldConfig
 from deepcsp.fields.query import ExactField, load_field
 from deepcsp.fit import FitConfig, fit_surface
-from deepcsp.geometry.analytic import Sphere, open_hemisphere
+from deepcsp.geometry.analytic import Sphere, box_mesh, open_hemisphere
 from deepcsp.geometry.inside import is_watertight, outside_mask
 from deepcsp.io import load_surface
 from deepcsp.io.surface import surface_from_arrays
 
 TINY = FieldConfig(resolution=48, coarse_resolution=16)
 DATA = Path(deepcsp.__file__).parent / "data"
-
-
-def _box(extents, center=(0.0, 0.0, 0.0)):
-    """A closed, outward-wound box (12 triangles)."""
-    c = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], np.float64) - 0.5
-    v = c * np.asarray(extents) + np.asarray(center)
-    f = np.array(
-        [
-            [0, 1, 3],
-            [0, 3, 2],
-            [4, 6, 7],
-            [4, 7, 5],
-            [0, 4, 5],
-            [0, 5, 1],
-            [2, 3, 7],
-            [2, 7, 6],
-            [0, 2, 6],
-            [0, 6, 4],
-            [1, 5, 7],
-            [1, 7, 3],
-        ],
-        np.int64,
-    )
-    return v, f
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +51,7 @@ def test_watertight_detection(sphere):
 
 
 def test_box_is_closed_and_outward():
-    v, f = _box([1.0, 2.0, 3.0])
+    v, f = box_mesh([1.0, 2.0, 3.0])
     assert is_watertight(v, f)
     inside = outside_mask(v, f, np.array([[0.0, 0.0, 0.0], [0.4, 0.9, 1.4], [0.6, 0.0, 0.0], [0.0, 0.0, 1.6]]))
     np.testing.assert_array_equal(inside, [False, False, True, True])
@@ -127,8 +103,8 @@ def test_open_and_opted_out_fields_are_unsigned(sphere):
 def test_sign_inside_a_plate_thinner_than_a_cell():
     """Corners on both sides of a sub-cell plate are all outside; the tangent-plane vote still
     puts points inside the plate inside."""
-    plate_v, plate_f = _box([0.8, 0.8, 0.012])  # normalised: ~0.012/0.8 of the cube = 0.7 cells at 48
-    block_v, block_f = _box([0.2, 0.2, 0.2], center=(0.0, 0.0, 0.3))
+    plate_v, plate_f = box_mesh([0.8, 0.8, 0.012])  # normalised: ~0.012/0.8 of the cube = 0.7 cells at 48
+    block_v, block_f = box_mesh([0.2, 0.2, 0.2], center=(0.0, 0.0, 0.3))
     v = np.concatenate([plate_v, block_v])
     f = np.concatenate([plate_f, block_f + len(plate_v)])
     surf = surface_from_arrays(v, f, "plate")

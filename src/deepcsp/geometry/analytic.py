@@ -138,3 +138,12 @@ def open_hemisphere(radius: float = 0.35, subdivisions: int = 5):
     keep = m.triangles_center[:, 2] >= 0
     sub = m.submesh([np.nonzero(keep)[0]], append=True)
     return np.asarray(sub.vertices), np.asarray(sub.faces)
+
+
+def box_mesh(extents, center=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """A closed box ``extents`` (3,) around ``center``, outward-wound, as ``(vertices (8, 3),
+    faces (12, 3))``; corner ``4 i + 2 j + k`` lies on the ``-``/``+`` side of x, y, z for 0/1."""
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=np.float64) - 0.5
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    faces = np.array([[q[0], q[1], q[2]] for q in quads] + [[q[0], q[2], q[3]] for q in quads], dtype=np.int64)
+    return corners * np.asarray(extents, np.float64) + np.asarray(center, np.float64), faces

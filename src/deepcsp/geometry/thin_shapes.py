@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepcsp.constants import FILL, HALF_SIDE
+from deepcsp.geometry.analytic import box_mesh
 
 
 def cell_size(resolution: int = 192) -> float:
@@ -61,12 +62,7 @@ def plate(thickness: float, size: tuple[float, float] = (1.0, 0.6), tilt: float 
 
 
 def _box(size: tuple[float, float], thickness: float) -> tuple[np.ndarray, np.ndarray]:
-    x, y, t = size[0] / 2, size[1] / 2, thickness / 2
-    v = np.array([[sx * x, sy * y, sz * t] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
-    # corners indexed 4 sx + 2 sy + sz (0/1); each face wound outward
-    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    f = np.array([[q[0], q[1], q[2]] for q in quads] + [[q[0], q[2], q[3]] for q in quads], dtype=np.int64)
-    return v, f
+    return box_mesh((size[0], size[1], thickness))
 
 
 def parallel_sheets(
