@@ -53,7 +53,7 @@ from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, 
 from deepcsp.extract.grid import CORNER_OFFSETS, FACE_CORNERS, Queries, cell_edges, corner_ijk, unit
 from deepcsp.extract.planes import flat_planes, straddles
 from deepcsp.extract.sparse import candidate_cells
-from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index
+from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index, weld_map
 
 
 class _SignedCorners:
@@ -633,10 +633,8 @@ def _weld_coincident(
 
     if not (face_areas(vs, faces) <= 1e-12 * h * h).any():
         return vs, faces, quad_of
-    _, first, inv = np.unique(
-        np.round(vs / (1e-9 * h)).astype(np.int64), axis=0, return_index=True, return_inverse=True
-    )
-    faces = inv.reshape(-1)[faces]
+    first, inverse = weld_map(vs, 1e-9 * h)
+    faces = inverse[faces]
     keep = ~repeats_index(faces)
     return vs[first], faces[keep], quad_of[keep]
 

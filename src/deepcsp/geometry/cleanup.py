@@ -15,6 +15,15 @@ def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
 
 
+def weld_map(vertices: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices within the same ``tol``-cell of a grid coincide: ``(first, inverse)``, the index of
+    each cell's first vertex ``(W,)`` and each vertex's cell ``(V,)`` (welded: ``vertices[first]``,
+    ``inverse[faces]``)."""
+    q = np.round(vertices / tol).astype(np.int64)
+    _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
 def repeats_index(faces: np.ndarray) -> np.ndarray:
     """``(F,)`` bool: the face names one vertex twice."""
     return (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
@@ -38,9 +47,8 @@ def weld_and_clean(vertices: np.ndarray, faces: np.ndarray, tol: float) -> tuple
     if len(faces) == 0:
         return vertices[:0], faces
     if tol > 0:
-        q = np.round(vertices / tol).astype(np.int64)
-        _, first, inv = np.unique(q, axis=0, return_index=True, return_inverse=True)
-        vertices, faces = vertices[first], inv.reshape(-1)[faces]
+        first, inverse = weld_map(vertices, tol)
+        vertices, faces = vertices[first], inverse[faces]
     faces = faces[~repeats_index(faces)]
     if len(faces):
         diag2 = float(((vertices.max(0) - vertices.min(0)) ** 2).sum())

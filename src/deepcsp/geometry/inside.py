@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepcsp._arrays import unique
-from deepcsp.geometry.cleanup import repeats_index
+from deepcsp.geometry.cleanup import repeats_index, weld_map
 
 
 def is_watertight(vertices: np.ndarray, faces: np.ndarray | None, tol: float = 1e-9) -> bool:
@@ -25,9 +25,8 @@ def is_watertight(vertices: np.ndarray, faces: np.ndarray | None, tol: float = 1
         return False
     v = np.asarray(vertices, np.float64)
     scale = float(np.ptp(v, axis=0).max()) or 1.0
-    keys = np.round(v / (scale * max(tol, 1e-15))).astype(np.int64)
-    _, weld = np.unique(keys, axis=0, return_inverse=True)
-    f = weld.reshape(-1)[np.asarray(faces, np.int64)]
+    _, weld = weld_map(v, scale * max(tol, 1e-15))
+    f = weld[np.asarray(faces, np.int64)]
     f = f[~repeats_index(f)]
     if len(f) == 0:
         return False

@@ -32,7 +32,7 @@ from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import Field, NeuralField
 from deepcsp.fit import FitConfig, fit_surface
 from deepcsp.fit.band import collocate
-from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index
+from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index, weld_map
 from deepcsp.geometry.closest import ClosestPoints
 from deepcsp.geometry.pointset import CloudSummary
 
@@ -163,9 +163,8 @@ def _manifold(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.n
     Vertex order is kept."""
     if len(faces) == 0:
         return vertices, faces
-    q = np.round(vertices / (1e-9 * float(np.linalg.norm(np.ptp(vertices, axis=0))))).astype(np.int64)
-    _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
-    faces = first[inverse.reshape(-1)][faces]
+    first, inverse = weld_map(vertices, 1e-9 * float(np.linalg.norm(np.ptp(vertices, axis=0))))
+    faces = first[inverse][faces]
     return drop_unused_vertices(vertices, drop_nonmanifold_faces(vertices, faces[~repeats_index(faces)]))
 
 
