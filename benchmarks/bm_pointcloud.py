@@ -21,8 +21,9 @@ in the bbox (outliers). Methods (``--methods``):
 
 Scores (``deepcsp.geometry.metrics`` conventions, 100k samples per surface): Chamfer-L1 = sum of the
 two one-sided mean distances / bbox diagonal (in %), normal consistency (NC), F-score at 0.5% and 1%
-of the diagonal, boundary loops (ground truth's in ``gt_loops``), non-manifold edges, area / true
-area, watertight (no boundary edge, no non-manifold edge), seconds, peak resident memory (MB).
+of the diagonal, boundary loops (ground truth's in ``gt_loops``), non-manifold and inconsistently
+wound edges (``inconsistent``), area / true area, watertight (no boundary edge, no non-manifold
+edge), seconds, peak resident memory (MB).
 
 Rows are appended to ``--out`` (JSON lines) and reused on the next run (the last row of a mesh,
 setting and method counts) unless ``--fresh [METHOD ...]`` asks to recompute them: the peers are
@@ -192,6 +193,7 @@ def score(v: np.ndarray, f: np.ndarray, gv: np.ndarray, gf: np.ndarray, diag: fl
             "f_1": 0.0,
             "loops": 0,
             "nonmanifold": 0,
+            "inconsistent": 0,
             "area_ratio": 0.0,
             "watertight": False,
             "faces": 0,
@@ -214,6 +216,7 @@ def score(v: np.ndarray, f: np.ndarray, gv: np.ndarray, gf: np.ndarray, diag: fl
         "f_1": fscore(a.distances, b.distances, 0.01 * diag),
         "loops": st.n_boundary_loops,
         "nonmanifold": st.n_nonmanifold_edges,
+        "inconsistent": st.n_inconsistent_edges,
         "area_ratio": st.area / gst.area,
         "watertight": st.n_boundary_edges == 0 and st.n_nonmanifold_edges == 0,
         "faces": st.n_faces,

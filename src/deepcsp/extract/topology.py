@@ -197,54 +197,98 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
 
 
 def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Flip faces so that every two-face edge is traversed once in each direction (breadth-first
-    propagation over manifold edges, per component), then turn each component so that its signed
-    volume about its own centroid is positive (outward for closed surfaces). Non-orientable
-    components (a Moebius strip) keep the orientation the propagation reached.
+    """Flip faces so that every two-face edge is traversed once in each direction, then turn each
+    component so that its signed volume about its own centroid is positive (outward for closed
+    surfaces).
+
+    The relative orientation is propagated along a spanning tree of the faces (per component) that
+    prefers the smoothest links (neighbours whose normals agree once made consistent;
+    :func:`_smooth_tree`). An orientable component comes out consistently wound whatever the tree.
+    A non-orientable one (a Moebius strip, or a surface with a small twisted defect) must keep a
+    seam of inconsistent edges; this tree puts it across creases and crumpled faces, where it is
+    short, instead of wherever two breadth-first fronts happen to meet, where it can run across
+    the whole surface and spoil its winding numbers.
 
     Returns the reoriented ``faces : (F, 3)``.
     """
     faces = faces.copy()
-    nf = len(faces)
-    if nf == 0:
+    if len(faces) == 0:
         return faces
+    links = _face_links(vertices, faces)
+    parity = _tree_parity(_smooth_tree(links, len(faces)), links, len(faces))
+    faces[parity == 1] = faces[parity == 1][:, ::-1]
+    return _outward(vertices, faces)
+
+
+@dataclass
+class _FaceLinks:
+    """The two faces ``a``, ``b`` ``(E,)`` of each manifold edge, whether they traverse it the same
+    way (``flip``: one must turn for the pair to be consistent) and ``smooth`` ``(E,)``, the cosine
+    between their normals once consistent."""
+
+    a: np.ndarray
+    b: np.ndarray
+    flip: np.ndarray
+    smooth: np.ndarray
+
+
+def _face_links(vertices: np.ndarray, faces: np.ndarray) -> _FaceLinks:
     he, key, owner = _edges(faces, len(vertices))
     order = np.argsort(key, kind="stable")
     k = key[order]
-    uniq, start, counts = np.unique(k, return_index=True, return_counts=True)
+    _, start, counts = np.unique(k, return_index=True, return_counts=True)
     pairs = start[counts == 2]
     i0, i1 = order[pairs], order[pairs + 1]
-    f0, f1 = owner[i0], owner[i1]
-    # same direction on both faces means one of them must flip relative to the other
-    flip = (he[i0, 0] == he[i1, 0]).astype(np.int8)
-    from scipy.sparse import csr_matrix
+    a, b = owner[i0], owner[i1]
+    flip = he[i0, 0] == he[i1, 0]
+    t = vertices[faces].astype(np.float64)
+    n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-300
+    return _FaceLinks(a, b, flip, np.einsum("ij,ij->i", n[a], n[b]) * np.where(flip, -1.0, 1.0))
 
-    rows = np.concatenate([f0, f1])
-    cols = np.concatenate([f1, f0])
-    vals = np.concatenate([flip, flip]).astype(np.int8) + 1  # store 1/2 so zeros survive
-    g = csr_matrix((vals, (rows, cols)), shape=(nf, nf))
-    g.sum_duplicates()
-    parity = np.full(nf, -1, dtype=np.int8)
-    indptr, indices, data = g.indptr, g.indices, (g.data - 1).astype(np.int8)
-    for seed in range(nf):
-        if parity[seed] >= 0:
-            continue
-        parity[seed] = 0
-        frontier = np.array([seed])
-        while len(frontier):
-            lens = indptr[frontier + 1] - indptr[frontier]
-            src = np.repeat(frontier, lens)
-            idx = _ranges(indptr[frontier], lens)
-            dst = indices[idx]
-            new = parity[dst] < 0
-            if not new.any():
-                break
-            dst, src, fl = dst[new], src[new], data[idx][new]
-            dst, first = np.unique(dst, return_index=True)
-            parity[dst] = parity[src[first]] ^ fl[first]
-            frontier = dst
-    faces[parity == 1] = faces[parity == 1][:, ::-1]
-    # outward: positive signed volume about the component centroid
+
+def _smooth_tree(links: _FaceLinks, n_faces: int):
+    """A minimum spanning forest of the face graph weighted ``2 - smooth`` (1 where neighbours
+    continue each other, 3 where one folds back onto the other), its components joined to one extra
+    root node ``n_faces``: a symmetric sparse matrix over ``n_faces + 1`` nodes."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+
+    n = n_faces + 1
+    forest = minimum_spanning_tree(coo_matrix((2.0 - links.smooth, (links.a, links.b)), shape=(n, n)).tocsr())
+    _, label = connected_components(forest[:n_faces, :n_faces], directed=False)
+    _, first = np.unique(label, return_index=True)
+    roots = coo_matrix((np.ones(len(first)), (np.full(len(first), n_faces), first)), shape=(n, n))
+    tree = forest + roots
+    return (tree + tree.T).tocsr()
+
+
+def _tree_parity(tree, links: _FaceLinks, n_faces: int) -> np.ndarray:
+    """``(F,)`` int8: 1 for the faces to flip, propagated from the extra root along the tree's
+    breadth-first order (a parent's parity, toggled where the link says ``flip``)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    order, pred = breadth_first_order(tree, n_faces, directed=False, return_predecessors=True)
+    child = order[1:]
+    parent = pred[child]
+    n = n_faces + 1
+    flips = coo_matrix(
+        (
+            np.concatenate([links.flip, links.flip]).astype(np.int8) + 1,  # 1/2 so zeros survive
+            (np.concatenate([links.a, links.b]), np.concatenate([links.b, links.a])),
+        ),
+        shape=(n, n),
+    ).tocsr()
+    flip = (np.asarray(flips[parent, child]).ravel() - 1).clip(0)  # root links: 0
+    parity = [0] * n
+    for node, up, f in zip(child.tolist(), parent.tolist(), flip.tolist()):
+        parity[node] = parity[up] ^ f
+    return np.asarray(parity[:n_faces], dtype=np.int8)
+
+
+def _outward(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Each component turned so that its signed volume about its own centroid is positive."""
     n_comp, labels = face_components(faces, len(vertices))
     t = vertices[faces]
     for c in range(n_comp):
@@ -255,15 +299,6 @@ def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         if vol < 0:
             faces[sel] = faces[sel][:, ::-1]
     return faces
-
-
-def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + l)`` for each pair, vectorised."""
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offs = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    return np.arange(total) + offs
 
 
 def remove_small_components(

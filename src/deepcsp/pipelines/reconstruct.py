@@ -12,6 +12,7 @@ reads a 3,000-point subsample; kept as a baseline.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Literal
@@ -35,6 +36,7 @@ from deepcsp.fit.band import collocate
 from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index, weld_map
 from deepcsp.geometry.closest import ClosestPoints
 from deepcsp.geometry.pointset import CloudSummary
+from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, trim_holes
 
 
 @dataclass
@@ -56,11 +58,17 @@ class ReconstructionConfig:
     """A closed surface whose first (unsigned) mesh has a boundary loop longer than this many sample
     spacings has holes, cut out of its closed mesh again (``hole_spacings``)."""
     hole_spacings: float = 1.75
-    """After a closed extraction, faces whose centroid lies further than this many sample spacings
-    from every sample are dropped (they span a hole of the cloud; random gaps are narrower)."""
+    """After a closed extraction, regions of faces further than this many sample spacings from every
+    sample are dropped when they reach ``hole_core`` somewhere (they span a hole of the cloud)."""
+    hole_core: float = 2.5
+    """How deep (sample spacings) a region must reach to be a hole: random sampling gaps stay under
+    about 1.6; a mesh a little off its samples on a thin part does not make a hole."""
     snap: bool = True
     """Move the mesh's vertices to their closest points on the point-set surface the field was
     collocated from (removes the grid's discretisation error; ``csp`` method)."""
+    fill_holes: bool = True
+    """Close the mesh's boundary loops whose patch the cloud covers everywhere within
+    ``hole_spacings`` (false holes along creases and on thin parts; the cloud's holes stay open)."""
     closed_test: float = 0.002
     """Closed if at most this share of the grid's vertices off the first mesh have winding numbers in
     (0.1, 0.9): it then gets inside/outside bits and a watertight extraction. 0: never."""
@@ -74,6 +82,7 @@ class ReconstructionConfig:
         f.number("closed_test", 0.0, 1.0)
         f.number("min_component_samples", 0.0, 1e9)
         f.number("hole_spacings", 0.0, 1e6)
+        f.number("hole_core", 0.0, 1e6)
         f.number("hole_loop", 0.0, 1e9)
 
 
@@ -100,6 +109,7 @@ def reconstruct_cloud(
     if surface.faces is not None:
         surface = replace(surface, faces=None)
     t0 = time.perf_counter()
+    gaps = functools.cache(lambda: SampleGaps(surface.vertices))  # built when first needed
     if config.method == "global":
         fld, cloud, pss = _global_field(surface.vertices, config.global_model, config.fit.device), None, None
     else:
@@ -111,10 +121,8 @@ def reconstruct_cloud(
         progress({"stage": f"extracting a mesh at resolution {res}"})
     mesh = extract_mesh(fld, ExtractConfig(resolution=res))
     vertices, faces = mesh.vertices, mesh.faces
-    watertight = mesh.stats.n_boundary_edges == 0 and mesh.stats.n_nonmanifold_edges == 0  # nothing to close
     if (
         config.closed_test > 0
-        and not watertight
         and isinstance(fld, NeuralField)
         and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test)
     ):
@@ -133,7 +141,7 @@ def reconstruct_cloud(
         mesh = extract_mesh(fld, ExtractConfig(resolution=res))
         vertices, faces = mesh.vertices, mesh.faces
         if holes:
-            vertices, faces = _trim_holes(vertices, faces, surface.vertices, config.hole_spacings)
+            vertices, faces = trim_holes(vertices, faces, gaps(), config.hole_spacings, config.hole_core)
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
@@ -142,6 +150,11 @@ def reconstruct_cloud(
             progress({"stage": f"moving {len(vertices)} vertices onto the point-set surface"})
         vertices = keep_orientation(vertices, snap_to_surface(vertices, pss, fld.normalization), faces)
     vertices, faces = _manifold(vertices, faces)
+    if config.fill_holes and cloud is not None and len(faces):
+        filled = fill_covered_holes(vertices, faces, gaps(), config.hole_spacings)
+        if progress is not None and filled.n_filled:
+            progress({"stage": f"closed {filled.n_filled} of {filled.n_loops} boundary loops the cloud covers"})
+        vertices, faces = filled.vertices, filled.faces
     t2 = time.perf_counter()
     return CloudReconstruction(
         vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0}
@@ -190,29 +203,6 @@ def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Length of the longest boundary loop of a mesh (0 when closed)."""
     lengths = boundary_loop_lengths(vertices, faces)
     return float(lengths.max()) if len(lengths) else 0.0
-
-
-def _trim_holes(
-    vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, empty: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reopen the holes of a cloud after a closed extraction (input units): drop the faces that
-    span them, whose centroids lie further than ``empty`` local sample spacings (the median
-    spacing of the 32 samples nearest to them) from every sample: gaps of random sampling are
-    narrower (:meth:`deepcsp.geometry.pointset.PointSetSurface._in_hole`)."""
-    from scipy.spatial import cKDTree
-
-    from deepcsp.geometry.pointset import local_spacing
-
-    if len(faces) == 0:
-        return vertices, faces
-    tree = cKDTree(points)
-    spacing = local_spacing(points, tree)
-    gap, _ = tree.query(vertices[faces].mean(1), k=1, workers=-1)
-    _, near = tree.query(vertices[faces].mean(1), k=min(32, len(points)), workers=-1)
-    span = gap > empty * np.median(spacing[near], axis=1)
-    if not span.any():
-        return vertices, faces
-    return remove_small_components(vertices, faces[~span], min_faces=1)
 
 
 def close_if_closed(fld: NeuralField, resolution: int = 128, ambiguous_max: float = 0.002) -> bool:

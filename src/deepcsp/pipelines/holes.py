@@ -1,0 +1,130 @@
+"""Holes of a reconstruction measured against its cloud: which are the cloud's and which are not.
+
+A hole of the cloud leaves a region with no sample near it; a false hole of a reconstruction (the
+point-set surface's boundary test firing along a sharp crease, on a thin part, or where sampling
+is sparse) lies where samples are as dense as anywhere. Both tests here use one rule: a point is
+*in a hole* when it lies further than ``empty`` local sample spacings from every sample.
+``trim_holes`` drops the faces that span holes after a closed extraction; ``fill_covered_holes``
+closes the boundary loops whose patch lies nowhere in a hole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepcsp.extract.holes import boundary_loops, ear_clip, edge_keys
+from deepcsp.extract.topology import face_components, remove_small_components
+from deepcsp.geometry.cleanup import face_areas
+
+
+class SampleGaps:
+    """How far points lie from a cloud's samples, in local sample spacings."""
+
+    def __init__(self, points: np.ndarray, k: int = 32):
+        from scipy.spatial import cKDTree
+
+        from deepcsp.geometry.pointset import local_spacing
+
+        self.points = np.asarray(points, np.float64)
+        self.tree = cKDTree(self.points)
+        self.spacing = local_spacing(points, self.tree)
+        self.typical = float(np.median(self.spacing))
+        self.k = min(k, len(points))
+
+    def __call__(self, x: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
+        """``(M,)`` the distance of each point ``x (M, 3)`` to its nearest sample over the median
+        spacing of its ``k`` nearest samples. With unit ``normals (M, 3)`` of a surface through
+        ``x``, the distance is measured along that surface (the offset along the normal left
+        out, the least over the ``k`` nearest samples): a mesh a little off its samples, on a
+        thin or curved part, is not taken for a gap between them."""
+        if len(x) == 0:
+            return np.zeros(0)
+        d, near = self.tree.query(x, k=self.k, workers=-1)
+        if normals is not None:
+            off = self.points[near] - x[:, None]
+            along = np.einsum("mkc,mc->mk", off, normals)
+            d = np.sqrt(np.maximum((off**2).sum(-1) - along**2, 0.0)).min(1, keepdims=True)
+        return d[:, 0] / np.median(self.spacing[near], axis=1)
+
+
+def trim_holes(
+    vertices: np.ndarray, faces: np.ndarray, gaps: SampleGaps, empty: float, core: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reopen the holes of a cloud after a closed extraction: drop the edge-connected regions of
+    faces whose centroid lies further than ``empty`` local spacings from every sample (measured
+    along the face, :class:`SampleGaps`) that reach ``core`` spacings somewhere. Gaps of random
+    sampling stay under about 1.6 spacings (:meth:`deepcsp.geometry.pointset.PointSetSurface._in_hole`);
+    a few faces just over ``empty`` are a mesh off its samples on a thin or curved part, not a hole."""
+    if len(faces) == 0:
+        return vertices, faces
+    t = vertices[faces]
+    normals = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-300
+    gap = gaps(t.mean(1), normals)
+    span = np.flatnonzero(gap > empty)
+    if len(span) == 0:
+        return vertices, faces
+    n, region = face_components(faces[span], len(vertices))
+    deepest = np.zeros(n)
+    np.maximum.at(deepest, region, gap[span])
+    drop = span[deepest[region] > core]
+    if len(drop) == 0:
+        return vertices, faces
+    return remove_small_components(vertices, np.delete(faces, drop, axis=0), min_faces=1)
+
+
+@dataclass
+class FilledHoles:
+    """A mesh with the boundary loops its cloud covers closed, and how many of how many."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    n_loops: int
+    """Simple boundary loops before."""
+    n_filled: int
+    """Loops closed."""
+
+
+def fill_covered_holes(
+    vertices: np.ndarray, faces: np.ndarray, gaps: SampleGaps, empty: float, samples_per_spacing: float = 2.0
+) -> FilledHoles:
+    """Close each boundary loop of ``vertices (V, 3)``, ``faces (F, 3)`` (consistently wound) whose
+    ear-clipped patch (:func:`deepcsp.extract.holes.ear_clip`, no new vertex) lies nowhere in a hole
+    of the cloud: points on the patch, ``samples_per_spacing`` per typical spacing along its edges
+    and per spacing squared over its area, all within ``empty`` local spacings of a sample. A hole
+    of the cloud stays open; a slit along a crease or a gap on a thin part closes."""
+    loops = boundary_loops(faces, len(vertices))
+    taken = edge_keys(faces, len(vertices)) if loops else set()
+    rng = np.random.default_rng(0)
+    step = gaps.typical / samples_per_spacing
+    patches = []
+    for loop in loops:
+        tri = ear_clip(vertices, loop, taken)
+        if tri is None or (gaps(_patch_samples(vertices, tri, step, rng)) > empty).any():
+            continue
+        patches.append(tri)
+        taken.update(edge_keys(tri, len(vertices)))
+    if not patches:
+        return FilledHoles(vertices, faces, len(loops), 0)
+    return FilledHoles(vertices, np.concatenate([faces, *patches]), len(loops), len(patches))
+
+
+def _patch_samples(vertices: np.ndarray, tri: np.ndarray, step: float, rng: np.random.Generator) -> np.ndarray:
+    """Points on the triangles ``tri (T, 3)``: along every edge every ``step``, and uniformly over
+    each face about one per ``step`` squared (at least its centroid)."""
+    t = vertices[tri]
+    a, b = t, np.roll(t, -1, axis=1)
+    edge_n = np.maximum(np.ceil(np.linalg.norm(b - a, axis=2) / step).astype(np.int64), 1).reshape(-1)
+    which = np.repeat(np.arange(len(edge_n)), edge_n)
+    s = (np.arange(len(which)) - np.repeat(np.cumsum(edge_n) - edge_n, edge_n)) / edge_n[which]
+    on_edges = a.reshape(-1, 3)[which] + s[:, None] * (b - a).reshape(-1, 3)[which]
+    face_n = np.ceil(face_areas(vertices, tri) / step**2).astype(np.int64) + 1
+    owner = np.repeat(np.arange(len(tri)), face_n)
+    u, v = rng.random(len(owner)), rng.random(len(owner))
+    flip = u + v > 1
+    u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
+    tt = t[owner]
+    inside = tt[:, 0] + u[:, None] * (tt[:, 1] - tt[:, 0]) + v[:, None] * (tt[:, 2] - tt[:, 0])
+    return np.concatenate([on_edges, inside])

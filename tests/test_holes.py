@@ -1,0 +1,120 @@
+"""Boundary loops and the patches that close them (deepcsp.extract.holes), holes measured against a
+cloud (deepcsp.pipelines.holes), and where orient_faces puts the seam of a non-orientable mesh."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepcsp.extract.holes import boundary_loops, ear_clip, edge_keys
+from deepcsp.extract.topology import mesh_stats, orient_faces
+from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, trim_holes
+
+
+def grid_sheet(n: int, size: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A flat ``n x n``-cell square sheet in z = 0, two triangles per cell, wound +z."""
+    x, y = np.meshgrid(np.linspace(0, size, n + 1), np.linspace(0, size, n + 1), indexing="ij")
+    v = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], 1)
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    a = (i * (n + 1) + j).ravel()
+    b, c, d = a + (n + 1), a + 1, a + n + 2
+    return v, np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
+
+
+def cell_centres(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``(F, 3)`` the centre of the grid cell of each face of :func:`grid_sheet`."""
+    half = len(f) // 2
+    opposite = np.concatenate([f[:half, 2], f[half:, 1]])
+    return 0.5 * (v[f[:, 0]] + v[opposite])
+
+
+def without(v: np.ndarray, f: np.ndarray, drop) -> np.ndarray:
+    """The faces of :func:`grid_sheet` whose cell is not selected by ``drop(cell centres)``."""
+    return f[~drop(cell_centres(v, f))]
+
+
+def test_boundary_loops_follow_the_boundary_half_edges():
+    v, f = grid_sheet(4)
+    loops = boundary_loops(f, len(v))
+    assert len(loops) == 1 and len(loops[0]) == 16
+    loop = loops[0]
+    half = {(int(a), int(b)) for a, b in np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])}
+    assert all((int(loop[i]), int(loop[(i + 1) % 16])) in half for i in range(16))
+    # a hole in the middle is a second loop, walked the other way round
+    g = without(v, f, lambda c: (np.abs(c[:, 0] - 0.5) < 0.25) & (np.abs(c[:, 1] - 0.5) < 0.25))
+    assert sorted(len(x) for x in boundary_loops(g, len(v))) == [8, 16]
+
+
+def test_ear_clip_closes_a_hole_consistently_and_never_reuses_an_edge():
+    v, f = grid_sheet(6)
+    g = without(v, f, lambda c: (np.abs(c[:, 0] - 0.5) < 0.34) & (np.abs(c[:, 1] - 0.5) < 0.34))
+    inner = min(boundary_loops(g, len(v)), key=len)
+    taken = edge_keys(g, len(v))
+    patch = ear_clip(v, inner, taken)
+    assert patch.shape == (len(inner) - 2, 3)
+    closed = np.concatenate([g, patch])
+    st = mesh_stats(v, closed)
+    assert st.n_boundary_loops == 1 and st.n_inconsistent_edges == 0 and st.n_nonmanifold_edges == 0
+    assert abs(st.area - 1.0) < 1e-9  # the flat hole is covered exactly once
+    # a loop whose every diagonal is already an edge of the mesh cannot be clipped
+    quad = np.array([[0, 1, 2], [0, 2, 3], [1, 3, 2]])  # 1-3 and 0-2 both taken
+    assert ear_clip(np.eye(4, 3), np.array([0, 3, 2, 1]), edge_keys(quad, 4)) is None
+
+
+def test_holes_the_cloud_covers_close_and_holes_it_has_stay_open(rng):
+    v, f = grid_sheet(60)
+    c = cell_centres(v, f)
+    slit = (np.abs(c[:, 1] - 0.5) < 0.01) & (np.abs(c[:, 0] - 0.5) < 0.2)  # one cell wide
+    disc = np.linalg.norm(c[:, :2] - [0.25, 0.25], axis=1) < 0.08
+    g = f[~slit & ~disc]
+    # samples everywhere on the square but in the disc (about 0.02 apart; the disc is 8 spacings wide)
+    p = np.concatenate([rng.random((3000, 2)), np.zeros((3000, 1))], 1)
+    p = p[np.linalg.norm(p[:, :2] - [0.25, 0.25], axis=1) > 0.08]
+    before = mesh_stats(v, g)
+    r = fill_covered_holes(v, g, SampleGaps(p), 1.75)
+    after = mesh_stats(v, r.faces)
+    assert before.n_boundary_loops == 3 and r.n_loops == 3 and r.n_filled == 1
+    assert after.n_boundary_loops == 2 and after.n_inconsistent_edges == 0 and after.n_nonmanifold_edges == 0
+    np.testing.assert_allclose(after.area, 1.0 - disc.sum() / len(f), atol=1e-9)  # the slit is covered again
+
+
+def test_trim_holes_drops_a_region_only_where_it_is_deep(rng):
+    v, f = grid_sheet(60)
+    p = np.concatenate([rng.random((4000, 2)), np.zeros((4000, 1))], 1)
+    gaps = SampleGaps(p)
+    # no hole in the cloud: nothing goes, whatever a few faces just over the threshold say
+    assert len(trim_holes(v, f, gaps, 1.75, 2.5)[1]) == len(f)
+    q = p[np.linalg.norm(p[:, :2] - 0.5, axis=1) > 0.1]  # a hole 10 spacings wide
+    vt, ft = trim_holes(v, f, SampleGaps(q), 1.75, 2.5)
+    assert mesh_stats(vt, ft).n_boundary_loops == 2
+    kept = {tuple(x) for x in np.round(vt[ft].mean(1), 9)}
+    r = np.linalg.norm(v[f].mean(1)[:, :2] - 0.5, axis=1)
+    dropped = np.array([tuple(x) not in kept for x in np.round(v[f].mean(1), 9)])
+    assert r[dropped].max() < 0.1 and dropped[r < 0.05].all()  # inside the hole, all of its core
+
+
+def twisted_handle(n: int = 30, k: int = 3, m: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """A flat ``n x n`` sheet with a ``k``-cell-wide strip arching over it from its left edge to
+    its right one with a half twist: non-orientable, and the strip's faces come first."""
+    v, f = grid_sheet(n)
+    h, ym = 1.0 / n, 0.5
+    j0 = int(round(ym * n)) - k // 2
+    left = np.array([0 * (n + 1) + j0 + u for u in range(k + 1)])
+    right = np.array([n * (n + 1) + j0 + k - u for u in range(k + 1)])  # reversed: the twist
+    theta = np.linspace(0, np.pi, m + 1)[1:-1, None]
+    centre = np.concatenate([0.5 - 0.5 * np.cos(theta), np.full_like(theta, ym), 0.5 * np.sin(theta)], 1)
+    b = np.concatenate([np.cos(theta), 0 * theta, -np.sin(theta)], 1)
+    w = np.cos(theta) * [0, 1, 0] + np.sin(theta) * b
+    u = (np.arange(k + 1) - k / 2) * h
+    strip_v = (centre[:, None] + u[None, :, None] * w[:, None]).reshape(-1, 3)
+    ids = np.concatenate([left[None], len(v) + np.arange((m - 1) * (k + 1)).reshape(m - 1, k + 1), right[None]])
+    a, bb, c, d = ids[:-1, :-1].ravel(), ids[1:, :-1].ravel(), ids[:-1, 1:].ravel(), ids[1:, 1:].ravel()
+    strip_f = np.concatenate([np.stack([a, bb, d], 1), np.stack([a, d, c], 1)])
+    return np.concatenate([v, strip_v]), np.concatenate([strip_f, f])
+
+
+def test_orient_faces_puts_the_seam_of_a_twisted_handle_across_the_handle():
+    v, f = twisted_handle()
+    st = mesh_stats(v, orient_faces(v, f))
+    # some seam must remain (no orientation exists); across the 3-cell strip it is 4 edges at most,
+    # where two breadth-first fronts starting on the strip meet across the 30-cell sheet it is ~30
+    assert 1 <= st.n_inconsistent_edges <= 4, st
