@@ -458,10 +458,11 @@ class PointSetSurface:
         )
         return rel[:, 0].norm(dim=1).double().numpy()
 
-    def project(self, points: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    def project(self, points: np.ndarray, chunk: int = 65536, clamp: bool = True) -> np.ndarray:
         """``(M, 3)`` closest surface points of ``points : (M, 3)``. Points further than ``far``
         spacings from every sample take their nearest sample (the surface is within a spacing of
-        it, a small error at that distance)."""
+        it, a small error at that distance). ``clamp=False``: foot points beyond the samples' edge
+        stay on the fitted patches' continuation instead of moving back onto the edge."""
         out = np.empty_like(points)
         dist, nearest = (
             self.tree.query(points, k=1, workers=-1) if len(points) else (np.zeros(0), np.zeros(0, np.int64))
@@ -471,11 +472,11 @@ class PointSetSurface:
         near = np.flatnonzero(~far)
         with _flush_denormals():
             projected = np.empty((len(near), 3))
-            self._project_chunks(points[near], projected, chunk)
+            self._project_chunks(points[near], projected, chunk, clamp)
         out[near] = projected
         return out
 
-    def _project_chunks(self, points: np.ndarray, out: np.ndarray, chunk: int) -> None:
+    def _project_chunks(self, points: np.ndarray, out: np.ndarray, chunk: int, clamp: bool = True) -> None:
         for s in range(0, len(points), chunk):
             if self.progress is not None:
                 self.progress(s, len(points))
@@ -483,7 +484,7 @@ class PointSetSurface:
             x = q
             for _ in range(max(1, self.config.rounds)):
                 x = self._blend(q, x)
-            if self.config.boundary_density > 0:
+            if clamp and self.config.boundary_density > 0:
                 x = self._clamp_to_boundary(x)
             out[s : s + chunk] = x
         if self.progress is not None and len(points):

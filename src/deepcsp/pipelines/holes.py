@@ -11,6 +11,7 @@ closes the boundary loops whose patch lies nowhere in a hole.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -27,48 +28,46 @@ class SampleGaps:
 
         from deepcsp.geometry.pointset import local_spacing
 
-        self.points = np.asarray(points, np.float64)
-        self.tree = cKDTree(self.points)
+        self.tree = cKDTree(points)
         self.spacing = local_spacing(points, self.tree)
         self.typical = float(np.median(self.spacing))
         self.k = min(k, len(points))
 
-    def __call__(self, x: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         """``(M,)`` the distance of each point ``x (M, 3)`` to its nearest sample over the median
-        spacing of its ``k`` nearest samples. With unit ``normals (M, 3)`` of a surface through
-        ``x``, the distance is measured along that surface (the offset along the normal left
-        out, the least over the ``k`` nearest samples): a mesh a little off its samples, on a
-        thin or curved part, is not taken for a gap between them."""
+        spacing of its ``k`` nearest samples."""
         if len(x) == 0:
             return np.zeros(0)
         d, near = self.tree.query(x, k=self.k, workers=-1)
-        if normals is not None:
-            off = self.points[near] - x[:, None]
-            along = np.einsum("mkc,mc->mk", off, normals)
-            d = np.sqrt(np.maximum((off**2).sum(-1) - along**2, 0.0)).min(1, keepdims=True)
         return d[:, 0] / np.median(self.spacing[near], axis=1)
 
 
 def trim_holes(
-    vertices: np.ndarray, faces: np.ndarray, gaps: SampleGaps, empty: float, core: float
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    gaps: SampleGaps,
+    empty: float,
+    core: float,
+    surface: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reopen the holes of a cloud after a closed extraction: drop the edge-connected regions of
-    faces whose centroid lies further than ``empty`` local spacings from every sample (measured
-    along the face, :class:`SampleGaps`) that reach ``core`` spacings somewhere. Gaps of random
-    sampling stay under about 1.6 spacings (:meth:`deepcsp.geometry.pointset.PointSetSurface._in_hole`);
-    a few faces just over ``empty`` are a mesh off its samples on a thin or curved part, not a hole."""
+    faces whose centroid lies further than ``empty`` local spacings from every sample and that
+    reach ``core`` spacings somewhere, measured at the centroids moved onto ``surface`` (a map
+    onto the surface the cloud samples that continues it across holes; None: where they are).
+
+    Gaps of random sampling stay under about 1.6 spacings
+    (:meth:`deepcsp.geometry.pointset.PointSetSurface._in_hole`); a mesh a little off its samples
+    on a thin or curved part is further from them than that without spanning a hole."""
     if len(faces) == 0:
         return vertices, faces
-    t = vertices[faces]
-    normals = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-300
-    gap = gaps(t.mean(1), normals)
-    span = np.flatnonzero(gap > empty)
+    centroids = vertices[faces].mean(1)
+    span = np.flatnonzero(gaps(centroids) > empty)
     if len(span) == 0:
         return vertices, faces
+    depth = gaps(surface(centroids[span]) if surface is not None else centroids[span])
     n, region = face_components(faces[span], len(vertices))
     deepest = np.zeros(n)
-    np.maximum.at(deepest, region, gap[span])
+    np.maximum.at(deepest, region, depth)
     drop = span[deepest[region] > core]
     if len(drop) == 0:
         return vertices, faces

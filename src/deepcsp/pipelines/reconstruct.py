@@ -60,9 +60,9 @@ class ReconstructionConfig:
     hole_spacings: float = 1.75
     """After a closed extraction, regions of faces further than this many sample spacings from every
     sample are dropped when they reach ``hole_core`` somewhere (they span a hole of the cloud)."""
-    hole_core: float = 2.5
-    """How deep (sample spacings) a region must reach to be a hole: random sampling gaps stay under
-    about 1.6; a mesh a little off its samples on a thin part does not make a hole."""
+    hole_core: float = 2.0
+    """How deep (sample spacings, measured on the point-set surface) such a region must reach to be
+    a hole: random sampling gaps stay under about 1.6."""
     snap: bool = True
     """Move the mesh's vertices to their closest points on the point-set surface the field was
     collocated from (removes the grid's discretisation error; ``csp`` method)."""
@@ -141,7 +141,8 @@ def reconstruct_cloud(
         mesh = extract_mesh(fld, ExtractConfig(resolution=res))
         vertices, faces = mesh.vertices, mesh.faces
         if holes:
-            vertices, faces = trim_holes(vertices, faces, gaps(), config.hole_spacings, config.hole_core)
+            onto = None if pss is None else functools.partial(_on_surface, pss, fld.normalization)
+            vertices, faces = trim_holes(vertices, faces, gaps(), config.hole_spacings, config.hole_core, onto)
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
@@ -168,6 +169,11 @@ def snap_to_surface(vertices: np.ndarray, pss, normalization) -> np.ndarray:
     if len(vertices) == 0:
         return vertices
     return normalization.to_input(pss.project(normalization.to_normalized(np.asarray(vertices, np.float64))))
+
+
+def _on_surface(pss, normalization, points: np.ndarray) -> np.ndarray:
+    """``points`` (input coordinates) projected onto a point-set surface continued across its holes."""
+    return normalization.to_input(pss.project(normalization.to_normalized(points), clamp=False))
 
 
 def _manifold(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
