@@ -91,6 +91,13 @@ MERGE_MIN_SEPARATION = 0.05
 #: ...and at most this far sideways, as a fraction of its distance along the normal (a boundary, crease
 #: or wedge lies sideways). The merge's gate uses the refined level's REFINE_NEAR / GAP / OFFSET.
 MERGE_MAX_SLANT = 0.15
+#: Fields whose values are known only to within ``Field.value_error`` (read from a quantised file):
+#: points closer to a sheet than this many of those errors aim the merge's probes along the normal
+#: a probe half the gap out sees (their own direction is off by more than 1/this radians)...
+MERGE_AIM_ERRORS = 100.0
+#: ...where the cosine between the two lies in [lo, hi): above hi the aim hardly changes, below lo
+#: the two do not describe the same sheet (unless the point lies on the sheet: no direction of its own).
+MERGE_AIM_COS = (0.9, 0.9999)
 
 # --------------------------------------------------------------------------- point-set surfaces
 

@@ -52,6 +52,13 @@ class Field:
     then :meth:`signed_distances` works, normals can be oriented outward, and extraction uses
     true signs (watertight output)."""
 
+    value_error: float = 0.0
+    """Bound (normalised units) on the error of the closest points the field interpolates from
+    stored values, where it is known: a band grid read back from a quantised file is off by up to
+    half a quantisation step per component (``sqrt(3) / 2`` steps); 0 for fields in memory. The
+    direction ``x - CSP(x)`` of a point within a few such errors of the surface is mostly error
+    (the close-sheet merge aims its probes otherwise there)."""
+
     grid_cell: float | None = None
     """Spacing (normalised units) of the grid the field interpolates its closest points from (fitted
     band-grid CSP fields), or None: its errors are relative to that spacing, which extraction uses to
@@ -301,7 +308,16 @@ def load_field(path, device: str = "cpu") -> NeuralField:
     except Exception as exc:
         raise DeepCSPError(f"field header or weights do not match ({' '.join(str(exc).split())[:300]})", path) from None
     check_finite(tensors, path)
-    return NeuralField(module, config, normalization, device=device, meta=header.get("meta", {}))
+    field = NeuralField(module, config, normalization, device=device, meta=header.get("meta", {}))
+    field.value_error = _quantisation_error(specs)
+    return field
+
+
+def _quantisation_error(specs: dict) -> float:
+    """Bound on the error of one stored vector of quantised values (``sqrt(3) / 2`` of the largest
+    quantisation step in ``specs``; 0 when nothing was quantised)."""
+    steps = [float(s["step"]) for s in specs.values() if isinstance(s, dict) and s.get("codec") == codec.CODEC]
+    return 0.5 * float(np.sqrt(3.0)) * max(steps, default=0.0)
 
 
 def _compress(t: torch.Tensor) -> tuple[torch.Tensor, dict]:
