@@ -43,6 +43,18 @@ def test_closed_cloud_gives_a_watertight_mesh_on_the_sphere(rng):
     assert abs(rec.stats.area / (4 * np.pi * 0.09) - 1) < 0.01
 
 
+def test_closed_cloud_with_a_hole_keeps_the_hole_and_nothing_else(rng):
+    # a sphere with a cap of 0.1 rad missing (about 6 spacings across): the winding test finds it
+    # closed, the signed mesh spans the cap, and only the cap is cut out again (one loop)
+    p = sphere_cloud(rng, 4000)
+    p = p[p[:, 2] < 0.3 * np.cos(0.35)]
+    rec = reconstruct_cloud(surface_from_arrays(p), config())
+    st = rec.stats
+    assert st.n_boundary_loops == 1 and st.n_nonmanifold_edges == 0 and st.n_inconsistent_edges == 0, st
+    rim = rec.vertices[np.unique(rec.faces)][:, 2].max()
+    assert 0.3 * np.cos(0.35) - 0.02 < rim < 0.3 * np.cos(0.35) + 0.02  # the hole is where the samples end
+
+
 def test_open_cloud_stays_open_with_its_rim_where_the_samples_end(rng):
     rec = reconstruct_cloud(surface_from_arrays(hemisphere_cloud(rng, 3000)), config())
     assert not rec.field.closed
