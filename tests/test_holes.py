@@ -75,6 +75,13 @@ def test_holes_the_cloud_covers_close_and_holes_it_has_stay_open(rng):
     assert before.n_boundary_loops == 3 and r.n_loops == 3 and r.n_filled == 1
     assert after.n_boundary_loops == 2 and after.n_inconsistent_edges == 0 and after.n_nonmanifold_edges == 0
     np.testing.assert_allclose(after.area, 1.0 - disc.sum() / len(f), atol=1e-9)  # the slit is covered again
+    # the rim of the sheet itself is no hole, though its patch would lie on samples everywhere
+    assert (
+        fill_covered_holes(
+            v, f, SampleGaps(np.concatenate([rng.random((3000, 2)), np.zeros((3000, 1))], 1)), 1.75
+        ).n_filled
+        == 0
+    )
 
 
 def test_trim_holes_drops_a_region_only_where_it_is_deep(rng):

@@ -92,8 +92,10 @@ def fill_covered_holes(
     """Close each boundary loop of ``vertices (V, 3)``, ``faces (F, 3)`` (consistently wound) whose
     ear-clipped patch (:func:`deepcsp.extract.holes.ear_clip`, no new vertex) lies nowhere in a hole
     of the cloud: points on the patch, ``samples_per_spacing`` per typical spacing along its edges
-    and per spacing squared over its area, all within ``empty`` local spacings of a sample. A hole
-    of the cloud stays open; a slit along a crease or a gap on a thin part closes."""
+    and per spacing squared over its area, all within ``empty`` local spacings of a sample and
+    within ``2 empty`` typical spacings of the loop. A hole of the cloud stays open; a slit along
+    a crease or a gap on a thin part closes; the rim of an open sheet, whose patch would lie on the
+    sheet itself (and so on its samples), is no hole."""
     loops = boundary_loops(faces, len(vertices))
     taken = edge_keys(faces, len(vertices)) if loops else set()
     rng = np.random.default_rng(0)
@@ -101,13 +103,23 @@ def fill_covered_holes(
     patches = []
     for loop in loops:
         tri = ear_clip(vertices, loop, taken)
-        if tri is None or (gaps(_patch_samples(vertices, tri, step, rng)) > empty).any():
+        if tri is None:
+            continue
+        x = _patch_samples(vertices, tri, step, rng)
+        if (gaps(x) > empty).any() or _width(vertices[loop], x) > 2.0 * empty * gaps.typical:
             continue
         patches.append(tri)
         taken.update(edge_keys(tri, len(vertices)))
     if not patches:
         return FilledHoles(vertices, faces, len(loops), 0)
     return FilledHoles(vertices, np.concatenate([faces, *patches]), len(loops), len(patches))
+
+
+def _width(rim: np.ndarray, x: np.ndarray) -> float:
+    """How far the points ``x`` of a patch reach from its rim ``(n, 3)`` (its vertices)."""
+    from scipy.spatial import cKDTree
+
+    return float(cKDTree(rim).query(x, k=1, workers=-1)[0].max()) if len(x) else 0.0
 
 
 def _patch_samples(vertices: np.ndarray, tri: np.ndarray, step: float, rng: np.random.Generator) -> np.ndarray:
