@@ -121,8 +121,10 @@ def reconstruct_cloud(
         progress({"stage": f"extracting a mesh at resolution {res}"})
     mesh = extract_mesh(fld, ExtractConfig(resolution=res))
     vertices, faces = mesh.vertices, mesh.faces
+    watertight = mesh.stats.n_boundary_edges == 0 and mesh.stats.n_nonmanifold_edges == 0  # nothing to close
     if (
         config.closed_test > 0
+        and not watertight
         and isinstance(fld, NeuralField)
         and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test)
     ):
