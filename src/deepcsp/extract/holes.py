@@ -14,7 +14,7 @@ import heapq
 
 import numpy as np
 
-from deepcsp.extract.topology import _edges, boundary_cycles
+from deepcsp.extract.topology import _edges, boundary_cycles, boundary_half_edges
 
 
 def boundary_loops(faces: np.ndarray, n_vertices: int) -> list[np.ndarray]:
@@ -23,13 +23,8 @@ def boundary_loops(faces: np.ndarray, n_vertices: int) -> list[np.ndarray]:
     that visit a vertex twice or pass an inconsistently wound vertex are left out."""
     if len(faces) == 0:
         return []
-    he, key, _ = _edges(faces, n_vertices)
-    order = np.argsort(key, kind="stable")
-    k = key[order]
-    single = np.ones(len(k), dtype=bool)
-    single[1:] &= k[1:] != k[:-1]
-    single[:-1] &= k[:-1] != k[1:]
-    half = he[order[single]]
+    half = boundary_half_edges(faces, n_vertices)
+    half = half[np.argsort(half.min(1) * n_vertices + half.max(1), kind="stable")]  # by edge: the walk order
     if len(half) == 0:
         return []
     n_cycles, label, simple = boundary_cycles(half, n_vertices)

@@ -62,7 +62,14 @@ from deepcsp.extract.grid import CORNER_OFFSETS, Queries, cell_edges, corner_ijk
 from deepcsp.extract.planes import EdgeSamples, flat_planes, no_planes, straddles
 from deepcsp.extract.refine import snap_boundary
 from deepcsp.extract.sparse import candidate_cells
-from deepcsp.extract.topology import _edges, boundary_cycles, orient_faces, remove_small_components, weld_and_clean
+from deepcsp.extract.topology import (
+    _edges,
+    boundary_cycles,
+    boundary_half_edges,
+    orient_faces,
+    remove_small_components,
+    weld_and_clean,
+)
 
 
 @dataclass(frozen=True)
@@ -719,9 +726,7 @@ def _fill_holes(
     if len(faces) == 0:
         return verts, faces, 0
     nv = len(verts)
-    he, key, _ = _edges(faces, nv)
-    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-    bhe = he[counts[inv] == 1]
+    bhe = boundary_half_edges(faces, nv)
     if len(bhe) == 0:
         return verts, faces, 0
     n_loops, lab, simple = boundary_cycles(bhe, nv)

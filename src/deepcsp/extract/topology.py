@@ -100,12 +100,24 @@ def boundary_cycles(half_edges: np.ndarray, n_vertices: int) -> tuple[int, np.nd
     return n_cycles, label, ~bad[label]
 
 
+def boundary_half_edges(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    """``(B, 2)`` the half-edges of the edges only one face uses, in the order of :func:`_edges`
+    (found by sorting the edge keys, not with ``np.unique``'s hash path)."""
+    he, key, _ = _edges(faces, n_vertices)
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    single = np.ones(len(k), dtype=bool)
+    single[1:] &= k[1:] != k[:-1]
+    single[:-1] &= k[:-1] != k[1:]
+    mask = np.zeros(len(k), dtype=bool)
+    mask[order[single]] = True
+    return he[mask]
+
+
 def boundary_loop_lengths(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Lengths ``(L,)`` of the boundary loops of a mesh ``vertices : (V, 3)``, ``faces : (F, 3)``
     (edges used by one face, split into cycles by :func:`boundary_cycles`); empty when it is closed."""
-    he, key, _ = _edges(faces, len(vertices))
-    _, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
-    boundary = he[count[inverse] == 1]
+    boundary = boundary_half_edges(faces, len(vertices))
     if len(boundary) == 0:
         return np.zeros(0)
     _, label, _ = boundary_cycles(boundary, len(vertices))
