@@ -62,11 +62,9 @@ def test_open_cloud_stays_open_with_its_rim_where_the_samples_end(rng):
     assert not rec.field.closed
     assert rec.stats.n_boundary_loops == 1 and rec.stats.n_nonmanifold_edges == 0
     assert abs(rec.stats.area / (2 * np.pi * 0.09) - 1) < 0.05
-    from deepcsp.extract.topology import _edges
+    from deepcsp.extract.topology import boundary_half_edges
 
-    half_edges, key, _ = _edges(rec.faces, len(rec.vertices))
-    _, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
-    rim = rec.vertices[np.unique(half_edges[count[inverse] == 1]), 2] / (
+    rim = rec.vertices[np.unique(boundary_half_edges(rec.faces, len(rec.vertices))), 2] / (
         rec.cloud.spacing / rec.field.normalization.scale
     )
     # where the samples end (z = 0), in spacings; a cell of this small grid is about one spacing
