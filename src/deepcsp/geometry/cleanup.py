@@ -15,6 +15,16 @@ def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
 
 
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(V, 3)`` area-weighted unit vertex normals (winding order) of a triangle mesh."""
+    tri = vertices[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    vn = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(vn, faces[:, k], fn)
+    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-300)
+
+
 def weld_map(vertices: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     """Vertices within the same ``tol``-cell of a grid coincide: ``(first, inverse)``, the index of
     each cell's first vertex ``(W,)`` and each vertex's cell ``(V,)`` (welded: ``vertices[first]``,

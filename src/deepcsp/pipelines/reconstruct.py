@@ -37,6 +37,11 @@ from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index, weld_m
 from deepcsp.geometry.closest import ClosestPoints
 from deepcsp.geometry.pointset import CloudSummary
 from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, trim_holes
+from deepcsp.pipelines.polish import keep_orientation, median_edge_length, midpoint_subdivide, polish
+
+
+#: Meshes with more vertices than this are not subdivided before snapping (1M-point clouds).
+SUBDIVIDE_MAX_VERTICES = 600_000
 
 
 @dataclass
@@ -69,6 +74,12 @@ class ReconstructionConfig:
     fill_holes: bool = True
     """Close the mesh's boundary loops whose patch the cloud covers everywhere within
     ``hole_spacings`` (false holes along creases and on thin parts; the cloud's holes stay open)."""
+    polish: float = 0.1
+    """Pull the mesh through its samples (:func:`deepcsp.pipelines.polish.polish`) when the median
+    sample lies within this many local spacings of it (a clean cloud); 0: never."""
+    subdivide_above: float = 0.5
+    """Before snapping and polishing, split each face in four when the mesh's median edge is longer
+    than this many sample spacings (dense clouds: the mesh needs vertices to follow them); 0: never."""
     closed_test: float = 0.002
     """Closed if at most this share of the grid's vertices off the first mesh have winding numbers in
     (0.1, 0.9): it then gets inside/outside bits and a watertight extraction. 0: never."""
@@ -84,6 +95,8 @@ class ReconstructionConfig:
         f.number("hole_spacings", 0.0, 1e6)
         f.number("hole_core", 0.0, 1e6)
         f.number("hole_loop", 0.0, 1e9)
+        f.number("polish", 0.0, 1e6)
+        f.number("subdivide_above", 0.0, 1e6)
 
 
 @dataclass
@@ -149,6 +162,8 @@ def reconstruct_cloud(
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
     if config.snap and pss is not None:
+        if config.subdivide_above > 0 and cloud is not None and _coarser_than(vertices, faces, cloud, fld, config):
+            vertices, faces = midpoint_subdivide(vertices, faces)
         if progress is not None:
             progress({"stage": f"moving {len(vertices)} vertices onto the point-set surface"})
         vertices = keep_orientation(vertices, snap_to_surface(vertices, pss, fld.normalization), faces)
@@ -158,6 +173,11 @@ def reconstruct_cloud(
         if progress is not None and filled.n_filled:
             progress({"stage": f"closed {filled.n_filled} of {filled.n_loops} boundary loops the cloud covers"})
         vertices, faces = filled.vertices, filled.faces
+    if config.polish > 0 and cloud is not None and len(faces):
+        polished = polish(vertices, faces, surface.vertices, gaps().spacing, clean_below=config.polish)
+        if progress is not None and polished.applied:
+            progress({"stage": f"moved the mesh onto its samples (median offset {polished.residual:.2g} spacings)"})
+        vertices = polished.vertices
     t2 = time.perf_counter()
     return CloudReconstruction(
         vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0}
@@ -189,22 +209,13 @@ def _manifold(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.n
     return drop_unused_vertices(vertices, drop_nonmanifold_faces(vertices, faces[~repeats_index(faces)]))
 
 
-def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, rounds: int = 4) -> np.ndarray:
-    """``after`` with the vertices of faces whose normal turned by more than 90 degrees from
-    ``before`` (a fold where a vertex moved past its neighbours) put back where they were."""
-    out = after.copy()
-    for _ in range(rounds):
-        folded = np.einsum("ij,ij->i", _face_normals(before, faces), _face_normals(out, faces)) < 0
-        if not folded.any():
-            break
-        back = unique(faces[folded])
-        out[back] = before[back]
-    return out
-
-
-def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    v = vertices[faces]
-    return np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+def _coarser_than(vertices: np.ndarray, faces: np.ndarray, cloud: CloudSummary, fld, config) -> bool:
+    """Whether the mesh's median edge is longer than ``config.subdivide_above`` sample spacings
+    (never above ``SUBDIVIDE_MAX_VERTICES`` vertices: four times as many faces would not fit the
+    time and memory a million-point cloud is given)."""
+    spacing = cloud.spacing / fld.normalization.scale
+    small = len(vertices) <= SUBDIVIDE_MAX_VERTICES
+    return small and median_edge_length(vertices, faces) > config.subdivide_above * spacing
 
 
 def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:

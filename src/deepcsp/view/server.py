@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from deepcsp.errors import DeepCSPError
+from deepcsp.geometry.cleanup import vertex_normals
 from deepcsp.view.colors import (
     CURVATURE_CMAP,
     ERROR_CMAP,
@@ -72,16 +73,6 @@ class TracedView:
     result: object
     path: Path | None
     item: str
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``(V, 3)`` area-weighted unit vertex normals (winding order) of a triangle mesh."""
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-300)
 
 
 def mesh_mean_curvature(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -1,0 +1,181 @@
+"""Pull a reconstruction through its samples where the cloud is clean.
+
+A point-set surface fits smooth patches over many samples, so on a clean cloud it rounds off what
+lies at the scale of a spacing (facets, creases, fine relief), and a mesh snapped onto it stays a
+fraction of a spacing off its samples; ball pivoting, which interpolates the samples, is closer
+there. :func:`polish` measures each sample's offset from the mesh and moves every vertex along its
+normal by a smoothed inverse-distance average of the offsets of the samples near it, so the mesh
+passes near its samples. It leaves noisy clouds alone (the median offset is then a sizeable
+fraction of a spacing, and following a few samples would bring the noise back), and ignores
+samples far off the mesh (outliers, another sheet). :func:`midpoint_subdivide` gives a mesh
+coarser than its cloud the vertices to follow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepcsp._arrays import unique
+from deepcsp.extract.topology import _edges
+from deepcsp.geometry.cleanup import vertex_normals
+from deepcsp.geometry.closest import MeshOracle
+
+
+@dataclass
+class Polished:
+    """A mesh moved onto its samples (``vertices (V, 3)``, the same ``faces``), whether it was
+    (``applied``) and the median offset of the samples from the mesh before, in local spacings."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    applied: bool
+    residual: float
+
+
+def polish(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    points: np.ndarray,
+    spacing: np.ndarray,
+    clean_below: float = 0.1,
+    reach: float = 1.0,
+    radius: float = 2.0,
+    neighbors: int = 8,
+    spread: float = 0.2,
+    smoothing: int = 3,
+    rounds: int = 2,
+) -> Polished:
+    """Move the vertices of ``vertices (V, 3)``, ``faces (F, 3)`` (consistently wound) onto the
+    samples ``points (N, 3)`` with local spacings ``spacing (N,)``, when the median sample lies
+    within ``clean_below`` spacings of the mesh.
+
+    Each of ``rounds`` rounds: the samples within ``reach`` spacings of the mesh give their offsets
+    from their closest points; each vertex takes the inverse-distance average (softened by a
+    quarter spacing) of the normal offsets of its ``neighbors`` nearest such closest points within
+    ``radius`` spacings (none where those offsets spread by more than ``spread`` spacings: two
+    sheets merged into one, or noise), the averages are smoothed ``smoothing`` times over the
+    mesh's edges, and the vertices move along their normals (a vertex whose faces would turn over
+    stays)."""
+    if len(faces) == 0 or len(points) == 0:
+        return Polished(vertices, faces, False, 0.0)
+    v = np.asarray(vertices, np.float64)
+    points = np.asarray(points, np.float64)
+    spacing = np.asarray(spacing, np.float64)
+    residual = 0.0
+    for r in range(rounds):
+        cp = MeshOracle(v, faces).query(points)
+        rel = cp.distances / spacing
+        if r == 0:
+            residual = float(np.median(rel))
+            if residual >= clean_below:
+                return Polished(vertices, faces, False, residual)
+        near = rel < reach
+        normals = vertex_normals(v, faces)
+        move = _normal_offsets(
+            v, normals, cp.points[near], points[near] - cp.points[near], spacing[near], radius, neighbors, spread
+        )
+        move = _smoothed(move, faces, len(v), smoothing)
+        v = keep_orientation(v, v + move[:, None] * normals, faces)
+    return Polished(v, faces, True, residual)
+
+
+def _normal_offsets(
+    vertices: np.ndarray,
+    normals: np.ndarray,
+    anchors: np.ndarray,
+    offsets: np.ndarray,
+    spacing: np.ndarray,
+    radius: float,
+    neighbors: int,
+    spread: float,
+) -> np.ndarray:
+    """``(V,)`` at each vertex, the inverse-distance average of ``offsets (M, 3) . normal`` over its
+    ``neighbors`` nearest ``anchors (M, 3)`` within ``radius`` of their ``spacing (M,)``; 0 where
+    none, or where their weighted standard deviation exceeds ``spread`` of their mean spacing."""
+    from scipy.spatial import cKDTree
+
+    if len(anchors) == 0:
+        return np.zeros(len(vertices))
+    k = min(neighbors, len(anchors))
+    dist, idx = cKDTree(anchors).query(vertices, k=k, distance_upper_bound=radius * float(spacing.max()), workers=-1)
+    dist, idx = dist.reshape(len(vertices), k), idx.reshape(len(vertices), k)
+    found = idx < len(anchors)
+    idx = np.where(found, idx, 0)
+    s = spacing[idx]
+    w = np.where(found & (dist < radius * s), 1.0 / (dist**2 + (0.25 * s) ** 2), 0.0)
+    along = np.einsum("vkj,vj->vk", offsets[idx], normals)
+    total = w.sum(1)
+    norm = np.where(total > 0, total, 1.0)
+    mean = (w * along).sum(1) / norm
+    deviation = np.sqrt((w * (along - mean[:, None]) ** 2).sum(1) / norm)
+    agree = (total > 0) & (deviation <= spread * (w * s).sum(1) / norm)
+    return np.where(agree, mean, 0.0)
+
+
+def _smoothed(values: np.ndarray, faces: np.ndarray, n_vertices: int, times: int) -> np.ndarray:
+    """``values (V,)`` averaged ``times`` times halfway towards the mean of each vertex's neighbours."""
+    if times == 0:
+        return values
+    he, key, _ = _edges(faces, n_vertices)
+    edges = unique(key)
+    a, b = edges // n_vertices, edges % n_vertices
+    count = np.bincount(a, minlength=n_vertices) + np.bincount(b, minlength=n_vertices)
+    out = values.copy()
+    for _ in range(times):
+        total = np.bincount(a, out[b], n_vertices) + np.bincount(b, out[a], n_vertices)
+        out = np.where(count > 0, 0.5 * out + 0.5 * total / np.maximum(count, 1), out)
+    return out
+
+
+def midpoint_subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each triangle split into four at its edges' midpoints (shared between neighbours): the
+    vertices ``(V + E, 3)`` (the first ``V`` kept) and faces ``(4F, 3)``, wound as before."""
+    n, m = len(vertices), len(faces)
+    if m == 0:
+        return vertices, faces
+    _, key, _ = _edges(faces, n)
+    edges, mid = np.unique(key, return_inverse=True)
+    mid = mid.reshape(3, m) + n  # midpoints of edges 01, 12, 20 of each face
+    a, b = edges // n, edges % n
+    new = np.concatenate([vertices, 0.5 * (vertices[a] + vertices[b])])
+    f0, f1, f2 = faces.T
+    m01, m12, m20 = mid
+    out = np.concatenate(
+        [
+            np.stack([f0, m01, m20], 1),
+            np.stack([m01, f1, m12], 1),
+            np.stack([m20, m12, f2], 1),
+            np.stack([m01, m12, m20], 1),
+        ]
+    )
+    return new, out
+
+
+def median_edge_length(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Median length of a mesh's edges (0 without faces)."""
+    if len(faces) == 0:
+        return 0.0
+    _, key, _ = _edges(faces, len(vertices))
+    edges = unique(key)
+    a, b = edges // len(vertices), edges % len(vertices)
+    return float(np.median(np.linalg.norm(vertices[a] - vertices[b], axis=1)))
+
+
+def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, rounds: int = 4) -> np.ndarray:
+    """``after`` with the vertices of faces whose normal turned by more than 90 degrees from
+    ``before`` (a fold where a vertex moved past its neighbours) put back where they were."""
+    out = after.copy()
+    for _ in range(rounds):
+        folded = np.einsum("ij,ij->i", _face_normals(before, faces), _face_normals(out, faces)) < 0
+        if not folded.any():
+            break
+        back = unique(faces[folded])
+        out[back] = before[back]
+    return out
+
+
+def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    v = vertices[faces]
+    return np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])

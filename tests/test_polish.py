@@ -1,0 +1,84 @@
+"""Polishing a reconstruction onto its samples (``deepcsp.pipelines.polish``)."""
+
+import numpy as np
+import pytest
+
+from deepcsp.extract.topology import mesh_stats
+from deepcsp.geometry.cleanup import face_areas
+from deepcsp.pipelines.polish import median_edge_length, midpoint_subdivide, polish
+
+SPACING = 0.025
+
+
+def _grid(n: int, size: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A flat ``n x n``-vertex triangulated square in z = 0, wound towards +z."""
+    u = np.linspace(-size / 2, size / 2, n)
+    x, y = np.meshgrid(u, u, indexing="ij")
+    v = np.stack([x.ravel(), y.ravel(), np.zeros(n * n)], 1)
+    i, j = np.meshgrid(np.arange(n - 1), np.arange(n - 1), indexing="ij")
+    a = (i * n + j).ravel()
+    f = np.concatenate([np.stack([a, a + n, a + n + 1], 1), np.stack([a, a + n + 1, a + 1], 1)])
+    return v, f
+
+
+def _plane_samples(z: float = 0.0, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Jittered samples of the square in the plane ``z``, about ``SPACING`` apart."""
+    rng = np.random.default_rng(seed)
+    u = np.arange(-0.5, 0.5 + 1e-9, SPACING)
+    x, y = np.meshgrid(u, u, indexing="ij")
+    p = np.stack([x.ravel(), y.ravel(), np.full(x.size, z)], 1)
+    p[:, :2] += rng.uniform(-0.2, 0.2, (len(p), 2)) * SPACING
+    p[:, 2] += rng.normal(size=len(p)) * noise
+    return p
+
+
+def _bumped(v: np.ndarray, height: float) -> np.ndarray:
+    """``v`` with a Gaussian bump of ``height`` (3 spacings wide) at the centre of the square."""
+    out = v.copy()
+    out[:, 2] += height * np.exp(-(v[:, 0] ** 2 + v[:, 1] ** 2) / (3 * SPACING) ** 2)
+    return out
+
+
+def test_midpoint_subdivide_keeps_the_surface_and_its_winding():
+    v, f = _grid(5)
+    v2, f2 = midpoint_subdivide(v, f)
+    assert len(f2) == 4 * len(f) and np.array_equal(v2[: len(v)], v)
+    assert face_areas(v2, f2).sum() == pytest.approx(face_areas(v, f).sum())
+    st = mesh_stats(v2, f2)
+    assert st.n_inconsistent_edges == 0 and st.n_boundary_loops == 1 and st.n_nonmanifold_edges == 0
+    assert np.cross(v2[f2[:, 1]] - v2[f2[:, 0]], v2[f2[:, 2]] - v2[f2[:, 0]])[:, 2].min() > 0
+    assert median_edge_length(v2, f2) == pytest.approx(0.5 * median_edge_length(v, f))
+
+
+def test_polish_pulls_a_mesh_onto_clean_samples():
+    v, f = _grid(81)  # vertices half a spacing apart
+    bumped = _bumped(v, 0.3 * SPACING)
+    p = _plane_samples()
+    out = polish(bumped, f, p, np.full(len(p), SPACING))
+    assert out.applied and out.residual < 0.1
+    assert np.abs(out.vertices[:, 2]).max() < 0.3 * np.abs(bumped[:, 2]).max()
+    far = np.abs(v[:, :2]).max(1) > 0.3  # flat and on the samples already: not moved
+    assert np.abs(out.vertices[far] - bumped[far]).max() < 1e-5 * SPACING
+
+
+def test_polish_leaves_noisy_clouds_and_far_samples_alone():
+    v, f = _grid(81)
+    bumped = _bumped(v, 0.3 * SPACING)
+    noisy = _plane_samples(noise=0.5 * SPACING)
+    out = polish(bumped, f, noisy, np.full(len(noisy), SPACING))
+    assert not out.applied and out.residual > 0.1 and out.vertices is bumped
+    # a second sheet 3 spacings above: its samples are no evidence for this one
+    two = np.concatenate([_plane_samples(), _plane_samples(z=3 * SPACING, seed=1)])
+    flat = polish(v, f, two, np.full(len(two), SPACING), clean_below=10.0)
+    assert flat.applied and np.abs(flat.vertices[:, 2]).max() < 1e-9
+
+
+def test_polish_keeps_a_mesh_between_two_close_sheets_where_it_is():
+    """Samples of two sheets 0.8 spacings apart, closer than ``reach``, around a mesh between them:
+    their offsets disagree, so nothing follows either sheet (it would crumple between them)."""
+    v, f = _grid(81)
+    two = np.concatenate([_plane_samples(z=0.4 * SPACING), _plane_samples(z=-0.4 * SPACING, seed=1)])
+    out = polish(v, f, two, np.full(len(two), SPACING), clean_below=10.0)
+    assert np.abs(out.vertices[:, 2]).max() < 0.05 * SPACING
+    loose = polish(v, f, two, np.full(len(two), SPACING), clean_below=10.0, spread=1e9)
+    assert np.abs(loose.vertices[:, 2]).max() > 0.1 * SPACING  # what the spread test prevents
