@@ -20,7 +20,6 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
-from deepcsp._arrays import unique
 from deepcsp._validate import Fields, OptionError
 from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh, mesh_stats
 from deepcsp.extract.topology import (
@@ -38,7 +37,6 @@ from deepcsp.geometry.closest import ClosestPoints
 from deepcsp.geometry.pointset import CloudSummary
 from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, trim_holes
 from deepcsp.pipelines.polish import keep_orientation, median_edge_length, midpoint_subdivide, polish
-
 
 #: Meshes with more vertices than this are not subdivided before snapping (1M-point clouds).
 SUBDIVIDE_MAX_VERTICES = 600_000
