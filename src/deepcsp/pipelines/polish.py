@@ -39,7 +39,7 @@ def polish(
     faces: np.ndarray,
     points: np.ndarray,
     spacing: np.ndarray,
-    clean_below: float = 0.1,
+    clean_below: float = 0.05,
     reach: float = 1.0,
     radius: float = 2.0,
     neighbors: int = 8,

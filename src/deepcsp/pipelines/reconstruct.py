@@ -72,7 +72,7 @@ class ReconstructionConfig:
     fill_holes: bool = True
     """Close the mesh's boundary loops whose patch the cloud covers everywhere within
     ``hole_spacings`` (false holes along creases and on thin parts; the cloud's holes stay open)."""
-    polish: float = 0.1
+    polish: float = 0.05
     """Pull the mesh through its samples (:func:`deepcsp.pipelines.polish.polish`) when the median
     sample lies within this many local spacings of it (a clean cloud); 0: never."""
     subdivide_above: float = 0.5
