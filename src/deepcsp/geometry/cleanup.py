@@ -9,16 +9,21 @@ from deepcsp._arrays import unique
 from deepcsp.constants import DEGENERATE_AREA_REL
 
 
+def face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(F, 3)`` each triangle's edge cross product ``(v1 - v0) x (v2 - v0)``: its normal in
+    winding order, twice its area long."""
+    t = vertices[faces]
+    return np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+
+
 def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """``(F,)`` triangle areas."""
-    t = vertices[faces]
-    return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1)
+    return 0.5 * np.linalg.norm(face_cross(vertices, faces), axis=1)
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """``(V, 3)`` area-weighted unit vertex normals (winding order) of a triangle mesh."""
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    fn = face_cross(vertices, faces)
     vn = np.zeros_like(vertices)
     for k in range(3):
         np.add.at(vn, faces[:, k], fn)

@@ -19,7 +19,7 @@ import numpy as np
 
 from deepcsp._arrays import unique
 from deepcsp.extract.topology import _edges
-from deepcsp.geometry.cleanup import vertex_normals
+from deepcsp.geometry.cleanup import face_cross, vertex_normals
 from deepcsp.geometry.closest import MeshOracle
 
 
@@ -118,9 +118,7 @@ def _smoothed(values: np.ndarray, faces: np.ndarray, n_vertices: int, times: int
     """``values (V,)`` averaged ``times`` times halfway towards the mean of each vertex's neighbours."""
     if times == 0:
         return values
-    he, key, _ = _edges(faces, n_vertices)
-    edges = unique(key)
-    a, b = edges // n_vertices, edges % n_vertices
+    a, b = _unique_edges(faces, n_vertices)
     count = np.bincount(a, minlength=n_vertices) + np.bincount(b, minlength=n_vertices)
     out = values.copy()
     for _ in range(times):
@@ -153,13 +151,18 @@ def midpoint_subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     return new, out
 
 
+def _unique_edges(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
+    """The undirected edges of a mesh, each once: their lower and higher vertex ids ``(E,)``, ``(E,)``."""
+    _, key, _ = _edges(faces, n_vertices)
+    edges = unique(key)
+    return edges // n_vertices, edges % n_vertices
+
+
 def median_edge_length(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Median length of a mesh's edges (0 without faces)."""
     if len(faces) == 0:
         return 0.0
-    _, key, _ = _edges(faces, len(vertices))
-    edges = unique(key)
-    a, b = edges // len(vertices), edges % len(vertices)
+    a, b = _unique_edges(faces, len(vertices))
     return float(np.median(np.linalg.norm(vertices[a] - vertices[b], axis=1)))
 
 
@@ -168,14 +171,9 @@ def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, r
     ``before`` (a fold where a vertex moved past its neighbours) put back where they were."""
     out = after.copy()
     for _ in range(rounds):
-        folded = np.einsum("ij,ij->i", _face_normals(before, faces), _face_normals(out, faces)) < 0
+        folded = np.einsum("ij,ij->i", face_cross(before, faces), face_cross(out, faces)) < 0
         if not folded.any():
             break
         back = unique(faces[folded])
         out[back] = before[back]
     return out
-
-
-def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    v = vertices[faces]
-    return np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
