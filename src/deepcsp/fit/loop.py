@@ -213,7 +213,10 @@ class _Optimisation:
         chash: str,
         ckpt: Path | None,
         t_start: float,
+        train: bool = True,
     ):
+        """``train=False`` (no steps to take) makes no optimiser: building Adam imports torch's
+        compiler stack, a second on CPU."""
         self.module, self.fcfg, self.config, self.chash, self.ckpt, self.t_start = (
             module,
             fcfg,
@@ -223,7 +226,7 @@ class _Optimisation:
             t_start,
         )
         params = _param_groups(module, config)
-        self.opt = torch.optim.Adam(params) if params else None
+        self.opt = torch.optim.Adam(params) if params and train else None
         self.base_lrs = [g["lr"] for g in params]  # before a resumed optimizer overwrites them with scheduled ones
         self.gen = torch.Generator(device="cpu").manual_seed(config.seed)
         self.history: list[dict] = []
@@ -403,7 +406,7 @@ def _optimise(
     t_gt = time.perf_counter()
     data = _training_set(surface, config, fcfg, oracle, cache_dir, device) if steps_wanted > 0 else None
     seconds_gt = (time.perf_counter() - t_gt) + (start.band.seconds if start.band else 0.0)
-    run = _Optimisation(module, fcfg, config, chash, ckpt, t_start)
+    run = _Optimisation(module, fcfg, config, chash, ckpt, t_start, train=steps_wanted > 0)
     if start.checkpoint is not None:
         run.resume(*start.checkpoint)
     resumed_from = run.step
