@@ -84,6 +84,30 @@ def test_holes_the_cloud_covers_close_and_holes_it_has_stay_open(rng):
     )
 
 
+def test_a_covered_hole_whose_diagonals_are_taken_closes_around_a_new_centre_vertex(rng):
+    v, f = grid_sheet(20)
+    c = cell_centres(v, f)
+    cell = np.linalg.norm(c[:, :2] - [0.525, 0.525], axis=1) < 0.01  # one cell: a 4-edge loop
+    loop = np.unique(f[cell])
+    a, b, c_, d = loop  # the cell's corners, sorted: (0, 0), (0, 1), (1, 0), (1, 1) cells
+    # two closed two-sided fins make both diagonals of the loop edges of the mesh (a pinched loop,
+    # as non-manifold cleanup leaves): no ear can be cut without repeating an edge
+    tips = np.array([[0.5, 0.5, 0.4], [0.55, 0.55, 0.4]])
+    vv = np.concatenate([v, tips])
+    fins = [[a, d, len(v)], [d, a, len(v)], [b, c_, len(v) + 1], [c_, b, len(v) + 1]]
+    g = np.concatenate([f[~cell], fins])
+    hole = next(x for x in boundary_loops(g, len(vv)) if set(x.tolist()) == set(loop.tolist()))
+    assert ear_clip(vv, hole, edge_keys(g, len(vv))) is None
+    p = np.concatenate([rng.random((3000, 2)), np.zeros((3000, 1))], 1)
+    r = fill_covered_holes(vv, g, SampleGaps(p), 1.75)
+    assert r.n_loops == 2 and r.n_filled == 1 and len(r.vertices) == len(vv) + 1  # the rim stays open
+    np.testing.assert_allclose(r.vertices[-1], [0.525, 0.525, 0.0], atol=1e-12)
+    sheet = r.faces[(r.faces < len(v)).all(1) | (r.faces == len(vv)).any(1)]
+    st = mesh_stats(r.vertices, sheet)
+    assert st.n_boundary_loops == 1 and st.n_inconsistent_edges == 0 and st.n_nonmanifold_edges == 0
+    np.testing.assert_allclose(st.area, 1.0, atol=1e-9)
+
+
 def test_trim_holes_drops_a_region_only_where_it_is_deep(rng):
     v, f = grid_sheet(60)
     p = np.concatenate([rng.random((4000, 2)), np.zeros((4000, 1))], 1)

@@ -90,8 +90,9 @@ def fill_covered_holes(
     vertices: np.ndarray, faces: np.ndarray, gaps: SampleGaps, empty: float, samples_per_spacing: float = 2.0
 ) -> FilledHoles:
     """Close each boundary loop of ``vertices (V, 3)``, ``faces (F, 3)`` (consistently wound) whose
-    ear-clipped patch (:func:`deepcsp.extract.holes.ear_clip`, no new vertex) lies nowhere in a hole
-    of the cloud: points on the patch, ``samples_per_spacing`` per typical spacing along its edges
+    ear-clipped patch (:func:`deepcsp.extract.holes.ear_clip`, no new vertex; where every diagonal
+    is an edge already, a fan around a new vertex at the loop's centre) lies nowhere in a hole of
+    the cloud: points on the patch, ``samples_per_spacing`` per typical spacing along its edges
     and per spacing squared over its area, all within ``empty`` local spacings of a sample and
     within ``2 empty`` typical spacings of the loop. A hole of the cloud stays open; a slit along
     a crease or a gap on a thin part closes; the rim of an open sheet, whose patch would lie on the
@@ -100,19 +101,31 @@ def fill_covered_holes(
     taken = edge_keys(faces, len(vertices)) if loops else set()
     rng = np.random.default_rng(0)
     step = gaps.typical / samples_per_spacing
-    patches = []
+    patches, centres = [], []
     for loop in loops:
-        tri = ear_clip(vertices, loop, taken)
-        if tri is None:
-            continue
-        x = _patch_samples(vertices, tri, step, rng)
+        tri, centre = ear_clip(vertices, loop, taken), None
+        if tri is None:  # every diagonal is an edge already (a pinched loop): a fan around its centre
+            centre = vertices[loop].mean(0)
+            tri = _fan(loop, len(vertices) + len(centres))
+        at = vertices if centre is None else np.concatenate([vertices, *centres, centre[None]])
+        x = _patch_samples(at, tri, step, rng)
         if (gaps(x) > empty).any() or _width(vertices[loop], x) > 2.0 * empty * gaps.typical:
             continue
         patches.append(tri)
-        taken.update(edge_keys(tri, len(vertices)))
+        if centre is None:
+            taken.update(edge_keys(tri, len(vertices)))
+        else:  # its new edges end at the new vertex: no other loop's diagonal
+            centres.append(centre[None])
     if not patches:
         return FilledHoles(vertices, faces, len(loops), 0)
+    vertices = np.concatenate([vertices, *centres]) if centres else vertices
     return FilledHoles(vertices, np.concatenate([faces, *patches]), len(loops), len(patches))
+
+
+def _fan(loop: np.ndarray, centre: int) -> np.ndarray:
+    """Triangles ``(n, 3)`` joining each edge of a boundary loop to vertex ``centre``, wound
+    against the loop's half-edges (as :func:`deepcsp.extract.holes.ear_clip`)."""
+    return np.stack([np.roll(loop, -1), loop, np.full(len(loop), centre)], 1).astype(np.int64)
 
 
 def _width(rim: np.ndarray, x: np.ndarray) -> float:
