@@ -8,7 +8,8 @@ normal by a smoothed inverse-distance average of the offsets of the samples near
 passes near its samples. It leaves noisy clouds alone (the median offset is then a sizeable
 fraction of a spacing, and following a few samples would bring the noise back), and ignores
 samples far off the mesh (outliers, another sheet). :func:`midpoint_subdivide` gives a mesh
-coarser than its cloud the vertices to follow it.
+coarser than its cloud the vertices to follow it. On a noisy cloud, :func:`taubin_smooth` takes
+out the ripple the noise leaves at the scale of a few edges instead.
 """
 
 from __future__ import annotations
@@ -79,6 +80,34 @@ def polish(
         move = _smoothed(move, faces, len(v), smoothing)
         v = keep_orientation(v, v + move[:, None] * normals, faces)
     return Polished(v, faces, True, residual)
+
+
+def taubin_smooth(
+    vertices: np.ndarray, faces: np.ndarray, iterations: int, lam: float = 0.5, mu: float = -0.53
+) -> np.ndarray:
+    """``vertices (V, 3)`` after ``iterations`` rounds of Taubin's lambda|mu smoothing over the
+    mesh's edges (a low-pass filter that, unlike plain Laplacian smoothing, barely shrinks the
+    mesh): the ripple a noisy cloud leaves at the scale of a few edges. Boundary vertices stay
+    (an open sheet keeps its rim); a vertex whose faces would turn over goes back."""
+    v = np.asarray(vertices, np.float64)
+    if iterations == 0 or len(faces) == 0:
+        return v
+    a, b = _unique_edges(faces, len(v))
+    count = np.bincount(a, minlength=len(v)) + np.bincount(b, minlength=len(v))
+    _, key, _ = _edges(faces, len(v))
+    keys, uses = np.unique(key, return_counts=True)
+    rim = np.zeros(len(v), bool)
+    rim[keys[uses == 1] // len(v)] = rim[keys[uses == 1] % len(v)] = True
+    free = (count > 0) & ~rim
+    out = v.copy()
+    for _ in range(iterations):
+        for step in (lam, mu):
+            total = np.stack(
+                [np.bincount(a, out[b, i], len(v)) + np.bincount(b, out[a, i], len(v)) for i in range(3)], 1
+            )
+            moved = out + step * (total / np.maximum(count, 1)[:, None] - out)
+            out = np.where(free[:, None], moved, out)
+    return keep_orientation(v, out, faces)
 
 
 def _normal_offsets(
