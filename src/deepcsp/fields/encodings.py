@@ -40,8 +40,9 @@ def trilinear_weights(frac: torch.Tensor) -> torch.Tensor:
 
 def corner_ids(i0: torch.Tensor, res: int) -> torch.Tensor:
     """Flat vertex ids ``(N, 8)`` of the corners of cells ``i0 : (N, 3)``."""
-    c = i0[:, None, :] + _CORNERS.to(i0.device)[None]
-    return (c[..., 0] * res + c[..., 1]) * res + c[..., 2]
+    base = (i0[:, 0] * res + i0[:, 1]) * res + i0[:, 2]  # the lowest corner; the others at fixed offsets
+    step = _CORNERS.to(i0.device)
+    return base[:, None] + ((step[:, 0] * res + step[:, 1]) * res + step[:, 2])[None]
 
 
 class DenseGrid(nn.Module):
