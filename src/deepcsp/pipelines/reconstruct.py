@@ -40,9 +40,9 @@ from deepcsp.pipelines.polish import keep_orientation, median_edge_length, midpo
 
 #: Meshes with more vertices than this are not subdivided before snapping (1M-point clouds).
 SUBDIVIDE_MAX_VERTICES = 600_000
-#: Rounds of Taubin smoothing of a noisy cloud's mesh (``ReconstructionConfig.smooth``): on 3k- and
-#: 10k-point clouds with noise 0.5% of the diagonal, 5 to 40 rounds all raised NC by 0.004-0.015 and
-#: lowered Chamfer-L1 by 0.5-3% (benchmarks/RESULTS.md).
+#: Rounds of Taubin smoothing of a noisy cloud's mesh (``ReconstructionConfig.smooth``): on the 24
+#: dev meshes' 10k-point clouds with noise 0.5% of the diagonal, NC +0.0018 and Chamfer-L1 0.995x
+#: (medians; benchmarks/RESULTS.md); 5 to 40 rounds gave about the same.
 SMOOTH_ROUNDS = 20
 
 
