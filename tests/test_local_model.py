@@ -124,3 +124,16 @@ def test_training_meshes_are_welded_and_cleaned(tmp_path):
     np.testing.assert_allclose(
         np.sort(vertices, axis=0), np.sort(np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]]), axis=0)
     )
+
+
+def test_forward_splits_the_context_layer_exactly():
+    """The context layer is applied as a per-point and a shared per-neighbourhood part: the same
+    function as the layer on the concatenated features."""
+    torch.manual_seed(0)
+    model = LocalCSPNet(LocalCSPConfig(neighbors=16, width=32, hidden=32))
+    pts = torch.randn(5, 16, 3)
+    f = model.point(torch.cat([pts, pts.norm(dim=-1, keepdim=True)], -1))
+    pooled = torch.cat([f.max(1).values, f.mean(1)], -1)
+    g = model.context(torch.cat([f, pooled[:, None].expand(-1, 16, -1)], -1))
+    expected = model.head(torch.cat([g.max(1).values, g.mean(1)], -1))
+    torch.testing.assert_close(model(pts), expected, rtol=1e-5, atol=1e-6)

@@ -77,7 +77,11 @@ class LocalCSPNet(nn.Module):
         r = points.norm(dim=-1, keepdim=True)
         f = self.point(torch.cat([points, r], -1))
         pooled = torch.cat([f.max(1).values, f.mean(1)], -1)
-        g = self.context(torch.cat([f, pooled[:, None].expand(-1, f.shape[1], -1)], -1))
+        # context[0] applied to [f, pooled] per point, as a per-point and a per-neighbourhood part
+        # (the same sum, a third of the work: the pooled part is shared by the k points)
+        first, w = self.context[0], f.shape[-1]
+        shared = torch.nn.functional.linear(pooled, first.weight[:, w:], first.bias)
+        g = self.context[1:](torch.nn.functional.linear(f, first.weight[:, :w]) + shared[:, None])
         return self.head(torch.cat([g.max(1).values, g.mean(1)], -1))
 
     def predict(self, points: torch.Tensor) -> torch.Tensor:
