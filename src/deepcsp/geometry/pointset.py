@@ -298,14 +298,14 @@ def _fit_quadrics(
     w = np.exp(-((dist / h[:, None]) ** 2))
     fl = np.maximum(floor / h, 1e-3)[:, None]
     R = _frames(_pca_normals(off[:, : min(6, k)], np.ones((b, min(6, k)))))
-    r = np.einsum("bj,bkj->bk", R[:, 2], off)
+    r = (off @ R[:, 2, :, None])[..., 0]
     r = r - np.median(r[:, : min(6, k)], axis=1, keepdims=True)  # through the 6 nearest, not the (noisy) centre
     ridge = np.array([0.0, 0.0, 0.0, 1e-3, 1e-3, 1e-3]) if degree == 2 else np.array([0.0, 0.0, 0.0, 1e6, 1e6, 1e6])
     for _ in range(iterations):
         scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), fl)
         wr = w * np.exp(-np.minimum((r / (robust * scale)) ** 2, 60.0))
         R = _frames(_oriented_like(_pca_normals(off, wr), R[:, 2]))
-        loc = np.einsum("bij,bkj->bki", R, off)
+        loc = off @ R.transpose(0, 2, 1)
         # weights by tangential distance: a 3D distance favours neighbours displaced like the centre
         w = np.exp(-(loc[..., 0] ** 2 + loc[..., 1] ** 2))
         wr = w * np.exp(-np.minimum((r / (robust * scale)) ** 2, 60.0))
@@ -668,9 +668,9 @@ def _frames(normals: np.ndarray) -> np.ndarray:
 
 def _pca_normals(offsets: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``(B, 3)`` unoriented normals: the weighted covariance's least axis of ``offsets : (B, K, 3)``."""
-    mu = (weights[..., None] * offsets).sum(1) / weights.sum(1, keepdims=True)
+    mu = (weights[:, None, :] @ offsets)[:, 0] / weights.sum(1, keepdims=True)
     x = offsets - mu[:, None]
-    cov = np.einsum("bk,bki,bkj->bij", weights, x, x)
+    cov = (x * weights[..., None]).transpose(0, 2, 1) @ x  # batched BLAS, not einsum's loops
     return np.linalg.eigh(cov)[1][:, :, 0]
 
 
@@ -680,6 +680,7 @@ def _design(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def _weighted_lstsq(A: np.ndarray, z: np.ndarray, w: np.ndarray, ridge: np.ndarray) -> np.ndarray:
     """``(B, 6)`` minimisers of ``sum_k w (A c - z)^2 + sum_j ridge_j c_j^2`` for each batch row."""
-    AtA = np.einsum("bk,bki,bkj->bij", w, A, A) + ridge[:, :, None] * np.eye(A.shape[-1])[None]
-    Atz = np.einsum("bk,bki,bk->bi", w, A, z)
+    wA = (A * w[..., None]).transpose(0, 2, 1)  # batched BLAS, not einsum's loops
+    AtA = wA @ A + ridge[:, :, None] * np.eye(A.shape[-1])[None]
+    Atz = (wA @ z[..., None])[..., 0]
     return np.linalg.solve(AtA, Atz[..., None])[..., 0]
