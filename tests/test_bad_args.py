@@ -94,6 +94,8 @@ ZERO_OK = {
     "--procedural",
     "--time-budget",
     "--config.seed",
+    "reconstruct --polish",
+    "reconstruct --smooth",
     "--config.threads",
     "--config.max-steps",
     "--config.time-budget",

@@ -217,3 +217,37 @@ def test_cli_refuses_nan_clouds_in_one_line(tmp_path, capsys):
     assert main(["reconstruct", str(cloud), "-o", str(tmp_path / "out.ply")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nan.npy" in err and "NaN" in err
+
+
+def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
+    """``deepcsp reconstruct``'s --fill-holes / --polish / --smooth default to the pipeline's own
+    defaults and, when given, are what the pipeline runs with."""
+    import tyro
+
+    from deepcsp.cli.reconstruct import ReconstructCommand
+
+    cloud = tmp_path / "c.npy"
+    default = tyro.cli(ReconstructCommand, args=[str(cloud)]).config()
+    assert (default.fill_holes, default.polish, default.smooth) == (
+        ReconstructionConfig.fill_holes,
+        ReconstructionConfig.polish,
+        ReconstructionConfig.smooth,
+    )
+    cfg = tyro.cli(
+        ReconstructCommand, args=[str(cloud), "--no-fill-holes", "--polish", "0", "--smooth", "0.3"]
+    ).config()
+    assert (cfg.fill_holes, cfg.polish, cfg.smooth) == (False, 0.0, 0.3)
+
+
+def test_denser_grids_per_spacing_give_finer_cloud_fields(rng):
+    """``CloudConfig.vertices_per_spacing`` sets the automatic grid from the sample spacing, within 192-512."""
+    from deepcsp.fit.loop import _cloud_resolution
+
+    base = FitConfig(**SMALL)
+    spacing = 2 * base.field.half / 250  # 250 spacings across the cube
+    res = [
+        _cloud_resolution(FitConfig(cloud=CloudConfig(vertices_per_spacing=k), **SMALL), spacing).field.resolution
+        for k in (1.0, 1.5, 4.0)
+    ]
+    assert res == [256, 384, 512]  # 250 -> 256; 375 -> 384; 1000 capped
+    assert _cloud_resolution(base, 4 * spacing).field.resolution == 192  # 62.5: the floor

@@ -31,6 +31,14 @@ class ReconstructCommand:
     """Mesh extraction grid: cells per side of the normalised cube; 0 = the field's, at least 256."""
     field_resolution: int = 0
     """Fine vertices per axis of the band-grid field; 0 = from the sample spacing (192-512)."""
+    fill_holes: bool = True
+    """Close boundary loops that the cloud covers (holes of the extraction, not of the surface)."""
+    polish: float = 0.05
+    """Move the mesh onto its samples when they lie closer than this many spacings to it (median);
+    0: never."""
+    smooth: float = 0.1
+    """Taubin-smooth the mesh of a noisy cloud: when the samples lie at least this many spacings off
+    it (median, after polishing); 0: never."""
     model: Path | None = None
     """Model file: a local CSP model (auto, learned) or a global one (global); default: shipped."""
     surface: PointSetConfig = dc_field(default_factory=PointSetConfig)
@@ -42,7 +50,7 @@ class ReconstructCommand:
 
     def check(self) -> None:
         """Refuse bad options before any work."""
-        from deepcsp._validate import auto_or_at_least, device, distinct_outputs, input_file, output_path
+        from deepcsp._validate import auto_or_at_least, device, distinct_outputs, finite_float, input_file, output_path
         from deepcsp.constants import MAX_RESOLUTION
         from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_OUTPUT_SUFFIXES, MESH_SUFFIXES
 
@@ -58,6 +66,8 @@ class ReconstructCommand:
             ("--field-resolution", self.field_resolution, 1024),
         ):
             auto_or_at_least(flag, value, 8, most)
+        for flag, value in (("--polish", self.polish), ("--smooth", self.smooth)):
+            finite_float(flag, value, 0.0, 1e6)
         device("--device", self.device)
 
     def config(self):
@@ -76,6 +86,9 @@ class ReconstructCommand:
             fit=fit,
             mesh_resolution=self.resolution,
             global_model=str(self.model) if self.model is not None and self.method == "global" else None,
+            fill_holes=self.fill_holes,
+            polish=self.polish,
+            smooth=self.smooth,
         )
 
     def run(self) -> int:

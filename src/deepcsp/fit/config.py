@@ -21,6 +21,8 @@ class CloudConfig:
     resolution: int = 0
     """Fine vertices per axis of the band grid; 0 = from the sample spacing (about one vertex per
     spacing, 192-512; ``field.resolution`` is then ignored)."""
+    vertices_per_spacing: float = 1.0
+    """Automatic ``resolution``: fine vertices per sample spacing (within 192-512 per axis)."""
     band_cells: float = 4.0
     """Half-width of the fine band in fine cells (meshes use ``FitConfig.band``)."""
     projection: Literal["auto", "learned", "off"] = "auto"
@@ -37,6 +39,7 @@ class CloudConfig:
             raise OptionError("CloudConfig.surface", f"must be a PointSetConfig, got {type(self.surface).__name__}")
         f = Fields(self)
         f.auto_or_at_least("resolution", 8, 1024)
+        f.number("vertices_per_spacing", 0.1, 16.0)
         f.number("band_cells", 1.0, 1000.0)
         f.literal("projection")
         f.number("projection_above", 0.0, 1e6)

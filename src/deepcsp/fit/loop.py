@@ -65,12 +65,13 @@ def _band(config: FitConfig, faces, diag: float) -> float:
 
 def _cloud_resolution(config: FitConfig, spacing: float) -> FitConfig:
     """``config`` with the fine grid of a cloud's field chosen from its sample spacing (normalised
-    units) when ``config.cloud.resolution`` is 0 (about one vertex per spacing, within 192-512),
-    and without a refined level."""
+    units) when ``config.cloud.resolution`` is 0 (``config.cloud.vertices_per_spacing`` vertices
+    per spacing, within 192-512), and without a refined level."""
     if config.cloud.resolution:
         res = config.cloud.resolution
     else:
-        res = int(np.clip(np.ceil(2 * config.field.half / spacing / 16) * 16, 192, 512))
+        per_axis = config.cloud.vertices_per_spacing * 2 * config.field.half / spacing
+        res = int(np.clip(np.ceil(per_axis / 16) * 16, 192, 512))
     # no refined level: the point-set surface cannot tell sheets apart finer than its samples, and
     # its open boundaries and noise would mark many cells as close sheets (measured: a 2,500-point
     # hemisphere took 85 s instead of 9, with a spurious hole at its rim)
