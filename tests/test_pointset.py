@@ -122,3 +122,19 @@ def test_config_checks_itself():
         PointSetConfig(patch_neighbors=3)
     with pytest.raises(OptionError, match="PointSetConfig.boundary_density"):
         PointSetConfig(boundary_density=1.5)
+
+
+def test_close_layers_sees_two_sheets_a_few_spacings_apart_and_not_one_curved_sheet(rng):
+    """Two parallel square sheets 3 spacings apart are layered almost everywhere; one sphere, sampled
+    as densely, nowhere; the sheets 12 spacings apart are not layered either."""
+    n = 4000
+    sheet = np.c_[rng.uniform(-0.3, 0.3, (n, 2)), np.zeros(n)]
+    spacing = PointSetSurface.build(sheet).summary.spacing
+
+    def layers(points):
+        return PointSetSurface.build(points).summary.close_layers
+
+    other = np.c_[rng.uniform(-0.3, 0.3, (n, 2)), np.zeros(n)]  # sampled independently
+    assert layers(np.r_[sheet, other + [0, 0, 3 * spacing]]) > 0.8
+    assert layers(np.r_[sheet, sheet + [0, 0, 12 * spacing]]) < 0.02
+    assert layers(sphere_cloud(rng, 3 * n)) < 0.02

@@ -240,8 +240,9 @@ def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
 
 
 def test_denser_grids_per_spacing_give_finer_cloud_fields(rng):
-    """``CloudConfig.vertices_per_spacing`` sets the automatic grid from the sample spacing, within 192-512."""
-    from deepcsp.fit.loop import _cloud_resolution
+    """``CloudConfig.vertices_per_spacing`` sets the automatic grid from the sample spacing, within
+    192-512; a layered cloud's grid takes ``layered_vertices_per_spacing``."""
+    from deepcsp.fit.loop import _cloud_resolution, layered_grid
 
     base = FitConfig(**SMALL)
     spacing = 2 * base.field.half / 250  # 250 spacings across the cube
@@ -251,3 +252,8 @@ def test_denser_grids_per_spacing_give_finer_cloud_fields(rng):
     ]
     assert res == [256, 384, 512]  # 250 -> 256; 375 -> 384; 1000 capped
     assert _cloud_resolution(base, 4 * spacing).field.resolution == 192  # 62.5: the floor
+    layered = base.cloud.layered_above
+    assert _cloud_resolution(base, spacing, layered).field.resolution == 352  # 1.4 x 250 = 350
+    assert _cloud_resolution(base, spacing, 0.9 * layered).field.resolution == 256
+    assert layered_grid(base, spacing, layered) and not layered_grid(base, spacing, 0.9 * layered)
+    assert not layered_grid(base, 4 * spacing, 1.0)  # 87.5 and 62.5 vertices: both the floor, 192

@@ -63,19 +63,31 @@ def _band(config: FitConfig, faces, diag: float) -> float:
     return config.band * diag
 
 
-def _cloud_resolution(config: FitConfig, spacing: float) -> FitConfig:
+def _cloud_resolution(config: FitConfig, spacing: float, close_layers: float = 0.0) -> FitConfig:
     """``config`` with the fine grid of a cloud's field chosen from its sample spacing (normalised
-    units) when ``config.cloud.resolution`` is 0 (``config.cloud.vertices_per_spacing`` vertices
-    per spacing, within 192-512), and without a refined level."""
-    if config.cloud.resolution:
-        res = config.cloud.resolution
-    else:
-        per_axis = config.cloud.vertices_per_spacing * 2 * config.field.half / spacing
-        res = int(np.clip(np.ceil(per_axis / 16) * 16, 192, 512))
+    units) when ``config.cloud.resolution`` is 0 (:func:`auto_cloud_resolution`), and without a
+    refined level."""
+    res = config.cloud.resolution or auto_cloud_resolution(config, spacing, close_layers)
     # no refined level: the point-set surface cannot tell sheets apart finer than its samples, and
     # its open boundaries and noise would mark many cells as close sheets (measured: a 2,500-point
     # hemisphere took 85 s instead of 9, with a spurious hole at its rim)
     return dataclasses.replace(config, field=dataclasses.replace(config.field, resolution=res, refine_factor=0))
+
+
+def auto_cloud_resolution(config: FitConfig, spacing: float, close_layers: float = 0.0) -> int:
+    """Fine vertices per axis of a cloud's grid: ``config.cloud.vertices_per_spacing`` per sample
+    spacing (normalised units), ``layered_vertices_per_spacing`` when the cloud is layered
+    (``close_layers``, :class:`~deepcsp.fit.config.CloudConfig`), within 192-512, a multiple of 16."""
+    cloud = config.cloud
+    per = cloud.layered_vertices_per_spacing if cloud.is_layered(close_layers) else cloud.vertices_per_spacing
+    return int(np.clip(np.ceil(per * 2 * config.field.half / spacing / 16) * 16, 192, 512))
+
+
+def layered_grid(config: FitConfig, spacing: float, close_layers: float) -> bool:
+    """Whether a cloud's automatic grid was made finer than its spacing alone asks for because the
+    cloud is layered (not where the 192-512 bounds make both the same)."""
+    plain = auto_cloud_resolution(config, spacing)
+    return not config.cloud.resolution and auto_cloud_resolution(config, spacing, close_layers) > plain
 
 
 def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
@@ -366,7 +378,7 @@ def _ground_truth(surface, config: FitConfig, ground_truth: str, progress) -> _G
     v, faces = surface.normalized_vertices, surface.faces
     oracle = _oracle(v, faces, config, progress)
     if faces is None and ground_truth == "exact" and config.field.encoding == "band_grid":
-        config = _cloud_resolution(config, oracle.summary.spacing)
+        config = _cloud_resolution(config, oracle.summary.spacing, oracle.summary.close_layers)
     if ground_truth == "surface_samples":
         train_oracle = CloudOracle(sample_surface(v, faces, 250_000, np.random.default_rng(config.seed)).points)
     elif ground_truth == "exact":

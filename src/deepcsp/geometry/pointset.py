@@ -113,6 +113,8 @@ class CloudSummary:
     patch_neighbors: int
     patch_degree: int
     projected: bool
+    close_layers: float = 0.0
+    """Share of the samples with another sheet right above or below them (:func:`close_layers`)."""
 
 
 def remove_outliers(points: np.ndarray, ratio: float = 3.0, k: int = 8, isolated: float = 4.0) -> np.ndarray:
@@ -156,6 +158,33 @@ def local_spacing(points: np.ndarray, tree=None, k: int = 8) -> np.ndarray:
     k = min(k, len(points) - 1)
     dk, _ = tree.query(points, k=k + 1, workers=-1)
     return np.median(dk[:, 1:], axis=1)
+
+
+def close_layers(
+    points: np.ndarray,
+    tree,
+    normals: np.ndarray,
+    spacing: np.ndarray,
+    noise: float = 0.0,
+    within: float = 5.0,
+    n_samples: int = 4000,
+    seed: int = 0,
+) -> float:
+    """Share of the samples with another sheet of samples right above or below them: a sample
+    between 1.5 and ``within`` local spacings (plus 3 noise deviations) off along the normal and
+    less than 2 spacings across it, among the 64 nearest (garment layers, thin plates, parts that
+    nearly touch). Curvature cannot put a neighbour that far off so close across (it would take a
+    radius under 1.4 spacings). Estimated on ``n_samples`` random samples."""
+    n = len(points)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(n, min(n_samples, n), replace=False)
+    _, ii = tree.query(points[idx], k=min(64, n), workers=-1)
+    off = points[ii] - points[idx, None]
+    height = np.abs(np.einsum("bkc,bc->bk", off, normals[idx]))
+    across = np.sqrt(np.maximum((off**2).sum(2) - height**2, 0.0))
+    s = spacing[idx, None]
+    layered = (height > 1.5 * s + 3 * noise) & (height < within * s + 3 * noise) & (across < 2 * s)
+    return float(layered.any(1).mean())
 
 
 def fit_patches(
@@ -407,6 +436,7 @@ class PointSetSurface:
             size.neighbors,
             size.degree,
             projected,
+            close_layers(pts, tree, patches.frames[:, 2], spacing, size.noise),
         )
         return cls(pts, patches, spacing, density_ref, config, summary)
 

@@ -32,6 +32,7 @@ from deepcsp.fields.modules import FieldConfig, build_module
 from deepcsp.fields.query import Field, NeuralField
 from deepcsp.fit import FitConfig, fit_surface
 from deepcsp.fit.band import collocate
+from deepcsp.fit.loop import layered_grid
 from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index, weld_map
 from deepcsp.geometry.closest import ClosestPoints
 from deepcsp.geometry.pointset import CloudSummary
@@ -170,7 +171,7 @@ def reconstruct_cloud(
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
     if config.snap and pss is not None:
-        if config.subdivide_above > 0 and cloud is not None and _coarser_than(vertices, faces, cloud, fld, config):
+        if config.subdivide_above > 0 and cloud is not None and _coarser_than(vertices, faces, cloud, fld, config, pss):
             vertices, faces = midpoint_subdivide(vertices, faces)
         if progress is not None:
             progress({"stage": f"moving {len(vertices)} vertices onto the point-set surface"})
@@ -223,10 +224,13 @@ def _manifold(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.n
     return drop_unused_vertices(vertices, drop_nonmanifold_faces(vertices, faces[~repeats_index(faces)]))
 
 
-def _coarser_than(vertices: np.ndarray, faces: np.ndarray, cloud: CloudSummary, fld, config) -> bool:
+def _coarser_than(vertices: np.ndarray, faces: np.ndarray, cloud: CloudSummary, fld, config, pss=None) -> bool:
     """Whether the mesh's median edge is longer than ``config.subdivide_above`` sample spacings
     (never above ``SUBDIVIDE_MAX_VERTICES`` vertices: four times as many faces would not fit the
-    time and memory a million-point cloud is given)."""
+    time and memory a million-point cloud is given; never when the field's grid was made finer for a
+    layered cloud: on the 100k-point jacket, splitting then took 2.5x the time for 1.1x less error)."""
+    if pss is not None and layered_grid(config.fit, pss.summary.spacing, pss.summary.close_layers):
+        return False
     spacing = cloud.spacing / fld.normalization.scale
     small = len(vertices) <= SUBDIVIDE_MAX_VERTICES
     return small and median_edge_length(vertices, faces) > config.subdivide_above * spacing
