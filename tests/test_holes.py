@@ -7,7 +7,7 @@ import numpy as np
 
 from deepcsp.extract.holes import boundary_loops, ear_clip, edge_keys
 from deepcsp.extract.topology import mesh_stats, orient_faces
-from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, trim_holes
+from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, retract_rims, trim_holes
 
 
 def grid_sheet(n: int, size: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -121,6 +121,29 @@ def test_trim_holes_drops_a_region_only_where_it_is_deep(rng):
     r = np.linalg.norm(v[f].mean(1)[:, :2] - 0.5, axis=1)
     dropped = np.array([tuple(x) not in kept for x in np.round(v[f].mean(1), 9)])
     assert r[dropped].max() < 0.1 and dropped[r < 0.05].all()  # inside the hole, all of its core
+
+
+def test_retract_rims_pulls_an_overshooting_edge_back_to_the_samples_and_opens_no_hole(rng):
+    """A sheet meshed 0.2 past where its samples end loses that strip (to within about a spacing of
+    the samples' edge); a hole in the samples that the mesh spans, away from the edge, stays covered;
+    a sheet sampled to its edge keeps all but a few faces on it."""
+    v, f = grid_sheet(60)  # the unit square, cells of 1/60
+    p = np.concatenate([rng.random((4000, 2)), np.zeros((4000, 1))], 1)  # spacing about 1/63
+    p = p[(p[:, 0] < 0.8) & (np.linalg.norm(p[:, :2] - [0.4, 0.5], axis=1) > 0.1)]  # edge at x = 0.8, a hole
+    vr, fr = retract_rims(v, f, SampleGaps(p), 1.5)
+    x = vr[fr].mean(1)
+    assert x[:, 0].max() < 0.8 + 0.03 and x[:, 0].max() > 0.8 - 0.02  # retracted to the samples' edge
+    assert mesh_stats(vr, fr).n_boundary_loops == 1  # the hole stays covered: it touches no boundary
+    assert (np.linalg.norm(x[:, :2] - [0.4, 0.5], axis=1) < 0.05).sum() == (
+        np.linalg.norm(v[f].mean(1)[:, :2] - [0.4, 0.5], axis=1) < 0.05
+    ).sum()
+    # samples all the way to the mesh's edge: at most a few faces where a random gap meets it
+    full = np.concatenate([rng.random((4000, 2)), np.zeros((4000, 1))], 1)
+    vf, ff = retract_rims(v, f, SampleGaps(full), 1.5)
+    kept = {tuple(c) for c in np.round(vf[ff].mean(1), 9)}
+    gone = np.array([tuple(c) not in kept for c in np.round(v[f].mean(1), 9)])
+    edge = np.minimum(v[f].mean(1)[:, :2], 1 - v[f].mean(1)[:, :2]).min(1)
+    assert gone.sum() <= 8 and (edge[gone] < 2 / 60).all()
 
 
 def twisted_handle(n: int = 30, k: int = 3, m: int = 20) -> tuple[np.ndarray, np.ndarray]:

@@ -4,8 +4,9 @@ A hole of the cloud leaves a region with no sample near it; a false hole of a re
 point-set surface's boundary test firing along a sharp crease, on a thin part, or where sampling
 is sparse) lies where samples are as dense as anywhere. Both tests here use one rule: a point is
 *in a hole* when it lies further than ``empty`` local sample spacings from every sample.
-``trim_holes`` drops the faces that span holes after a closed extraction; ``fill_covered_holes``
-closes the boundary loops whose patch lies nowhere in a hole.
+``trim_holes`` drops the faces that span holes after a closed extraction; ``retract_rims`` drops
+those that run on past the samples from a boundary; ``fill_covered_holes`` closes the boundary
+loops whose patch lies nowhere in a hole.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Callable
 import numpy as np
 
 from deepcsp.extract.holes import boundary_loops, ear_clip, edge_keys
-from deepcsp.extract.topology import face_components, remove_small_components
-from deepcsp.geometry.cleanup import face_areas
+from deepcsp.extract.topology import boundary_half_edges, face_components, remove_small_components
+from deepcsp.geometry.cleanup import drop_unused_vertices, face_areas
 
 
 class SampleGaps:
@@ -72,6 +73,33 @@ def trim_holes(
     if len(drop) == 0:
         return vertices, faces
     return remove_small_components(vertices, np.delete(faces, drop, axis=0), min_faces=1)
+
+
+def retract_rims(
+    vertices: np.ndarray, faces: np.ndarray, gaps: SampleGaps, empty: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the edge-connected regions of faces whose centroid lies further than ``empty`` local
+    spacings from every sample and that reach the mesh's boundary: a rim that runs on past where
+    the samples end (the lip a closed extraction leaves around a hole that :func:`trim_holes`
+    reopened, an open sheet's edge overshooting) retracts to them. Regions that touch no boundary
+    are left alone, so no new hole opens."""
+    if len(faces) == 0:
+        return vertices, faces
+    centroids = vertices[faces].mean(1)
+    near, nearest = gaps.tree.query(centroids, workers=-1)
+    maybe = np.flatnonzero(near > 0.5 * empty * gaps.spacing[nearest])  # a cheap first cut; the test is below
+    far = maybe[gaps(centroids[maybe]) > empty]
+    if len(far) == 0:
+        return vertices, faces
+    rim = np.zeros(len(vertices), dtype=bool)
+    rim[boundary_half_edges(faces, len(vertices)).ravel()] = True
+    n, region = face_components(faces[far], len(vertices))
+    reaches = np.zeros(n, dtype=bool)
+    np.logical_or.at(reaches, region, rim[faces[far]].any(1))
+    drop = far[reaches[region]]
+    if len(drop) == 0:
+        return vertices, faces
+    return drop_unused_vertices(vertices, np.delete(faces, drop, axis=0))
 
 
 @dataclass

@@ -36,7 +36,7 @@ from deepcsp.fit.loop import layered_grid
 from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index, weld_map
 from deepcsp.geometry.closest import ClosestPoints
 from deepcsp.geometry.pointset import CloudSummary
-from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, trim_holes
+from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, retract_rims, trim_holes
 from deepcsp.pipelines.polish import keep_orientation, median_edge_length, midpoint_subdivide, polish, taubin_smooth
 
 #: Meshes with more vertices than this are not subdivided before snapping (1M-point clouds).
@@ -85,6 +85,10 @@ class ReconstructionConfig:
     median sample lies further than this many local spacings from it (a noisy cloud; measured: 0.13
     and 0.14 with noise 0.5% of the diagonal at 3k points and 0.25% at 10k, 0.001-0.074 on the
     clean dev clouds, 0.094 on the demo's 4-view scan); 0: never."""
+    rim_spacings: float = 1.5
+    """Finally drop the faces that run on from a boundary further than this many local spacings
+    from every sample (a hole's lip, an overshooting edge; :func:`~deepcsp.pipelines.holes.retract_rims`);
+    0: never."""
     subdivide_above: float = 0.5
     """Before snapping and polishing, split each face in four when the mesh's median edge is longer
     than this many sample spacings (dense clouds: the mesh needs vertices to follow them); 0: never."""
@@ -105,6 +109,7 @@ class ReconstructionConfig:
         f.number("hole_loop", 0.0, 1e9)
         f.number("polish", 0.0, 1e6)
         f.number("subdivide_above", 0.0, 1e6)
+        f.number("rim_spacings", 0.0, 1e6)
         f.number("smooth", 0.0, 1e6)
 
 
@@ -193,6 +198,8 @@ def reconstruct_cloud(
                     {"stage": f"smoothing the mesh of a noisy cloud (median offset {polished.residual:.2g} spacings)"}
                 )
             vertices = taubin_smooth(vertices, faces, SMOOTH_ROUNDS)
+    if config.rim_spacings > 0 and cloud is not None and len(faces):
+        vertices, faces = retract_rims(vertices, faces, gaps(), config.rim_spacings)
     t2 = time.perf_counter()
     return CloudReconstruction(
         vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0}
