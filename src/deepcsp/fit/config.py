@@ -30,7 +30,7 @@ class CloudConfig:
     """A cloud is layered when at least this share of its samples has another sheet 1.5-5 spacings
     above or below (:func:`deepcsp.geometry.pointset.close_layers`; measured on 100k-point clouds of the
     dev meshes: 0.24-0.31 for a two-layer jacket, a truck and a scanned dragon, at most 0.10 for the
-    other 21); 1: never."""
+    other 21); in (0, 1]."""
 
     def is_layered(self, close_layers: float) -> bool:
         """Whether a cloud whose ``close_layers`` share is given gets the layered grid."""
@@ -54,7 +54,7 @@ class CloudConfig:
         f.auto_or_at_least("resolution", 8, 1024)
         f.number("vertices_per_spacing", 0.1, 16.0)
         f.number("layered_vertices_per_spacing", 0.1, 16.0)
-        f.number("layered_above", 0.0, 1.0)
+        f.number("layered_above", 0.0, 1.0, min_open=True)
         f.number("band_cells", 1.0, 1000.0)
         f.literal("projection")
         f.number("projection_above", 0.0, 1e6)
