@@ -220,8 +220,8 @@ def test_cli_refuses_nan_clouds_in_one_line(tmp_path, capsys):
 
 
 def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
-    """``deepcsp reconstruct``'s --fill-holes / --polish / --smooth default to the pipeline's own
-    defaults and, when given, are what the pipeline runs with."""
+    """``deepcsp reconstruct``'s --fill-holes / --polish / --smooth / --rim-spacings default to the
+    pipeline's own defaults and, when given, are what the pipeline runs with."""
     import tyro
 
     from deepcsp.cli.reconstruct import ReconstructCommand

@@ -39,6 +39,9 @@ class ReconstructCommand:
     smooth: float = 0.1
     """Taubin-smooth the mesh of a noisy cloud: when the samples lie at least this many spacings off
     it (median, after polishing); 0: never."""
+    rim_spacings: float = 1.5
+    """Finally drop the faces that run on from a boundary further than this many local spacings from
+    every sample; 0: never."""
     model: Path | None = None
     """Model file: a local CSP model (auto, learned) or a global one (global); default: shipped."""
     surface: PointSetConfig = dc_field(default_factory=PointSetConfig)
@@ -66,7 +69,11 @@ class ReconstructCommand:
             ("--field-resolution", self.field_resolution, 1024),
         ):
             auto_or_at_least(flag, value, 8, most)
-        for flag, value in (("--polish", self.polish), ("--smooth", self.smooth)):
+        for flag, value in (
+            ("--polish", self.polish),
+            ("--smooth", self.smooth),
+            ("--rim-spacings", self.rim_spacings),
+        ):
             finite_float(flag, value, 0.0, 1e6)
         device("--device", self.device)
 
@@ -89,6 +96,7 @@ class ReconstructCommand:
             fill_holes=self.fill_holes,
             polish=self.polish,
             smooth=self.smooth,
+            rim_spacings=self.rim_spacings,
         )
 
     def run(self) -> int:
