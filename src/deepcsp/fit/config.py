@@ -32,10 +32,6 @@ class CloudConfig:
     dev meshes: 0.24-0.31 for a two-layer jacket, a truck and a scanned dragon, at most 0.10 for the
     other 21); in (0, 1]."""
 
-    def is_layered(self, close_layers: float) -> bool:
-        """Whether a cloud whose ``close_layers`` share is given gets the layered grid."""
-        return close_layers >= self.layered_above
-
     band_cells: float = 4.0
     """Half-width of the fine band in fine cells (meshes use ``FitConfig.band``)."""
     projection: Literal["auto", "learned", "off"] = "auto"
@@ -65,6 +61,10 @@ class CloudConfig:
                 raise OptionError(
                     "CloudConfig.model", f"must be an existing .safetensors model file, got {self.model!r}"
                 )
+
+    def is_layered(self, close_layers: float) -> bool:
+        """Whether a cloud whose ``close_layers`` share is given gets the layered grid."""
+        return close_layers >= self.layered_above
 
 
 @dataclass

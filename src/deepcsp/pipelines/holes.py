@@ -42,6 +42,15 @@ class SampleGaps:
         d, near = self.tree.query(x, k=self.k, workers=-1)
         return d[:, 0] / np.median(self.spacing[near], axis=1)
 
+    def beyond(self, x: np.ndarray, empty: float) -> np.ndarray:
+        """Indices of the points ``x (M, 3)`` further than ``empty`` local spacings from every sample
+        (:meth:`__call__`), measured only where the nearest sample alone puts them past half of it."""
+        if len(x) == 0:
+            return np.zeros(0, dtype=np.int64)
+        near, nearest = self.tree.query(x, workers=-1)
+        maybe = np.flatnonzero(near > 0.5 * empty * self.spacing[nearest])
+        return maybe[self(x[maybe]) > empty]
+
 
 def trim_holes(
     vertices: np.ndarray,
@@ -85,10 +94,7 @@ def retract_rims(
     are left alone, so no new hole opens."""
     if len(faces) == 0:
         return vertices, faces
-    centroids = vertices[faces].mean(1)
-    near, nearest = gaps.tree.query(centroids, workers=-1)
-    maybe = np.flatnonzero(near > 0.5 * empty * gaps.spacing[nearest])  # a cheap first cut; the test is below
-    far = maybe[gaps(centroids[maybe]) > empty]
+    far = gaps.beyond(vertices[faces].mean(1), empty)
     if len(far) == 0:
         return vertices, faces
     rim = np.zeros(len(vertices), dtype=bool)

@@ -231,12 +231,12 @@ def _manifold(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.n
     return drop_unused_vertices(vertices, drop_nonmanifold_faces(vertices, faces[~repeats_index(faces)]))
 
 
-def _coarser_than(vertices: np.ndarray, faces: np.ndarray, cloud: CloudSummary, fld, config, pss=None) -> bool:
+def _coarser_than(vertices: np.ndarray, faces: np.ndarray, cloud: CloudSummary, fld, config, pss) -> bool:
     """Whether the mesh's median edge is longer than ``config.subdivide_above`` sample spacings
     (never above ``SUBDIVIDE_MAX_VERTICES`` vertices: four times as many faces would not fit the
     time and memory a million-point cloud is given; never when the field's grid was made finer for a
     layered cloud: on the 100k-point jacket, splitting then took 2.5x the time for 1.1x less error)."""
-    if pss is not None and layered_grid(config.fit, pss.summary.spacing, pss.summary.close_layers):
+    if layered_grid(config.fit, pss.summary.spacing, pss.summary.close_layers):
         return False
     spacing = cloud.spacing / fld.normalization.scale
     small = len(vertices) <= SUBDIVIDE_MAX_VERTICES
