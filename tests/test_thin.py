@@ -187,11 +187,52 @@ def test_unresolved_close_sheets_come_out_as_one_clean_sheet(make, cells):
     192: 61 pieces and 24 loops for rectangles 0.25 cells apart)."""
     surf, fit = _fit(make, cells)
     assert not fit.field.closed
-    r = extract_mesh(fit.field, ExtractConfig(resolution=85))
+    r = extract_mesh(fit.field, ExtractConfig(resolution=85, unmerge_sheets=False))
     s, gt = r.stats, mesh_stats(surf.vertices, surf.faces)
-    assert not r.signed and r.n_merged > 0, r
+    assert not r.signed and r.n_merged > 0 and r.n_unmerged == 0, r
     assert s.n_components == 1 and s.n_boundary_loops == 1 and s.winding_consistent, s
     assert 0.4 < s.area / gt.area < 0.7, s.area / gt.area
+
+
+@pytest.mark.parametrize(
+    "make, cells",
+    [(thin_shapes.parallel_sheets, 0.25), (thin_shapes.parallel_sheets, 1.0), (thin_shapes.folded_sheet, 0.5)],
+)
+def test_merged_close_sheets_are_split_back_into_both_layers(make, cells):
+    """The merged mid-surface is split into the two sheets the field sees (``unmerge_sheets``, on by
+    default): the area of both layers (0.9-1.1 of the truth's, against 0.4-0.7 merged), every edge
+    on at most two faces, the fold's layers joined (one piece; measured: 1 and at most 6 loops at
+    this size), and the mesh closer to the truth than the merged one (Chamfer-L1 at most half)."""
+    surf, fit = _fit(make, cells)
+    gt = mesh_stats(surf.vertices, surf.faces)
+    merged, split = (extract_mesh(fit.field, ExtractConfig(resolution=85, unmerge_sheets=u)) for u in (False, True))
+    s = split.stats
+    assert split.n_merged > 0 and split.n_unmerged > 0, split
+    assert 0.9 < s.area / gt.area < 1.1 and s.n_nonmanifold_edges == 0, s
+    if make is thin_shapes.folded_sheet:
+        assert s.n_components <= 2 and s.n_boundary_loops <= 12, s
+    cd = [
+        compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=20_000).chamfer_l1
+        for r in (merged, split)
+    ]
+    assert cd[1] < 0.5 * cd[0], cd
+
+
+def test_a_lone_sheet_and_a_single_crease_are_not_split():
+    """Unmerging probes both sides of each vertex: a lone flat sheet and a sheet bent 90 degrees (a
+    crease, where the two probes land on different faces) see one sheet, so nothing is split."""
+    from deepcsp.extract.unmerge import unmerge_sheets
+    from deepcsp.fields.query import ExactField
+
+    v, f = thin_shapes.sheet(size=(0.6, 0.6), n=9)
+    bent = v.copy()
+    right = bent[:, 0] > 0
+    bent[right, 2], bent[right, 0] = bent[right, 0], 0.0
+    for verts in (v, bent):
+        field = ExactField(verts, f)
+        vn = field.normalization.to_normalized(verts)
+        out = unmerge_sheets(field, vn, f, gap=1.0 / 40)
+        assert out.n_split == 0 and len(out.faces) == len(f) and np.allclose(out.vertices, vn)
 
 
 @pytest.mark.parametrize("cells", [0.25, 1.0])
@@ -205,11 +246,13 @@ def test_close_sheets_read_back_from_a_file_keep_their_topology(tmp_path, cells)
     surf, fit = _fit(thin_shapes.parallel_sheets, cells)
     field = load_field(fit.field.save(tmp_path / "f.safetensors"))
     assert fit.field.value_error == 0 and 0 < field.value_error < 0.01 * CELL
-    mem, read = (extract_mesh(f, ExtractConfig(resolution=85)) for f in (fit.field, field))
+    mem, read = (extract_mesh(f, ExtractConfig(resolution=85, unmerge_sheets=False)) for f in (fit.field, field))
     for r in (mem, read):
         s = r.stats
         assert r.n_merged > 0 and (s.n_components, s.n_boundary_loops, s.n_inconsistent_edges) == (1, 1, 0), s
     assert 0.4 < read.stats.area / mesh_stats(surf.vertices, surf.faces).area < 0.7
+    both = extract_mesh(field, ExtractConfig(resolution=85))  # split again from the file's values
+    assert both.n_unmerged > 0 and 0.9 < both.stats.area / mesh_stats(surf.vertices, surf.faces).area < 1.1
 
 
 def test_merging_leaves_fields_without_close_sheets_alone():
@@ -236,6 +279,26 @@ def test_merging_is_kept_only_where_it_mends_the_mesh():
     v = surf.normalized_vertices
     mid = v.mean(0)
     assert where(mid[None])[0] and not where(mid[None] + [0.0, 0.0, 0.2])[0]
-    on, off = (extract_mesh(fit.field, ExtractConfig(resolution=85, merge_sheets=m)) for m in (1.0, 0.0))
+    on, off = (
+        extract_mesh(fit.field, ExtractConfig(resolution=85, merge_sheets=m, unmerge_sheets=False)) for m in (1.0, 0.0)
+    )
     assert on.n_merged > 0 and off.n_merged == 0
     assert on.stats.n_components == 1 < off.stats.n_components, (on.stats, off.stats)
+
+
+def test_cli_mesh_splits_merged_sheets_unless_told_not_to(tmp_path, capsys):
+    """``deepcsp mesh`` splits merged close sheets by default and reports it; ``--no-unmerge`` keeps
+    the one mid-surface (half the area)."""
+    from deepcsp.cli.main import main
+    from deepcsp.io import load_surface
+
+    surf, fit = _fit(thin_shapes.parallel_sheets, 0.5)
+    fpath = fit.field.save(tmp_path / "f.safetensors")
+    area = {}
+    for flag in ("--unmerge", "--no-unmerge"):
+        out = tmp_path / f"{flag[2:]}.ply"
+        assert main(["mesh", str(fpath), "-o", str(out), "--resolution", "85", flag]) == 0
+        m = load_surface(out)
+        area[flag] = mesh_stats(m.vertices, m.faces).area / mesh_stats(surf.vertices, surf.faces).area
+    assert "split back into two layers" in capsys.readouterr().out
+    assert 0.9 < area["--unmerge"] < 1.1 and 0.4 < area["--no-unmerge"] < 0.7, area

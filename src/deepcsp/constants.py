@@ -98,6 +98,36 @@ MERGE_AIM_ERRORS = 100.0
 #: ...where the cosine between the two lies in [lo, hi): above hi the aim hardly changes, below lo
 #: the two do not describe the same sheet (unless the point lies on the sheet: no direction of its own).
 MERGE_AIM_COS = (0.9, 0.9999)
+#: Splitting merged sheets back into two layers (:mod:`deepcsp.extract.unmerge`): probes either side of
+#: a vertex of the merged mesh see two sheets when their closest points lie at least this fraction of
+#: the merge gap apart along the vertex normal (0.03 band cells at the default grids; a field in memory
+#: errs ~0.005 cells on a lone sheet)...
+SPLIT_MIN_SEPARATION = 0.02
+#: ...and at least this many of the field's value errors (fields read from a quantised file).
+SPLIT_VALUE_ERRORS = 4.0
+#: ...where the two sheets' normals (seen from the probes) agree to this cosine...
+SPLIT_MIN_COS = 0.9
+#: ...and lie within this cosine of the vertex normal (loose: the mesh curls at its rim).
+SPLIT_MIN_AIM = 0.5
+#: At the merged mesh's rim, probes this many gaps across it from between the two sheets tell two sheets
+#: ending together (they meet one of the two edges, half the separation off the mid-level) from a fold
+#: (they meet its bend, at the mid-level): ends where their median level, over the separation and
+#: averaged SPLIT_RIM_HOPS times over the neighbours along the rim, is at least SPLIT_ENDS_LEVEL.
+#: Measured at 192 (levels 0.01-0.45 at folds, 0.1-0.6 where sheets 1 cell apart end; at 0.25 cells
+#: the field rounds the two edges into each other and the two overlap); 6 rounds and 0.1 left the fewest
+#: loops on rectangles and folds 0.1-1 cells apart at 64 and 192, against 3 or 12 rounds, 0.15 or 0.2,
+#: and rays traced out across the rim for the least clearance (8-31 loops against 3-12).
+SPLIT_FOLD_REACH = (0.5, 0.75, 1.0)
+SPLIT_RIM_HOPS = 6
+SPLIT_ENDS_LEVEL = 0.1
+#: Rows of vertices into a fold's bend (probes see two points, not parallel sheets) that join a split beside them.
+SPLIT_BEND_ROWS = 3
+#: Single vertices with at least this share (numerator, denominator) of their neighbours split join them
+#: (two passes; all of them before: a probe that missed left a spike between the layers, loops on a fold 7 -> 1).
+SPLIT_FILL_SHARE = (2, 3)
+#: Copies onto the lower sheet that would form a piece of less area than this many squared merge gaps
+#: (topology cells) are not made (512 faces of the default extraction: about 64 squared gaps).
+SPLIT_MIN_AREA = 64.0
 
 # --------------------------------------------------------------------------- point-set surfaces
 

@@ -41,6 +41,10 @@ class MeshCommand:
     thin_parts: bool = False
     """Closed fields with ``--dilate 0``: flip grid corners next to parts thinner than a cell
     (superseded by ``--dilate``)."""
+    unmerge: bool = True
+    """Open fields: two sheets closer than the topology grid resolves are meshed as one mid-surface
+    (that keeps them from shredding) and then split back into both layers where the field sees two;
+    ``--no-unmerge`` keeps the single mid-surface."""
     device: str = "cpu"
     """``cpu`` or ``cuda``."""
 
@@ -89,6 +93,7 @@ class MeshCommand:
             use_signs=self.signs,
             thin_parts=self.thin_parts,
             dilate=self.dilate,
+            unmerge_sheets=self.unmerge,
         )
 
     def run(self) -> int:
@@ -112,6 +117,11 @@ class MeshCommand:
                 f"{res.topology_resolution}^3, refined {res.refine_passes}x"
                 if res.refine_passes
                 else f"{res.topology_resolution}^3",
+            ),
+            *(
+                [("close sheets", f"merged, {res.n_unmerged} vertices split back into two layers")]
+                if res.n_merged
+                else []
             ),
             ("components", str(res.stats.n_components)),
             ("boundary loops", str(res.stats.n_boundary_loops)),

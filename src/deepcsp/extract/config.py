@@ -103,6 +103,10 @@ class ExtractConfig:
     merge_sheets: float = 1.0
     """Pseudo-sign path, band-grid fields: also mesh sheets closer than this many topology cells as
     one mid-surface sheet, kept if it has fewer pieces + loops + inconsistent edges; 0: never."""
+    unmerge_sheets: bool = True
+    """After a merge (``merge_sheets``): split the merged mid-surface back into the two sheets
+    wherever the field sees two (:mod:`deepcsp.extract.unmerge`), so that close pairs come out as
+    two layers and folds as one sheet bent back; False keeps the single mid-surface."""
     points: int = 0
     """Also sample this many points on the surface by one-shot projection (0: none)."""
     seed: int = 0
@@ -117,7 +121,7 @@ class ExtractConfig:
         f.integer("resolution", 4, MAX_RESOLUTION)
         if self.topology_resolution != 0:
             f.integer("topology_resolution", 4, MAX_RESOLUTION)
-        for name in ("sparse", "cross_sheets", "debias", "split_sheets", "use_signs", "thin_parts"):
+        for name in ("sparse", "cross_sheets", "debias", "split_sheets", "unmerge_sheets", "use_signs", "thin_parts"):
             f.flag(name)
         f.number("flip_cos", -1.0, 1.0, max_open=True)
         f.number("side_cos", -1.0, 1.0)
@@ -203,6 +207,8 @@ class ExtractResult:
     n_merged: int = 0
     """Pseudo-sign path: field queries answered on the mid-surface of two sheets closer than
     ``merge_sheets`` topology cells (0: no sheets were merged into one)."""
+    n_unmerged: int = 0
+    """Vertices of a merged mid-surface split back into two sheets (``unmerge_sheets``)."""
 
     @property
     def evaluation_fraction(self) -> float:

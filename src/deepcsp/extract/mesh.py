@@ -37,6 +37,7 @@ from deepcsp.extract.pseudo import pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
 from deepcsp.extract.signed import signed_dual_contour
 from deepcsp.extract.topology import mesh_stats, remove_small_components
+from deepcsp.extract.unmerge import unmerge_sheets
 from deepcsp.fields.query import Field
 
 
@@ -67,6 +68,15 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         tick = time.perf_counter()
         verts, faces = refine_mesh(fq, verts, faces, passes, 1.0 / R_topo, bias, config.boundary_reach)
         timings["refine"] = time.perf_counter() - tick
+    n_merged, n_unmerged = getattr(fq, "n_merged", 0), 0
+    if config.unmerge_sheets and isinstance(fq, MergedQueries) and fq.n_merged:
+        tick = time.perf_counter()
+        raw = Queries(field)  # both sheets again: the mesh and its points leave the mid-surface
+        two = unmerge_sheets(raw, verts, faces, fq.gap)
+        verts, faces, n_unmerged = two.vertices, two.faces, two.n_split
+        raw.count += fq.count
+        fq = raw
+        timings["unmerge"] = time.perf_counter() - tick
 
     n_mesh_eval = fq.count
     points = np.zeros((0, 3))
@@ -98,7 +108,8 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         n_thin_flips=mesh.n_thin_flips,
         topology_resolution=R_topo,
         refine_passes=passes,
-        n_merged=getattr(fq, "n_merged", 0),
+        n_merged=n_merged,
+        n_unmerged=n_unmerged,
     )
 
 
