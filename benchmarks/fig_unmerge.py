@@ -46,8 +46,7 @@ def panel(ax, name: str, make, cells: float) -> None:
     surf = surface_from_arrays(v, f, f"{name} {cells}")
     field = fit_surface(surf, FitConfig(eval_points=0)).field
     meshes = [(v, f)] + [
-        (r.vertices, r.faces)
-        for r in (extract_mesh(field, ExtractConfig(unmerge_sheets=u)) for u in (False, True))
+        (r.vertices, r.faces) for r in (extract_mesh(field, ExtractConfig(unmerge_sheets=u)) for u in (False, True))
     ]
     centre = v.mean(0)
     axes = np.linalg.svd(v - centre, full_matrices=False)[2]  # length, width, normal
