@@ -128,6 +128,8 @@ SPLIT_FILL_SHARE = (2, 3)
 #: Copies onto the lower sheet that would form a piece of less area than this many squared merge gaps
 #: (topology cells) are not made (512 faces of the default extraction: about 64 squared gaps).
 SPLIT_MIN_AREA = 64.0
+#: A merged mesh with as many defects as the plain one is kept when at least this share of its vertices split.
+UNMERGE_TIE_SHARE = 0.25
 
 # --------------------------------------------------------------------------- point-set surfaces
 

@@ -24,6 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from deepcsp.constants import UNMERGE_TIE_SHARE
 from deepcsp.extract.config import (
     TOPOLOGY_CELLS,
     TOPOLOGY_CELLS_REFINED,
@@ -129,10 +130,21 @@ def _pseudo_mesh(field: Field, config: ExtractConfig, timings: dict) -> tuple[Qu
     merged = pseudo_sign_mesh(mq, config, {})
     timings["merge"] = time.perf_counter() - tick
     mq.count += fq.count
-    if mq.n_merged and _defects(merged) < _defects(mesh):
+    if mq.n_merged and (_defects(merged) < _defects(mesh) or _tie_goes_to_split(field, merged, mesh, mq.gap, config)):
         return mq, merged
     fq.count = mq.count
     return fq, mesh
+
+
+def _tie_goes_to_split(field: Field, merged: PathMesh, plain: PathMesh, gap: float, config: ExtractConfig) -> bool:
+    """With ``unmerge_sheets``, a merged mesh with as few defects as the plain one is kept when
+    UNMERGE_TIE_SHARE of its vertices split into two sheets: the plain mesh is then one clean
+    sheet of a pair (two rectangles 0.1 cells apart read from a file: area 0.57, against 0.995
+    merged and split), not both sheets (rectangles 2 cells apart: nothing splits)."""
+    if not config.unmerge_sheets or _defects(merged) != _defects(plain) or len(merged.faces) == 0:
+        return False
+    split = unmerge_sheets(field, merged.vertices, merged.faces, gap)
+    return split.n_split >= UNMERGE_TIE_SHARE * len(merged.vertices)
 
 
 def _defects(mesh: PathMesh) -> int:
