@@ -130,18 +130,22 @@ def _pseudo_mesh(field: Field, config: ExtractConfig, timings: dict) -> tuple[Qu
     merged = pseudo_sign_mesh(mq, config, {})
     timings["merge"] = time.perf_counter() - tick
     mq.count += fq.count
-    if mq.n_merged and (_defects(merged) < _defects(mesh) or _tie_goes_to_split(field, merged, mesh, mq.gap, config)):
-        return mq, merged
+    if mq.n_merged:
+        merged_defects, plain_defects = _defects(merged), _defects(mesh)
+        if merged_defects < plain_defects or (
+            merged_defects == plain_defects and _tie_goes_to_split(field, merged, mq.gap, config)
+        ):
+            return mq, merged
     fq.count = mq.count
     return fq, mesh
 
 
-def _tie_goes_to_split(field: Field, merged: PathMesh, plain: PathMesh, gap: float, config: ExtractConfig) -> bool:
+def _tie_goes_to_split(field: Field, merged: PathMesh, gap: float, config: ExtractConfig) -> bool:
     """With ``unmerge_sheets``, a merged mesh with as few defects as the plain one is kept when
     UNMERGE_TIE_SHARE of its vertices split into two sheets: the plain mesh is then one clean
     sheet of a pair (two rectangles 0.1 cells apart read from a file: area 0.57, against 0.995
     merged and split), not both sheets (rectangles 2 cells apart: nothing splits)."""
-    if not config.unmerge_sheets or _defects(merged) != _defects(plain) or len(merged.faces) == 0:
+    if not config.unmerge_sheets or len(merged.faces) == 0:
         return False
     split = unmerge_sheets(field, merged.vertices, merged.faces, gap)
     return split.n_split >= UNMERGE_TIE_SHARE * len(merged.vertices)

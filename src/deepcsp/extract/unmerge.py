@@ -40,6 +40,7 @@ from deepcsp.constants import (
 from deepcsp.extract.grid import Queries, unit
 from deepcsp.extract.topology import _edges, boundary_half_edges, face_components
 from deepcsp.fields.query import Field
+from deepcsp.geometry.cleanup import face_areas, vertex_normals
 
 
 @dataclass
@@ -75,8 +76,9 @@ def unmerge_sheets(field: Field | Queries, vertices: np.ndarray, faces: np.ndarr
     on_rim = np.linalg.norm(outward, axis=1) > 0
     fq = field if isinstance(field, Queries) else Queries(field)
     layers = _probe_layers(fq, vertices, faces, normals, outward, boundary, gap)
-    two = _grow_into_bends(faces, len(vertices), layers.two, layers.apart & ~on_rim)
-    two, upper, lower = _fill_pinches(vertices, faces, normals, two, layers.upper, layers.lower)
+    half_edges = _edges(faces, len(vertices))[0]
+    two = _grow_into_bends(half_edges, len(vertices), layers.two, layers.apart & ~on_rim)
+    two, upper, lower = _fill_pinches(vertices, half_edges, normals, two, layers.upper, layers.lower)
     copied = _copied_faces(faces, two, on_rim, boundary, len(vertices))
     copied, two = _drop_small_copies(vertices, faces, copied, two, gap)
     index = np.full(len(vertices), -1)
@@ -84,15 +86,6 @@ def unmerge_sheets(field: Field | Queries, vertices: np.ndarray, faces: np.ndarr
     lower_faces = np.where(two[faces[copied]], index[faces[copied]], faces[copied])[:, ::-1]
     verts = np.concatenate([np.where(two[:, None], upper, vertices), lower[two]])
     return UnmergedSheets(verts, np.concatenate([faces, lower_faces]), int(two.sum()), int(copied.sum()))
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``(V, 3)`` area-weighted unit vertex normals (zero for unused vertices)."""
-    fn = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
-    vn = np.zeros_like(vertices, dtype=np.float64)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    return unit(vn)[0]
 
 
 def rim_directions(vertices: np.ndarray, boundary: np.ndarray, normals: np.ndarray) -> np.ndarray:
@@ -207,12 +200,12 @@ def _along_rim(values: np.ndarray, vertex: np.ndarray, boundary: np.ndarray) -> 
     return out
 
 
-def _grow_into_bends(faces: np.ndarray, nv: int, two: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+def _grow_into_bends(half_edges: np.ndarray, nv: int, two: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """``two`` grown SPLIT_BEND_ROWS times into ``candidates`` (inner vertices whose probes saw two
     points apart but not parallel sheets: the bend of a fold, which curves within a cell of it) that
-    have at least a third of their neighbours on two sheets. A lone crease has no such neighbours."""
-    he, _, _ = _edges(faces, nv)
-    a, b = he[:, 0], he[:, 1]
+    have at least a third of their neighbours on two sheets (``half_edges (H, 2)`` of the mesh). A
+    lone crease has no such neighbours."""
+    a, b = half_edges[:, 0], half_edges[:, 1]
     n_nb = np.maximum(np.bincount(a, minlength=nv), 1)
     for _ in range(SPLIT_BEND_ROWS):
         grow = candidates & ~two & (3 * np.bincount(a, weights=two[b], minlength=nv) >= n_nb)
@@ -234,10 +227,7 @@ def _drop_small_copies(
     if len(idx) == 0:
         return copied, np.zeros_like(two)
     _, label = face_components(faces[idx], len(vertices))
-    f = faces[idx]
-    area = 0.5 * np.linalg.norm(
-        np.cross(vertices[f[:, 1]] - vertices[f[:, 0]], vertices[f[:, 2]] - vertices[f[:, 0]]), axis=1
-    )
+    area = face_areas(vertices, faces[idx])
     small = np.bincount(label, weights=area)[label] < SPLIT_MIN_AREA * gap * gap
     copied = copied.copy()
     copied[idx[small]] = False
@@ -247,13 +237,12 @@ def _drop_small_copies(
 
 
 def _fill_pinches(
-    vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, two, upper, lower
+    vertices: np.ndarray, half_edges: np.ndarray, normals: np.ndarray, two, upper, lower
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Single vertices with SPLIT_FILL_SHARE of their neighbours on two sheets (a probe that missed)
     join them, at those neighbours' mean offsets along their own normal, so that the two layers do
     not touch there; two passes."""
-    he, _, _ = _edges(faces, len(vertices))
-    a, b = he[:, 0], he[:, 1]
+    a, b = half_edges[:, 0], half_edges[:, 1]
     n_nb = np.bincount(a, minlength=len(vertices))
     up = ((upper - vertices) * normals).sum(1)
     down = ((vertices - lower) * normals).sum(1)
