@@ -20,9 +20,21 @@ from deepcsp.fields.files import read_weights, write_weights
 from deepcsp.fields.query import FORMAT, FORMAT_VERSION, MAX_INFLATED_BYTES, load_field
 
 
-@pytest.fixture
-def field_file(tiny_field, tmp_path):
-    return tiny_field.save(tmp_path / "f.safetensors")
+@pytest.fixture(params=["mesh", "delta2"])
+def field_file(request, tiny_field, tmp_path):
+    """The tiny field saved with each value codec: predicted from its mesh, and second differences."""
+    path = tiny_field.save(tmp_path / "f.safetensors")
+    if request.param == "delta2":
+        from deepcsp.fields import load_field as load
+
+        field = load(path)
+        field.module.encoder.source = None
+        path = field.save(tmp_path / "f2.safetensors")
+    return path
+
+
+def _codec(path) -> str:
+    return read_weights(path, "deepcsp field", FORMAT, FORMAT_VERSION)[1]["compressed"]["encoder.values"]["codec"]
 
 
 def _rewrite(path, out, edit) -> None:
@@ -72,13 +84,19 @@ def test_zlib_bomb_is_inflated_only_up_to_the_expected_size(field_file, tmp_path
     assert len(bomb) < 2**20
 
     def edit(t, h):
-        t["encoder.values.zlib"] = torch.from_numpy(np.frombuffer(bomb, np.uint8).copy())
+        spec = h["compressed"]["encoder.values"]
+        blob = bomb
+        if "sections" in spec:  # the mesh codec: the residuals are the last section
+            keep = sum(spec["sections"][:2])
+            blob = t["encoder.values.zlib"].numpy().tobytes()[:keep] + bomb
+            spec["sections"][2] = len(bomb)
+        t["encoder.values.zlib"] = torch.from_numpy(np.frombuffer(blob, np.uint8).copy())
 
     bad = tmp_path / "bomb.safetensors"
     _rewrite(field_file, bad, edit)
     tracemalloc.start()
     try:
-        with pytest.raises(DeepCSPError, match="encoder.values: compressed tensor holds more than"):
+        with pytest.raises(DeepCSPError, match="encoder.values: compressed (tensor|section) holds more than"):
             load_field(bad)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -100,7 +118,8 @@ def test_truncated_and_unknown_compressed_streams(field_file, tmp_path):
         t["encoder.values.zlib"] = t["encoder.values.zlib"][: len(t["encoder.values.zlib"]) // 2].clone()
 
     _rewrite(field_file, tmp_path / "t.safetensors", truncate)
-    with pytest.raises(DeepCSPError, match="encoder.values: compressed tensor holds"):
+    expect = "section sizes do not match" if _codec(field_file) == "mesh-ref-q" else "compressed tensor holds"
+    with pytest.raises(DeepCSPError, match=f"encoder.values: {expect}"):
         load_field(tmp_path / "t.safetensors")
 
     def extra(t, h):

@@ -177,6 +177,9 @@ class BandGrid(nn.Module):
         self._table: torch.Tensor | None = None
         self._cellref: torch.Tensor | None = None
         self._straddle: dict = {}
+        # The mesh the values were collocated on and each value's triangle (a
+        # deepcsp.fields.meshcodec.MeshSource), when known: field files then store triangles, not values.
+        self.source = None
         # Refined level: flat ids of the refined cells' lowest corners (sorted) and, per refined
         # cell, the values at its (refine + 1)^3 sub-vertices (corners included, duplicated
         # between neighbours in memory; saved once per sub-vertex).
@@ -237,6 +240,7 @@ class BandGrid(nn.Module):
         refined level and the inside/outside bits (they belong to the old rows)."""
         self.active = ids.to(torch.int64).to(self.values.device)
         self.values = nn.Parameter(values.to(self.values))
+        self.source = None
         self._table = None
         self._straddle = {}
         self.outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)  # stale once the rows change

@@ -18,7 +18,7 @@ import torch
 
 from deepcsp.constants import MAX_INFLATED_BYTES
 from deepcsp.errors import DeepCSPError
-from deepcsp.fields import codec, diffgeo
+from deepcsp.fields import codec, diffgeo, meshcodec
 from deepcsp.fields.batched import QUERY_CHUNK, as_points, map_rows, normalized_batches
 from deepcsp.fields.files import check_finite, read_weights, write_weights
 from deepcsp.fields.modules import FieldConfig, _n_out, build_module, synced_config
@@ -27,8 +27,8 @@ from deepcsp.geometry.inside import is_watertight, outside_mask
 from deepcsp.geometry.normalize import Normalization
 
 FORMAT = "deepcsp-field"
-FORMAT_VERSION = 2
-"""Version 2 (refined level, quantised values) reads version 1 files too."""
+FORMAT_VERSION = 3
+"""Version 3 (values of mesh fits predicted from the mesh) reads versions 1 and 2 too."""
 
 
 @dataclass
@@ -268,13 +268,13 @@ def save_field(
     compressed = {}
     if half and config.encoding == "band_grid":
         # Grid values (displacements of at most ~0.1 normalised units, a few for the coarse grid)
-        # are quantised to 1/128 of a fine cell and stored as zlib'd second differences along
-        # runs of consecutive vertices (deepcsp.fields.codec); masks are zlib'd bytes.
+        # are quantised to 1/128 of a fine cell: predicted from the mesh they were collocated on
+        # where the grid knows it (deepcsp.fields.meshcodec), otherwise zlib'd second differences
+        # along runs of consecutive vertices (deepcsp.fields.codec); masks are zlib'd bytes.
         step = module.encoder.h / codec.STEPS_PER_CELL
-        for k in [k for k in tensors if k.endswith("values")]:
-            tensors[k + ".zlib"], compressed[k] = codec.encode(
-                tensors.pop(k), _value_runs(k, tensors, module.encoder), step
-            )
+        source = module.encoder.source if config.kind == "csp" and config.output == "displacement" else None
+        values = {k: tensors.pop(k) for k in [k for k in tensors if k.endswith("values")]}
+        tensors.update(_encode_all_values(values, module.encoder, source, step, compressed))
         for k in [k for k in tensors if k.endswith("_mask")]:
             tensors[k + ".zlib"], compressed[k] = _compress(tensors.pop(k))
     header["compressed"] = compressed
@@ -291,20 +291,26 @@ def load_field(path, device: str = "cpu") -> NeuralField:
         expected = _compressed_shapes(config)
         module = build_module(config)
         specs = header.get("compressed", {})
-        # masks first: the quantised values' runs follow from them
-        for key in sorted(specs, key=lambda k: isinstance(specs[k], dict) and specs[k].get("codec") == codec.CODEC):
+        mesh = _source_mesh(tensors, specs)
+        face_ids = {}
+        # masks first: the values' grid vertices follow from them
+        for key in sorted((k for k in specs if k != "source_mesh"), key=lambda k: _is_values(specs[k])):
             spec = specs[key]
             try:
-                runs = (
-                    _value_runs(key, tensors, module.encoder, config)
-                    if isinstance(spec, dict) and spec.get("codec") == codec.CODEC
-                    else None
-                )
-                tensors[key] = _decompress(tensors.pop(key + ".zlib"), spec, expected.get(key), runs)
+                blob = tensors.pop(key + ".zlib")
+                if _is_values(spec):
+                    ids, res = _value_ids(key, tensors, module.encoder, config)
+                    tensors[key], fids = _decode_values(blob, spec, expected.get(key), ids, res, config.half, mesh)
+                    if fids is not None:
+                        face_ids[key.removeprefix("encoder.")] = fids
+                else:
+                    tensors[key] = _decompress(blob, spec, expected.get(key))
             except (KeyError, ValueError, TypeError, zlib.error) as exc:
                 raise ValueError(f"{key}: {exc}") from None
         normalization = Normalization.from_dict(header["normalization"])
         module.load_state_dict(tensors, strict=True)
+        if mesh is not None:  # saved again, it keeps the compact storage
+            module.encoder.source = meshcodec.MeshSource(mesh[0], mesh[1], face_ids)
     except Exception as exc:
         raise DeepCSPError(f"field header or weights do not match ({' '.join(str(exc).split())[:300]})", path) from None
     check_finite(tensors, path)
@@ -316,7 +322,7 @@ def load_field(path, device: str = "cpu") -> NeuralField:
 def _quantisation_error(specs: dict) -> float:
     """Bound on the error of one stored vector of quantised values (``sqrt(3) / 2`` of the largest
     quantisation step in ``specs``; 0 when nothing was quantised)."""
-    steps = [float(s["step"]) for s in specs.values() if isinstance(s, dict) and s.get("codec") == codec.CODEC]
+    steps = [float(s["step"]) for s in specs.values() if _is_values(s)]
     return 0.5 * float(np.sqrt(3.0)) * max(steps, default=0.0)
 
 
@@ -345,22 +351,93 @@ def _compressed_shapes(config: FieldConfig) -> dict[str, list[int]]:
     }
 
 
-def _value_runs(key: str, tensors: dict, encoder, config: FieldConfig | None = None) -> np.ndarray:
-    """Run flags (:func:`deepcsp.fields.codec.runs`) of a band grid's value tensor ``key``: over
-    its active vertices, refined-level vertices or coarse vertices, from the (decoded) masks in
-    ``tensors`` or, when saving, from ``encoder`` itself. With ``config`` (loading) the masks'
-    counts must match it."""
+def _is_values(spec) -> bool:
+    """Whether a compression spec describes quantised band-grid values (either codec)."""
+    return isinstance(spec, dict) and spec.get("codec") in (codec.CODEC, meshcodec.CODEC)
+
+
+def _bytes_tensor(blob: bytes) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(blob, dtype=np.uint8).copy())
+
+
+def _encode_all_values(values: dict, encoder, source, step: float, specs: dict) -> dict[str, torch.Tensor]:
+    """Compressed tensors of a band grid's value tensors ``values`` (their specs go into ``specs``):
+    predicted from the mesh's triangles where ``source`` has one per value (the mesh stored once),
+    unless second differences store them in fewer bytes (flat sheets, whose values are linear), else
+    by second differences."""
+    ids = {k: _value_ids(k, {}, encoder) for k in values}
+    plain = {}
+
+    def second_differences(k):
+        if k not in plain:
+            plain[k] = codec.encode(values[k], codec.runs(ids[k][0]), step)
+        return plain[k]
+
+    coded = {}
+    for k, v in values.items():
+        fids = source.face_ids.get(k.removeprefix("encoder.")) if source is not None else None
+        if fids is not None and len(fids) == len(ids[k][0]) and v.dim() == 2 and v.shape[1] == 3:
+            blob, spec = meshcodec.encode(v.numpy(), *ids[k], encoder.half, source, fids, step)
+            coded[k] = (_bytes_tensor(blob), spec)
+    if coded:
+        blob, mesh_spec = meshcodec.pack_mesh(source.vertices, source.faces)
+        mesh_bytes = len(blob) + sum(coded[k][0].numel() for k in coded)
+        # the stored mesh is most of the bytes: compare with second differences
+        if len(blob) < mesh_bytes / 2 or mesh_bytes < sum(second_differences(k)[0].numel() for k in coded):
+            specs["source_mesh"] = mesh_spec
+            out = {"source_mesh.zlib": _bytes_tensor(blob)}
+        else:
+            coded, out = {}, {}
+    else:
+        out = {}
+    for k in values:
+        out[k + ".zlib"], specs[k] = coded[k] if k in coded else second_differences(k)
+    return out
+
+
+def _source_mesh(tensors: dict, specs: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The mesh stored for mesh-predicted values, popped from ``tensors`` (None when there is none)."""
+    if "source_mesh" not in specs:
+        return None
+    try:
+        blob = tensors.pop("source_mesh.zlib").numpy().tobytes()
+        return meshcodec.unpack_mesh(blob, specs["source_mesh"], MAX_INFLATED_BYTES)
+    except (KeyError, ValueError, TypeError, zlib.error) as exc:
+        raise ValueError(f"source_mesh: {exc}") from None
+
+
+def _decode_values(blob: torch.Tensor, spec: dict, expected, ids: np.ndarray, res: int, half: float, mesh):
+    """``(values, triangle per value or None)`` of a quantised value tensor (either codec)."""
+    if expected is None:
+        raise ValueError(f"unexpected compressed tensor (spec {str(spec)[:80]})")
+    if [int(n) for n in spec["shape"]] != list(expected):
+        raise ValueError(f"compressed tensor has shape {list(spec['shape'])[:4]}, the config says {list(expected)}")
+    if spec["codec"] == codec.CODEC:
+        return _decompress(blob, spec, expected, codec.runs(ids)), None
+    if mesh is None:
+        raise ValueError("values predicted from a mesh, but the file stores no mesh")
+    if int(spec["lattice"]) != res:
+        raise ValueError(f"values on a lattice of {spec['lattice']}, the grid has {res}")
+    values, fids = meshcodec.decode(blob.numpy().tobytes(), spec, ids, half, *mesh, limit=MAX_INFLATED_BYTES)
+    return torch.from_numpy(values), fids
+
+
+def _value_ids(key: str, tensors: dict, encoder, config: FieldConfig | None = None) -> tuple[np.ndarray, int]:
+    """Sorted flat ids of the entries of a band grid's value tensor ``key`` and the vertices per
+    axis of their lattice: its active vertices, refined-level vertices or coarse vertices, from the
+    (decoded) masks in ``tensors`` or, when saving (``config`` None), from ``encoder`` itself. With
+    ``config`` (loading) the masks' counts must match it."""
     if key == "encoder.coarse.values":
-        return codec.runs(np.arange(encoder.coarse_res**3))
+        return np.arange(encoder.coarse_res**3), encoder.coarse_res
     if key == "encoder.values":
         if config is None:
-            return codec.runs(encoder.active.cpu().numpy())
+            return encoder.active.cpu().numpy(), encoder.res
         ids = np.flatnonzero(
             np.unpackbits(tensors["encoder.active_mask"].numpy().astype(np.uint8), count=encoder.res**3)
         )
         if len(ids) != config.n_active:
             raise ValueError(f"active_mask marks {len(ids)} vertices, the config says {config.n_active}")
-        return codec.runs(ids)
+        return ids, encoder.res
     if key == "encoder.fine_values":
         if config is None:
             cells = encoder.refined.cpu()
@@ -372,8 +449,9 @@ def _value_runs(key: str, tensors: dict, encoder, config: FieldConfig | None = N
             )
             if len(cells) != config.n_refined:
                 raise ValueError(f"refined_mask marks {len(cells)} cells, the config says {config.n_refined}")
-        return codec.runs(torch.unique(encoder._inner_sub_vertices(cells)[0]).numpy())
-    raise ValueError("no runs for this tensor")
+        ids = torch.unique(encoder._inner_sub_vertices(cells)[0]).numpy()
+        return ids, (encoder.res - 1) * max(encoder.refine, 1) + 1
+    raise ValueError("no grid vertices for this tensor")
 
 
 def _decompress(

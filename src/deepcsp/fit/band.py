@@ -11,6 +11,7 @@ import torch
 from deepcsp.constants import REFINE_BUDGET, REFINE_GAP, REFINE_MIN_CELLS, REFINE_NEAR, REFINE_OFFSET
 from deepcsp.fields import encodings
 from deepcsp.fields.encodings import BandGrid, corner_ids, grid_vertices
+from deepcsp.fields.meshcodec import MeshSource
 
 
 @dataclass
@@ -92,6 +93,11 @@ def collocate(
     act = res.distances <= keep
     vals = _values(kind, output, v[act], res.points[act], res.distances[act])
     grid.set_active(torch.as_tensor(ids[act]), torch.as_tensor(vals, dtype=torch.float32))
+    if getattr(oracle, "faces", None) is not None and kind == "csp" and output == "displacement":
+        # the triangles of the closest points: a field file stores them instead of the values
+        grid.source = MeshSource(
+            oracle.vertices, oracle.faces, {"coarse.values": cres.face_ids, "values": res.face_ids[act]}
+        )
     t_ref = time.perf_counter()
     n_ref, n_sub = (0, 0)
     if grid.refine > 1 and kind == "csp" and output == "displacement":
@@ -166,6 +172,8 @@ def refine_close_sheets(
     rows = grid.table()[corner_ids(torch.stack([cells // (R * R), (cells // R) % R, cells % R], 1), R)].long()
     fine[:, grid._corner_locals()] = grid.values.detach()[rows]
     grid.set_refined(cells, fine)
+    if grid.source is not None:
+        grid.source.face_ids["fine_values"] = res.face_ids
     return len(cells), int(len(uniq))
 
 

@@ -425,6 +425,8 @@ def _optimise(
     resumed_from = run.step
     if data is not None:
         run.run(*data, steps_wanted=steps_wanted, diag=diag, progress=progress)
+        if hasattr(module, "encoder") and getattr(module.encoder, "source", None) is not None:
+            module.encoder.source = None  # trained values are no longer the mesh's closest points
     module.eval()
     run.checkpoint()
     return _Trained(run, resumed_from, seconds_gt)
