@@ -28,6 +28,9 @@ from deepcsp.geometry.neighborhoods import local_neighborhoods
 
 FORMAT = "deepcsp-local-csp"
 FORMAT_VERSION = 1
+#: Neighbourhoods per forward pass in :func:`project_points`: 256 x 64 points keep the activations
+#: in cache (10k queries on 2 cores: 2.5 s, against 5.2-6.1 s at 8192 and 3.4 s at 512; scratch timing).
+MODEL_BATCH = 256
 
 
 @dataclass
@@ -99,8 +102,11 @@ def project_points(
     batch: int = 8192,
     skip_self: bool = False,
     progress=None,
+    model_batch: int = MODEL_BATCH,
 ) -> np.ndarray:
-    """Closest surface points ``(Q, 3)`` of ``queries : (Q, 3)`` predicted from ``cloud : (N, 3)``.
+    """Closest surface points ``(Q, 3)`` of ``queries : (Q, 3)`` predicted from ``cloud : (N, 3)``:
+    neighbourhoods gathered ``batch`` queries at a time, the network run on ``model_batch`` of them
+    at a time (activations that stay in cache).
 
     ``progress(done, total)`` is called after each batch."""
     from scipy.spatial import cKDTree
@@ -112,8 +118,9 @@ def project_points(
         q = np.asarray(queries[s : s + batch], np.float64)
         nb = local_neighborhoods(cloud, tree, q, model.config.neighbors, skip_self=skip_self)
         device = next(model.parameters()).device
+        points = torch.from_numpy(nb.points).to(device)
         with torch.no_grad():
-            local = model.predict(torch.from_numpy(nb.points).to(device)).double().cpu().numpy()
+            local = torch.cat([model.predict(c) for c in points.split(model_batch)]).double().cpu().numpy()
         out[s : s + len(q)] = q + nb.to_world(local)
         if progress is not None:
             progress(min(s + batch, len(queries)), len(queries))
