@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from deepcsp.fields import codec
+
 #: Codec name written into a field file's compression spec.
 CODEC = "mesh-ref-q"
 #: Chain-repair rounds before the remaining broken references become explicit triangles.
@@ -120,39 +122,18 @@ def _predict(pos: np.ndarray, tris: torch.Tensor, faces: np.ndarray) -> np.ndarr
 
 
 def _inflate(data: bytes, size: int, limit: int, xz: bool = False) -> bytes:
-    """Exactly ``size`` inflated bytes of the zlib (or ``xz``) stream ``data``, at most ``limit``:
-    a crafted stream cannot run further."""
-    if size > limit:
-        raise ValueError(f"would inflate to {size} bytes, more than the limit {limit}")
-    if xz:
-        try:
-            inflater = lzma.LZMADecompressor()
-            raw = inflater.decompress(data, size + 1)
-        except lzma.LZMAError as exc:
-            raise ValueError(f"compressed section is not xz ({exc})") from None
-        more = len(raw) > size or not inflater.eof
-    else:
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(data, size + 1)
-        more = len(raw) > size or bool(inflater.unconsumed_tail)
-    if len(raw) != size or more:
-        raise ValueError(f"compressed section holds {'more than ' if more else ''}{len(raw)} bytes, expected {size}")
-    return raw
+    return codec.inflate(data, size, limit, "compressed section", xz)
 
 
 def _zigzag_bytes(b: np.ndarray, xz: bool = False) -> bytes:
     """zlib (or xz) of signed integers ``b`` zigzag-mapped to uint32 and byte-shuffled."""
-    b = np.asarray(b, dtype=np.int64).reshape(-1)
-    z = ((b << 1) ^ (b >> 63)).astype(np.uint32)
-    raw = np.ascontiguousarray(z.view(np.uint8).reshape(-1, 4).T).tobytes()
+    raw = codec.shuffled(codec.zigzag(np.asarray(b).reshape(-1)))
     return lzma.compress(raw) if xz else zlib.compress(raw, 9)
 
 
 def _unzigzag(data: bytes, count: int, limit: int, xz: bool = False) -> np.ndarray:
     """Inverse of :func:`_zigzag_bytes` for ``count`` integers."""
-    z = np.frombuffer(_inflate(data, 4 * count, limit, xz), np.uint8)
-    z = z.reshape(4, count).T.copy().view(np.uint32).reshape(-1).astype(np.int64)
-    return (z >> 1) ^ -(z & 1)
+    return codec.unzigzag(codec.unshuffled(_inflate(data, 4 * count, limit, xz), np.uint32, count))
 
 
 def choose_references(pos: np.ndarray, target: np.ndarray, face_ids: np.ndarray, tris: np.ndarray, nb, tol: float):
@@ -267,7 +248,7 @@ def pack_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[bytes, dict]:
     """zlib'd float32 vertices (byte-shuffled) and int32 faces (differences from the previous face)."""
     v = np.ascontiguousarray(vertices, dtype=np.float32)
     f = np.asarray(faces, dtype=np.int64)
-    vb = zlib.compress(np.ascontiguousarray(v.reshape(-1).view(np.uint8).reshape(-1, 4).T).tobytes(), 9)
+    vb = zlib.compress(codec.shuffled(v), 9)
     fb = _zigzag_bytes(np.diff(f, axis=0, prepend=np.zeros((1, 3), np.int64)))
     return vb + fb, {"n_vertices": len(v), "n_faces": len(f), "sections": [len(vb), len(fb)]}
 
@@ -279,8 +260,7 @@ def unpack_mesh(blob: bytes, spec: dict, limit: int) -> tuple[np.ndarray, np.nda
     sizes = [int(s) for s in spec["sections"]]
     if nv < 3 or nf < 1 or len(sizes) != 2 or min(sizes) < 0 or sum(sizes) != len(blob):
         raise ValueError("stored mesh sizes do not match its bytes")
-    raw = np.frombuffer(_inflate(blob[: sizes[0]], 12 * nv, limit), np.uint8)
-    v = raw.reshape(4, 3 * nv).T.copy().view(np.float32).reshape(nv, 3)
+    v = codec.unshuffled(_inflate(blob[: sizes[0]], 12 * nv, limit), np.float32, 3 * nv).reshape(nv, 3)
     if not np.isfinite(v).all():
         raise ValueError("stored mesh vertices contain NaN or inf")
     f = np.cumsum(_unzigzag(blob[sizes[0] :], 3 * nf, limit).reshape(nf, 3), axis=0)

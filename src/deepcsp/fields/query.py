@@ -329,9 +329,7 @@ def _quantisation_error(specs: dict) -> float:
 def _compress(t: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """zlib of a tensor's bytes, shuffled so that byte k of every element is contiguous."""
     a = t.numpy()
-    raw = np.ascontiguousarray(a.reshape(-1).view(np.uint8).reshape(-1, a.itemsize).T).tobytes()
-    blob = np.frombuffer(zlib.compress(raw, 6), dtype=np.uint8).copy()
-    return torch.from_numpy(blob), {"shape": list(a.shape), "dtype": str(a.dtype)}
+    return _bytes_tensor(zlib.compress(codec.shuffled(a), 6)), {"shape": list(a.shape), "dtype": str(a.dtype)}
 
 
 def _compressed_shapes(config: FieldConfig) -> dict[str, list[int]]:
@@ -473,14 +471,7 @@ def _decompress(
     if shape != list(expected):
         raise ValueError(f"compressed tensor has shape {shape[:4]}, the config says {list(expected)}")
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    size = count * dtype.itemsize
-    if size > MAX_INFLATED_BYTES:
-        raise ValueError(f"compressed tensor would inflate to {size} bytes, more than the limit {MAX_INFLATED_BYTES}")
-    inflater = zlib.decompressobj()
-    raw = inflater.decompress(blob.numpy().tobytes(), size + 1)
-    if len(raw) != size or inflater.unconsumed_tail:
-        more = "more than " if len(raw) > size or inflater.unconsumed_tail else ""
-        raise ValueError(f"compressed tensor holds {more}{len(raw)} bytes, expected {size}")
+    raw = codec.inflate(blob.numpy().tobytes(), count * dtype.itemsize, MAX_INFLATED_BYTES)
     if quantised:
         return codec.decode(
             raw,
@@ -488,5 +479,4 @@ def _decompress(
             runs if runs is not None else np.zeros(shape[0] if shape else 1, dtype=bool),
             float(spec["step"]),
         )
-    a = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, count).T.copy().view(dtype).reshape(shape)
-    return torch.from_numpy(a)
+    return torch.from_numpy(codec.unshuffled(raw, dtype, count).reshape(shape))
