@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepcsp.geometry.pointset import PointSetConfig, PointSetSurface, remove_outliers, select_patch_size
+from deepcsp.geometry.pointset import (
+    PointSetConfig,
+    PointSetSurface,
+    remove_offset,
+    remove_outliers,
+    select_patch_size,
+)
 
 
 def sphere_cloud(rng, n: int, radius: float = 0.3, noise: float = 0.0) -> np.ndarray:
@@ -138,3 +144,54 @@ def test_close_layers_sees_two_sheets_a_few_spacings_apart_and_not_one_curved_sh
     assert layers(np.r_[sheet, other + [0, 0, 3 * spacing]]) > 0.8
     assert layers(np.r_[sheet, sheet + [0, 0, 12 * spacing]]) < 0.02
     assert layers(sphere_cloud(rng, 3 * n)) < 0.02
+
+
+def test_remove_offset_takes_a_projections_shrink_out_of_a_noisy_sphere(rng):
+    raw = sphere_cloud(rng, 10000, radius=1.0, noise=0.015)
+    shrink = 0.01
+    moved = (1.0 - shrink) * raw / np.linalg.norm(raw, axis=1, keepdims=True)  # a projection that shrinks
+    out = remove_offset(raw, moved)
+    radius = np.linalg.norm(out.points, axis=1)
+    assert abs(radius.mean() - 1.0) < 0.15 * shrink, radius.mean()
+    assert 0.5 * shrink < out.median < 1.5 * shrink, out.median
+
+
+def test_remove_offset_leaves_an_unbiased_projection_nearly_alone(rng):
+    n, noise = 10000, 0.01
+    raw = np.c_[rng.uniform(-1, 1, (n, 2)), rng.normal(size=n) * noise]
+    moved = raw * [1.0, 1.0, 0.0]  # the exact projection onto the plane
+    out = remove_offset(raw, moved)
+    # what is left is the average's own noise: the noise over about sqrt(k) (0.095 measured)
+    rms = np.sqrt(np.mean(out.points[:, 2] ** 2))
+    assert rms < 0.12 * noise, rms / noise
+    assert np.allclose(out.points[:, :2], moved[:, :2])
+
+
+def test_remove_offset_keeps_two_close_sheets_apart(rng):
+    # two planes 3 spacings apart, each projection pulled towards the other: each sheet's own
+    # points measure its offset; weighted only in 3D, the other sheet's would cancel it
+    n, noise, pull = 8000, 0.004, 0.003
+    xy = rng.uniform(-1, 1, (2 * n, 2))
+    z = np.r_[np.zeros(n), np.full(n, 3 * 2.0 / np.sqrt(n))]
+    raw = np.c_[xy, z + rng.normal(size=2 * n) * noise]
+    moved = np.c_[xy, z + np.r_[np.full(n, pull), np.full(n, -pull)]]
+    for thickness, most in ((1.0, 0.35), (1e9, 1.0)):
+        err = remove_offset(raw, moved, thickness=thickness).points[:, 2] - z
+        left = np.abs([np.median(err[:n]), np.median(err[n:])]) / pull
+        assert (left < most).all() and (thickness < 1e9 or (left > 0.6).all()), (thickness, left)
+
+
+def test_build_removes_a_projections_offset_unless_told_not_to(rng):
+    raw = sphere_cloud(rng, 6000, noise=0.006)
+
+    def shrink(points):
+        return 0.295 * points / np.linalg.norm(points, axis=1, keepdims=True)
+
+    dirs = sphere_cloud(rng, 2000, 1.0)
+    radii = {}
+    for offset_radius in (4.0, 0.0):
+        pss = PointSetSurface.build(raw, PointSetConfig(offset_radius=offset_radius), project=shrink)
+        radii[offset_radius] = float(np.linalg.norm(pss.query(0.32 * dirs).points, axis=1).mean())
+    assert pss.summary.projected
+    assert abs(radii[0.0] - 0.295) < 0.001, radii  # the projection's shrink kept
+    assert abs(radii[4.0] - 0.3) < 0.0015, radii  # taken out

@@ -121,7 +121,10 @@ class ReconstructCommand:
             rows += [
                 ("outliers dropped", str(c.n_outliers)),
                 ("noise / spacing", f"{c.input_noise / c.spacing:.3f}"),
-                ("learned projection", "yes" if c.projected else "no"),
+                (
+                    "learned projection",
+                    f"yes (its offset {c.projection_offset / c.spacing:.3f} spacings removed)" if c.projected else "no",
+                ),
                 ("patch", f"{c.patch_neighbors} points, degree {c.patch_degree}"),
             ]
         s = rec.stats

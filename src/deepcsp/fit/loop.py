@@ -105,7 +105,8 @@ def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
         pss.progress = lambda done, total: progress({"task": "closest points", "done": done, "total": total})
         s = pss.summary
         learned = (
-            f", learned projection (noise {s.input_noise:.3g} -> {s.noise:.3g})"
+            f", learned projection (noise {s.input_noise:.3g} -> {s.noise:.3g}, "
+            f"its offset {s.projection_offset:.2g} removed)"
             if s.projected
             else f", noise {s.noise:.3g}"
         )
