@@ -8,6 +8,7 @@ import pytest
 from deepcsp.geometry.pointset import (
     PointSetConfig,
     PointSetSurface,
+    local_patch_sizes,
     remove_offset,
     remove_outliers,
     select_patch_size,
@@ -83,6 +84,39 @@ def test_patch_size_follows_the_noise(rng):
     k_clean = select_patch_size(clean, cKDTree(clean)).neighbors
     k_noisy = select_patch_size(noisy, cKDTree(noisy)).neighbors
     assert k_clean <= 16 < k_noisy
+
+
+def half_wavy(xy: np.ndarray) -> np.ndarray:
+    """Heights of a sheet that is wavy for x < 0 (wavelength 0.08) and flat for x >= 0."""
+    return np.where(xy[:, 0] < 0, 0.012 * np.sin(2 * np.pi * xy[:, 0] / 0.08), 0.0)
+
+
+def test_patch_sizes_chosen_per_point_average_more_where_the_surface_is_flat(rng):
+    from scipy.spatial import cKDTree
+
+    xy = rng.uniform(-0.3, 0.3, (3000, 2))
+    cloud = np.c_[xy, half_wavy(xy)] + rng.normal(size=(3000, 3)) * 0.002
+    queries_xy = rng.uniform(-0.25, 0.25, (3000, 2))
+    flat, wavy = queries_xy[:, 0] > 0.02, queries_xy[:, 0] < -0.02
+    error = {}
+    for local in (0, 24):
+        pss = PointSetSurface.build(cloud, PointSetConfig(local_patches=local, boundary_density=0))
+        foot = pss.project(np.c_[queries_xy, half_wavy(queries_xy)])
+        error[local] = np.abs(foot[:, 2] - half_wavy(foot[:, :2]))
+    assert pss.summary.local_patches > 0.5  # most points differ from the cloud's one size
+    assert error[24][flat].mean() < 0.75 * error[0][flat].mean(), (error[24][flat].mean(), error[0][flat].mean())
+    assert error[24][wavy].mean() < 1.1 * error[0][wavy].mean(), (error[24][wavy].mean(), error[0][wavy].mean())
+    s = pss.summary
+    sizes = local_patch_sizes(pss.points, cKDTree(pss.points), (s.patch_neighbors, s.patch_degree))
+    k_flat = np.median(sizes.neighbors[pss.points[:, 0] > 0.05])
+    k_wavy = np.median(sizes.neighbors[pss.points[:, 0] < -0.05])
+    assert k_flat >= 4 * k_wavy, (k_flat, k_wavy)
+
+
+def test_a_clean_cloud_keeps_one_patch_size(rng):
+    pss = PointSetSurface.build(sphere_cloud(rng, 3000))
+    assert pss.summary.noise < 0.1 * pss.summary.spacing
+    assert pss.summary.local_patches == 0
 
 
 def test_outliers_are_dropped_and_do_not_move_the_surface(rng):

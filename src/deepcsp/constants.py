@@ -135,6 +135,8 @@ UNMERGE_TIE_SHARE = 0.25
 
 #: Patch sizes (neighbours) tried by ``geometry.pointset.select_patch_size``.
 PATCH_SIZES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+#: (neighbours, degree) tried per point by ``geometry.pointset.local_patch_sizes`` besides the cloud's own.
+LOCAL_PATCH_SIZES = ((12, 1), (24, 1), (24, 2), (48, 2), (96, 2), (192, 2))
 
 # --------------------------------------------------------------------------- size limits (memory caps on settings)
 

@@ -125,7 +125,11 @@ class ReconstructCommand:
                     "learned projection",
                     f"yes (its offset {c.projection_offset / c.spacing:.3f} spacings removed)" if c.projected else "no",
                 ),
-                ("patch", f"{c.patch_neighbors} points, degree {c.patch_degree}"),
+                (
+                    "patch",
+                    f"{c.patch_neighbors} points, degree {c.patch_degree}"
+                    + (f" ({c.local_patches:.0%} sized per point)" if c.local_patches else ""),
+                ),
             ]
         s = rec.stats
         rows += [

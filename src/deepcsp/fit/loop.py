@@ -115,6 +115,7 @@ def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
                 "stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), "
                 f"spacing {s.spacing:.3g}"
                 f"{learned}, patches of {s.patch_neighbors} points (degree {s.patch_degree})"
+                + (f", {s.local_patches:.0%} of them sized per point" if s.local_patches else "")
             }
         )
     return pss

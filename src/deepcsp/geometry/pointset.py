@@ -12,7 +12,9 @@ The surface is a partition of unity of robust local quadrics:
 2. **Patch size by cross-validation** (:func:`select_patch_size`): each candidate size and degree
    is fitted to the neighbours of held-out points; the one that predicts them best trades
    averaging noise (many neighbours, planes) against following detail (few, quadrics), and its
-   error bounds the noise. Optionally the points are then projected (e.g. by a learned operator),
+   error bounds the noise. On a noisy cloud the choice is then made again for every point
+   (:func:`local_patch_sizes`): large planes where the surface is flat, small quadrics where it
+   bends. Optionally the points are first projected (e.g. by a learned operator),
    the projection's systematic offset along the normal is measured against the points it moved
    and taken out (:func:`remove_offset`), and the choice is made again.
 3. **Patches** (:func:`fit_patches`): one height-field quadric per point over its neighbours,
@@ -37,8 +39,11 @@ import numpy as np
 import torch
 
 from deepcsp._validate import Fields
-from deepcsp.constants import PATCH_SIZES
+from deepcsp.constants import LOCAL_PATCH_SIZES, PATCH_SIZES
 from deepcsp.geometry.closest import ClosestPoints, check_points
+
+#: Noise (sample spacings) from which a cloud's patch sizes are chosen per point (:func:`_noisy`).
+LOCAL_PATCHES_ABOVE = 0.1
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,11 @@ class PointSetConfig:
     """Width (local sample spacings) of the Gaussian over which a projection's offset along the
     normal is averaged and removed (:func:`remove_offset`); 0: never."""
 
+    local_patches: int = 24
+    """A noisy cloud's patch size and degree are chosen per point: the candidate whose
+    leave-one-out error, averaged over this many nearest cross-validation centres, is lowest
+    (:func:`local_patch_sizes`); 0: one size for the whole cloud."""
+
     def __post_init__(self) -> None:
         f = Fields(self)
         f.auto_or_at_least("patch_neighbors", 6, 1024)
@@ -85,6 +95,7 @@ class PointSetConfig:
         f.number("density_kernel", 0.1, 10.0)
         f.number("far", 1.0, 1e6)
         f.number("offset_radius", 0.0, 100.0)
+        f.integer("local_patches", 0, 1024)
 
 
 @dataclass
@@ -122,6 +133,9 @@ class CloudSummary:
     """Share of the samples with another sheet right above or below them (:func:`close_layers`)."""
     projection_offset: float = 0.0
     """Median offset along the normal (cloud units) removed from the projected points (:func:`remove_offset`)."""
+    local_patches: float = 0.0
+    """Share of the points whose patch, chosen per point (:func:`local_patch_sizes`), differs from
+    the cloud's (``patch_neighbors``, ``patch_degree``); 0 where the choice was not made."""
 
 
 def remove_outliers(points: np.ndarray, ratio: float = 3.0, k: int = 8, isolated: float = 4.0) -> np.ndarray:
@@ -245,31 +259,36 @@ def close_layers(
 
 
 def fit_patches(
-    points: np.ndarray, tree, neighbors: int, kernel: float = 0.5, floor=None, degree: int = 2, chunk: int = 4000
+    points: np.ndarray, tree, neighbors, kernel: float = 0.5, floor=None, degree=2, chunk: int = 4000
 ) -> Patches:
     """Robust local quadrics (see :class:`Patches`) around every point of ``points : (N, 3)`` over
-    its ``neighbors`` nearest points (:func:`_fit_quadrics`; ``degree`` 1 fits planes); ``floor :
-    (N,)`` bounds the residual scale from below (the noise). ``chunk`` points at a time: their
-    ``(chunk, K, 6)`` design matrices stay in cache (a 10k noisy cloud: 0.85 s against 1.15 s at
-    20000; the same patches)."""
+    its ``neighbors`` nearest points (:func:`_fit_quadrics`; ``degree`` 1 fits planes; both one
+    number, or ``(N,)`` per point, :func:`local_patch_sizes`); ``floor : (N,)`` bounds the
+    residual scale from below (the noise). ``chunk`` points at a time: their ``(chunk, K, 6)``
+    design matrices stay in cache (a 10k noisy cloud: 0.85 s against 1.15 s at 20000; the same
+    patches)."""
     n = len(points)
-    k = min(neighbors, n)
-    kq = min(int(round(1.5 * k)) + 8, n)
     floor = np.zeros(n) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))
+    sizes = np.broadcast_to(np.asarray(neighbors, np.int64), (n,))
+    degrees = np.broadcast_to(np.asarray(degree, np.int64), (n,))
     frames = np.zeros((n, 3, 3), np.float32)
     coeffs = np.zeros((n, 6), np.float32)
     support = np.zeros(n)
     residual = np.zeros(n)
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        dd, ii = tree.query(points[s:e], k=kq, workers=-1)
-        fit = _fit_quadrics(points[ii] - points[s:e, None], dd, kernel, floor[s:e], degree, size=k)
-        ones = np.ones_like(fit.support)
-        h = fit.support
-        coeffs[s:e] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)  # back to cloud units
-        frames[s:e] = fit.frames
-        support[s:e] = h
-        residual[s:e] = fit.scale * h
+    for size, deg in sorted({(int(a), int(b)) for a, b in zip(sizes, degrees)} if n else ()):
+        group = np.flatnonzero((sizes == size) & (degrees == deg))
+        k = min(size, n)
+        kq = min(int(round(1.5 * k)) + 8, n)
+        for s in range(0, len(group), chunk):
+            at = group[s : s + chunk]
+            dd, ii = tree.query(points[at], k=kq, workers=-1)
+            fit = _fit_quadrics(points[ii] - points[at, None], dd, kernel, floor[at], deg, size=k)
+            ones = np.ones_like(fit.support)
+            h = fit.support
+            coeffs[at] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)  # back to cloud units
+            frames[at] = fit.frames
+            support[at] = h
+            residual[at] = fit.scale * h
     return Patches(np.ascontiguousarray(points, np.float64), frames, coeffs, support, residual)
 
 
@@ -307,22 +326,87 @@ def select_patch_size(
     cand = sorted(int(k) for k in candidates if k + 1 <= n)
     idx = rng.choice(n, min(n_centers, n), replace=False)
     fl = np.zeros(len(idx)) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))[idx]
-    dd, ii = _neighbors(points, tree, idx, min(_candidates(max(cand)), n - 1), leave_out=True)
-    off = points[ii] - points[idx, None]
+    held = _HeldOut(points, tree, idx, max(cand))
     loo: dict = {}
     worse = 0
     for k in cand:  # ascending; stops once two sizes in a row did not improve
         before = min(loo.values(), default=np.inf)
         for degree in degrees:
-            kq = _candidates(k)
-            fit = _fit_quadrics(off[:, :kq], dd[:, :kq], kernel, fl, degree, size=k)
-            err = np.sort(np.abs(fit.coeffs[:, 0] * fit.support))  # the held-out point's height over its patch
+            err = np.sort(held.heights(k, degree, kernel, fl))
             loo[(k, degree)] = float(np.sqrt(np.mean(err[: max(1, int(round(len(err) * (1 - trim))))] ** 2)))
         worse = worse + 1 if min(loo.values()) >= before else 0
         if worse >= 2:
             break
     best = min(loo, key=loo.get)
     return PatchSize(best[0], best[1], loo, loo[best])
+
+
+@dataclass
+class LocalPatchSizes:
+    """Patch size and degree per point (:func:`local_patch_sizes`): ``neighbors``, ``degree`` ``(N,)``."""
+
+    neighbors: np.ndarray
+    degree: np.ndarray
+
+
+def local_patch_sizes(
+    points: np.ndarray,
+    tree,
+    chosen: tuple[int, int],
+    candidates=LOCAL_PATCH_SIZES,
+    kernel: float = 0.5,
+    floor=None,
+    smooth: int = 24,
+    significance: float = 0.0,
+    n_centers: int = 4000,
+    seed: int = 0,
+    chunk: int = 2000,
+) -> LocalPatchSizes:
+    """The patch size and degree for every point: the candidate (``chosen``, the cloud's, and
+    ``candidates``) whose squared leave-one-out error (see :func:`select_patch_size`) over the
+    ``smooth`` nearest of ``n_centers`` random held-out points is smallest. One size for a whole
+    noisy cloud averages too little where the surface is flat and too much where it bends; a
+    held-out point's noise is the same for every candidate, so the comparison is paired (measured
+    on 10k-point clouds with noise 0.25% of the diagonal of 12 training and validation meshes:
+    the closest-point error 0.73-0.99x that of the cloud's size, scratch run). Smooth simple shapes,
+    whose one large size was already right, lose (torus 1.26x, moebius_strip 1.33x): ``significance``
+    z keeps the cloud's size unless a candidate's mean gain exceeds z standard errors (z = 1
+    halved both the losses and the gains there; 2 left nearly nothing, scratch run)."""
+    from scipy.spatial import cKDTree
+
+    n = len(points)
+    sizes = [tuple(chosen)] + [c for c in candidates if tuple(c) != tuple(chosen) and c[0] + 1 <= n]
+    idx = np.random.default_rng(seed).choice(n, min(n_centers, n), replace=False)
+    fl = np.zeros(n) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))
+    err = np.zeros((len(sizes), len(idx)))
+    for s in range(0, len(idx), chunk):
+        held = _HeldOut(points, tree, idx[s : s + chunk], max(k for k, _ in sizes))
+        for c, (k, degree) in enumerate(sizes):
+            err[c, s : s + chunk] = held.heights(k, degree, kernel, fl[idx[s : s + chunk]]) ** 2
+    _, near = cKDTree(points[idx]).query(points, k=min(smooth, len(idx)), workers=-1)
+    near = near.reshape(n, -1)
+    gain = err - err[:1]  # paired with the cloud's own size, per held-out point
+    best = np.zeros(n, np.int64)
+    for s in range(0, n, 65536):
+        g = gain[:, near[s : s + 65536]]
+        sure = g.mean(-1) + significance * g.std(-1) / np.sqrt(g.shape[-1])
+        best[s : s + 65536] = sure.argmin(0)
+    table = np.asarray(sizes)
+    return LocalPatchSizes(table[best, 0], table[best, 1])
+
+
+class _HeldOut:
+    """The neighbourhoods of held-out points ``idx`` for patches of up to ``largest`` neighbours."""
+
+    def __init__(self, points: np.ndarray, tree, idx: np.ndarray, largest: int):
+        self.dist, ii = _neighbors(points, tree, idx, min(_candidates(largest), len(points) - 1), leave_out=True)
+        self.offsets = points[ii] - points[idx, None]
+
+    def heights(self, size: int, degree: int, kernel: float, floor: np.ndarray) -> np.ndarray:
+        """|height| of each held-out point over the patch of its ``size`` neighbours (cloud units)."""
+        kq = _candidates(size)
+        fit = _fit_quadrics(self.offsets[:, :kq], self.dist[:, :kq], kernel, floor, degree, size=size)
+        return np.abs(fit.coeffs[:, 0] * fit.support)
 
 
 def _neighbors(
@@ -482,13 +566,14 @@ class PointSetSurface:
             pts = _check_cloud(np.unique(moved, axis=0))
             tree, spacing, size = _scale_and_noise(pts, config)
             projected = True
+        neighbors, degree = size.neighbors, size.degree
+        if config.local_patches and not projected and _noisy(size, spacing):
+            local = local_patch_sizes(
+                pts, tree, (neighbors, degree), kernel=config.kernel, floor=0.1 * spacing, smooth=config.local_patches
+            )
+            neighbors, degree = local.neighbors, local.degree
         patches = fit_patches(
-            pts,
-            tree,
-            size.neighbors,
-            config.kernel,
-            floor=np.maximum(1.5 * size.noise, 0.1 * spacing),
-            degree=size.degree,
+            pts, tree, neighbors, config.kernel, floor=np.maximum(1.5 * size.noise, 0.1 * spacing), degree=degree
         )
         density_ref = _density_reference(pts, tree, config.density_kernel * spacing)
         summary = CloudSummary(
@@ -503,6 +588,7 @@ class PointSetSurface:
             projected,
             close_layers(pts, tree, patches.frames[:, 2], spacing, size.noise),
             offset,
+            float(np.mean((neighbors != size.neighbors) | (degree != size.degree))),
         )
         return cls(pts, patches, spacing, density_ref, config, summary)
 
@@ -752,6 +838,19 @@ def _scale_and_noise(points: np.ndarray, config: PointSetConfig):
         degrees=(config.patch_degree,) if config.patch_degree else (2, 1),
     )
     return tree, spacing, size
+
+
+def _noisy(size: PatchSize, spacing: np.ndarray) -> bool:
+    """Whether a cloud is noisy enough for patch sizes chosen per point: its noise estimate is
+    at least ``LOCAL_PATCHES_ABOVE`` sample spacings and its best patch averages more than the
+    smallest quadric. On clean clouds the choice made them worse (closest-point error 1.1-1.7x on
+    12 training and validation meshes at 3k and 10k points, scratch run); their estimates are
+    0.0-0.4 spacings (curvature and sparse sampling read as noise), mostly below 0.1. A cloud whose
+    one size is larger than every candidate (a flat sheet, the Moebius strip: 256 neighbours) keeps
+    it: chosen per point, flatland_sheet's error doubled."""
+    smallest = (size.neighbors, size.degree) == (min(PATCH_SIZES), 2)
+    largest = size.neighbors > max(k for k, _ in LOCAL_PATCH_SIZES)
+    return size.noise >= LOCAL_PATCHES_ABOVE * float(np.median(spacing)) and not (smallest or largest)
 
 
 def _frames(normals: np.ndarray) -> np.ndarray:
