@@ -841,14 +841,15 @@ def _scale_and_noise(points: np.ndarray, config: PointSetConfig):
 
 
 def _noisy(size: PatchSize, spacing: np.ndarray) -> bool:
-    """Whether a cloud is noisy enough for patch sizes chosen per point: its noise estimate is
-    at least ``LOCAL_PATCHES_ABOVE`` sample spacings and its best patch averages more than the
-    smallest quadric. On clean clouds the choice made them worse (closest-point error 1.1-1.7x on
-    12 training and validation meshes at 3k and 10k points, scratch run); their estimates are
-    0.0-0.4 spacings (curvature and sparse sampling read as noise), mostly below 0.1. A cloud whose
-    one size is larger than every candidate (a flat sheet, the Moebius strip: 256 neighbours) keeps
-    it: chosen per point, flatland_sheet's error doubled."""
-    smallest = (size.neighbors, size.degree) == (min(PATCH_SIZES), 2)
+    """Whether a cloud is noisy enough for patch sizes chosen per point: its noise estimate is at
+    least ``LOCAL_PATCHES_ABOVE`` sample spacings and its one best size lies strictly between the
+    smallest patch and the largest candidate. Clean clouds made worse by the choice (closest-point
+    error 1.1-1.7x on 12 training and validation meshes at 3k and 10k points, scratch run; mesh
+    Chamfer-L1 1.09x on 7 detailed meshes' clean 3k clouds) estimate 0.0-0.4 spacings (curvature
+    and sparse sampling read as noise) but their best patch is the smallest (8 neighbours, plane or
+    quadric). A cloud whose one size is larger than every candidate (a flat sheet, the Moebius
+    strip: 256 neighbours) keeps it: chosen per point, flatland_sheet's error doubled."""
+    smallest = size.neighbors <= min(PATCH_SIZES)
     largest = size.neighbors > max(k for k, _ in LOCAL_PATCH_SIZES)
     return size.noise >= LOCAL_PATCHES_ABOVE * float(np.median(spacing)) and not (smallest or largest)
 
