@@ -96,6 +96,7 @@ ZERO_OK = {
     "--config.seed",
     "reconstruct --polish",
     "reconstruct --smooth",
+    "reconstruct --clean-smooth",
     "reconstruct --rim-spacings",
     "--config.threads",
     "--config.max-steps",

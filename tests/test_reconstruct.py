@@ -89,6 +89,7 @@ def test_snapping_puts_the_vertices_on_the_point_set_surface(rng):
         fit=FitConfig(cloud=CloudConfig(projection="off", resolution=32), **SMALL),
         subdivide_above=0.0,
         polish=0.0,
+        clean_smooth=0,
     )
     off = reconstruct_cloud(surface_from_arrays(cloud), replace(coarse, snap=False))
     on = reconstruct_cloud(surface_from_arrays(cloud), coarse)
@@ -220,7 +221,7 @@ def test_cli_refuses_nan_clouds_in_one_line(tmp_path, capsys):
 
 
 def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
-    """``deepcsp reconstruct``'s --fill-holes / --polish / --smooth / --rim-spacings default to the
+    """``deepcsp reconstruct``'s --fill-holes / --polish / --smooth / --clean-smooth default to the
     pipeline's own defaults and, when given, are what the pipeline runs with."""
     import tyro
 
@@ -228,15 +229,17 @@ def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
 
     cloud = tmp_path / "c.npy"
     default = tyro.cli(ReconstructCommand, args=[str(cloud)]).config()
-    assert (default.fill_holes, default.polish, default.smooth) == (
+    assert (default.fill_holes, default.polish, default.smooth, default.clean_smooth) == (
         ReconstructionConfig.fill_holes,
         ReconstructionConfig.polish,
         ReconstructionConfig.smooth,
+        ReconstructionConfig.clean_smooth,
     )
     cfg = tyro.cli(
-        ReconstructCommand, args=[str(cloud), "--no-fill-holes", "--polish", "0", "--smooth", "0.3"]
+        ReconstructCommand,
+        args=[str(cloud), "--no-fill-holes", "--polish", "0", "--smooth", "0.3", "--clean-smooth", "5"],
     ).config()
-    assert (cfg.fill_holes, cfg.polish, cfg.smooth) == (False, 0.0, 0.3)
+    assert (cfg.fill_holes, cfg.polish, cfg.smooth, cfg.clean_smooth) == (False, 0.0, 0.3, 5)
 
 
 def test_denser_grids_per_spacing_give_finer_cloud_fields(rng):

@@ -39,6 +39,8 @@ class ReconstructCommand:
     smooth: float = 0.1
     """Taubin-smooth the mesh of a noisy cloud: when the samples lie at least this many spacings off
     it (median, after polishing); 0: never."""
+    clean_smooth: int = 2
+    """Rounds of Taubin smoothing for the mesh of a cloud that is not noisy (after polishing); 0: never."""
     rim_spacings: float = 1.5
     """Finally drop the faces that run on from a boundary further than this many local spacings from
     every sample; 0: never."""
@@ -53,7 +55,15 @@ class ReconstructCommand:
 
     def check(self) -> None:
         """Refuse bad options before any work."""
-        from deepcsp._validate import auto_or_at_least, device, distinct_outputs, finite_float, input_file, output_path
+        from deepcsp._validate import (
+            auto_or_at_least,
+            device,
+            distinct_outputs,
+            finite_float,
+            input_file,
+            nonnegative_int,
+            output_path,
+        )
         from deepcsp.constants import MAX_RESOLUTION
         from deepcsp.io.surface import CLOUD_SUFFIXES, MESH_OUTPUT_SUFFIXES, MESH_SUFFIXES
 
@@ -75,6 +85,7 @@ class ReconstructCommand:
             ("--rim-spacings", self.rim_spacings),
         ):
             finite_float(flag, value, 0.0, 1e6)
+        nonnegative_int("--clean-smooth", self.clean_smooth, 1000)
         device("--device", self.device)
 
     def config(self):
@@ -96,6 +107,7 @@ class ReconstructCommand:
             fill_holes=self.fill_holes,
             polish=self.polish,
             smooth=self.smooth,
+            clean_smooth=self.clean_smooth,
             rim_spacings=self.rim_spacings,
         )
 

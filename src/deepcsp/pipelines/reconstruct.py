@@ -45,6 +45,11 @@ SUBDIVIDE_MAX_VERTICES = 600_000
 #: dev meshes' 10k-point clouds with noise 0.5% of the diagonal, NC +0.0018 and Chamfer-L1 0.995x
 #: (medians; benchmarks/RESULTS.md); 5 to 40 rounds gave about the same.
 SMOOTH_ROUNDS = 20
+#: Clouds of more points than this get no ``ReconstructionConfig.clean_smooth``: on 100k-point clean
+#: clouds of 3 training meshes 2 rounds cost Chamfer-L1 1.4% (median) for NC +0.0005; on 3k and 10k
+#: clouds of the 12 training and validation meshes they gave Chamfer-L1 0.988x and 0.990x, NC +0.0020
+#: and +0.0014 (medians).
+CLEAN_SMOOTH_MAX_POINTS = 30_000
 
 
 @dataclass
@@ -85,6 +90,11 @@ class ReconstructionConfig:
     median sample lies further than this many local spacings from it (a noisy cloud; measured: 0.13
     and 0.14 with noise 0.5% of the diagonal at 3k points and 0.25% at 10k, 0.001-0.074 on the
     clean dev clouds, 0.094 on the demo's 4-view scan); 0: never."""
+    clean_smooth: int = 2
+    """Rounds of :func:`~deepcsp.pipelines.polish.taubin_smooth` for the mesh of a cloud that is not
+    noisy (below ``smooth``) and has at most ``CLEAN_SMOOTH_MAX_POINTS`` points, after polishing:
+    the wrinkle a mesh snapped and polished onto the point-set surface keeps at the scale of an
+    edge; 0: never."""
     rim_spacings: float = 1.5
     """Finally drop the faces that run on from a boundary further than this many local spacings
     from every sample (a hole's lip, an overshooting edge; :func:`~deepcsp.pipelines.holes.retract_rims`);
@@ -111,6 +121,7 @@ class ReconstructionConfig:
         f.number("subdivide_above", 0.0, 1e6)
         f.number("rim_spacings", 0.0, 1e6)
         f.number("smooth", 0.0, 1e6)
+        f.integer("clean_smooth", 0, 1000)
 
 
 @dataclass
@@ -187,23 +198,30 @@ def reconstruct_cloud(
         if progress is not None and filled.n_filled:
             progress({"stage": f"closed {filled.n_filled} of {filled.n_loops} boundary loops the cloud covers"})
         vertices, faces = filled.vertices, filled.faces
-    if config.polish > 0 and cloud is not None and len(faces):
-        polished = polish(vertices, faces, surface.vertices, gaps().spacing, clean_below=config.polish)
-        if progress is not None and polished.applied:
-            progress({"stage": f"moved the mesh onto its samples (median offset {polished.residual:.2g} spacings)"})
-        vertices = polished.vertices
-        if 0 < config.smooth <= polished.residual:
-            if progress is not None:
-                progress(
-                    {"stage": f"smoothing the mesh of a noisy cloud (median offset {polished.residual:.2g} spacings)"}
-                )
-            vertices = taubin_smooth(vertices, faces, SMOOTH_ROUNDS)
+    if (config.polish > 0 or config.smooth > 0 or config.clean_smooth > 0) and cloud is not None and len(faces):
+        vertices = _polish_and_smooth(vertices, faces, surface.vertices, gaps().spacing, config, progress)
     if config.rim_spacings > 0 and cloud is not None and len(faces):
         vertices, faces = retract_rims(vertices, faces, gaps(), config.rim_spacings)
     t2 = time.perf_counter()
     return CloudReconstruction(
         vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0}
     )
+
+
+def _polish_and_smooth(vertices, faces, samples, spacing, config: ReconstructionConfig, progress) -> np.ndarray:
+    """The mesh polished onto its samples where the cloud is clean (``config.polish``), then
+    Taubin-smoothed: ``SMOOTH_ROUNDS`` rounds where the samples lie ``config.smooth`` spacings or
+    more off it (noise), ``config.clean_smooth`` rounds elsewhere when the cloud has at most
+    ``CLEAN_SMOOTH_MAX_POINTS`` samples."""
+    polished = polish(vertices, faces, samples, spacing, clean_below=config.polish)
+    if progress is not None and polished.applied:
+        progress({"stage": f"moved the mesh onto its samples (median offset {polished.residual:.2g} spacings)"})
+    noisy = 0 < config.smooth <= polished.residual
+    rounds = SMOOTH_ROUNDS if noisy else config.clean_smooth if len(samples) <= CLEAN_SMOOTH_MAX_POINTS else 0
+    if rounds and progress is not None:
+        what = "a noisy cloud" if noisy else "a clean cloud"
+        progress({"stage": f"smoothing the mesh of {what} (median offset {polished.residual:.2g} spacings)"})
+    return taubin_smooth(polished.vertices, faces, rounds)
 
 
 def snap_to_surface(vertices: np.ndarray, pss, normalization) -> np.ndarray:
