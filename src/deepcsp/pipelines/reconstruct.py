@@ -217,7 +217,12 @@ def _polish_and_smooth(vertices, faces, samples, spacing, config: Reconstruction
     if progress is not None and polished.applied:
         progress({"stage": f"moved the mesh onto its samples (median offset {polished.residual:.2g} spacings)"})
     noisy = 0 < config.smooth <= polished.residual
-    rounds = SMOOTH_ROUNDS if noisy else config.clean_smooth if len(samples) <= CLEAN_SMOOTH_MAX_POINTS else 0
+    if noisy:
+        rounds = SMOOTH_ROUNDS
+    elif len(samples) <= CLEAN_SMOOTH_MAX_POINTS:
+        rounds = config.clean_smooth
+    else:
+        rounds = 0
     if rounds and progress is not None:
         what = "a noisy cloud" if noisy else "a clean cloud"
         progress({"stage": f"smoothing the mesh of {what} (median offset {polished.residual:.2g} spacings)"})
