@@ -122,7 +122,9 @@ def query_rate(field, v: np.ndarray, n: int = 1_000_000) -> float:
     return n / (time.perf_counter() - t) / 1e6
 
 
-def run_case(name: str, tmp: Path, n_samples: int, render_dir: Path | None, reload: bool = False) -> dict:
+def run_case(
+    name: str, tmp: Path, n_samples: int, render_dir: Path | None, reload: bool = False, sharpen: float | None = None
+) -> dict:
     surf, mesh_path = load_case(name, tmp)
     v, f = surf.normalized_vertices, surf.faces
     t = time.perf_counter()
@@ -139,7 +141,7 @@ def run_case(name: str, tmp: Path, n_samples: int, render_dir: Path | None, relo
     row["band %"] = 100 * evaluate_field(field, v, f, MeshOracle(v, f), n=30_000).mean
     row["file / mesh"] = os.path.getsize(fpath) / os.path.getsize(mesh_path)
     row["Mq/s"] = query_rate(field, v)
-    r = extract_mesh(field, ExtractConfig())
+    r = extract_mesh(field, ExtractConfig() if sharpen is None else ExtractConfig(sharpen=sharpen))
     gt = mesh_stats(surf.vertices, surf.faces)
     m = compare_surfaces(r.vertices, r.faces, surf.vertices, surf.faces, n_samples=50_000)
     diag = float(np.linalg.norm(surf.vertices.max(0) - surf.vertices.min(0)))
@@ -213,8 +215,8 @@ def compare(before: Path, after: Path) -> None:
     rows = []
     for case in [c for c in b if c in a]:
         row = {"case": case}
-        for col in ("close p90", "else p90", "band %", "file / mesh", "fit s", "Mq/s", "CD %"):
-            x, y = a[case].get(col), b[case].get(col)
+        for col in ("close p90", "else p90", "band %", "file / mesh", "fit s", "Mq/s", "CD %", "Haus %", "1 - NC"):
+            x, y = (1 - a[case]["NC"], 1 - b[case]["NC"]) if col == "1 - NC" else (a[case].get(col), b[case].get(col))
             row[col] = (
                 y / x
                 if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x and np.isfinite(x)
@@ -224,7 +226,10 @@ def compare(before: Path, after: Path) -> None:
     print_table(
         rows,
         list(rows[0]) if rows else ["case"],
-        {c: "{:.2f}" for c in ("close p90", "else p90", "band %", "file / mesh", "fit s", "Mq/s", "CD %")},
+        {
+            c: "{:.2f}"
+            for c in ("close p90", "else p90", "band %", "file / mesh", "fit s", "Mq/s", "CD %", "Haus %", "1 - NC")
+        },
     )
 
 
@@ -242,6 +247,12 @@ def main() -> None:
         help="measure the field read back from its file (what `deepcsp fit` + `deepcsp mesh` give), not the fitted one",
     )
     ap.add_argument(
+        "--sharpen",
+        type=float,
+        default=None,
+        help="ExtractConfig.sharpen of the meshes (default: the extraction's default; 0: no crease sharpening)",
+    )
+    ap.add_argument(
         "--compare",
         type=Path,
         nargs=2,
@@ -256,7 +267,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for name in args.cases:
-            rows.append(run_case(name, Path(d), args.samples, args.render, args.reload))
+            rows.append(run_case(name, Path(d), args.samples, args.render, args.reload, args.sharpen))
             print(
                 json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in rows[-1].items()}), flush=True
             )

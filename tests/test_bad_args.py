@@ -124,6 +124,7 @@ ZERO_OK = {
     "--render.shading.ambient",
     "--render.shading.specular",
     "--dilate",
+    "mesh --sharpen",
     "--config.field.sheet-offset",
     "--config.field.refine-factor",
     "--config.field.n-refined",

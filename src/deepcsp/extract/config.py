@@ -107,6 +107,10 @@ class ExtractConfig:
     """After a merge (``merge_sheets``): split the merged mid-surface back into the two sheets
     wherever the field sees two (:mod:`deepcsp.extract.unmerge`), so that close pairs come out as
     two layers and folds as one sheet bent back; False keeps the single mid-surface."""
+    sharpen: float = 1.0
+    """Move vertices onto the creases and corners the field shows (:mod:`deepcsp.extract.sharpen`),
+    reading tangent planes this many cells around each vertex; 0: never. Skipped when the distances
+    are noisy (``noisy_above``)."""
     points: int = 0
     """Also sample this many points on the surface by one-shot projection (0: none)."""
     seed: int = 0
@@ -145,6 +149,7 @@ class ExtractConfig:
         f.integer("fill_holes", 0, 10**6)
         f.number("fill_tolerance", 0.0, 1.0, max_open=True)
         f.number("dilate", 0.0, 2.0)
+        f.number("sharpen", 0.0, 4.0)
         f.integer("min_component_faces", 0, 2**31 - 1)
         f.number("grid_shift", -1.0, 1.0)
         f.integer("points", 0, MAX_POINTS)
@@ -209,6 +214,8 @@ class ExtractResult:
     ``merge_sheets`` topology cells (0: no sheets were merged into one)."""
     n_unmerged: int = 0
     """Vertices of a merged mid-surface split back into two sheets (``unmerge_sheets``)."""
+    n_sharpened: int = 0
+    """Vertices moved onto a crease or corner (``sharpen``)."""
 
     @property
     def evaluation_fraction(self) -> float:

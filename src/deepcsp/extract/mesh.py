@@ -36,6 +36,7 @@ from deepcsp.extract.grid import Queries, unit
 from deepcsp.extract.merge import MergedQueries, close_sheet_gate
 from deepcsp.extract.pseudo import pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
+from deepcsp.extract.sharpen import sharpen_features
 from deepcsp.extract.signed import signed_dual_contour
 from deepcsp.extract.topology import mesh_stats, remove_small_components
 from deepcsp.extract.unmerge import unmerge_sheets
@@ -79,6 +80,13 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         fq = raw
         timings["unmerge"] = time.perf_counter() - tick
 
+    n_sharpened = 0
+    if config.sharpen > 0 and mesh.noise <= config.noisy_above * h:
+        tick = time.perf_counter()
+        sharp = sharpen_features(fq, verts, faces, config.sharpen * h, bias)
+        verts, n_sharpened = sharp.vertices, int(sharp.moved.sum())
+        timings["sharpen"] = time.perf_counter() - tick
+
     n_mesh_eval = fq.count
     points = np.zeros((0, 3))
     if config.points > 0 and len(faces):
@@ -111,6 +119,7 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         refine_passes=passes,
         n_merged=n_merged,
         n_unmerged=n_unmerged,
+        n_sharpened=n_sharpened,
     )
 
 

@@ -157,7 +157,9 @@ def reconstruct_cloud(
     res = config.mesh_resolution or max(256, fld.config.resolution if isinstance(fld, NeuralField) else 0)
     if progress is not None:
         progress({"stage": f"extracting a mesh at resolution {res}"})
-    mesh = extract_mesh(fld, ExtractConfig(resolution=res))
+    # vertices about to be snapped onto the point-set surface have no use for creases of its field
+    extract = ExtractConfig(resolution=res, sharpen=0.0 if config.snap and pss is not None else ExtractConfig.sharpen)
+    mesh = extract_mesh(fld, extract)
     vertices, faces = mesh.vertices, mesh.faces
     watertight = mesh.stats.n_boundary_edges == 0 and mesh.stats.n_nonmanifold_edges == 0  # nothing to close
     if (
@@ -178,7 +180,7 @@ def reconstruct_cloud(
                     "extracting it again on inside/outside signs"
                 }
             )
-        mesh = extract_mesh(fld, ExtractConfig(resolution=res))
+        mesh = extract_mesh(fld, extract)
         vertices, faces = mesh.vertices, mesh.faces
         if holes:
             onto = None if pss is None else functools.partial(_on_surface, pss, fld.normalization)
@@ -275,7 +277,7 @@ def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:
 def close_if_closed(fld: NeuralField, resolution: int = 128, ambiguous_max: float = 0.002) -> bool:
     """Extract a mesh of a band-grid field of a cloud and, when it shows a closed surface, give the
     field inside/outside bits (:func:`close_surface`). Returns whether it did."""
-    mesh = extract_mesh(fld, ExtractConfig(resolution=resolution))
+    mesh = extract_mesh(fld, ExtractConfig(resolution=resolution, sharpen=0.0))  # its topology is all that counts
     return close_surface(fld, mesh.vertices, mesh.faces, ambiguous_max)
 
 
