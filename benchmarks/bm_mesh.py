@@ -381,6 +381,9 @@ def main() -> None:
         help="pseudo-sign path without the sheet rule (cross_sheets=False, earlier rounds)",
     )
     ap.add_argument(
+        "--sharpen", type=float, default=None, help="ExtractConfig.sharpen (default: the extraction's; 0: creases off)"
+    )
+    ap.add_argument(
         "--mc-pseudonormal",
         action="store_true",
         help="closed meshes: MC reference with the pseudonormal sign (earlier rounds)",
@@ -394,6 +397,8 @@ def main() -> None:
         EXTRA.update(use_signs=False)
     if a.no_sheets or a.legacy:
         EXTRA.update(cross_sheets=False)
+    if a.sharpen is not None:
+        EXTRA.update(sharpen=a.sharpen)
     paths = all_meshes()
     pick = lambda names: [p for p in paths if p.stem in names]  # noqa: E731
     sel = pick(a.meshes) if a.meshes else paths
