@@ -69,7 +69,8 @@ def sharpen_features(
     moved = np.zeros(len(vertices), dtype=bool)
     if len(faces) == 0 or radius <= 0:
         return SharpenedVertices(vertices, moved)
-    todo = _bent(vertices, faces)
+    vn = vertex_normals(vertices, faces)
+    todo = _bent(vertices, faces, vn)
     todo[_near_boundary(faces, len(vertices))] = False
     if not todo.any():
         return SharpenedVertices(vertices, moved)
@@ -77,8 +78,8 @@ def sharpen_features(
     feet, normals, used = _stencil_planes(fq, v, radius, bias)
     # the planes of each side of the mesh on their own: a part thinner than the stencil shows its far
     # side's plane only on the inside, where it would pull the vertex towards the part's middle
-    side = _STENCIL @ vertex_normals(vertices, faces)[todo].T  # (K, V')
-    sides = [_quadric_steps(v, feet, normals, used & (sign * side.T > -1e-9)) for sign in (1.0, -1.0)]
+    side = vn[todo] @ _STENCIL.T  # (V', K)
+    sides = [_quadric_steps(v, feet, normals, used & (sign * side > -1e-9)) for sign in (1.0, -1.0)]
     inner = sides[1].feature & (~sides[0].feature | (sides[1].residual < sides[0].residual))
     step = np.zeros_like(vertices)
     step[todo] = np.where(inner[:, None], sides[1].step, sides[0].step)
@@ -128,12 +129,11 @@ def _quadric_steps(vertices: np.ndarray, feet: np.ndarray, normals: np.ndarray, 
     return _Quadric(step, feature, residual)
 
 
-def _bent(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``(V,)`` bool: vertices with a face whose normal leaves their normal by more than ``BENT``
-    (a mesh flat around a vertex has no crease to find there)."""
+def _bent(vertices: np.ndarray, faces: np.ndarray, vn: np.ndarray) -> np.ndarray:
+    """``(V,)`` bool: vertices with a face whose normal leaves their normal ``vn (V, 3)`` by more
+    than ``BENT`` (a mesh flat around a vertex has no crease to find there)."""
     fn = face_cross(vertices, faces)
     fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
-    vn = vertex_normals(vertices, faces)
     lowest = np.ones(len(vertices))
     for k in range(3):
         np.minimum.at(lowest, faces[:, k], (fn * vn[faces[:, k]]).sum(1))
