@@ -7,8 +7,10 @@ Built once from an unoriented cloud, queried many times (as :class:`~deepcsp.geo
 
 The surface is a partition of unity of robust local quadrics:
 
-1. **Clean-up** (:func:`remove_outliers`): points far sparser than their neighbours are dropped;
-   clouds above ``max_points`` are averaged in voxels (every point still counts).
+1. **Clean-up** (:func:`remove_outliers`): points far sparser than their neighbours are dropped,
+   then points well off the plane of their neighbours (:func:`remove_off_surface`: stray points a
+   spacing or two from the surface, which look like samples to a density test); clouds above
+   ``max_points`` are averaged in voxels (every point still counts).
 2. **Patch size by cross-validation** (:func:`select_patch_size`): each candidate size and degree
    is fitted to the neighbours of held-out points; the one that predicts them best trades
    averaging noise (many neighbours, planes) against following detail (few, quadrics), and its
@@ -63,6 +65,12 @@ class PointSetConfig:
     outlier_ratio: float = 3.0
     """A point whose 8th-neighbour distance exceeds this many times its neighbours' (and twice the
     cloud's median) is an outlier."""
+    off_surface: float = 8.0
+    """A point further from its neighbours' plane than this many times their own median distance
+    to theirs (and ``off_surface_floor`` of their spacing) is an outlier
+    (:func:`remove_off_surface`); 0: never."""
+    off_surface_floor: float = 3.0
+    """...and than this many of its neighbours' median nearest-neighbour distances."""
     max_points: int = 250_000
     """Clouds with more points are averaged in voxels down to about this many."""
     boundary_density: float = 0.62
@@ -90,6 +98,8 @@ class PointSetConfig:
         f.integer("blend_neighbors", 1, 64)
         f.integer("rounds", 1, 10)
         f.number("outlier_ratio", 1.0, 1e6)
+        f.number("off_surface", 0.0, 1e6)
+        f.number("off_surface_floor", 0.0, 1e6)
         f.integer("max_points", 1000, 10**8)
         f.number("boundary_density", 0.0, 1.0, max_open=True)
         f.number("density_kernel", 0.1, 10.0)
@@ -151,6 +161,32 @@ def remove_outliers(points: np.ndarray, ratio: float = 3.0, k: int = 8, isolated
     typical = np.median(far)
     local = np.median(far[ik[:, 1:]], axis=1)
     return ~((far > isolated * typical) | ((far > ratio * local) & (far > 2.0 * typical)))
+
+
+def remove_off_surface(
+    points: np.ndarray, ratio: float = 8.0, floor: float = 3.0, k: int = 12, chunk: int = 200_000
+) -> np.ndarray:
+    """``(N,)`` bool mask of the points to keep: a point lies off the surface its ``k`` nearest
+    neighbours sample (an outlier a spacing or two from it, which :func:`remove_outliers` cannot
+    tell from a sample) when its distance to their least-squares plane exceeds ``ratio`` times the
+    median of their own such distances (the local noise, curvature or crease) and ``floor`` times
+    their median nearest-neighbour distance. Points of a thin part or of close layers are kept:
+    their neighbours' planes cut across the layers, so their own distances are as large."""
+    from scipy.spatial import cKDTree
+
+    k = min(k, len(points) - 1)
+    dk, ik = cKDTree(points).query(points, k=k + 1, workers=-1)
+    ik = ik[:, 1:]
+    off = np.empty(len(points))
+    for s in range(0, len(points), chunk):
+        nb = points[ik[s : s + chunk]]  # (n, k, 3), the point itself excluded
+        c = nb.mean(1)
+        x = nb - c[:, None]
+        _, vecs = np.linalg.eigh(np.einsum("nki,nkj->nij", x, x))
+        off[s : s + chunk] = np.abs(((points[s : s + chunk] - c) * vecs[:, :, 0]).sum(1))
+    local_off = np.median(off[ik], axis=1)
+    local_gap = np.median(dk[ik, 1], axis=1)
+    return ~((off > ratio * local_off) & (off > floor * local_gap))
 
 
 def voxel_average(points: np.ndarray, target: int) -> np.ndarray:
@@ -547,6 +583,8 @@ class PointSetSurface:
         n_input = len(pts)
         pts = _check_cloud(np.unique(pts, axis=0))
         keep = remove_outliers(pts, config.outlier_ratio)
+        if config.off_surface > 0:
+            keep[keep] = remove_off_surface(pts[keep], config.off_surface, config.off_surface_floor)
         pts = _check_cloud(pts[keep])
         n_outliers = int((~keep).sum())
         if len(pts) > config.max_points:
