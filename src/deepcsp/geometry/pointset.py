@@ -175,6 +175,8 @@ def remove_off_surface(
     from scipy.spatial import cKDTree
 
     k = min(k, len(points) - 1)
+    if k < 3:  # no plane to be off
+        return np.ones(len(points), dtype=bool)
     dk, ik = cKDTree(points).query(points, k=k + 1, workers=-1)
     ik = ik[:, 1:]
     off = np.empty(len(points))
