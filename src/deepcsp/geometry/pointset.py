@@ -528,15 +528,16 @@ def _oriented_like(normals: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return normals * np.where((normals * reference).sum(1, keepdims=True) < 0, -1.0, 1.0)
 
 
-def sample_density(points: np.ndarray, tree, kernels: np.ndarray, x: np.ndarray, k: int = 16):
+def sample_density(points: np.ndarray, tree, kernels: np.ndarray, x: np.ndarray, k: int = 16, gradient: bool = True):
     """Gaussian density of the samples at ``x : (M, 3)`` with per-sample widths ``kernels : (N,)``:
-    ``(density (M,), gradient (M, 3), neighbour ids (M, k))``."""
+    ``(density (M,), gradient (M, 3), neighbour ids (M, k))``; the gradient is None when not
+    asked for (most of the cost)."""
     k = min(k, len(points))
     dd, ii = tree.query(x, k=k, workers=-1)
     dd, ii = dd.reshape(len(x), k), ii.reshape(len(x), k)
     h = kernels[ii]
     w = np.exp(-np.minimum((dd / h) ** 2, 60.0))
-    grad = (w[..., None] * -2.0 * (x[:, None] - points[ii]) / (h[..., None] ** 2)).sum(1)
+    grad = (w[..., None] * -2.0 * (x[:, None] - points[ii]) / (h[..., None] ** 2)).sum(1) if gradient else None
     return w.sum(1), grad, ii
 
 
@@ -570,6 +571,10 @@ class PointSetSurface:
         """Called as ``progress(done, total)`` while :meth:`project` works through its chunks."""
         self._frames = torch.from_numpy(patches.frames)
         self._coeffs = torch.from_numpy(patches.coeffs)
+        # float32 copies gathered by every projection
+        self._support = torch.from_numpy(patches.support.astype(np.float32))
+        self._residual = torch.from_numpy(patches.residual.astype(np.float32))
+        self._spacing = torch.from_numpy(spacing.astype(np.float32))
 
     @classmethod
     def build(
@@ -644,14 +649,17 @@ class PointSetSurface:
         far; then the distance to the patch of the nearest sample (close to the blended surface
         near it) must not exceed ``distance`` by more than a quarter spacing plus the noise."""
         s90 = float(np.quantile(self.spacing, 0.9))
-        d, _ = self.tree.query(
+        d, nearest = self.tree.query(
             points, k=1, workers=-1, distance_upper_bound=distance + 2.0 * s90 + 3.0 * self.summary.noise
         )
         near = np.flatnonzero(np.isfinite(d))
         with _flush_denormals():
             approx = (
                 np.concatenate(
-                    [self._nearest_patch_distance(points[near[i : i + 65536]]) for i in range(0, len(near), 65536)]
+                    [
+                        self._nearest_patch_distance(points[near[i : i + 65536]], nearest[near[i : i + 65536]])
+                        for i in range(0, len(near), 65536)
+                    ]
                 )
                 if len(near)
                 else np.zeros(0)
@@ -660,11 +668,10 @@ class PointSetSurface:
         keep[near[approx <= distance + 0.25 * s90 + 3.0 * self.summary.noise]] = True
         return keep
 
-    def _nearest_patch_distance(self, q: np.ndarray) -> np.ndarray:
-        """``(M,)`` distance of ``q`` to the patch of its nearest sample (an approximation of the
-        distance to the surface)."""
-        _, idx = self.tree.query(q, k=1, workers=-1)
-        idx = idx.reshape(len(q), 1)
+    def _nearest_patch_distance(self, q: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+        """``(M,)`` distance of ``q`` to the patch of its nearest sample ``nearest : (M,)`` (an
+        approximation of the distance to the surface)."""
+        idx = nearest.reshape(len(q), 1)
         p = self.patches
         d = torch.from_numpy((q[:, None] - p.centers[idx]).astype(np.float32))
         ti = torch.from_numpy(idx)
@@ -714,17 +721,17 @@ class PointSetSurface:
         m = min(self.config.blend_neighbors, len(self.points))
         _, idx = self.tree.query(x, k=m, workers=-1)
         idx = idx.reshape(len(x), m)
-        p = self.patches
-        d = torch.from_numpy((q[:, None] - p.centers[idx]).astype(np.float32))  # query - centre
+        centers = self.patches.centers[idx]
+        offsets = q[:, None] - centers  # query - centre
+        d = torch.from_numpy(offsets.astype(np.float32))
         ti = torch.from_numpy(idx)
-        support = torch.from_numpy(p.support[idx].astype(np.float32))
+        support = self._support[ti]
         rel = _project_on_quadrics(d, self._frames[ti], self._coeffs[ti], 2.5 * support)  # foot - query
-        near = torch.from_numpy(np.linalg.norm(x[:, None] - p.centers[idx], axis=2).astype(np.float32))
-        w = torch.exp(-((near / support) ** 2).clamp(max=60.0))  # clamped: no denormals
+        near = np.linalg.norm(offsets if x is q else x[:, None] - centers, axis=2)
+        w = torch.exp(-((torch.from_numpy(near.astype(np.float32)) / support) ** 2).clamp(max=60.0))  # no denormals
         dist = rel.norm(dim=2)
         dmin = torch.where(w > 1e-8, dist, torch.full_like(dist, float("inf"))).min(1, keepdim=True).values
-        tol = 3.0 * torch.from_numpy(p.residual[idx].astype(np.float32)).max(1, keepdim=True).values
-        tol = tol + 0.5 * torch.from_numpy(self.spacing[idx].astype(np.float32)).mean(1, keepdim=True)
+        tol = 3.0 * self._residual[ti].max(1, keepdim=True).values + 0.5 * self._spacing[ti].mean(1, keepdim=True)
         w = w * (dist <= dmin + tol)
         wsum = w.sum(1, keepdim=True)
         blended = (w[..., None] * rel).sum(1) / wsum.clamp_min(1e-30)
@@ -779,18 +786,22 @@ class PointSetSurface:
         below half of ``boundary_density`` anyway. It then moves to the ``boundary_density`` level by
         Newton steps along the tangential gradient, each followed by a projection."""
         theta = self.config.boundary_density
-        ratio, inward, _, nearest = self._density_ratio(x)
-        out = ratio < theta
+        rho, _, ii = sample_density(
+            self.points, self.tree, self.config.density_kernel * self.spacing, x, gradient=False
+        )
+        out = rho / np.median(self.density_ref[ii[:, :8]], axis=1) < theta  # the ratio, without its gradient
         if not out.any():
             return x
-        beyond = (self._angular_gap(x[out], nearest[out]) > np.radians(150.0)) | (ratio[out] < 0.5 * theta)
-        beyond[~beyond] = self._in_hole(x[out][~beyond], -inward[out][~beyond], nearest[out][~beyond])
+        ratio, inward, _, nearest = self._density_ratio(x[out])
+        beyond = (self._angular_gap(x[out], nearest) > np.radians(150.0)) | (ratio < 0.5 * theta)
+        beyond[~beyond] = self._in_hole(x[out][~beyond], -inward[~beyond], nearest[~beyond])
         out[np.flatnonzero(out)[~beyond]] = False
         xo = x[out]
         for _ in range(steps):
             ratio, inward, slope, nearest = self._density_ratio(xo)
             step = np.clip((theta - ratio) / np.maximum(slope, 1e-300), 0.0, 2.0 * self.spacing[nearest])
-            xo = self._blend(xo + step[:, None] * inward, xo + step[:, None] * inward)
+            moved = xo + step[:, None] * inward
+            xo = self._blend(moved, moved)
         x = x.copy()
         x[out] = xo
         return x
