@@ -50,3 +50,27 @@ def print_table(rows: list[dict], cols: list[str], fmt: dict | None = None) -> s
     out = "\n".join(lines)
     print(out, flush=True)
     return out
+
+
+def write_panel_grid(rows: list, labels, out: Path) -> None:
+    """Write a PNG of equal-sized RGB panels: ``rows`` is a list of rows, each a list of ``(H, W, 3)``
+    uint8 images, joined by 4-pixel white gaps; the top row's panels carry ``labels``."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from deepcsp.render import encode_png
+
+    h, w = rows[0][0].shape[:2]
+    sep, gap = np.full((h, 4, 3), 255, np.uint8), None
+    lines = []
+    for panels in rows:
+        line = np.concatenate([x for p in panels for x in (sep, p)][1:], 1)
+        gap = np.full((4, line.shape[1], 3), 255, np.uint8)
+        lines.append(line)
+    img = np.concatenate([x for line in lines for x in (gap, line)][1:], 0)
+    for i, text in enumerate(labels):
+        panel = Image.fromarray(np.ascontiguousarray(img[:h, i * (w + 4) : i * (w + 4) + w]))
+        ImageDraw.Draw(panel).text((8, 6), text, fill=(40, 40, 40))
+        img[:h, i * (w + 4) : i * (w + 4) + w] = np.asarray(panel)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(encode_png(img))

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from _common import HERE, meshes_dir
+from _common import HERE, meshes_dir, write_panel_grid
 
 PANEL = (420, 300)  # width, height of one panel
 LABELS = ("input (exact ray cast)", "deepcsp mesh --sharpen 0", "deepcsp mesh (default: sharpened)")
@@ -23,15 +23,7 @@ VIEWS = [
 ]
 
 
-def label(image: np.ndarray, text: str) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    im = Image.fromarray(image)
-    ImageDraw.Draw(im).text((8, 6), text, fill=(40, 40, 40))
-    return np.asarray(im)
-
-
-def row(mesh_path: Path, azimuth: float, elevation: float, distance: float, look_at) -> np.ndarray:
+def row(mesh_path: Path, azimuth: float, elevation: float, distance: float, look_at) -> list[np.ndarray]:
     from deepcsp.extract import ExtractConfig, extract_mesh
     from deepcsp.fit import FitConfig, fit_surface
     from deepcsp.io import load_surface
@@ -45,29 +37,18 @@ def row(mesh_path: Path, azimuth: float, elevation: float, distance: float, look
     w, h = PANEL
     cam = orbit_camera(azimuth, elevation, w, h, fov=22, distance=distance, look_at=look_at)
     nz = field.normalization
-    imgs = [
+    return [
         render_mesh_exact(v, f, cam, nz).image
         for v, f in ((surf.vertices, surf.faces), (plain.vertices, plain.faces), (sharp.vertices, sharp.faces))
     ]
-    sep = np.full((h, 4, 3), 255, np.uint8)
-    return np.concatenate([imgs[0], sep, imgs[1], sep, imgs[2]], 1)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=HERE / "figures" / "sharpen.png")
     args = ap.parse_args()
-    from deepcsp.render import encode_png
-
     rows = [row(meshes_dir() / name, *view) for name, *view in VIEWS]
-    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
-    img = np.concatenate([rows[0], *[x for r in rows[1:] for x in (gap, r)]], 0)
-    w, h = PANEL
-    for i, t in enumerate(LABELS):
-        x = i * (w + 4)
-        img[:h, x : x + w] = label(np.ascontiguousarray(img[:h, x : x + w]), t)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(encode_png(img))
+    write_panel_grid(rows, LABELS, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
 
 

@@ -13,20 +13,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from _common import HERE, meshes_dir
+from _common import HERE, meshes_dir, write_panel_grid
 
 PANEL = (300, 380)  # width, height of one panel
 LABELS = ("input (exact ray cast)", "sign_topology=0", "default (sign_topology=0.5)")
 #: (orbit azimuth, elevation, distance) of each row
 VIEWS = [(0, 5, 1.5), (60, 5, 1.5)]
-
-
-def label(image: np.ndarray, text: str) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    im = Image.fromarray(image)
-    ImageDraw.Draw(im).text((8, 6), text, fill=(40, 40, 40))
-    return np.asarray(im)
 
 
 def meshes(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -51,24 +43,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "figures" / "signs.png")
     args = ap.parse_args()
     from deepcsp.geometry.normalize import Normalization
-    from deepcsp.render import encode_png, orbit_camera, render_mesh_exact
+    from deepcsp.render import orbit_camera, render_mesh_exact
 
     found = meshes(meshes_dir() / "closed" / "penguin.obj")
     nz = Normalization.from_points(found[0][0])
     w, h = PANEL
-    sep = np.full((h, 4, 3), 255, np.uint8)
-    rows = []
-    for azimuth, elevation, distance in VIEWS:
-        cam = orbit_camera(azimuth, elevation, w, h, fov=35, distance=distance)
-        imgs = [render_mesh_exact(v, f, cam, nz).image for v, f in found]
-        rows.append(np.concatenate([imgs[0], sep, imgs[1], sep, imgs[2]], 1))
-    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
-    img = np.concatenate([rows[0], gap, rows[1]], 0)
-    for i, t in enumerate(LABELS):
-        x = i * (w + 4)
-        img[:h, x : x + w] = label(np.ascontiguousarray(img[:h, x : x + w]), t)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(encode_png(img))
+    cameras = [
+        orbit_camera(azimuth, elevation, w, h, fov=35, distance=distance) for azimuth, elevation, distance in VIEWS
+    ]
+    rows = [[render_mesh_exact(v, f, cam, nz).image for v, f in found] for cam in cameras]
+    write_panel_grid(rows, LABELS, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
 
 

@@ -19,8 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from _common import HERE, meshes_dir
+from _common import HERE, meshes_dir, write_panel_grid
 
 PANEL = (420, 300)  # width, height of one panel
 LABELS = ("input (exact ray cast)", "deepcsp mesh (defaults)", "field (sphere-traced)")
@@ -31,18 +30,10 @@ def cli(*args: str, cwd: Path) -> None:
     subprocess.run([sys.executable, "-m", "deepcsp", *args], cwd=cwd, check=True, env=os.environ.copy())
 
 
-def label(image: np.ndarray, text: str) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    im = Image.fromarray(image)
-    ImageDraw.Draw(im).text((8, 6), text, fill=(40, 40, 40))
-    return np.asarray(im)
-
-
 def figure(mesh_in: Path, work: Path, out: Path) -> None:
     import deepcsp
     from deepcsp.io import load_surface
-    from deepcsp.render import encode_png, orbit_camera, render_field, render_mesh_exact
+    from deepcsp.render import orbit_camera, render_field, render_mesh_exact
 
     field_path, mesh_path = work / "field.safetensors", work / "mesh.ply"
     if not field_path.exists():
@@ -59,21 +50,15 @@ def figure(mesh_in: Path, work: Path, out: Path) -> None:
         orbit_camera(30, 40, w, h, fov=22, distance=1.9, look_at=(0.0, 0.05, 0.0)),
         orbit_camera(30, 40, w, h, fov=22, distance=0.9, look_at=(0.03, 0.03, 0.05)),
     ]
-    rows = []
-    for cam in cameras:
-        imgs = [
+    rows = [
+        [
             render_mesh_exact(surf.vertices, surf.faces, cam, nz).image,
             render_mesh_exact(ours.vertices, ours.faces, cam, nz).image,
             render_field(field, cam).image,
         ]
-        sep = np.full((h, 4, 3), 255, np.uint8)
-        rows.append(np.concatenate([imgs[0], sep, imgs[1], sep, imgs[2]], 1))
-    img = np.concatenate([rows[0], np.full((4, rows[0].shape[1], 3), 255, np.uint8), rows[1]], 0)
-    for i, t in enumerate(LABELS):
-        x = i * (w + 4)
-        img[:h, x : x + w] = label(np.ascontiguousarray(img[:h, x : x + w]), t)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(encode_png(img))
+        for cam in cameras
+    ]
+    write_panel_grid(rows, LABELS, out)
     print(f"wrote {out} ({out.stat().st_size // 1024} KB); field {field_path}, mesh {mesh_path}")
 
 
