@@ -738,11 +738,18 @@ class PointSetSurface:
         blended = torch.where(wsum > 1e-12, blended, rel[:, 0])  # no valid patch: the nearest one
         return q + blended.double().numpy()
 
+    def _density(self, x: np.ndarray, gradient: bool = True):
+        """:func:`sample_density` at ``x : (M, 3)`` with this surface's kernels, and the interior
+        density there ``(M,)`` (the median reference of the 8 nearest samples)."""
+        rho, grad, ii = sample_density(
+            self.points, self.tree, self.config.density_kernel * self.spacing, x, gradient=gradient
+        )
+        return rho, grad, ii, np.median(self.density_ref[ii[:, :8]], axis=1)
+
     def _density_ratio(self, x: np.ndarray):
         """Sample density at ``x : (M, 3)`` over its interior value there, the unit tangential
         direction of increasing density ``(M, 3)`` and the density's tangential slope ``(M,)``."""
-        rho, grad, ii = sample_density(self.points, self.tree, self.config.density_kernel * self.spacing, x)
-        ref = np.median(self.density_ref[ii[:, :8]], axis=1)
+        rho, grad, ii, ref = self._density(x)
         n = self.patches.frames[ii[:, 0], 2].astype(np.float64)
         g = grad - (grad * n).sum(1, keepdims=True) * n
         slope = np.linalg.norm(g, axis=1)
@@ -786,10 +793,8 @@ class PointSetSurface:
         below half of ``boundary_density`` anyway. It then moves to the ``boundary_density`` level by
         Newton steps along the tangential gradient, each followed by a projection."""
         theta = self.config.boundary_density
-        rho, _, ii = sample_density(
-            self.points, self.tree, self.config.density_kernel * self.spacing, x, gradient=False
-        )
-        out = rho / np.median(self.density_ref[ii[:, :8]], axis=1) < theta  # the ratio, without its gradient
+        rho, _, _, ref = self._density(x, gradient=False)
+        out = rho / ref < theta  # the ratio, without the gradient that only the clamped points need
         if not out.any():
             return x
         ratio, inward, _, nearest = self._density_ratio(x[out])
