@@ -24,3 +24,16 @@ def test_member_of_nothing_and_2d_unique():
     assert not _arrays.member(np.arange(3), np.zeros(0, np.int64)).any()
     faces = np.array([[3, 1, 2], [2, 1, 0]])
     assert np.array_equal(_arrays.unique(faces), [0, 1, 2, 3])  # flattened, as np.unique
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint16, np.uint8])
+@pytest.mark.parametrize("top", [1, 200, 10**9])
+def test_unique_by_bitmap_or_sort_gives_numpys_answer(rng, dtype, top):
+    """Non-negative keys from a range within ``BITMAP_SPAN`` times their count go through the
+    bitmap, wider ranges through the sort: both give np.unique's values and dtype."""
+    top = min(top, np.iinfo(dtype).max)
+    a = rng.integers(0, top + 1, 500).astype(dtype)
+    u = _arrays.unique(a)
+    assert np.array_equal(u, np.unique(a)) and u.dtype == a.dtype
+    assert np.array_equal(_arrays.bitmap_unique(a, int(a.max())), np.unique(a))
+    assert np.array_equal(_arrays.sort_unique(a), np.unique(a))

@@ -274,19 +274,23 @@ def test_closed_clouds_take_their_signs_from_a_mesh_that_keeps_narrow_gaps_open(
     from deepcsp.geometry.inside import winding_numbers
     from deepcsp.geometry.sampling import sample_surface
     from deepcsp.io import load_surface
-    from deepcsp.pipelines.reconstruct import _fine_sides, close_surface
+    from deepcsp.pipelines.reconstruct import _fine_closed, closed_test, set_sides
 
     truth = load_surface(meshes_dir / "closed" / "penguin.obj")
     cloud = sample_surface(truth.vertices, truth.faces, 10_000, np.random.default_rng(0)).points
     fit = fit_surface(surface_from_arrays(cloud), FitConfig(eval_points=0))
     fld, extract = fit.field, ExtractConfig(resolution=256, sharpen=0.0)
     first = extract_mesh(fld, extract)
-    assert close_surface(fld, first.vertices, first.faces)
+    first_closed = closed_test(fld, first.vertices, first.faces)
+    assert first_closed is not None
+    set_sides(fld, first_closed)
     grid = fld.module.encoder
     rows = np.random.default_rng(1).choice(grid.active.numel(), 20_000, replace=False)
     at = grid_vertices(grid.res, grid.half, ids=grid.active.cpu()[rows]).double().numpy()
     outside = np.abs(winding_numbers(fld.normalization.to_normalized(truth.vertices), truth.faces, at)) < 0.5
     wrong_first = int((grid.outside.cpu().numpy()[rows] != outside).sum())
-    assert _fine_sides(fld, extract, ReconstructionConfig().sign_topology * fit.cloud.spacing, 0.002)
+    fine_closed = _fine_closed(fld, extract, ReconstructionConfig().sign_topology * fit.cloud.spacing, 0.002)
+    assert fine_closed is not None
+    set_sides(fld, fine_closed)
     wrong_fine = int((grid.outside.cpu().numpy()[rows] != outside).sum())
     assert wrong_fine <= 0.7 * wrong_first, (wrong_fine, wrong_first)

@@ -3,15 +3,39 @@
 numpy 2.3+ answers a plain ``np.unique(a)``, and the set functions built on it (``setdiff1d``,
 ``intersect1d``, ``union1d``, ``isin``), with a hash table that is far slower than a sort on the
 millions of scattered grid keys the extraction makes (``benchmarks/bm_arrays.py``). These give the
-same results (sorted, unique) for integer input."""
+same results (sorted, unique) for integer input. Non-negative keys from a range at most
+``BITMAP_SPAN`` times their count (and ``BITMAP_MAX`` in all) are deduplicated by marking them in
+a bitmap instead of sorting: a grid's corner and edge keys, several times faster."""
 
 from __future__ import annotations
 
 import numpy as np
 
+BITMAP_SPAN = 16
+"""Deduplicate by a bitmap when the largest key is below this many times the number of keys."""
+BITMAP_MAX = 2**28
+"""... and below this (bytes of the bitmap)."""
+
 
 def unique(a: np.ndarray) -> np.ndarray:
     """Sorted unique values of an integer array (flattened), as ``np.unique(a)``."""
+    a = np.asarray(a).ravel()
+    if a.dtype.kind in "iu" and len(a) > 1 and int(a.min()) >= 0:
+        top = int(a.max())
+        if top < min(BITMAP_SPAN * len(a), BITMAP_MAX):
+            return bitmap_unique(a, top)
+    return sort_unique(a)
+
+
+def bitmap_unique(a: np.ndarray, top: int) -> np.ndarray:
+    """Sorted unique values of non-negative integers at most ``top``, marked in a bitmap."""
+    seen = np.zeros(top + 1, bool)
+    seen[a] = True
+    return np.flatnonzero(seen).astype(a.dtype, copy=False)
+
+
+def sort_unique(a: np.ndarray) -> np.ndarray:
+    """Sorted unique values of an array (flattened), by sorting."""
     s = np.sort(np.asarray(a).ravel())
     if len(s) < 2:
         return s

@@ -171,12 +171,12 @@ def reconstruct_cloud(
     mesh = extract_mesh(fld, extract)
     vertices, faces = mesh.vertices, mesh.faces
     watertight = mesh.stats.n_boundary_edges == 0 and mesh.stats.n_nonmanifold_edges == 0  # nothing to close
-    if (
-        config.closed_test > 0
-        and not watertight
-        and isinstance(fld, NeuralField)
-        and close_surface(fld, mesh.vertices, mesh.faces, config.closed_test)
-    ):
+    closed = (
+        closed_test(fld, mesh.vertices, mesh.faces, config.closed_test)
+        if config.closed_test > 0 and not watertight and isinstance(fld, NeuralField)
+        else None
+    )
+    if closed is not None:
         holes = (
             cloud is not None
             and _longest_boundary(mesh.vertices, mesh.faces)
@@ -190,7 +190,8 @@ def reconstruct_cloud(
                 }
             )
         if config.sign_topology > 0 and cloud is not None:
-            _fine_sides(fld, extract, config.sign_topology * cloud.spacing, config.closed_test)
+            closed = _fine_closed(fld, extract, config.sign_topology * cloud.spacing, config.closed_test) or closed
+        set_sides(fld, closed)
         mesh = extract_mesh(fld, extract)
         vertices, faces = mesh.vertices, mesh.faces
         if holes:
@@ -285,18 +286,17 @@ def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:
     return float(lengths.max()) if len(lengths) else 0.0
 
 
-def _fine_sides(fld: NeuralField, extract: ExtractConfig, cell: float, closed_test: float) -> bool:
-    """Inside/outside bits of a closed field from an unsigned mesh whose topology grid has cells of
-    at most ``cell`` (normalised units; ``ReconstructionConfig.sign_topology``), when the automatic
-    grid is coarser and that mesh passes the closed test (else the bits already set stay). Returns
-    whether it set them."""
+def _fine_closed(fld: NeuralField, extract: ExtractConfig, cell: float, ambiguous_max: float) -> ClosedMesh | None:
+    """An unsigned mesh of a closed field whose topology grid has cells of at most ``cell``
+    (normalised units; ``ReconstructionConfig.sign_topology``), when the automatic grid is coarser
+    and that mesh passes the closed test; else None."""
     R = int(extract.resolution)
     topo = int(np.ceil(1.0 / cell))
     topo = R if topo * np.sqrt(2) >= R else topo  # within a halving of the full grid: the full grid
     if topo <= topology_plan(fld, extract, signed=False)[0]:
-        return False
+        return None
     fine = extract_mesh(fld, replace(extract, topology_resolution=topo, use_signs=False))
-    return close_surface(fld, fine.vertices, fine.faces, closed_test)
+    return closed_test(fld, fine.vertices, fine.faces, ambiguous_max)
 
 
 def close_if_closed(fld: NeuralField, resolution: int = 128, ambiguous_max: float = 0.002) -> bool:
@@ -306,23 +306,43 @@ def close_if_closed(fld: NeuralField, resolution: int = 128, ambiguous_max: floa
     return close_surface(fld, mesh.vertices, mesh.faces, ambiguous_max)
 
 
+@dataclass
+class ClosedMesh:
+    """A mesh that passed :func:`closed_test`: its vertices (normalised coordinates), faces and
+    absolute winding numbers at the band grid's coarse vertices."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    coarse_winding: np.ndarray
+
+
 def close_surface(
     fld: NeuralField, vertices: np.ndarray, faces: np.ndarray, ambiguous_max: float = 0.002, margin_cells: float = 2.0
 ) -> bool:
-    """Give a band-grid field inside/outside bits when the surface a mesh of it shows is closed.
+    """Give a band-grid field inside/outside bits when the surface a mesh of it shows is closed
+    (:func:`closed_test`, then :func:`set_sides`). Returns whether it did."""
+    closed = closed_test(fld, vertices, faces, ambiguous_max, margin_cells)
+    if closed is not None:
+        set_sides(fld, closed)
+    return closed is not None
+
+
+def closed_test(
+    fld: NeuralField, vertices: np.ndarray, faces: np.ndarray, ambiguous_max: float = 0.002, margin_cells: float = 2.0
+) -> ClosedMesh | None:
+    """Whether the surface a mesh of a band-grid field shows is closed.
 
     The mesh (input coordinates, consistently wound, from an unsigned extraction; small holes
     allowed) defines generalised winding numbers at the grid's vertices. Away from the surface
     (``margin_cells`` fine cells) they are near 0 or 1 around a closed surface and spread in
-    between around an open one; when at most ``ambiguous_max`` of the coarse vertices fall in
-    (0.1, 0.9), every active fine and coarse vertex gets the side of its winding number and the
-    field becomes closed (signed distances, watertight extraction). Returns whether it did."""
+    between around an open one: the mesh passes when at most ``ambiguous_max`` of the coarse
+    vertices fall in (0.1, 0.9). Returns None when it does not (or the field has no sides)."""
     from deepcsp.fields.encodings import grid_vertices
     from deepcsp.geometry.inside import winding_numbers
 
     grid = fld.module.encoder
     if len(faces) == 0 or not hasattr(grid, "set_sides"):
-        return False
+        return None
     v = fld.normalization.to_normalized(np.asarray(vertices, np.float64))
     coarse = grid_vertices(grid.coarse_res, grid.half).double().numpy()
     w_coarse = np.abs(winding_numbers(v, faces, coarse))
@@ -334,11 +354,21 @@ def close_surface(
     )
     away = d > margin_cells * cell if d is not None else np.ones(len(coarse), bool)
     if not away.any() or float(((w_coarse > 0.1) & (w_coarse < 0.9))[away].mean()) > ambiguous_max:
-        return False
+        return None
+    return ClosedMesh(v, faces, w_coarse)
+
+
+def set_sides(fld: NeuralField, closed: ClosedMesh) -> None:
+    """Give every active fine and coarse vertex of a band-grid field the side of its winding number
+    about a mesh that passed :func:`closed_test`: the field becomes closed (signed distances,
+    watertight extraction)."""
+    from deepcsp.fields.encodings import grid_vertices
+    from deepcsp.geometry.inside import winding_numbers
+
+    grid = fld.module.encoder
     fine = grid_vertices(grid.res, grid.half, ids=grid.active.cpu()).double().numpy()
-    w_fine = np.abs(winding_numbers(v, faces, fine))
-    grid.set_sides(torch.from_numpy(w_fine < 0.5), torch.from_numpy(w_coarse < 0.5))
-    return True
+    w_fine = np.abs(winding_numbers(closed.vertices, closed.faces, fine))
+    grid.set_sides(torch.from_numpy(w_fine < 0.5), torch.from_numpy(closed.coarse_winding < 0.5))
 
 
 def _global_field(points: np.ndarray, model_path: str | None, device: str) -> Field:
