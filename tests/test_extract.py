@@ -145,6 +145,17 @@ def test_mesh_stats_counts_hand_case():
     assert s.n_boundary_edges == 2 and s.n_boundary_loops == 1
 
 
+def test_distinct_faces_by_key_and_by_rows_agree(rng):
+    """Duplicate faces (as vertex sets) are counted by one int64 key per face, or by whole rows when
+    the vertex count is too large for the key: both give np.unique's count."""
+    from deepcsp.extract.topology import _n_distinct_faces
+
+    faces = rng.integers(0, 6, (200, 3))
+    expected = len(np.unique(np.sort(faces, axis=1), axis=0))
+    assert _n_distinct_faces(faces, 6) == expected
+    assert _n_distinct_faces(faces, 3_000_000) == expected  # 3e6^3 > 2^63: rows
+
+
 def test_drop_nonmanifold_faces_keeps_the_two_largest():
     # a sheet of two triangles on the edge 0-1 plus a small fin on the same edge
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 0.1]], float)
