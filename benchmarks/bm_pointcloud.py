@@ -337,6 +337,43 @@ def summarize(rows: list[dict], settings: list[str], methods: list[str]) -> None
                 "seconds / Poisson": "{:.2f}",
             },
         )
+    ablation = [row for s in settings if (row := _ablation(by, meshes, s)) is not None]
+    if ablation:
+        print("\n## Learned projection (deepcsp) against the geometric operator (deepcsp-geometric), CD ratio\n")
+        print_table(ablation, list(ablation[0].keys()))
+
+
+def _ablation(by: dict, meshes: list[str], setting: str) -> dict | None:
+    """``deepcsp`` against ``deepcsp-geometric`` on one setting's clouds: CD-L1 ratios (median,
+    range, wins) and NC gains, apart for the meshes the local model never saw (the evaluation
+    split of ``deepcsp train-local``) and those it was trained or selected on."""
+    from deepcsp.cli.train_local import EVAL_MESHES
+
+    unseen = {m.rsplit(".", 1)[0] for m in EVAL_MESHES}
+    both = [m for m in meshes if (m, setting, "deepcsp") in by and (m, setting, "deepcsp-geometric") in by]
+    if not both:
+        return None
+    ratio = {m: by[(m, setting, "deepcsp")]["cd_l1"] / by[(m, setting, "deepcsp-geometric")]["cd_l1"] for m in both}
+    gain = {m: by[(m, setting, "deepcsp")]["nc"] - by[(m, setting, "deepcsp-geometric")]["nc"] for m in both}
+
+    def part(names: list[str]) -> tuple[str, str]:
+        if not names:
+            return "-", "-"
+        r = np.array([ratio[m] for m in names])
+        text = f"{np.median(r):.3f} ({r.min():.2f}-{r.max():.2f}), lower on {int((r < 1).sum())}/{len(r)}"
+        return text, f"{np.median([gain[m] for m in names]):+.4f}"
+
+    seen = [m for m in both if m not in unseen]
+    (cd_unseen, nc_unseen), (cd_seen, nc_seen) = part([m for m in both if m in unseen]), part(seen)
+    return {
+        "setting": setting,
+        "meshes": len(both),
+        "learned differs": sum(ratio[m] != 1.0 for m in both),
+        "CD ratio, unseen meshes": cd_unseen,
+        "NC gain, unseen": nc_unseen,
+        "CD ratio, train/val meshes": cd_seen,
+        "NC gain, train/val": nc_seen,
+    }
 
 
 def main() -> None:

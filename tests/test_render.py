@@ -256,7 +256,10 @@ def test_cuda_trace_matches_cpu(tiny_field):
     gpu = render_field(gpu_field, cam)
     assert (cpu.hit != gpu.hit).sum() <= 2
     both = cpu.hit & gpu.hit
-    np.testing.assert_allclose(cpu.depth[both], gpu.depth[both], atol=1e-4)
+    # a ray stops once it is within hit_eps of the surface (normalised units, as the depths), so
+    # float32 rounding on another device may stop it anywhere inside that tolerance (measured on an
+    # H200: 2 of 152 depths 1.1e-4 and 3.3e-4 apart)
+    np.testing.assert_allclose(cpu.depth[both], gpu.depth[both], atol=TraceConfig().hit_eps)
 
 
 # ---------------------------------------------------------------- CLI

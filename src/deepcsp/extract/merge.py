@@ -161,7 +161,7 @@ def close_sheet_gate(field: Field) -> Callable[[np.ndarray], np.ndarray] | None:
         return None
     R = grid.res
     ijk = torch.stack([cells // (R * R), (cells // R) % R, cells % R], 1)
-    steps = torch.tensor([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+    steps = torch.tensor([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], device=cells.device)
     near = (ijk[:, None, :] + steps[None]).reshape(-1, 3).clamp(0, R - 1)
     marked = torch.unique((near[:, 0] * R + near[:, 1]) * R + near[:, 2]).cpu().numpy()
 

@@ -348,7 +348,7 @@ def closed_test(
     w_coarse = np.abs(winding_numbers(v, faces, coarse))
     cell = 2 * grid.half / (grid.res - 1)
     d = (
-        np.linalg.norm(grid.coarse.values.detach().double().numpy(), axis=1)
+        np.linalg.norm(grid.coarse.values.detach().cpu().double().numpy(), axis=1)
         if fld.config.output == "displacement"
         else None
     )
