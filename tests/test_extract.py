@@ -146,14 +146,17 @@ def test_mesh_stats_counts_hand_case():
 
 
 def test_distinct_faces_by_key_and_by_rows_agree(rng):
-    """Duplicate faces (as vertex sets) are counted by one int64 key per face, or by whole rows when
-    the vertex count is too large for the key: both give np.unique's count."""
-    from deepcsp.extract.topology import _n_distinct_faces
+    """Duplicate faces (as vertex sets) are found by one int64 key per face, or by whole rows when
+    the vertex count is too large for the key: both give np.unique's count and first faces."""
+    from deepcsp.geometry.cleanup import distinct_faces
 
     faces = rng.integers(0, 6, (200, 3))
-    expected = len(np.unique(np.sort(faces, axis=1), axis=0))
-    assert _n_distinct_faces(faces, 6) == expected
-    assert _n_distinct_faces(faces, 3_000_000) == expected  # 3e6^3 > 2^63: rows
+    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
+    expected = len(first)
+    assert len(distinct_faces(faces, 6)) == expected
+    assert len(distinct_faces(faces, 3_000_000)) == expected  # 3e6^3 > 2^63: rows
+    assert np.array_equal(distinct_faces(faces, 6), np.sort(first))
+    assert np.array_equal(distinct_faces(faces, 3_000_000), np.sort(first))
 
 
 def test_drop_nonmanifold_faces_keeps_the_two_largest():

@@ -14,6 +14,7 @@ import numpy as np
 
 from deepcsp._arrays import unique
 from deepcsp.geometry.cleanup import (  # noqa: F401 (weld_and_clean re-exported)
+    distinct_faces,
     drop_unused_vertices,
     face_areas,
     repeats_index,
@@ -178,7 +179,7 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
     diag2 = float(((vertices.max(0) - vertices.min(0)) ** 2).sum()) if nv else 0.0
     repeated = repeats_index(faces)
     degenerate = repeated | (areas <= 1e-14 * max(diag2, 1e-300))
-    n_dup = len(faces) - _n_distinct_faces(faces, nv)
+    n_dup = len(faces) - len(distinct_faces(faces, nv))
     he, key, _ = _edges(faces, nv)
     uniq, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
     # winding: for edges with two faces, the two half-edges must run in opposite directions
@@ -206,15 +207,6 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
         n_degenerate_faces=int(degenerate.sum()),
         n_duplicate_faces=int(n_dup),
     )
-
-
-def _n_distinct_faces(faces: np.ndarray, nv: int) -> int:
-    """Faces that differ as vertex sets: one int64 key per sorted face where ``nv^3`` fits, else
-    rows compared whole."""
-    f = np.sort(faces, axis=1)
-    if nv**3 < 2**63:
-        return len(unique((f[:, 0] * nv + f[:, 1]) * nv + f[:, 2]))
-    return len(np.unique(f, axis=0))
 
 
 def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -68,5 +68,15 @@ def weld_and_clean(vertices: np.ndarray, faces: np.ndarray, tol: float) -> tuple
     if len(faces):
         diag2 = float(((vertices.max(0) - vertices.min(0)) ** 2).sum())
         faces = faces[face_areas(vertices, faces) > DEGENERATE_AREA_REL * max(diag2, 1e-300)]
-    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
-    return drop_unused_vertices(vertices, faces[np.sort(first)])
+    return drop_unused_vertices(vertices, faces[distinct_faces(faces, len(vertices))])
+
+
+def distinct_faces(faces: np.ndarray, nv: int) -> np.ndarray:
+    """Ascending indices of the first face of each distinct vertex set among ``faces`` (indices
+    below ``nv``): one int64 key per sorted face where ``nv^3`` fits, else rows compared whole."""
+    f = np.sort(faces, axis=1)
+    if nv**3 < 2**63:
+        _, first = np.unique((f[:, 0] * nv + f[:, 1]) * nv + f[:, 2], return_index=True)
+    else:
+        _, first = np.unique(f, axis=0, return_index=True)
+    return np.sort(first)
