@@ -200,6 +200,73 @@ def test_ddp_two_gloo_processes_hold_identical_weights(tiny_data, tmp_path):
     assert moved > 1e-4 and diff < 1e-4 * max(1.0, moved * 100)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_tracks_cpu_and_resumes(tiny_data, tmp_path):
+    """Four seeded steps on CUDA against the CPU (losses within 2%: TF32 convolutions and atomics
+    differ), and a CUDA run stopped after 3 steps and resumed ends near the straight one."""
+    cpu = train(tiny_data, tmp_path / "cpu", tiny_train_config(max_steps=4, device="cpu"))
+    gpu = train(tiny_data, tmp_path / "gpu", tiny_train_config(max_steps=4, device="cuda"))
+    assert next(gpu.module.parameters()).device.type == "cuda"
+    for a, b in zip(cpu.history, gpu.history, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=2e-2)
+    train(tiny_data, tmp_path / "resumed", tiny_train_config(max_steps=3, device="cuda"))
+    resumed = train(tiny_data, tmp_path / "resumed", tiny_train_config(max_steps=4, device="cuda"))
+    assert resumed.resumed and resumed.steps == 4
+    for k, v in gpu.module.state_dict().items():
+        torch.testing.assert_close(resumed.module.state_dict()[k], v, rtol=1e-3, atol=1e-4)
+
+
+def _ddp_cuda_worker(rank: int, world: int, port: int, data: str, run: str, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    from safetensors.torch import save_file
+
+    res = train(data, run, tiny_train_config(max_steps=3, device="cuda"))
+    save_file({k: v.cpu().contiguous() for k, v in res.module.state_dict().items()}, f"{out}/rank{rank}.safetensors")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices (nccl, one process per GPU)")
+def test_ddp_two_nccl_processes_hold_identical_weights(tiny_data, tmp_path):
+    import torch.multiprocessing as mp
+    from safetensors.torch import load_file
+
+    mp.spawn(
+        _ddp_cuda_worker,
+        args=(2, _free_port(), str(tiny_data), str(tmp_path / "run"), str(tmp_path)),
+        nprocs=2,
+        join=True,
+    )
+    w0, w1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    for k in w0:
+        torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0)
+
+
+def test_training_device_gives_one_gpu_per_process(monkeypatch):
+    """``cpu`` and ``auto`` without CUDA train on the CPU; with one GPU visible, a second torchrun
+    process or ``cuda:0`` under two processes is refused in one line instead of crashing in CUDA
+    (and ``cuda:0`` once meant the CPU)."""
+    from deepcsp.train.loop import DistInfo, training_device
+
+    assert training_device("cpu", DistInfo(0, 1, 0)).type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training_device("auto", DistInfo(0, 1, 0)).type == "cpu"
+    with pytest.raises(DeepCSPError, match="CUDA is not available"):
+        training_device("cuda", DistInfo(0, 1, 0))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert training_device("cuda:0", DistInfo(0, 1, 0)) == torch.device("cuda", 0)
+    assert training_device("auto", DistInfo(0, 2, 0)) == torch.device("cuda", 0) and chosen == [0, 0]
+    with pytest.raises(DeepCSPError, match="needs CUDA device 1 but 1 are visible"):
+        training_device("cuda", DistInfo(1, 2, 1))
+    with pytest.raises(DeepCSPError, match="names one GPU but 2 processes"):
+        training_device("cuda:0", DistInfo(0, 2, 0))
+
+
 def test_cli_prepare_train_reconstruct(tmp_path, tiny_data):
     from deepcsp.cli.main import main
 

@@ -35,7 +35,7 @@ from deepcsp.geometry.closest import MeshOracle
 from deepcsp.geometry.neighborhoods import local_neighborhoods
 from deepcsp.geometry.pointset import remove_outliers
 from deepcsp.geometry.sampling import sample_surface
-from deepcsp.train.loop import dist_info
+from deepcsp.train.loop import dist_info, training_device
 
 
 @dataclass
@@ -233,12 +233,7 @@ def train_local(
         raise DeepCSPError(f"batch {config.batch} is not divisible by the number of processes {info.world}")
     if config.threads > 0:
         torch.set_num_threads(config.threads)
-    want = (
-        "cuda"
-        if config.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if config.device == "auto" else config.device)
-    )
-    device = torch.device("cuda", info.local_rank) if want == "cuda" else torch.device("cpu")
+    device = training_device(config.device, info)
     owns = info.world > 1 and not dist.is_initialized()
     if owns:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")

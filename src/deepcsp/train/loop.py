@@ -218,16 +218,32 @@ def plot_history(history: list[dict], path: Path) -> None:
         fig.savefig(tmp, format="png")
 
 
-def _pick_device(config: TrainConfig, info: DistInfo) -> torch.device:
-    want = config.device
+def training_device(want: str, info: DistInfo) -> torch.device:
+    """The device of this process for a training run asked to run on ``want`` (``auto``, ``cpu``,
+    ``cuda`` or ``cuda:N``): ``auto`` takes CUDA when it is available; under torchrun each process
+    takes ``cuda:LOCAL_RANK``, so ``cuda:N`` names a device only for a single process, and there
+    must be a GPU per process."""
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want == "cuda":
-        if not torch.cuda.is_available():
-            raise DeepCSPError("device 'cuda' requested but CUDA is not available")
-        torch.cuda.set_device(info.local_rank)
-        return torch.device("cuda", info.local_rank)
-    return torch.device("cpu")
+    if want == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise DeepCSPError(f"device {want!r} requested but CUDA is not available")
+    head, _, index = want.partition(":")
+    if index and info.world > 1:
+        raise DeepCSPError(
+            f"device {want!r} names one GPU but {info.world} processes run; use 'cuda' (each process takes "
+            "cuda:LOCAL_RANK)"
+        )
+    n = torch.cuda.device_count()
+    gpu = int(index) if index else info.local_rank
+    if gpu >= n:
+        raise DeepCSPError(
+            f"process {info.rank} (LOCAL_RANK {info.local_rank}) needs CUDA device {gpu} but {n} are visible; "
+            "run at most one process per GPU (torchrun --nproc_per_node) or use --config.device cpu"
+        )
+    torch.cuda.set_device(gpu)
+    return torch.device("cuda", gpu)
 
 
 def train(
@@ -244,7 +260,7 @@ def train(
         raise DeepCSPError(f"batch {config.batch} is not divisible by the number of processes {info.world}")
     if config.threads > 0:
         torch.set_num_threads(config.threads)
-    device = _pick_device(config, info)
+    device = training_device(config.device, info)
     owns_group = False
     if info.world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
