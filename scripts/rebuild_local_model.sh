@@ -3,7 +3,7 @@
 # and the dev meshes: seeded, one CPU thread per process, about 1.8 hours on one core.
 #   scripts/rebuild_local_model.sh [MESH_DIR]          # default $DEEPCSP_MESHES or ../shared/data/meshes
 #   NPROC=2 scripts/rebuild_local_model.sh             # torchrun, one process per CPU core (gloo)
-#   on a GPU machine the same command trains on CUDA (nccl when NPROC > 1)
+#   on a GPU machine the same command trains on CUDA (93 s on one H200; nccl when NPROC > 1, at most one process per GPU)
 # The run folder (RUN, default runs/local_csp) keeps checkpoints: rerun after an interruption to resume.
 # The split (training / validation for model selection / evaluation meshes never seen) is in
 # src/deepcsp/cli/train_local.py and src/deepcsp/data/local_csp.md.
