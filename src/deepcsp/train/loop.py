@@ -229,7 +229,7 @@ def training_device(want: str, info: DistInfo) -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise DeepCSPError(f"device {want!r} requested but CUDA is not available")
-    head, _, index = want.partition(":")
+    _, _, index = want.partition(":")
     if index and info.world > 1:
         raise DeepCSPError(
             f"device {want!r} names one GPU but {info.world} processes run; use 'cuda' (each process takes "
