@@ -16,7 +16,7 @@ Sections
 * cost:   wall time of sparse vs dense-grid extraction (same algorithm, every corner evaluated), same run.
 * fitted: fitted band-grid CSP fields (default FitConfig): Chamfer-L1, normal consistency, F-score@0.5%;
   open fields twice: the default (topology from a coarse grid, refined by CSP projection: path
-  ``pseudo @T+k``) and the topology on the full grid.
+  ``pseudo @T+k``) and the topology on the full grid (and on each grid of ``--topologies``).
 * udf:    the UDF baseline (band grid, ``FieldConfig(kind="udf")``, closest points from its gradient)
   through the same extractor, beside the CSP field of the same mesh (and, for closed meshes, the CSP
   field with ``use_signs=False``).
@@ -46,6 +46,7 @@ from deepcsp.io import load_surface
 MESHES = meshes_dir()  # $DEEPCSP_MESHES or ../shared/data/meshes
 N_SAMPLES = 50_000
 EXTRA: dict = {}  # extra ExtractConfig fields for every section (--legacy)
+TOPOLOGIES: list[int] = []  # extra topology grids compared on open fitted fields (--topologies)
 MC_WINDING = (
     True  # closed meshes: MC reference signed by the fast winding number (--mc-pseudonormal: the old reference)
 )
@@ -278,6 +279,8 @@ def _variants(field, res) -> list[dict]:
         and topology_plan(field, ExtractConfig(resolution=res), signed=False)[1]
     ):
         out.append(dict(topology_resolution=res))
+    if not closed and "topology_resolution" not in EXTRA:
+        out += [dict(topology_resolution=t) for t in TOPOLOGIES if t < res]
     return out
 
 
@@ -370,6 +373,9 @@ def main() -> None:
     ap.add_argument("--meshes", nargs="*", default=None, help="mesh stems (default: all dev meshes)")
     ap.add_argument("--cost-meshes", nargs="*", default=["torus", "spot", "tee_sim", "armor_jacket"])
     ap.add_argument("--fitted-meshes", nargs="*", default=["spot", "torus", "tee_sim", "skirt_sim", "cube_no_bottom"])
+    ap.add_argument(
+        "--topologies", nargs="*", type=int, default=[], help="fitted: open fields also with these topology grids"
+    )
     ap.add_argument("--udf-meshes", nargs="*", default=["spot", "torus", "tee_sim", "skirt_sim"])
     ap.add_argument(
         "--legacy", action="store_true", help="old extraction: one vertex per cell, no fin removal or hole filling"
@@ -399,6 +405,7 @@ def main() -> None:
         EXTRA.update(cross_sheets=False)
     if a.sharpen is not None:
         EXTRA.update(sharpen=a.sharpen)
+    TOPOLOGIES.extend(a.topologies)
     paths = all_meshes()
     pick = lambda names: [p for p in paths if p.stem in names]  # noqa: E731
     sel = pick(a.meshes) if a.meshes else paths
