@@ -88,6 +88,7 @@ ZERO_OK = {
     "--points",
     "--topology-resolution",
     "--min-component-faces",
+    "--speck-faces",
     "--turntable",
     "--threads",
     "--seed",

@@ -29,6 +29,9 @@ class MeshCommand:
     """Where the points go (default ``<output stem>_points.ply``)."""
     min_component_faces: int = 0
     """Drop connected components with fewer faces than this (0 keeps all)."""
+    speck_faces: int = 48
+    """Closed fields: drop components of at most this many faces within 3 cells of a much larger one
+    (sign flips beside the surface); 0 keeps them."""
     creases: bool = False
     """Open fields: also recover crossings next to sharp creases (CAD shapes); may add faces along
     open boundaries."""
@@ -80,6 +83,7 @@ class MeshCommand:
             integer("--topology-resolution", self.topology_resolution, 4, MAX_RESOLUTION)
         integer("--points", self.points, 0, MAX_POINTS)
         integer("--min-component-faces", self.min_component_faces, 0, 2**31 - 1)
+        integer("--speck-faces", self.speck_faces, 0, 2**31 - 1)
         finite_float("--dilate", self.dilate, 0.0, 2.0)
         finite_float("--sharpen", self.sharpen, 0.0, 4.0)
         if self.points_output is not None and self.points == 0:
@@ -93,6 +97,7 @@ class MeshCommand:
             topology_resolution=self.topology_resolution,
             points=self.points,
             min_component_faces=self.min_component_faces,
+            speck_faces=self.speck_faces,
             side_cos=0.5 if self.creases else -1.0,
             use_signs=self.signs,
             thin_parts=self.thin_parts,

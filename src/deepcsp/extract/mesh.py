@@ -38,7 +38,7 @@ from deepcsp.extract.pseudo import pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
 from deepcsp.extract.sharpen import sharpen_features
 from deepcsp.extract.signed import signed_dual_contour
-from deepcsp.extract.topology import mesh_stats, remove_small_components
+from deepcsp.extract.topology import drop_specks, mesh_stats, remove_small_components
 from deepcsp.extract.unmerge import unmerge_sheets
 from deepcsp.fields.query import Field
 
@@ -189,7 +189,8 @@ def topology_plan(field: Field, config: ExtractConfig, signed: bool) -> tuple[in
 
 
 def _signed_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathMesh:
-    """True-sign dual contouring (closed fields), then the optional small-component removal."""
+    """True-sign dual contouring (closed fields), then the specks beside the surface and the optional
+    small-component removal go."""
     R = int(config.resolution)
     h = 1.0 / R
     origin = -0.5 + config.grid_shift * h
@@ -208,7 +209,8 @@ def _signed_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathMesh:
         dilate=config.dilate * h,
     )
     tick = time.perf_counter()
-    verts, faces = remove_small_components(sm.vertices, sm.faces, config.min_component_faces)
+    verts, faces = drop_specks(sm.vertices, sm.faces, config.speck_faces, config.speck_reach * h)
+    verts, faces = remove_small_components(verts, faces, config.min_component_faces)
     timings["mesh"] = time.perf_counter() - tick
     return replace(sm, vertices=verts, faces=faces)
 

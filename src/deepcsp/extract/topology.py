@@ -328,6 +328,36 @@ def remove_small_components(
     return drop_unused_vertices(vertices, faces[keep])
 
 
+def drop_specks(
+    vertices: np.ndarray, faces: np.ndarray, max_faces: int, reach: float, ratio: float = 10.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop edge-connected components of at most ``max_faces`` faces that have a vertex within
+    ``reach`` of a vertex of a component at least ``ratio`` times larger (and unused vertices)."""
+    if max_faces <= 0 or len(faces) == 0:
+        return vertices, faces
+    _, labels = face_components(faces, len(vertices))
+    sizes = np.bincount(labels)
+    small = np.flatnonzero(sizes <= max_faces)
+    if len(small) == 0 or len(small) == len(sizes):
+        return vertices, faces
+    from scipy.spatial import cKDTree
+
+    owner = np.full(len(vertices), -1, np.int64)
+    owner[faces.reshape(-1)] = np.repeat(labels, 3)
+    drop = np.zeros(len(sizes), bool)
+    for size in np.unique(sizes[small]):
+        big = np.flatnonzero(owner >= 0)
+        big = big[sizes[owner[big]] >= ratio * size]
+        if len(big) == 0:
+            continue
+        these = np.flatnonzero(np.isin(owner, small[sizes[small] == size]))
+        d, _ = cKDTree(vertices[big]).query(vertices[these], k=1, distance_upper_bound=reach)
+        drop[unique(owner[these[np.isfinite(d)]])] = True
+    if not drop.any():
+        return vertices, faces
+    return drop_unused_vertices(vertices, faces[~drop[labels]])
+
+
 def drop_nonmanifold_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """``faces`` without those that make an edge non-manifold: where more than two faces share an
     edge, the two largest stay (a fin or a flap of a few faces goes; boundary loops may appear)."""
