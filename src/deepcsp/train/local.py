@@ -28,14 +28,13 @@ import torch
 from deepcsp._atomic import write_text
 from deepcsp._checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from deepcsp._validate import Fields, OptionError
-from deepcsp.errors import DeepCSPError
 from deepcsp.fields.local import LocalCSPConfig, LocalCSPNet, save_local_model
 from deepcsp.geometry.cleanup import weld_and_clean
 from deepcsp.geometry.closest import MeshOracle
 from deepcsp.geometry.neighborhoods import local_neighborhoods
 from deepcsp.geometry.pointset import remove_outliers
 from deepcsp.geometry.sampling import sample_surface
-from deepcsp.train.loop import dist_info, training_device
+from deepcsp.train.loop import training_process
 
 
 @dataclass
@@ -228,17 +227,7 @@ def train_local(
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    info = dist_info()
-    if config.batch % info.world != 0:
-        raise DeepCSPError(f"batch {config.batch} is not divisible by the number of processes {info.world}")
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    device = training_device(config.device, info)
-    owns = info.world > 1 and not dist.is_initialized()
-    if owns:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    try:
-        run_dir = Path(run_dir)
+    with training_process(config.batch, config.threads, config.device) as (info, device):
         clouds = train_clouds or [config.data.clouds_per_mesh] * len(train_meshes)
         bar = _bar(progress and info.is_main, "examples")
         train = make_dataset(train_meshes, clouds, config.data, config.model.neighbors, config.seed, bar)
@@ -249,10 +238,7 @@ def train_local(
             config.model.neighbors,
             config.seed + 1,
         )
-        return _fit(train, val, run_dir, config, info, device, DDP, dist, progress, meta or {})
-    finally:
-        if owns:
-            dist.destroy_process_group()
+        return _fit(train, val, Path(run_dir), config, info, device, DDP, dist, progress, meta or {})
 
 
 def _bar(enabled: bool, unit: str):

@@ -14,9 +14,10 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import numpy as np
 import torch
@@ -246,6 +247,30 @@ def training_device(want: str, info: DistInfo) -> torch.device:
     return torch.device("cuda", gpu)
 
 
+@contextmanager
+def training_process(batch: int, threads: int, device: str) -> Iterator[tuple[DistInfo, torch.device]]:
+    """This process's part of a training run (``deepcsp train`` and ``train-local``): torchrun's
+    ranks (:func:`dist_info`), with ``batch`` checked to split evenly over them, torch's CPU
+    ``threads`` (0: its default), the device (:func:`training_device`) and, when several processes
+    run and no process group exists yet, the group (nccl on CUDA, gloo otherwise), destroyed on exit."""
+    import torch.distributed as dist
+
+    info = dist_info()
+    if batch % info.world != 0:
+        raise DeepCSPError(f"batch {batch} is not divisible by the number of processes {info.world}")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    dev = training_device(device, info)
+    owns = info.world > 1 and not dist.is_initialized()
+    if owns:
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    try:
+        yield info, dev
+    finally:
+        if owns:
+            dist.destroy_process_group()
+
+
 def train(
     data_dir: str | Path, run_dir: str | Path, config: TrainConfig = TrainConfig(), progress: bool = False
 ) -> TrainResult:
@@ -253,23 +278,8 @@ def train(
     ``run_dir``: ``checkpoint.safetensors``, ``history.json``, ``loss.png``, ``model.safetensors``.
 
     Runs distributed when launched by torchrun (see module docstring)."""
-    import torch.distributed as dist
-
-    info = dist_info()
-    if config.batch % info.world != 0:
-        raise DeepCSPError(f"batch {config.batch} is not divisible by the number of processes {info.world}")
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    device = training_device(config.device, info)
-    owns_group = False
-    if info.world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        owns_group = True
-    try:
+    with training_process(config.batch, config.threads, config.device) as (info, device):
         return _train(data_dir, Path(run_dir), config, progress, info, device)
-    finally:
-        if owns_group:
-            dist.destroy_process_group()
 
 
 @dataclass
