@@ -152,38 +152,33 @@ def test_udf_baseline_through_the_extractor(bundled_tee):
     assert 0.7 < r.stats.area / gt.area < 1.3, (r.stats.area, gt.area)
 
 
-def _sphere_and_tetra(offset, size):
+def _sphere_and_tetra(tetrahedron, offset, size):
     v, f = Sphere().mesh(3)  # radius 0.3 at the origin
-    tet = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.0]]) * size + np.asarray(offset)
-    tf = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]) + len(v)
-    return np.concatenate([v, tet]), np.concatenate([f, tf])
+    tv, tf = tetrahedron
+    return np.concatenate([v, tv * size + np.asarray(offset)]), np.concatenate([f, tf + len(v)])
 
 
-def test_specks_beside_the_surface_go_and_far_ones_stay():
+def test_specks_beside_the_surface_go_and_far_ones_stay(tetrahedron):
     """A part under a cell 1.5 cells off a sphere comes out as a 12-face speck beside it, which
     ``speck_faces`` drops (kept with 0); the same part far from the sphere stays a piece."""
-    near = ExactField(*_sphere_and_tetra((0.38, 0.0, 0.0), 0.02))
+    from deepcsp.extract.topology import face_components
+
+    near = ExactField(*_sphere_and_tetra(tetrahedron, (0.38, 0.0, 0.0), 0.02))
     kept = extract_mesh(near, ExtractConfig(resolution=24, speck_faces=0))
-    assert kept.stats.n_components == 2 and np.bincount(_labels(kept.faces, len(kept.vertices))).min() <= 48
+    labels = face_components(kept.faces, len(kept.vertices))[1]
+    assert kept.stats.n_components == 2 and np.bincount(labels).min() <= 48
     dropped = extract_mesh(near, ExtractConfig(resolution=24))
     assert dropped.stats.n_components == 1 and len(dropped.faces) < len(kept.faces)
     assert dropped.stats.n_boundary_edges == 0 and dropped.stats.n_nonmanifold_edges == 0
-    far = extract_mesh(ExactField(*_sphere_and_tetra((0.9, 0.9, 0.9), 0.03)), ExtractConfig(resolution=24))
+    far = extract_mesh(ExactField(*_sphere_and_tetra(tetrahedron, (0.9, 0.9, 0.9), 0.03)), ExtractConfig(resolution=24))
     assert far.stats.n_components == 2
 
 
-def _labels(faces, n):
-    from deepcsp.extract.topology import face_components
-
-    return face_components(faces, n)[1]
-
-
-def test_drop_specks_by_size_and_reach():
+def test_drop_specks_by_size_and_reach(tetrahedron):
     from deepcsp.extract.topology import drop_specks
 
     v, f = Sphere().mesh(3)
-    tet = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.0]]) * 0.01
-    tf = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    tet, tf = tetrahedron[0] * 0.01, tetrahedron[1]
     near, far = tet + [0.31, 0, 0], tet + [2.0, 0, 0]
     V = np.concatenate([v, near, far])
     F = np.concatenate([f, tf + len(v), tf + len(v) + 4])
