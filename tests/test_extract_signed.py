@@ -189,3 +189,33 @@ def test_drop_specks_by_size_and_reach(tetrahedron):
     assert len(drop_specks(V, F, max_faces=3, reach=0.05)[1]) == len(F)  # tetras are larger than 3 faces
     alone = drop_specks(tet, tf, max_faces=48, reach=1.0)  # nothing larger beside it
     assert len(alone[1]) == 4
+
+
+def test_weld_keeps_apart_what_would_pinch_an_edge(tetrahedron):
+    """Two closed tetrahedra whose edges meet at the same two points, one with a vertex split in
+    two and joined by zero-area faces: the split welds, the shared edge's points stay apart (a
+    weld there gives the edge four faces)."""
+    from deepcsp.extract.signed import _weld_coincident
+    from deepcsp.geometry.cleanup import repeats_index
+
+    v, f = tetrahedron
+    split = np.concatenate([v, v[3:]])  # vertex 4 sits on vertex 3
+    fa = np.array([[0, 2, 1], [0, 1, 4], [0, 3, 2], [1, 2, 3], [0, 4, 3], [1, 3, 4]])
+    mirrored = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])  # edge 0-1 on a's 1-2
+    fb = f[:, ::-1] if _volume(mirrored, f) < 0 else f
+    vs, faces = np.concatenate([split, mirrored]), np.concatenate([fa, fb + len(split)])
+    before = mesh_stats(vs, faces)
+    assert before.n_boundary_edges == 0 and before.n_nonmanifold_edges == 0
+    welded, wf, quad_of = _weld_coincident(vs, faces, np.arange(len(faces)), h=0.1)
+    assert len(welded) == 8 and len(wf) == 8 and len(quad_of) == 8  # the split welded, its two faces gone
+    after = mesh_stats(welded, wf)
+    assert after.n_boundary_edges == 0 and after.n_nonmanifold_edges == 0 and after.n_components == 2
+    points, inverse = np.unique(vs, axis=0, return_inverse=True)
+    everything = inverse.reshape(-1)[faces]
+    everything = everything[~repeats_index(everything)]
+    assert mesh_stats(points, everything).n_nonmanifold_edges == 1  # what welding every coincident pair gives
+
+
+def _volume(v, f):
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6)

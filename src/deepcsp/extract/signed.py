@@ -628,15 +628,33 @@ def _weld_coincident(
     vs: np.ndarray, faces: np.ndarray, quad_of: np.ndarray, h: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crossings clipped to a grid corner can put two dual vertices on the same point: weld them
-    (their faces go; the surface stays closed). Returns ``(vertices, faces, quad of each face)``."""
+    (their faces go; the surface stays closed), except where a weld would make an edge
+    non-manifold (two sheets pinched at the point): those vertices stay apart, their
+    zero-area faces kept. Returns ``(vertices, faces, quad of each face)``."""
     from deepcsp.extract.topology import face_areas
 
     if not (face_areas(vs, faces) <= 1e-12 * h * h).any():
         return vs, faces, quad_of
     first, inverse = weld_map(vs, 1e-9 * h)
-    faces = inverse[faces]
-    keep = ~repeats_index(faces)
-    return vs[first], faces[keep], quad_of[keep]
+    welds = np.ones(len(first), dtype=bool)  # per point: its vertices welded
+    while True:
+        target = np.where(welds[inverse], inverse, len(first) + np.arange(len(vs)))
+        welded = target[faces]
+        keep = ~repeats_index(welded)
+        pinched = _nonmanifold_vertices(welded[keep])
+        pinched = pinched[pinched < len(first)]
+        if len(pinched) == 0:
+            break
+        welds[pinched] = False  # the original mesh is manifold: this ends, at worst with no weld
+    vertices, faces = drop_unused_vertices(np.concatenate([vs[first], vs]), welded[keep])
+    return vertices, faces, quad_of[keep]
+
+
+def _nonmanifold_vertices(faces: np.ndarray) -> np.ndarray:
+    """The vertices of edges that more than two faces share."""
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    pairs, counts = np.unique(edges, axis=0, return_counts=True)
+    return unique(pairs[counts > 2])
 
 
 def _drop_flip_blobs(
