@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import meshes_dir
 
 from deepcsp.fields.query import load_field
 from deepcsp.fit import fit_surface
@@ -32,7 +33,6 @@ from deepcsp.fit.presets import udf_baseline
 from deepcsp.io import load_surface
 from deepcsp.render import RenderConfig, TraceConfig, render_field, render_mesh_exact, view_camera
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "meshes"
 DEFAULT_MESHES = ["closed/spot.obj", "open/tee_sim.obj", "open/airplane_holes.obj"]
 BINS = [1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 49]
 
@@ -50,7 +50,7 @@ def histogram(evals: np.ndarray) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, default=None, help="the dev meshes (default: $DEEPCSP_MESHES or ../shared)")
     ap.add_argument("--meshes", nargs="+", default=DEFAULT_MESHES)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--views", nargs="+", default=["iso", "front"])
@@ -71,7 +71,7 @@ def main() -> None:
     rows = []
     hists = []
     for rel in args.meshes:
-        surface = load_surface(args.data / rel)
+        surface = load_surface((args.data or meshes_dir()) / rel)
         diag = surface.bbox_diagonal
         for kind in args.kinds:
             cfg = FitConfig(max_steps=0, eval_points=0)
