@@ -9,11 +9,18 @@ exactly (Embree through trimesh), and report
   bounding-box diagonal,
 * field evaluations per ray (mean over all pixels and over rays that enter the normalised box;
   histogram), unconverged rays,
+* pixels the field misses more than 2 pixels inside the exact silhouette (holes in the picture)
+  and pixels it adds (near the silhouette: rays passing within the tracer's tolerance of it),
 * seconds per frame (tracing + normals + shading) and rays per second (all pixels / seconds).
+
+``--kinds exact`` traces the mesh's exact closest points (:class:`~deepcsp.fields.query.ExactField`,
+a BVH) with the same tracer: the IoU an error-free field gets, i.e. what the tracer's hit
+tolerances (``hit_eps``, ``bracket_eps``) cost by themselves.
 
 Usage::
 
     python benchmarks/bm_render.py [--size 512] [--views iso front] [--threads 1] [--meshes ...]
+                                   [--kinds csp udf exact]
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 import torch
 from _common import meshes_dir
 
-from deepcsp.fields.query import load_field
+from deepcsp.fields.query import ExactField, load_field
 from deepcsp.fit import fit_surface
 from deepcsp.fit.config import FitConfig
 from deepcsp.fit.presets import udf_baseline
@@ -35,6 +42,15 @@ from deepcsp.render import RenderConfig, TraceConfig, render_field, render_mesh_
 
 DEFAULT_MESHES = ["closed/spot.obj", "open/tee_sim.obj", "open/airplane_holes.obj"]
 BINS = [1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 49]
+
+
+def _mask_differences(hit: np.ndarray, exact: np.ndarray) -> tuple[int, int]:
+    """Pixels of the exact cast the field misses more than 2 pixels inside its silhouette, and
+    pixels the field hits that the exact cast does not."""
+    from scipy import ndimage
+
+    silhouette = ndimage.binary_dilation(exact ^ ndimage.binary_erosion(exact), iterations=2)
+    return int((exact & ~hit & ~silhouette).sum()), int((hit & ~exact).sum())
 
 
 def histogram(evals: np.ndarray) -> str:
@@ -57,7 +73,7 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a loaded 2-core machine)"
     )
-    ap.add_argument("--kinds", nargs="+", default=["csp", "udf"])
+    ap.add_argument("--kinds", nargs="+", default=["csp", "udf"], choices=["csp", "udf", "exact"])
     ap.add_argument("--save", type=Path, default=None, help="folder for side-by-side PNGs (field | exact | normals)")
     ap.add_argument("--cache", type=Path, default=None, help="folder to keep fitted fields in (reused when present)")
     ap.add_argument(
@@ -79,7 +95,9 @@ def main() -> None:
                 cfg = udf_baseline(cfg)
             t0 = time.perf_counter()
             cached = args.cache / f"{Path(rel).stem}_{kind}.safetensors" if args.cache else None
-            if cached is not None and cached.exists():
+            if kind == "exact":
+                field = ExactField(surface.vertices, surface.faces)
+            elif cached is not None and cached.exists():
                 field = load_field(cached)
             else:
                 field = fit_surface(surface, cfg).field
@@ -91,6 +109,7 @@ def main() -> None:
                 cam = view_camera(view, args.size, args.size)
                 res = render_field(field, cam, config)
                 ex = render_mesh_exact(surface.vertices, surface.faces, cam, surface.normalization)
+                inside, added = _mask_differences(res.hit, ex.hit)
                 inter = int((res.hit & ex.hit).sum())
                 union = int((res.hit | ex.hit).sum())
                 both = res.hit & ex.hit
@@ -108,6 +127,8 @@ def main() -> None:
                         f"{res.evaluations.mean():.2f}",
                         f"{res.evaluations[inbox].mean():.2f}",
                         str(int(res.unconverged.sum())),
+                        str(inside),
+                        str(added),
                         f"{res.seconds:.2f}",
                         f"{rays / res.seconds / 1e3:.0f}k",
                         f"{ex.seconds:.2f}",
@@ -135,6 +156,8 @@ def main() -> None:
         "evals/ray (all)",
         "evals/ray (in box)",
         "unconverged",
+        "missed inside",
+        "added",
         "s/frame",
         "rays/s",
         "exact cast s",
