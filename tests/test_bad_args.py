@@ -89,6 +89,7 @@ ZERO_OK = {
     "--topology-resolution",
     "--min-component-faces",
     "--speck-faces",
+    "mesh --zip-slits",
     "--turntable",
     "--threads",
     "--seed",

@@ -172,3 +172,40 @@ def test_orient_faces_puts_the_seam_of_a_twisted_handle_across_the_handle():
     # some seam must remain (no orientation exists); across the 3-cell strip it is 4 edges at most,
     # where two breadth-first fronts starting on the strip meet across the 30-cell sheet it is ~30
     assert 1 <= st.n_inconsistent_edges <= 4, st
+
+
+def _zip(v: np.ndarray, f: np.ndarray, cells: float = 0.15):
+    """``_zip_slits`` of the sheet ``v, f`` against the exact field of that very mesh, with the
+    tolerance ``cells`` of the sheet's own cells (1/16 of its side)."""
+    from deepcsp.extract.grid import Queries
+    from deepcsp.extract.pseudo import _zip_slits
+    from deepcsp.fields.query import ExactField
+
+    field = ExactField(v, f)
+    h = field.normalization.scale / 16
+    return _zip_slits(Queries(field), field.normalization.to_normalized(v), f, cells * h, 0.0)
+
+
+def test_zip_slits_closes_a_tear_and_leaves_holes_and_edges_open():
+    v, f = grid_sheet(16)
+    row = lambda c: (np.abs(c[:, 1] - 17 / 32) < 1 / 64) & (np.abs(c[:, 0] - 0.5) < 0.25)  # noqa: E731
+    torn = without(v, f, row)
+    v_torn = v.copy()
+    lip = (np.abs(v[:, 1] - 9 / 16) < 1e-9) & (np.abs(v[:, 0] - 0.5) < 0.25 + 1e-9)
+    v_torn[lip, 1] = 0.5 + 0.1 / 16  # the row's far side pulled to 0.1 cells: a slit 8 cells long
+    assert mesh_stats(v_torn, torn).n_boundary_loops == 2
+    zipped, n = _zip(v_torn, torn)
+    st = mesh_stats(v_torn, zipped)
+    assert n == 1 and st.n_boundary_loops == 1 and st.n_inconsistent_edges == 0 and st.n_nonmanifold_edges == 0
+    assert abs(st.area - 1.0) < 1e-9  # covered once, not twice
+    # the same cut left a cell wide is a hole the field sees: open; so is a 3 x 3 hole
+    assert _zip(v, torn)[1] == 0
+    holed = without(v, f, lambda c: (np.abs(c[:, 0] - 0.5) < 0.1) & (np.abs(c[:, 1] - 0.5) < 0.1))
+    assert _zip(v, holed)[1] == 0
+    # the sheet's outer edge alone: its patch is the whole sheet again, not a slit
+    assert _zip(v, f)[1] == 0
+    # a mesh that is not wound consistently is left as it is
+    flipped = torn.copy()
+    flipped[0] = flipped[0, ::-1]
+    assert _zip(v_torn, flipped)[1] == 0
+    assert _zip(v_torn, torn, cells=0.0)[1] == 0

@@ -32,6 +32,9 @@ class MeshCommand:
     speck_faces: int = 48
     """Closed fields: drop components of at most this many faces within 3 cells of a much larger one
     (sign flips beside the surface); 0 keeps them."""
+    zip_slits: float = 0.15
+    """Open fields: close slits (boundary loops whose patch is at most twice this many grid cells wide
+    and lies within this many cells of the surface: tears along creases); 0: never."""
     creases: bool = False
     """Open fields: also recover crossings next to sharp creases (CAD shapes); may add faces along
     open boundaries."""
@@ -85,6 +88,7 @@ class MeshCommand:
         integer("--min-component-faces", self.min_component_faces, 0, 2**31 - 1)
         integer("--speck-faces", self.speck_faces, 0, 2**31 - 1)
         finite_float("--dilate", self.dilate, 0.0, 2.0)
+        finite_float("--zip-slits", self.zip_slits, 0.0, 1.0)
         finite_float("--sharpen", self.sharpen, 0.0, 4.0)
         if self.points_output is not None and self.points == 0:
             raise OptionError("--points-output", "is set but --points is 0 (no points are written)")
@@ -98,6 +102,7 @@ class MeshCommand:
             points=self.points,
             min_component_faces=self.min_component_faces,
             speck_faces=self.speck_faces,
+            zip_slits=self.zip_slits,
             side_cos=0.5 if self.creases else -1.0,
             use_signs=self.signs,
             thin_parts=self.thin_parts,

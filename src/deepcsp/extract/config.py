@@ -87,6 +87,11 @@ class ExtractConfig:
     fill_field_error: float = 0.25
     """Hole filling: the tolerance grows by twice the field's own error at the fill's centre (0 for
     an exact field), capped at this many cells (0: no growth)."""
+    zip_slits: float = 0.15
+    """Pseudo-sign path: close slits, boundary loops of any length whose ear-clipped patch is at
+    most twice this many cells wide on average and lies within this many cells of the field's
+    surface: tears along creases (cube_no_bottom with a 180 topology grid: 8 slits, 0.04-0.09
+    cells wide, 0.07 cells off; airplane_holes' windows: 2.5-3.4 cells off). 0 disables."""
     min_component_faces: int = 0
     """Drop connected components with fewer faces than this (0 keeps everything)."""
     speck_faces: int = 48
@@ -150,6 +155,7 @@ class ExtractConfig:
             "straddle_slack",
             "boundary_reach",
             "fill_field_error",
+            "zip_slits",
         ):
             f.number(name, 0.0, 1e6)
         for name in ("agree", "accept"):
