@@ -418,10 +418,11 @@ def _repaired_mesh(fq: Queries, dual: _DualMesh, h: float, err: _DistanceError, 
         verts, faces, n_filled = _fill_holes(
             fq, verts, faces, config.fill_holes, h, bias, err.noise, config.fill_tolerance, config.fill_field_error
         )
-    if config.zip_slits > 0:
-        faces, n_zipped = _zip_slits(fq, verts, orient_faces(verts, faces), config.zip_slits * h, bias)
-        n_filled += n_zipped
     faces = orient_faces(verts, faces)
+    if config.zip_slits > 0:
+        zipped, n_zipped = _zip_slits(fq, verts, faces, config.zip_slits * h, bias)
+        if n_zipped:
+            faces, n_filled = orient_faces(verts, zipped), n_filled + n_zipped
     verts, faces = remove_small_components(verts, faces, config.min_component_faces)
     return _Repaired(verts, faces, n_filled)
 
@@ -797,7 +798,7 @@ def _zip_slits(fq: Queries, verts: np.ndarray, faces: np.ndarray, tol: float, bi
     np.maximum.at(off, owner, (np.linalg.norm(p32 - q, axis=1) - bias).reshape(4, -1).max(0))
     area = np.bincount(owner, weights=0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1), minlength=len(clipped))
     perimeter = np.array([np.linalg.norm(verts[loop] - verts[np.roll(loop, -1)], axis=1).sum() for loop, _ in clipped])
-    slit = (off <= tol) & (2.0 * area <= 2.0 * tol * perimeter)
+    slit = (off <= tol) & (2.0 * area / perimeter <= 2.0 * tol)  # on the surface and thin
     if not slit.any():
         return faces, 0
     return np.concatenate([faces, *(t for (_, t), s in zip(clipped, slit) if s)]), int(slit.sum())
