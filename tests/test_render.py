@@ -346,3 +346,22 @@ def test_cli_render_bad_input_is_one_line_exit_2(tiny_field, tmp_path, capsys, a
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("deepcsp: error:") and needle in err[0], err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("view", ["front", "iso"])
+def test_thin_tail_beside_the_fuselage_is_not_jumped_through(meshes_dir, view):
+    """airplane_holes' exact closest points traced at 256 x 256: rays that reach the thin horizontal
+    tail while the fuselage is closer used to jump through it on the fuselage's tangent plane and
+    miss (21-27 pixels inside the silhouette); a jump past the safe distance that ends with the
+    plane behind now opens a bracket."""
+    from scipy import ndimage
+
+    from deepcsp.io import load_surface
+
+    surf = load_surface(meshes_dir / "open" / "airplane_holes.obj")
+    cam = view_camera(view, 256, 256)
+    cast = render_mesh_exact(surf.vertices, surf.faces, cam, surf.normalization)
+    traced = render_field(ExactField(surf.vertices, surf.faces), cam)
+    silhouette = ndimage.binary_dilation(cast.hit ^ ndimage.binary_erosion(cast.hit), iterations=2)
+    assert int((cast.hit & ~traced.hit & ~silhouette).sum()) <= 3
+    assert (traced.hit & cast.hit).sum() / (traced.hit | cast.hit).sum() > 0.97

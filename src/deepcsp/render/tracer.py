@@ -9,7 +9,9 @@ plane, far fewer steps at oblique angles -- capped at ``max_jump`` times the saf
 Open surfaces have no inside, so a ray stops where ``|p - CSP(p)| < hit_eps`` (the depth is
 refined by one last tangent-plane projection, no extra evaluation) and is never allowed to step
 through a sheet silently: when the tangent plane switches from ahead of the ray to behind it and
-the direction to the closest point turns sharply, a sheet was crossed (or a silhouette passed);
+the direction to the closest point turns sharply, or when a jump past the safe distance ends with
+the plane behind (a thin part beside a closer surface, jumped through on that surface's plane), a
+sheet was crossed (or a silhouette passed);
 the crossing is bracketed and refined by Newton steps on the tangent planes (bisection when they
 leave the bracket). A settled bracket is a hit if the field came within ``bracket_eps`` of zero
 inside it, else marching resumes behind it. Iterations are bounded; everything runs on the
@@ -289,15 +291,18 @@ def _bracket(
     t, dist, n = ev.t, ev.dist, ev.n
     lo, hi = st["lo"], st["hi"]
     refining = torch.isfinite(hi)
+    # a jump past the last safe distance may have gone through a sheet that was not the closest
+    # one (a thin tail beside a fuselage): with the plane now behind, that counts as a turn too
+    unsafe = t - st["t_prev"] > st["dist_prev"]
     crossed = (
         ~refining
         & ~close
         & ~verify
-        & (dist < band)
+        & ((dist < band) | unsafe)
         & (st["dist_prev"] < band)
         & (ev.cos < -cmin)
         & (st["cos_prev"] > cmin)
-        & ((n * st["n_prev"]).sum(1) < cfg.flip_cos)
+        & (((n * st["n_prev"]).sum(1) < cfg.flip_cos) | unsafe)
     )
     n_ref = torch.where(crossed[:, None], st["n_prev"], st["n_ref"])
     lo = torch.where(crossed, st["t_prev"], lo)
