@@ -68,7 +68,7 @@ from deepcsp.extract.topology import (
     _edges,
     boundary_cycles,
     boundary_half_edges,
-    mesh_stats,
+    inconsistent_edge_count,
     orient_faces,
     remove_small_components,
     weld_and_clean,
@@ -783,7 +783,7 @@ def _zip_slits(fq: Queries, verts: np.ndarray, faces: np.ndarray, tol: float, bi
     from deepcsp.extract.holes import boundary_loops, ear_clip, edge_keys
 
     loops = boundary_loops(faces, len(verts))
-    if not loops or mesh_stats(verts, faces).n_inconsistent_edges:
+    if not loops or inconsistent_edge_count(faces, len(verts)):
         return faces, 0
     taken = edge_keys(faces, len(verts))
     clipped = [(loop, ear_clip(verts, loop, taken)) for loop in loops]

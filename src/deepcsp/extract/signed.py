@@ -631,7 +631,7 @@ def _weld_coincident(
     (their faces go; the surface stays closed), except where a weld would make an edge
     non-manifold (two sheets pinched at the point): those vertices stay apart, their
     zero-area faces kept. Returns ``(vertices, faces, quad of each face)``."""
-    from deepcsp.extract.topology import face_areas
+    from deepcsp.extract.topology import face_areas, nonmanifold_edge_vertices
 
     if not (face_areas(vs, faces) <= 1e-12 * h * h).any():
         return vs, faces, quad_of
@@ -641,20 +641,13 @@ def _weld_coincident(
         target = np.where(welds[inverse], inverse, len(first) + np.arange(len(vs)))
         welded = target[faces]
         keep = ~repeats_index(welded)
-        pinched = _nonmanifold_vertices(welded[keep])
+        pinched = nonmanifold_edge_vertices(welded[keep], len(first) + len(vs))
         pinched = pinched[pinched < len(first)]
         if len(pinched) == 0:
             break
         welds[pinched] = False  # the original mesh is manifold: this ends, at worst with no weld
     vertices, faces = drop_unused_vertices(np.concatenate([vs[first], vs]), welded[keep])
     return vertices, faces, quad_of[keep]
-
-
-def _nonmanifold_vertices(faces: np.ndarray) -> np.ndarray:
-    """The vertices of edges that more than two faces share."""
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    pairs, counts = np.unique(edges, axis=0, return_counts=True)
-    return unique(pairs[counts > 2])
 
 
 def _drop_flip_blobs(

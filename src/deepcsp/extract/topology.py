@@ -167,6 +167,28 @@ def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray
     return _components(len(faces), o[:-1][same], o[1:][same])
 
 
+def _edge_uses(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The undirected edges as sorted keys ``lo * n_vertices + hi`` ``(E,)``, how many faces use
+    each ``(E,)`` and how many of those run ``lo -> hi`` ``(E,)``."""
+    he, key, _ = _edges(faces, n_vertices)
+    uniq, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    forward = np.bincount(inv, weights=(he[:, 0] < he[:, 1]).astype(np.int64), minlength=len(uniq))
+    return uniq, counts, forward
+
+
+def inconsistent_edge_count(faces: np.ndarray, n_vertices: int) -> int:
+    """Edges shared by two faces that traverse it in the same direction (winding not consistent)."""
+    _, counts, forward = _edge_uses(faces, n_vertices)
+    return int(((counts == 2) & (forward != 1)).sum())
+
+
+def nonmanifold_edge_vertices(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    """The vertices ``(K,)`` of the edges that more than two faces share."""
+    uniq, counts, _ = _edge_uses(faces, n_vertices)
+    shared = uniq[counts > 2]
+    return unique(np.concatenate([shared // n_vertices, shared % n_vertices]))
+
+
 def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
     """Count components, boundary loops, non-manifold and inconsistently wound edges,
     degenerate (zero-area or repeated-index) and duplicate faces."""
@@ -180,13 +202,9 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
     repeated = repeats_index(faces)
     degenerate = repeated | (areas <= 1e-14 * max(diag2, 1e-300))
     n_dup = len(faces) - len(distinct_faces(faces, nv))
-    he, key, _ = _edges(faces, nv)
-    uniq, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    uniq, counts, n_fwd = _edge_uses(faces, nv)
     # winding: for edges with two faces, the two half-edges must run in opposite directions
-    forward = (he[:, 0] < he[:, 1]).astype(np.int64)
-    n_fwd = np.bincount(inv, weights=forward, minlength=len(uniq))
-    two = counts == 2
-    inconsistent = int((two & (n_fwd != 1)).sum())
+    inconsistent = int(((counts == 2) & (n_fwd != 1)).sum())
     boundary = uniq[counts == 1]
     n_loops = 0
     if len(boundary):
