@@ -6,6 +6,7 @@ hands to :func:`~deepcsp.extract.mesh.extract_mesh`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from dataclasses import field as _field
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from deepcsp._validate import Fields
 from deepcsp.constants import MAX_POINTS, MAX_RESOLUTION, TOPOLOGY_CELLS, TOPOLOGY_CELLS_REFINED  # noqa: F401
-from deepcsp.extract.topology import MeshStats
+from deepcsp.extract.topology import MeshStats, mesh_stats
 
 
 @dataclass
@@ -195,7 +196,8 @@ class ExtractResult:
         Distance bias removed (normalised units); ``noise``: robust spread of the per-edge
         bias estimates (normalised units).
     stats : MeshStats
-        Topology checks of the result (boundary loops, winding, components...).
+        Topology checks of the result (boundary loops, winding, components...), computed when
+        first read (a pipeline that extracts a mesh only for its topology or signs skips them).
     timings : dict
         Seconds per stage.
     n_filled_holes : int
@@ -213,7 +215,6 @@ class ExtractResult:
     noise: float
     n_candidate_cells: int
     n_crossings: int
-    stats: MeshStats
     timings: dict = _field(default_factory=dict)
     n_point_evaluations: int = 0
     n_filled_holes: int = 0
@@ -234,6 +235,10 @@ class ExtractResult:
     """Vertices of a merged mid-surface split back into two sheets (``unmerge_sheets``)."""
     n_sharpened: int = 0
     """Vertices moved onto a crease or corner (``sharpen``)."""
+
+    @functools.cached_property
+    def stats(self) -> MeshStats:
+        return mesh_stats(self.vertices, self.faces)
 
     @property
     def evaluation_fraction(self) -> float:

@@ -108,7 +108,6 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         noise=mesh.noise,
         n_candidate_cells=mesh.n_cells,
         n_crossings=mesh.n_crossings,
-        stats=mesh_stats(verts_in, faces),
         timings=timings,
         n_point_evaluations=fq.count - n_mesh_eval,
         n_filled_holes=mesh.n_filled,
