@@ -77,6 +77,24 @@ def test_noisy_sphere_surface_is_closer_to_the_truth_than_the_points(rng):
     assert surface_error < points_error / 3, (surface_error, points_error)
 
 
+def test_a_noisy_cloud_is_projected_onto_its_own_surface_first(rng):
+    xy = rng.uniform(-0.3, 0.3, (6000, 2))
+    truth = np.c_[xy, half_wavy(xy)]
+    cloud = truth + rng.normal(size=(6000, 3)) * 0.003
+    queries_xy = rng.uniform(-0.25, 0.25, (3000, 2))
+    error = {}
+    for own in (False, True):
+        pss = PointSetSurface.build(cloud, PointSetConfig(boundary_density=0, self_project=own))
+        assert pss.summary.self_projected == own and not pss.summary.projected
+        foot = pss.project(np.c_[queries_xy, half_wavy(queries_xy)])
+        error[own] = np.abs(foot[:, 2] - half_wavy(foot[:, :2])).mean()
+    # the points it fits lie closer to the truth than the cloud does, the surface no further
+    points_error = np.abs(pss.points[:, 2] - half_wavy(pss.points[:, :2])).mean()
+    assert points_error < 0.4 * np.abs(cloud[:, 2] - truth[:, 2]).mean(), points_error
+    assert error[True] < error[False], error
+    assert not PointSetSurface.build(sphere_cloud(rng, 3000)).summary.self_projected  # a clean cloud is not
+
+
 def test_patch_size_follows_the_noise(rng):
     from scipy.spatial import cKDTree
 
@@ -101,7 +119,8 @@ def test_patch_sizes_chosen_per_point_average_more_where_the_surface_is_flat(rng
     flat, wavy = queries_xy[:, 0] > 0.02, queries_xy[:, 0] < -0.02
     error = {}
     for local in (0, 24):
-        pss = PointSetSurface.build(cloud, PointSetConfig(local_patches=local, boundary_density=0))
+        config = PointSetConfig(local_patches=local, boundary_density=0, self_project=False)  # the one fit's sizes
+        pss = PointSetSurface.build(cloud, config)
         foot = pss.project(np.c_[queries_xy, half_wavy(queries_xy)])
         error[local] = np.abs(foot[:, 2] - half_wavy(foot[:, :2]))
     assert pss.summary.local_patches > 0.5  # most points differ from the cloud's one size
@@ -181,7 +200,7 @@ def test_build_is_deterministic(rng):
     cloud = sphere_cloud(rng, 3000, noise=0.003)
     q = sphere_cloud(rng, 500, 0.32)
     a, b = PointSetSurface.build(cloud), PointSetSurface.build(cloud)
-    assert a.summary.local_patches > 0  # the patch sizes chosen per point are deterministic too
+    assert a.summary.self_projected  # projected onto a first surface with patch sizes chosen per point
     assert a.summary == b.summary
     np.testing.assert_array_equal(a.query(q).points, b.query(q).points)
 

@@ -90,6 +90,11 @@ class PointSetConfig:
     leave-one-out error, averaged over this many nearest cross-validation centres, is lowest
     (:func:`local_patch_sizes`); 0: one size for the whole cloud."""
 
+    self_project: bool = True
+    """A noisy cloud (see :func:`_noisy`) that no other projection moves is projected onto its own
+    point-set surface, and the surface is fitted again to the projected points (its offset removed
+    as a learned projection's is): one round of denoising the points before the patches are fitted."""
+
     def __post_init__(self) -> None:
         f = Fields(self)
         f.auto_or_at_least("patch_neighbors", 6, 1024)
@@ -106,6 +111,7 @@ class PointSetConfig:
         f.number("far", 1.0, 1e6)
         f.number("offset_radius", 0.0, 100.0)
         f.integer("local_patches", 0, 1024)
+        f.flag("self_project")
 
 
 @dataclass
@@ -146,6 +152,8 @@ class CloudSummary:
     local_patches: float = 0.0
     """Share of the points whose patch, chosen per point (:func:`local_patch_sizes`), differs from
     the cloud's (``patch_neighbors``, ``patch_degree``); 0 where the choice was not made."""
+    self_projected: bool = False
+    """The points were moved onto their own point-set surface first (``PointSetConfig.self_project``)."""
 
 
 def remove_outliers(points: np.ndarray, ratio: float = 3.0, k: int = 8, isolated: float = 4.0) -> np.ndarray:
@@ -585,31 +593,38 @@ class PointSetSurface:
 
         ``project``, a function ``(M, 3) -> (M, 3)`` (e.g. a learned projection onto the
         surface, :mod:`deepcsp.fields.local`), moves the cleaned points before the patches are
-        fitted, when the cloud's noise is at least ``project_above`` sample spacings."""
+        fitted, when the cloud's noise is at least ``project_above`` sample spacings; a noisy
+        cloud it does not move is projected onto its own surface (``config.self_project``)."""
         pts = check_points(points, "cloud")
         n_input = len(pts)
-        pts = _check_cloud(np.unique(pts, axis=0))
-        keep = remove_outliers(pts, config.outlier_ratio)
-        if config.off_surface > 0:
-            keep[keep] = remove_off_surface(pts[keep], config.off_surface, config.off_surface_floor)
-        pts = _check_cloud(pts[keep])
-        n_outliers = int((~keep).sum())
-        if len(pts) > config.max_points:
-            pts = _check_cloud(voxel_average(pts, config.max_points))
+        pts, n_outliers = _cleaned(pts, config)
         tree, spacing, size = _scale_and_noise(pts, config)
-        input_noise, projected, offset = size.noise, False, 0.0
+        found = _Found(n_input, n_outliers, size.noise)
         if project is not None and size.noise >= project_above * float(np.median(spacing)):
+            found.projected = True
+        elif config.self_project and _noisy(size, spacing):
+            project = cls._assemble(pts, tree, spacing, size, config, found).project
+            found.self_projected = True
+        if found.projected or found.self_projected:
             moved = np.asarray(project(pts), np.float64)
             if moved.shape != pts.shape:
                 raise ValueError(f"the projection returned {moved.shape} points for {pts.shape}")
             if config.offset_radius > 0:
                 removed = remove_offset(pts, moved, config.offset_radius)
-                moved, offset = removed.points, removed.median
+                moved, found.offset = removed.points, removed.median
             pts = _check_cloud(np.unique(moved, axis=0))
             tree, spacing, size = _scale_and_noise(pts, config)
-            projected = True
+        return cls._assemble(pts, tree, spacing, size, config, found)
+
+    @classmethod
+    def _assemble(
+        cls, pts, tree, spacing, size: PatchSize, config: PointSetConfig, found: "_Found"
+    ) -> "PointSetSurface":
+        """The surface of cleaned points ``pts`` with their KD-tree, spacing and patch size: patches
+        (sized per point on a noisy cloud that was not projected), density reference, summary."""
         neighbors, degree = size.neighbors, size.degree
-        if config.local_patches and not projected and _noisy(size, spacing):
+        moved = found.projected or found.self_projected
+        if config.local_patches and not moved and _noisy(size, spacing):
             local = local_patch_sizes(
                 pts, tree, (neighbors, degree), kernel=config.kernel, floor=0.1 * spacing, smooth=config.local_patches
             )
@@ -619,18 +634,19 @@ class PointSetSurface:
         )
         density_ref = _density_reference(pts, tree, config.density_kernel * spacing)
         summary = CloudSummary(
-            n_input,
+            found.n_input,
             len(pts),
-            n_outliers,
+            found.n_outliers,
             float(np.median(spacing)),
-            input_noise,
+            found.input_noise,
             size.noise,
             size.neighbors,
             size.degree,
-            projected,
+            found.projected,
             close_layers(pts, tree, patches.frames[:, 2], spacing, size.noise),
-            offset,
+            found.offset,
             float(np.mean((neighbors != size.neighbors) | (degree != size.degree))),
+            found.self_projected,
         )
         return cls(pts, patches, spacing, density_ref, config, summary)
 
@@ -874,6 +890,31 @@ def _check_cloud(points: np.ndarray) -> np.ndarray:
     if sv[1] <= 1e-9 * max(sv[0], 1e-300):
         raise ValueError("all points lie on one line: they do not sample a surface")
     return points
+
+
+def _cleaned(points: np.ndarray, config: PointSetConfig) -> tuple[np.ndarray, int]:
+    """Distinct points without outliers (:func:`remove_outliers`, :func:`remove_off_surface`),
+    averaged in voxels above ``config.max_points``; and the number of outliers dropped."""
+    pts = _check_cloud(np.unique(points, axis=0))
+    keep = remove_outliers(pts, config.outlier_ratio)
+    if config.off_surface > 0:
+        keep[keep] = remove_off_surface(pts[keep], config.off_surface, config.off_surface_floor)
+    pts = _check_cloud(pts[keep])
+    if len(pts) > config.max_points:
+        pts = _check_cloud(voxel_average(pts, config.max_points))
+    return pts, int((~keep).sum())
+
+
+@dataclass
+class _Found:
+    """What :meth:`PointSetSurface.build` learns about a cloud on the way (see :class:`CloudSummary`)."""
+
+    n_input: int
+    n_outliers: int
+    input_noise: float
+    projected: bool = False
+    self_projected: bool = False
+    offset: float = 0.0
 
 
 def _scale_and_noise(points: np.ndarray, config: PointSetConfig):
