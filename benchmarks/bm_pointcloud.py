@@ -10,7 +10,8 @@ in the bbox (outliers). Methods (``--methods``):
 
 * ``deepcsp``: ``deepcsp.pipelines.reconstruct_cloud`` with its defaults (``deepcsp reconstruct``);
 * ``deepcsp-geometric`` / ``deepcsp-learned``: the same with the learned projection never / always
-  applied (ablation; ``$DEEPCSP_LOCAL_MODEL`` names another local model than the shipped one);
+  applied (ablation: the geometric operator, which projects a noisy cloud onto its own point-set surface
+  instead; ``$DEEPCSP_LOCAL_MODEL`` names another local model than the shipped one);
 * ``global``: the global tri-plane model shipped before (``deepcsp reconstruct --method global``);
 * ``bpa``: open3d ball pivoting, normals estimated (30 neighbours) and oriented by
   ``orient_normals_consistent_tangent_plane(30)``, radii 1, 2 and 4 times the mean nearest-neighbour
