@@ -25,8 +25,7 @@ class ReconstructCommand:
     field: Path | None = None
     """Also write the CSP field here (.safetensors)."""
     method: Literal["auto", "learned", "geometric", "global"] = "auto"
-    """``auto``: point-set surface, projected by the learned local CSP model where noisy (patches of
-    24-192 points; ``--config.fit.cloud.projection-patches``);
+    """``auto``: point-set surface, projected by the learned local CSP model where noisy;
     ``learned`` / ``geometric``: always / never projected by it (a noisy cloud is still projected onto its own
     point-set surface); ``global``: the tri-plane baseline."""
     resolution: int = 0

@@ -40,13 +40,6 @@ class CloudConfig:
     projection_above: float = 0.35
     """``auto`` projection: noise threshold, in sample spacings (the estimate also reads curvature and
     sparse sampling as noise, so clean clouds stay below it; see benchmarks/RESULTS.md)."""
-    projection_patches: tuple[int, int] = (24, 192)
-    """``auto`` projection: only clouds whose one cross-validated patch size (neighbours) lies in this
-    range. On the noisy 10k clouds of the 12 training and validation meshes the learned projection
-    lowered Chamfer-L1 against the geometric operator on all 7 whose patch was 24-64 neighbours
-    (0.79-0.98x) and raised it on all 5 outside (12-16: detail at the sample scale, 1.04-1.06x;
-    256, a flat or gently curved sheet that one large patch averages better: 1.29-2.11x); at 3k
-    points with noise 0.5%, lionstatue_scan (12) 1.07x (benchmarks/RESULTS.md)."""
     model: str | None = None
     """Local CSP model (safetensors from ``deepcsp train-local``); None: the one shipped with deepcsp."""
 
@@ -61,9 +54,6 @@ class CloudConfig:
         f.number("band_cells", 1.0, 1000.0)
         f.literal("projection")
         f.number("projection_above", 0.0, 1e6)
-        f.integers("projection_patches", 1, 10**6, min_len=2, max_len=2)
-        if self.projection_patches[0] > self.projection_patches[1]:
-            raise OptionError("CloudConfig.projection_patches", f"must be (least, most), got {self.projection_patches}")
         if self.model is not None:
             from pathlib import Path
 

@@ -98,13 +98,8 @@ def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
         progress({"stage": f"building the point-set surface of {len(v)} points"})
     cloud = config.cloud
     project = None if cloud.projection == "off" else _learned_projection(cloud.model, config.device, progress)
-    auto = cloud.projection == "auto"
     pss = PointSetSurface.build(
-        v,
-        cloud.surface,
-        project,
-        project_above=cloud.projection_above if auto else 0.0,
-        project_patches=cloud.projection_patches if auto else None,
+        v, cloud.surface, project, project_above=cloud.projection_above if cloud.projection == "auto" else 0.0
     )
     if progress is not None:
         pss.progress = lambda done, total: progress({"task": "closest points", "done": done, "total": total})

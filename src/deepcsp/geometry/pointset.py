@@ -586,32 +586,21 @@ class PointSetSurface:
 
     @classmethod
     def build(
-        cls,
-        points,
-        config: PointSetConfig = PointSetConfig(),
-        project=None,
-        project_above: float = 0.0,
-        project_patches: tuple[int, int] | None = None,
+        cls, points, config: PointSetConfig = PointSetConfig(), project=None, project_above: float = 0.0
     ) -> "PointSetSurface":
         """Clean up ``points : (N, 3)`` and fit the patches; raises ValueError on clouds that
         cannot define a surface (fewer than 10 distinct points, or all on one line).
 
         ``project``, a function ``(M, 3) -> (M, 3)`` (e.g. a learned projection onto the
         surface, :mod:`deepcsp.fields.local`), moves the cleaned points before the patches are
-        fitted, when the cloud's noise is at least ``project_above`` sample spacings (and its
-        cross-validated patch size lies in ``project_patches``, if given); a noisy cloud it does
-        not move is projected onto its own surface (``config.self_project``)."""
+        fitted, when the cloud's noise is at least ``project_above`` sample spacings; a noisy
+        cloud it does not move is projected onto its own surface (``config.self_project``)."""
         pts = check_points(points, "cloud")
         n_input = len(pts)
         pts, n_outliers = _cleaned(pts, config)
         tree, spacing, size = _scale_and_noise(pts, config)
         found = _Found(n_input, n_outliers, size.noise)
-        lo, hi = project_patches or (0, np.inf)
-        if (
-            project is not None
-            and size.noise >= project_above * float(np.median(spacing))
-            and lo <= size.neighbors <= hi
-        ):
+        if project is not None and size.noise >= project_above * float(np.median(spacing)):
             found.projected = True
         elif config.self_project and _noisy(size, spacing):
             project = cls._assemble(pts, tree, spacing, size, config, found).project
