@@ -88,7 +88,7 @@ def test_a_noisy_cloud_is_projected_onto_its_own_surface_first(rng):
         assert pss.summary.self_projected == own and not pss.summary.projected
         foot = pss.project(np.c_[queries_xy, half_wavy(queries_xy)])
         error[own] = np.abs(foot[:, 2] - half_wavy(foot[:, :2])).mean()
-    # the points it fits lie closer to the truth than the cloud does, the surface no further
+    # the points it fits lie closer to the truth than the cloud does, and so does the surface
     points_error = np.abs(pss.points[:, 2] - half_wavy(pss.points[:, :2])).mean()
     assert points_error < 0.4 * np.abs(cloud[:, 2] - truth[:, 2]).mean(), points_error
     assert error[True] < error[False], error

@@ -35,7 +35,7 @@ The surface is a partition of unity of robust local quadrics:
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -599,19 +599,20 @@ class PointSetSurface:
         n_input = len(pts)
         pts, n_outliers = _cleaned(pts, config)
         tree, spacing, size = _scale_and_noise(pts, config)
-        found = _Found(n_input, n_outliers, size.noise)
+        raw = _Found(n_input, n_outliers, size.noise)
+        found = raw
         if project is not None and size.noise >= project_above * float(np.median(spacing)):
-            found.projected = True
+            found = replace(raw, projected=True)
         elif config.self_project and _noisy(size, spacing):
-            project = cls._assemble(pts, tree, spacing, size, config, found).project
-            found.self_projected = True
-        if found.projected or found.self_projected:
+            project = cls._assemble(pts, tree, spacing, size, config, raw).project  # the raw points' own surface
+            found = replace(raw, self_projected=True)
+        if found is not raw:
             moved = np.asarray(project(pts), np.float64)
             if moved.shape != pts.shape:
                 raise ValueError(f"the projection returned {moved.shape} points for {pts.shape}")
             if config.offset_radius > 0:
                 removed = remove_offset(pts, moved, config.offset_radius)
-                moved, found.offset = removed.points, removed.median
+                moved, found = removed.points, replace(found, offset=removed.median)
             pts = _check_cloud(np.unique(moved, axis=0))
             tree, spacing, size = _scale_and_noise(pts, config)
         return cls._assemble(pts, tree, spacing, size, config, found)
@@ -905,7 +906,7 @@ def _cleaned(points: np.ndarray, config: PointSetConfig) -> tuple[np.ndarray, in
     return pts, int((~keep).sum())
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Found:
     """What :meth:`PointSetSurface.build` learns about a cloud on the way (see :class:`CloudSummary`)."""
 
