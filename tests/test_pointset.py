@@ -95,6 +95,43 @@ def test_a_noisy_cloud_is_projected_onto_its_own_surface_first(rng):
     assert not PointSetSurface.build(sphere_cloud(rng, 3000)).summary.self_projected  # a clean cloud is not
 
 
+def test_a_self_projected_cloud_moves_to_the_mean_of_both_projections(rng):
+    """With a learned projection at hand but below its noise threshold, a self-projected cloud
+    moves to the mean of both (``self_project_blend``): here the other projection is exact, so the
+    mean lies closer to the truth than the self-projection alone, and so does the surface."""
+    xy = rng.uniform(-0.3, 0.3, (6000, 2))
+    cloud = np.c_[xy, half_wavy(xy)] + rng.normal(size=(6000, 3)) * 0.003
+    queries_xy = rng.uniform(-0.25, 0.25, (3000, 2))
+
+    def exact(p):
+        return np.c_[p[:, :2], half_wavy(p[:, :2])]
+
+    error = {}
+    for blend in (False, True):
+        config = PointSetConfig(boundary_density=0, self_project_blend=blend)
+        pss = PointSetSurface.build(cloud, config, project=exact, project_above=10.0)
+        assert pss.summary.self_projected and pss.summary.projected == blend, pss.summary
+        foot = pss.project(np.c_[queries_xy, half_wavy(queries_xy)])
+        error[blend] = np.abs(foot[:, 2] - half_wavy(foot[:, :2])).mean()
+    assert error[True] < 0.9 * error[False], error
+
+
+def test_a_flat_sheet_is_not_projected_automatically(rng):
+    """A cloud whose best patch is larger than every per-point candidate (a flat sheet) is left as
+    it is by the automatic choice (``project_above`` > 0), projected only when asked to (0)."""
+    xy = rng.uniform(-0.3, 0.3, (4000, 2))
+    cloud = np.c_[xy, np.zeros(4000)] + rng.normal(size=(4000, 3)) * 0.004
+    calls = []
+
+    def project(p):
+        calls.append(len(p))
+        return p
+
+    auto = PointSetSurface.build(cloud, project=project, project_above=0.01).summary
+    assert auto.patch_neighbors > 192 and not (auto.projected or auto.self_projected) and not calls, auto
+    assert PointSetSurface.build(cloud, project=project, project_above=0.0).summary.projected and calls
+
+
 def test_patch_size_follows_the_noise(rng):
     from scipy.spatial import cKDTree
 

@@ -135,8 +135,13 @@ class ReconstructCommand:
                 ("outliers dropped", str(c.n_outliers)),
                 ("noise / spacing", f"{c.input_noise / c.spacing:.3f}"),
                 (
-                    "learned projection",
-                    f"yes (its offset {c.projection_offset / c.spacing:.3f} spacings removed)" if c.projected else "no",
+                    "projection",
+                    ("learned and self, averaged" if c.self_projected else "learned")
+                    + f" (its offset {c.projection_offset / c.spacing:.3f} spacings removed)"
+                    if c.projected
+                    else "self"
+                    if c.self_projected
+                    else "none",
                 ),
                 (
                     "patch",

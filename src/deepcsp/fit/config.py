@@ -36,7 +36,9 @@ class CloudConfig:
     """Half-width of the fine band in fine cells (meshes use ``FitConfig.band``)."""
     projection: Literal["auto", "learned", "off"] = "auto"
     """Project the points with the learned local CSP operator before the patches are fitted:
-    ``auto`` when the estimated noise is at least ``projection_above`` sample spacings."""
+    ``auto`` when the estimated noise is at least ``projection_above`` sample spacings and the cloud
+    is no flat sheet, and below that averaged with a noisy cloud's self-projection
+    (``PointSetConfig.self_project_blend``); ``learned`` always; ``off`` never."""
     projection_above: float = 0.35
     """``auto`` projection: noise threshold, in sample spacings (the estimate also reads curvature and
     sparse sampling as noise, so clean clouds stay below it; see benchmarks/RESULTS.md)."""

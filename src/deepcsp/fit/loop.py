@@ -104,17 +104,19 @@ def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
     if progress is not None:
         pss.progress = lambda done, total: progress({"task": "closest points", "done": done, "total": total})
         s = pss.summary
-        learned = (
-            f", learned projection (noise {s.input_noise:.3g} -> {s.noise:.3g}, "
-            f"its offset {s.projection_offset:.2g} removed)"
+        how = "learned and self-projection averaged" if s.self_projected else "learned projection"
+        projection = (
+            f", {how} (noise {s.input_noise:.3g} -> {s.noise:.3g}, its offset {s.projection_offset:.2g} removed)"
             if s.projected
+            else f", self-projection (noise {s.input_noise:.3g} -> {s.noise:.3g})"
+            if s.self_projected
             else f", noise {s.noise:.3g}"
         )
         progress(
             {
                 "stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), "
                 f"spacing {s.spacing:.3g}"
-                f"{learned}, patches of {s.patch_neighbors} points (degree {s.patch_degree})"
+                f"{projection}, patches of {s.patch_neighbors} points (degree {s.patch_degree})"
                 + (f", {s.local_patches:.0%} of them sized per point" if s.local_patches else "")
             }
         )
