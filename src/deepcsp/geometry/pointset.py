@@ -99,7 +99,7 @@ class PointSetConfig:
     self-projected cloud moves to the mean of its self-projection and the learned projection
     (their errors are partly independent: on the 12 training and validation meshes' clouds at 3k
     points with noise 0.5% and 10k with 0.25% of the diagonal, the point-set surface's error 0.97x
-    and 0.95x the self-projection's, median; ``benchmarks/bm_projection.py``)."""
+    and 0.96x that of either alone as chosen before, median; ``benchmarks/bm_projection.py``)."""
 
     def __post_init__(self) -> None:
         f = Fields(self)
