@@ -47,14 +47,11 @@ METHODS = ("auto", "learned", "self", "avg", "none")
 
 def projections(model_path: str | None = None) -> dict:
     """``method -> (PointSetConfig, project function or None, project_above)`` for ``PointSetSurface.build``."""
-    from deepcsp.fields.local import load_local_model, project_points, shipped_local_model_path
+    from deepcsp.fit.loop import _learned_projection
     from deepcsp.geometry.pointset import PointSetConfig, PointSetSurface
 
-    model = load_local_model(model_path or shipped_local_model_path(), device="cpu")
+    learned = _learned_projection(model_path, "cpu", None)  # what reconstruction calls
     plain = PointSetConfig(self_project=False)
-
-    def learned(p):
-        return project_points(model, p, p)
 
     def own(p):
         return PointSetSurface.build(p, plain).project(p)
@@ -99,7 +96,7 @@ def measure(mesh: Path, setting: str, methods: list[str], table: dict, samples: 
                 patch=int(size.neighbors),
                 error=float(err.mean()),
                 p90=float(np.quantile(err, 0.9)),
-                moved="learned" if pss.summary.projected else "self" if pss.summary.self_projected else "",
+                moved=pss.summary.projection,
                 build_s=seconds,
             )
         )

@@ -111,6 +111,7 @@ def test_a_self_projected_cloud_moves_to_the_mean_of_both_projections(rng):
         config = PointSetConfig(boundary_density=0, self_project_blend=blend)
         pss = PointSetSurface.build(cloud, config, project=exact, project_above=10.0)
         assert pss.summary.self_projected and pss.summary.projected == blend, pss.summary
+        assert pss.summary.projection == ("learned and self, averaged" if blend else "self")
         foot = pss.project(np.c_[queries_xy, half_wavy(queries_xy)])
         error[blend] = np.abs(foot[:, 2] - half_wavy(foot[:, :2])).mean()
     assert error[True] < 0.9 * error[False], error

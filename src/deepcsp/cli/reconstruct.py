@@ -136,12 +136,8 @@ class ReconstructCommand:
                 ("noise / spacing", f"{c.input_noise / c.spacing:.3f}"),
                 (
                     "projection",
-                    ("learned and self, averaged" if c.self_projected else "learned")
-                    + f" (its offset {c.projection_offset / c.spacing:.3f} spacings removed)"
-                    if c.projected
-                    else "self"
-                    if c.self_projected
-                    else "none",
+                    c.projection
+                    + (f" (its offset {c.projection_offset / c.spacing:.3f} spacings removed)" if c.projected else ""),
                 ),
                 (
                     "patch",

@@ -104,13 +104,11 @@ def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
     if progress is not None:
         pss.progress = lambda done, total: progress({"task": "closest points", "done": done, "total": total})
         s = pss.summary
-        how = "learned and self-projection averaged" if s.self_projected else "learned projection"
         projection = (
-            f", {how} (noise {s.input_noise:.3g} -> {s.noise:.3g}, its offset {s.projection_offset:.2g} removed)"
-            if s.projected
-            else f", self-projection (noise {s.input_noise:.3g} -> {s.noise:.3g})"
-            if s.self_projected
-            else f", noise {s.noise:.3g}"
+            f", noise {s.noise:.3g}"
+            if s.projection == "none"
+            else f", projection {s.projection} (noise {s.input_noise:.3g} -> {s.noise:.3g}, "
+            f"its offset {s.projection_offset:.2g} removed)"
         )
         progress(
             {

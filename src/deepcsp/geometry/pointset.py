@@ -163,6 +163,13 @@ class CloudSummary:
     """The points were moved onto their own point-set surface first (``PointSetConfig.self_project``;
     with ``projected`` too: to the mean of that and the learned projection, ``self_project_blend``)."""
 
+    @property
+    def projection(self) -> str:
+        """Which projection moved the points: ``learned``, ``learned and self, averaged``, ``self``, ``none``."""
+        if self.projected:
+            return "learned and self, averaged" if self.self_projected else "learned"
+        return "self" if self.self_projected else "none"
+
 
 def remove_outliers(points: np.ndarray, ratio: float = 3.0, k: int = 8, isolated: float = 4.0) -> np.ndarray:
     """``(N,)`` bool mask of the points to keep. A point is an outlier when its ``k``-th neighbour
