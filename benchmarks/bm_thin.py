@@ -6,7 +6,8 @@ Run:  python benchmarks/bm_thin.py [--cases NAME ...] [--json out.json] [--rende
       python benchmarks/bm_thin.py --compare before.json after.json     # ratios after / before
 
 Cases: ``plate T`` (closed box 1 x 0.6 x T fine cells, tilted), ``sheets G`` (two open rectangles
-G cells apart), ``fold G`` (one open sheet folded back, its two layers G cells apart), and the dev
+G cells apart), ``fold G`` (one open sheet folded back, its two layers G cells apart), ``windows W``
+(an open rectangle with two round holes W cells apart where they come closest), and the dev
 meshes airplane_holes, armor_jacket, tee_sim, skirt_sim, cesium_milk_truck, cube_no_bottom. A cell
 is one cell of the default band grid (192 vertices per axis over the normalised cube).
 
@@ -53,6 +54,7 @@ SYNTHETIC = (
     [f"plate {t}" for t in (0.05, 0.1, 0.25, 0.5, 1, 2)]
     + [f"sheets {g}" for g in (0.1, 0.25, 0.5, 1, 2)]
     + ["fold 0.5", "fold 1"]
+    + [f"windows {w}" for w in (1, 1.5, 2)]
 )
 DEV = [
     "open/airplane_holes.obj",
@@ -68,9 +70,12 @@ def load_case(name: str, tmp: Path):
     """``(surface, mesh file)`` of a case name (synthetic shapes are written as OBJ for the size ratio)."""
     if " " in name:
         kind, cells = name.split()
-        make = {"plate": thin_shapes.plate, "sheets": thin_shapes.parallel_sheets, "fold": thin_shapes.folded_sheet}[
-            kind
-        ]
+        make = {
+            "plate": thin_shapes.plate,
+            "sheets": thin_shapes.parallel_sheets,
+            "fold": thin_shapes.folded_sheet,
+            "windows": thin_shapes.windowed_sheet,
+        }[kind]
         v, f = make(float(cells) * thin_shapes.cell_size())
         path = save_mesh(tmp / (name.replace(" ", "_") + ".obj"), v, f)
         return surface_from_arrays(v, f, name), path

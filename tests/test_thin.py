@@ -314,3 +314,33 @@ def test_a_pair_a_tenth_of_a_cell_apart_read_from_a_file_comes_out_as_two_sheets
     on, off = (extract_mesh(field, ExtractConfig(resolution=85, unmerge_sheets=u)) for u in (True, False))
     assert 0.9 < on.stats.area / gt < 1.1 and on.n_unmerged > 0 and on.stats.n_nonmanifold_edges == 0, on.stats
     assert off.stats.area / gt < 0.7, off.stats
+
+
+@pytest.mark.parametrize("cells", [1.5, 2.0])
+def test_holes_a_strip_apart_keep_their_loops(cells):
+    """Two round holes whose strip is 1.5-2 field cells wide at its narrowest (an airplane's cabin
+    windows): the automatic topology grid (1.5 field cells a cell) cuts the strip to a point, a
+    pinch joining the two holes' loops; the finer grid it then tries (``TOPOLOGY_CELLS_PINCHED``)
+    keeps both holes, and its mesh is kept: three loops, no pinch, one piece."""
+    from deepcsp.extract.mesh import topology_plan
+    from deepcsp.extract.topology import pinched_vertices
+
+    surf, fit = _fit(thin_shapes.windowed_sheet, cells)
+    assert mesh_stats(surf.vertices, surf.faces).n_boundary_loops == 3
+    default = topology_plan(fit.field, ExtractConfig(), signed=False)[0]
+    coarse = extract_mesh(fit.field, ExtractConfig(topology_resolution=default))
+    assert len(pinched_vertices(coarse.faces, len(coarse.vertices))) > 0 and coarse.stats.n_boundary_loops == 2
+    auto = extract_mesh(fit.field)
+    s = auto.stats
+    assert auto.topology_resolution > default and "unpinch" in auto.timings
+    assert (s.n_boundary_loops, s.n_components, s.n_inconsistent_edges) == (3, 1, 0), s
+    assert len(pinched_vertices(auto.faces, len(auto.vertices))) == 0
+
+
+def test_pinched_vertices_are_where_boundary_loops_touch():
+    """Two triangles sharing one corner (a bowtie) pinch there; a strip of two does not."""
+    from deepcsp.extract.topology import pinched_vertices
+
+    assert pinched_vertices(np.array([[0, 1, 2], [0, 3, 4]]), 5).tolist() == [0]
+    assert pinched_vertices(np.array([[0, 1, 2], [0, 2, 3]]), 4).tolist() == []
+    assert pinched_vertices(np.zeros((0, 3), np.int64), 0).tolist() == []

@@ -84,6 +84,10 @@ REFINE_MIN_CELLS = 4096
 TOPOLOGY_CELLS = 3.0
 #: The same for fields with a refined level (tuned at extraction 256 on five open dev meshes).
 TOPOLOGY_CELLS_REFINED = 1.5
+#: A refined field whose mesh on that grid has pinched boundaries (two holes touching at a vertex: a
+#: strip between them narrower than a grid cell) is also meshed on this finer grid (180 for the default
+#: band grid), and the mesh with fewer defects is kept (:func:`deepcsp.extract.mesh.extract_mesh`).
+TOPOLOGY_CELLS_PINCHED = 1.06
 
 #: Close-sheet merge: a probe's closest point belongs to another sheet when it lies at least this
 #: fraction of the merge gap along the normal from the first one (the same sheet, re-found, lies ~0 away)...

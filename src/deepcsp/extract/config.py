@@ -13,7 +13,13 @@ from dataclasses import field as _field
 import numpy as np
 
 from deepcsp._validate import Fields
-from deepcsp.constants import MAX_POINTS, MAX_RESOLUTION, TOPOLOGY_CELLS, TOPOLOGY_CELLS_REFINED  # noqa: F401
+from deepcsp.constants import (  # noqa: F401
+    MAX_POINTS,
+    MAX_RESOLUTION,
+    TOPOLOGY_CELLS,
+    TOPOLOGY_CELLS_PINCHED,
+    TOPOLOGY_CELLS_REFINED,
+)
 from deepcsp.extract.topology import MeshStats, mesh_stats
 
 
@@ -32,7 +38,9 @@ class ExtractConfig:
     detail of the output mesh."""
     topology_resolution: int = 0
     """Grid that decides the topology, refined up to ``resolution`` by subdivision and CSP projection.
-    0 = auto: 2/3 of an open band-grid field's resolution (1/3 unrefined), else ``resolution``."""
+    0 = auto: 2/3 of an open band-grid field's resolution (1/3 unrefined), else ``resolution``; when
+    the 2/3 grid pinches the mesh's boundary (two holes touching at a vertex), also 0.94 of it, and
+    the mesh with fewer defects is kept (``TOPOLOGY_CELLS_PINCHED``)."""
     sparse: bool = True
     """Evaluate the field only near the surface (coarse to fine); False evaluates every corner of
     the dense grid (for comparison)."""

@@ -27,6 +27,7 @@ import numpy as np
 from deepcsp.constants import UNMERGE_TIE_SHARE
 from deepcsp.extract.config import (
     TOPOLOGY_CELLS,
+    TOPOLOGY_CELLS_PINCHED,
     TOPOLOGY_CELLS_REFINED,
     ExtractConfig,
     ExtractResult,
@@ -38,7 +39,7 @@ from deepcsp.extract.pseudo import pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
 from deepcsp.extract.sharpen import sharpen_features
 from deepcsp.extract.signed import signed_dual_contour
-from deepcsp.extract.topology import drop_specks, mesh_stats, remove_small_components
+from deepcsp.extract.topology import drop_specks, mesh_stats, pinched_vertices, remove_small_components
 from deepcsp.extract.unmerge import unmerge_sheets
 from deepcsp.fields.query import Field
 
@@ -65,6 +66,9 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         mesh = _signed_mesh(fq, path_config, timings)
     else:
         fq, mesh = _pseudo_mesh(field, path_config, timings)
+        finer = _unpinched(field, config, mesh, timings)
+        if finer is not None:
+            fq, mesh, (R_topo, passes) = finer
     verts, faces, bias = mesh.vertices, mesh.faces, mesh.bias
     if passes:
         tick = time.perf_counter()
@@ -148,6 +152,25 @@ def _pseudo_mesh(field: Field, config: ExtractConfig, timings: dict) -> tuple[Qu
     return fq, mesh
 
 
+def _unpinched(field: Field, config: ExtractConfig, mesh: PathMesh, timings: dict):
+    """``(queries, mesh, plan)`` on the finer topology grid of ``TOPOLOGY_CELLS_PINCHED`` when the
+    automatic grid of a refined field gave ``mesh`` pinched boundaries (a strip narrower than a grid
+    cell between two holes, as between an airplane's windows, cut to a point) and the finer grid's
+    mesh has fewer defects (:func:`_defects` with pinches); else None. The
+    finer grid is not the default: it shreds some close sheet pairs that the coarser one keeps."""
+    refined = getattr(getattr(field, "config", None), "refine_factor", 0) > 1
+    if config.topology_resolution != 0 or not refined or len(pinched_vertices(mesh.faces, len(mesh.vertices))) == 0:
+        return None
+    tick = time.perf_counter()
+    plan = topology_plan(field, config, signed=False, cells=TOPOLOGY_CELLS_PINCHED)
+    fq, finer = _pseudo_mesh(field, replace(config, resolution=plan[0]), {})
+    # the finer grid leaves specks beside the surface (blobs of a few dozen faces): dropped as the signed path does
+    v, f = drop_specks(finer.vertices, finer.faces, config.speck_faces, config.speck_reach / plan[0])
+    finer = replace(finer, vertices=v, faces=f)
+    timings["unpinch"] = time.perf_counter() - tick
+    return (fq, finer, plan) if _defects(finer, pinches=True) < _defects(mesh, pinches=True) else None
+
+
 def _tie_goes_to_split(field: Field, merged: PathMesh, gap: float, config: ExtractConfig) -> bool:
     """With ``unmerge_sheets``, a merged mesh with as few defects as the plain one is kept when
     UNMERGE_TIE_SHARE of its vertices split into two sheets: the plain mesh is then one clean
@@ -159,27 +182,27 @@ def _tie_goes_to_split(field: Field, merged: PathMesh, gap: float, config: Extra
     return split.n_split >= UNMERGE_TIE_SHARE * len(merged.vertices)
 
 
-def _defects(mesh: PathMesh) -> int:
-    """Pieces + boundary loops + inconsistent edges of a path's mesh."""
+def _defects(mesh: PathMesh, pinches: bool = False) -> int:
+    """Pieces + boundary loops + inconsistent edges of a path's mesh; with ``pinches``, two more for
+    each pinched vertex (it is not manifold, and the two loops it joins count as one)."""
     s = mesh_stats(mesh.vertices, mesh.faces)
-    return s.n_components + s.n_boundary_loops + s.n_inconsistent_edges
+    pinched = len(pinched_vertices(mesh.faces, len(mesh.vertices))) if pinches else 0
+    return s.n_components + s.n_boundary_loops + s.n_inconsistent_edges + 2 * pinched
 
 
-def topology_plan(field: Field, config: ExtractConfig, signed: bool) -> tuple[int, int]:
+def topology_plan(field: Field, config: ExtractConfig, signed: bool, cells: float = 0.0) -> tuple[int, int]:
     """``(topology resolution, refinement passes)`` for extracting ``field`` with ``config`` (see
     ``ExtractConfig.topology_resolution``): passes = the number of halvings of the topology grid's
     cell that comes closest to ``1 / resolution`` (at least one; an automatic topology grid that
-    would need none is the full grid)."""
+    would need none is the full grid). ``cells``: field cells per automatic topology cell (0: the
+    default for the field)."""
     R = int(config.resolution)
     topo = int(config.topology_resolution)
     if topo == 0:
         cell = getattr(field, "grid_cell", None)
         refined = getattr(getattr(field, "config", None), "refine_factor", 0) > 1
-        topo = (
-            max(16, int(1.0 / ((TOPOLOGY_CELLS_REFINED if refined else TOPOLOGY_CELLS) * cell)))
-            if (cell and not signed)
-            else R
-        )
+        cells = cells or (TOPOLOGY_CELLS_REFINED if refined else TOPOLOGY_CELLS)
+        topo = max(16, int(1.0 / (cells * cell))) if (cell and not signed) else R
     topo = min(topo, R)
     passes = int(round(np.log2(R / topo))) if topo < R else 0
     if passes == 0 and config.topology_resolution == 0:

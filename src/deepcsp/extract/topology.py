@@ -115,6 +115,13 @@ def boundary_half_edges(faces: np.ndarray, n_vertices: int) -> np.ndarray:
     return he[mask]
 
 
+def pinched_vertices(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    """Ids of the vertices where boundary loops touch (two or more boundary edges leave them): a strip
+    between two holes, or between a hole and the rim, cut to a point."""
+    half = boundary_half_edges(faces, n_vertices)
+    return np.flatnonzero(np.bincount(half[:, 0], minlength=n_vertices) > 1) if len(half) else np.zeros(0, np.int64)
+
+
 def boundary_loop_lengths(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Lengths ``(L,)`` of the boundary loops of a mesh ``vertices : (V, 3)``, ``faces : (F, 3)``
     (edges used by one face, split into cycles by :func:`boundary_cycles`); empty when it is closed."""

@@ -98,3 +98,25 @@ def _fold(gap: float, length: float, width: float, n_bend: int) -> tuple[np.ndar
     w = np.linspace(-width / 2, width / 2, nv)
     v = np.stack([np.repeat(xs, nv), np.tile(w, len(xs)), np.repeat(zs, nv)], 1)
     return v, _grid(len(xs), nv)
+
+
+def windowed_sheet(
+    strip: float, window: float = 0.15, size: tuple[float, float] = (1.0, 0.6), tilt: float = 7.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """An open rectangle with two round holes (``window`` across) side by side, ``strip`` apart where
+    they come closest (like an airplane's cabin windows), tilted; longest side 1. The holes are cut
+    from a grid of faces and the rim vertices inside a circle pushed out onto it."""
+    return _unit_extent(lambda s: _windows(s, strip, window), size, tilt)
+
+
+def _windows(size: tuple[float, float], strip: float, window: float, n: int = 241) -> tuple[np.ndarray, np.ndarray]:
+    v, f = sheet(size, n=n)
+    r, x = window / 2, (strip + window) / 2  # the holes' radius and centres (+-x, 0)
+    step = size[0] / (n - 1)
+    for cx in (-x, x):
+        off = v[:, :2] - [cx, 0.0]
+        d = np.hypot(off[:, 0], off[:, 1])
+        f = f[(d[f] >= r - 0.5 * step).sum(1) == 3]  # faces with a corner well inside the hole go
+        rim = np.isin(np.arange(len(v)), f) & (d < r)  # pushed out onto the circle
+        v[rim, :2] = [cx, 0.0] + off[rim] * (r / np.maximum(d[rim], 1e-12))[:, None]
+    return v, f
