@@ -134,6 +134,17 @@ class MeshCommand:
                 else f"{res.topology_resolution}^3",
             ),
             *(
+                [
+                    (
+                        "pinched boundary",
+                        f"{res.n_pinched} vertices on the automatic grid; "
+                        + ("the finer grid's mesh kept" if res.unpinched else "the finer grid's mesh was no better"),
+                    )
+                ]
+                if res.n_pinched
+                else []
+            ),
+            *(
                 [("close sheets", f"merged, {res.n_unmerged} vertices split back into two layers")]
                 if res.n_merged
                 else []

@@ -243,6 +243,11 @@ class ExtractResult:
     """Vertices of a merged mid-surface split back into two sheets (``unmerge_sheets``)."""
     n_sharpened: int = 0
     """Vertices moved onto a crease or corner (``sharpen``)."""
+    n_pinched: int = 0
+    """Pseudo-sign path, automatic topology grid of a refined field: vertices where that grid's mesh
+    pinched two boundary loops together, which made it try the finer ``TOPOLOGY_CELLS_PINCHED`` grid."""
+    unpinched: bool = False
+    """The finer grid's mesh was kept (``topology_resolution`` is then that grid)."""
 
     @functools.cached_property
     def stats(self) -> MeshStats:
