@@ -344,3 +344,43 @@ def test_pinched_vertices_are_where_boundary_loops_touch():
     assert pinched_vertices(np.array([[0, 1, 2], [0, 3, 4]]), 5).tolist() == [0]
     assert pinched_vertices(np.array([[0, 1, 2], [0, 2, 3]]), 4).tolist() == []
     assert pinched_vertices(np.zeros((0, 3), np.int64), 0).tolist() == []
+
+
+def test_a_bridged_pinch_separates_the_loops_it_joined():
+    """Two square holes of a grid touching at a corner (a pinch): bridging it gives the vertex a
+    copy and the two fans a triangle each across the cut, so the holes' loops come apart (outer rim
+    + 2 holes = 3 loops, 2 before), every edge on at most two faces, the winding consistent; the new
+    triangles have no area until the copies move."""
+    from deepcsp.extract.topology import bridge_pinches, pinched_vertices
+
+    n = 6
+    i, j = np.meshgrid(np.arange(n - 1), np.arange(n - 1), indexing="ij")
+    a = i * n + j
+    quads = np.stack([a, a + n, a + n + 1, a + 1], -1)  # cell (i, j)
+    keep = ~(((i == 1) & (j == 1)) | ((i == 2) & (j == 2)))
+    q = quads[keep]
+    faces = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]])
+    verts = np.stack(np.meshgrid(np.arange(n), np.arange(n), indexing="ij"), -1).reshape(-1, 2).astype(float)
+    verts = np.concatenate([verts, np.zeros((len(verts), 1))], 1)
+    before = mesh_stats(verts, faces)
+    assert pinched_vertices(faces, len(verts)).tolist() == [2 * n + 2] and before.n_boundary_loops == 2
+    out = bridge_pinches(faces, len(verts))
+    v2 = verts[out.source]
+    after = mesh_stats(v2, out.faces)
+    assert out.n_bridged == 1 and len(out.faces) == len(faces) + 2 and out.source[-1] == 2 * n + 2
+    assert after.n_boundary_loops == 3 and after.n_nonmanifold_edges == 0 and after.winding_consistent, after
+    assert len(pinched_vertices(out.faces, len(v2))) == 0
+
+
+def test_a_pinch_the_finer_grid_does_not_mend_is_bridged():
+    """Round holes 1.25 field cells apart: the automatic grid pinches their strip, the finer grid's
+    mesh is no better, so the pinch is bridged before refinement and the strip comes back: three
+    loops, no pinch, one piece."""
+    from deepcsp.extract.topology import pinched_vertices
+
+    surf, fit = _fit(thin_shapes.windowed_sheet, 1.25)
+    r = extract_mesh(fit.field)
+    s = r.stats
+    assert r.n_pinched > 0 and not r.unpinched and r.n_bridged > 0, r
+    assert (s.n_boundary_loops, s.n_components, s.n_nonmanifold_edges) == (3, 1, 0), s
+    assert len(pinched_vertices(r.faces, len(r.vertices))) == 0

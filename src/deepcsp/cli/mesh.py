@@ -138,7 +138,8 @@ class MeshCommand:
                     (
                         "pinched boundary",
                         f"{res.n_pinched} vertices on the automatic grid; "
-                        + ("the finer grid's mesh kept" if res.unpinched else "the finer grid's mesh was no better"),
+                        + ("the finer grid's mesh kept" if res.unpinched else "the finer grid's mesh was no better")
+                        + (f"; {res.n_bridged} strips put back" if res.n_bridged else ""),
                     )
                 ]
                 if res.n_pinched

@@ -248,6 +248,9 @@ class ExtractResult:
     pinched two boundary loops together, which made it try the finer ``TOPOLOGY_CELLS_PINCHED`` grid."""
     unpinched: bool = False
     """The finer grid's mesh was kept (``topology_resolution`` is then that grid)."""
+    n_bridged: int = 0
+    """Pinches left in the mesh kept whose strip was put back before refinement
+    (:func:`~deepcsp.extract.topology.bridge_pinches`)."""
 
     @functools.cached_property
     def stats(self) -> MeshStats:

@@ -39,7 +39,13 @@ from deepcsp.extract.pseudo import pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
 from deepcsp.extract.sharpen import sharpen_features
 from deepcsp.extract.signed import signed_dual_contour
-from deepcsp.extract.topology import drop_specks, mesh_stats, pinched_vertices, remove_small_components
+from deepcsp.extract.topology import (
+    bridge_pinches,
+    drop_specks,
+    mesh_stats,
+    pinched_vertices,
+    remove_small_components,
+)
 from deepcsp.extract.unmerge import unmerge_sheets
 from deepcsp.fields.query import Field
 
@@ -72,6 +78,10 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         if finer is not None:
             fq, mesh, (R_topo, passes) = finer
     verts, faces, bias = mesh.vertices, mesh.faces, mesh.bias
+    n_bridged = 0
+    if n_pinched and passes:  # pinches left: their strips put back, for the refinement to widen
+        bridged = bridge_pinches(faces, len(verts))
+        verts, faces, n_bridged = verts[bridged.source], bridged.faces, bridged.n_bridged
     if passes:
         tick = time.perf_counter()
         verts, faces = refine_mesh(fq, verts, faces, passes, 1.0 / R_topo, bias, config.boundary_reach)
@@ -127,6 +137,7 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         n_sharpened=n_sharpened,
         n_pinched=n_pinched,
         unpinched=finer is not None,
+        n_bridged=n_bridged,
     )
 
 

@@ -397,3 +397,68 @@ def drop_nonmanifold_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarra
     shared = shared[np.lexsort((-area[owner[shared]], edge[shared]))]  # by edge, largest face first
     rank = np.arange(len(shared)) - np.searchsorted(edge[shared], edge[shared])
     return np.delete(faces, unique(owner[shared[rank >= 2]]), axis=0)
+
+
+@dataclass
+class BridgedPinches:
+    """A mesh whose pinched vertices were bridged (:func:`bridge_pinches`): ``faces`` over the old
+    vertices plus one copy per bridged pinch, ``source : (V',)`` the vertex each copies (``arange(V)``
+    first), ``n_bridged`` the pinches bridged."""
+
+    faces: np.ndarray
+    source: np.ndarray
+    n_bridged: int
+
+
+def bridge_pinches(faces: np.ndarray, n_vertices: int) -> BridgedPinches:
+    """Put back the strip that a pinch cut to a point: a vertex where two boundary loops touch, its
+    faces in two fans (each running from one hole to the other), becomes two vertices, one on each
+    hole's side, joined by an edge that a new triangle in each fan shares. The copies start where the
+    vertex is (the new triangles have no area until the vertices move, as a refinement's boundary
+    snapping moves them onto their holes' rims). Pinches whose faces do not make exactly two fans
+    wound one way are left as they are. ``faces`` must be consistently wound."""
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    pinched = pinched_vertices(faces, n_vertices)
+    new_faces, copies = [], []
+    faces = faces.copy()
+    for v in pinched:
+        fans = _fans(faces, int(v))
+        if fans is None:
+            continue
+        c0, c1 = int(v), n_vertices + len(copies)  # c0 beside the hole before the first fan, c1 the other
+        copies.append(int(v))
+        for fan, (near, far) in zip(fans, ((c0, c1), (c1, c0))):
+            ids, spokes = fan
+            m = (len(ids) + 1) // 2
+            faces[ids[m:]] = np.where(faces[ids[m:]] == v, far, faces[ids[m:]])
+            faces[ids[:m]] = np.where(faces[ids[:m]] == v, near, faces[ids[:m]])
+            new_faces.append([near, spokes[m], far])
+    out = np.concatenate([faces, np.asarray(new_faces, np.int64).reshape(-1, 3)])
+    return BridgedPinches(out, np.concatenate([np.arange(n_vertices), np.asarray(copies, np.int64)]), len(copies))
+
+
+def _fans(faces: np.ndarray, v: int):
+    """The two fans of faces around vertex ``v``, each as ``(face ids, spokes)`` in winding order
+    (face ``i`` of a fan is ``(v, spokes[i], spokes[i + 1])`` up to rotation), or None when the faces
+    around ``v`` do not make exactly two such fans."""
+    ids = np.flatnonzero((faces == v).any(1))
+    rot = faces[ids]
+    k = np.argmax(rot == v, axis=1)
+    a = rot[np.arange(len(ids)), (k + 1) % 3]  # the face runs v -> a -> b
+    b = rot[np.arange(len(ids)), (k + 2) % 3]
+    if len(np.unique(a)) != len(a) or len(np.unique(b)) != len(b):
+        return None
+    after = {int(x): i for i, x in enumerate(a)}  # the face whose first spoke is x
+    starts = [i for i, x in enumerate(a) if int(x) not in set(b.tolist())]
+    if len(starts) != 2:
+        return None
+    fans = []
+    for s in starts:
+        chain, i = [s], s
+        while int(b[i]) in after and len(chain) <= len(ids):
+            i = after[int(b[i])]
+            chain.append(i)
+        fans.append((ids[chain], [int(a[chain[0]])] + [int(b[j]) for j in chain]))
+    if sum(len(f[0]) for f in fans) != len(ids):
+        return None
+    return fans
