@@ -14,7 +14,9 @@ Two paths share the grid, the candidate-cell search and the CSP snapping:
 Both paths can run on a grid coarser than ``resolution`` (``topology_resolution``; automatic for
 open-surface extraction of fitted band grids) and the mesh is then refined by subdivision and CSP
 projection (:mod:`deepcsp.extract.refine`): the topology comes from a grid on which the field's
-errors are small, the geometry from the field at full resolution.
+errors are small, the geometry from the field at full resolution. Where the automatic grid of a
+refined field cuts a strip between two holes to a point (a pinch), the mesh is made again on a finer
+grid and kept when it has fewer defects; pinches left are bridged before the refinement widens them.
 """
 
 from __future__ import annotations
