@@ -76,7 +76,7 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
     else:
         fq, mesh = _pseudo_mesh(field, path_config, timings)
         n_pinched = _retry_pinches(field, config, mesh)
-        finer = _unpinched(field, config, mesh, timings) if n_pinched else None
+        finer = _unpinched(field, config, mesh, n_pinched, timings) if n_pinched else None
         if finer is not None:
             fq, mesh, (R_topo, passes) = finer
     verts, faces, bias = mesh.vertices, mesh.faces, mesh.bias
@@ -174,18 +174,18 @@ def _retry_pinches(field: Field, config: ExtractConfig, mesh: PathMesh) -> int:
     topology grid of a refined field, else 0: how many made :func:`_unpinched` try a finer grid. Not
     for fields without a refined level (fitted to clouds): on their noisier values a finer grid's mesh
     had more defects (training and validation clouds, a 1.5-cell grid: on 13 of 13 pinched meshes)."""
-    refined = getattr(getattr(field, "config", None), "refine_factor", 0) > 1
-    if config.topology_resolution != 0 or not refined:
+    if config.topology_resolution != 0 or not _refined(field):
         return 0
     return len(pinched_vertices(mesh.faces, len(mesh.vertices)))
 
 
-def _unpinched(field: Field, config: ExtractConfig, mesh: PathMesh, timings: dict):
+def _unpinched(field: Field, config: ExtractConfig, mesh: PathMesh, n_pinched: int, timings: dict):
     """``(queries, mesh, plan)`` on the finer topology grid of ``TOPOLOGY_CELLS_PINCHED``, for a
-    ``mesh`` with pinched boundaries (a strip narrower than a grid cell between two holes, as between
-    an airplane's windows, cut to a point; :func:`_retry_pinches`), when the finer grid's mesh has
-    fewer defects (:func:`_defects` with pinches); else None. The finer grid is not the default: it
-    shreds some close sheet pairs that the coarser one keeps."""
+    ``mesh`` with ``n_pinched`` pinched boundary vertices (a strip narrower than a grid cell between
+    two holes, as between an airplane's windows, cut to a point; :func:`_retry_pinches`), when the
+    finer grid's mesh has fewer defects: :func:`_defects` and two more for each pinched vertex (it is
+    not manifold, and the two loops it joins count as one); else None. The finer grid is not the
+    default: it shreds some close sheet pairs that the coarser one keeps."""
     tick = time.perf_counter()
     plan = topology_plan(field, config, signed=False, cells=TOPOLOGY_CELLS_PINCHED)
     fq, finer = _pseudo_mesh(field, replace(config, resolution=plan[0]), {})
@@ -193,7 +193,8 @@ def _unpinched(field: Field, config: ExtractConfig, mesh: PathMesh, timings: dic
     v, f = drop_specks(finer.vertices, finer.faces, config.speck_faces, config.speck_reach / plan[0])
     finer = replace(finer, vertices=v, faces=f)
     timings["unpinch"] = time.perf_counter() - tick
-    return (fq, finer, plan) if _defects(finer, pinches=True) < _defects(mesh, pinches=True) else None
+    finer_pinched = len(pinched_vertices(finer.faces, len(finer.vertices)))
+    return (fq, finer, plan) if _defects(finer) + 2 * finer_pinched < _defects(mesh) + 2 * n_pinched else None
 
 
 def _tie_goes_to_split(field: Field, merged: PathMesh, gap: float, config: ExtractConfig) -> bool:
@@ -207,12 +208,10 @@ def _tie_goes_to_split(field: Field, merged: PathMesh, gap: float, config: Extra
     return split.n_split >= UNMERGE_TIE_SHARE * len(merged.vertices)
 
 
-def _defects(mesh: PathMesh, pinches: bool = False) -> int:
-    """Pieces + boundary loops + inconsistent edges of a path's mesh; with ``pinches``, two more for
-    each pinched vertex (it is not manifold, and the two loops it joins count as one)."""
+def _defects(mesh: PathMesh) -> int:
+    """Pieces + boundary loops + inconsistent edges of a path's mesh."""
     s = mesh_stats(mesh.vertices, mesh.faces)
-    pinched = len(pinched_vertices(mesh.faces, len(mesh.vertices))) if pinches else 0
-    return s.n_components + s.n_boundary_loops + s.n_inconsistent_edges + 2 * pinched
+    return s.n_components + s.n_boundary_loops + s.n_inconsistent_edges
 
 
 def topology_plan(field: Field, config: ExtractConfig, signed: bool, cells: float = 0.0) -> tuple[int, int]:
@@ -225,14 +224,18 @@ def topology_plan(field: Field, config: ExtractConfig, signed: bool, cells: floa
     topo = int(config.topology_resolution)
     if topo == 0:
         cell = getattr(field, "grid_cell", None)
-        refined = getattr(getattr(field, "config", None), "refine_factor", 0) > 1
-        cells = cells or (TOPOLOGY_CELLS_REFINED if refined else TOPOLOGY_CELLS)
+        cells = cells or (TOPOLOGY_CELLS_REFINED if _refined(field) else TOPOLOGY_CELLS)
         topo = max(16, int(1.0 / (cells * cell))) if (cell and not signed) else R
     topo = min(topo, R)
     passes = int(round(np.log2(R / topo))) if topo < R else 0
     if passes == 0 and config.topology_resolution == 0:
         return R, 0  # automatic and within a factor sqrt(2) of the full grid: the full grid
     return (topo, max(1, passes)) if topo < R else (R, 0)
+
+
+def _refined(field: Field) -> bool:
+    """Whether a band-grid field has a refined level (fields fitted to meshes; not to clouds)."""
+    return getattr(getattr(field, "config", None), "refine_factor", 0) > 1
 
 
 def _signed_mesh(fq: Queries, config: ExtractConfig, timings: dict) -> PathMesh:

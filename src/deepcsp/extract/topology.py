@@ -417,10 +417,9 @@ def bridge_pinches(faces: np.ndarray, n_vertices: int) -> BridgedPinches:
     vertex is (the new triangles have no area until the vertices move, as a refinement's boundary
     snapping moves them onto their holes' rims). Pinches whose faces do not make exactly two fans
     wound one way are left as they are. ``faces`` must be consistently wound."""
-    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    faces = np.array(faces, np.int64).reshape(-1, 3)  # a copy: pinched vertices are replaced in it
     pinched = pinched_vertices(faces, n_vertices)
     new_faces, copies = [], []
-    faces = faces.copy()
     for v in pinched:
         fans = _fans(faces, int(v))
         if fans is None:
@@ -449,7 +448,8 @@ def _fans(faces: np.ndarray, v: int):
     if len(np.unique(a)) != len(a) or len(np.unique(b)) != len(b):
         return None
     after = {int(x): i for i, x in enumerate(a)}  # the face whose first spoke is x
-    starts = [i for i, x in enumerate(a) if int(x) not in set(b.tolist())]
+    ends = set(b.tolist())
+    starts = [i for i, x in enumerate(a) if int(x) not in ends]  # faces after a boundary edge
     if len(starts) != 2:
         return None
     fans = []
