@@ -34,6 +34,7 @@ The surface is a partition of unity of robust local quadrics:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -44,6 +45,9 @@ from deepcsp._validate import Fields
 from deepcsp.constants import LOCAL_PATCH_SIZES, PATCH_SIZES
 from deepcsp.geometry.closest import ClosestPoints, check_points
 
+#: Chunks :meth:`PointSetSurface.project` works on at once (2 cores: 1.15x faster than one chunk at
+#: a time with torch's own threads; 3 were slower).
+PROJECT_THREADS = 2
 #: Noise (sample spacings) from which a cloud's patch sizes are chosen per point (:func:`_noisy`).
 LOCAL_PATCHES_ABOVE = 0.1
 
@@ -727,37 +731,46 @@ class PointSetSurface:
         it, a small error at that distance). ``clamp=False``: foot points beyond the samples' edge
         stay on the fitted patches' continuation instead of moving back onto the edge."""
         out = np.empty_like(points)
-        dist, nearest = (
-            self.tree.query(points, k=1, workers=-1) if len(points) else (np.zeros(0), np.zeros(0, np.int64))
-        )
-        far = dist > self.config.far * self.spacing[nearest]
-        out[far] = self.points[nearest[far]]
-        near = np.flatnonzero(~far)
-        with _flush_denormals():
-            projected = np.empty((len(near), 3))
-            self._project_chunks(points[near], projected, chunk, clamp)
-        out[near] = projected
+        starts = range(0, len(points), chunk)
+        with ThreadPoolExecutor(min(PROJECT_THREADS, len(starts)) or 1) as pool:
+            work = pool.map(lambda s: self._project_chunk(points[s : s + chunk], out[s : s + chunk], clamp), starts)
+            for s, _ in zip(starts, work):
+                if self.progress is not None:
+                    self.progress(min(s + chunk, len(points)), len(points))
         return out
 
-    def _project_chunks(self, points: np.ndarray, out: np.ndarray, chunk: int, clamp: bool = True) -> None:
-        for s in range(0, len(points), chunk):
-            if self.progress is not None:
-                self.progress(s, len(points))
-            q = points[s : s + chunk]
-            x = q
-            for _ in range(max(1, self.config.rounds)):
-                x = self._blend(q, x)
-            if clamp and self.config.boundary_density > 0:
-                x = self._clamp_to_boundary(x)
-            out[s : s + chunk] = x
-        if self.progress is not None and len(points):
-            self.progress(len(points), len(points))
+    def _project_chunk(self, q: np.ndarray, out: np.ndarray, clamp: bool) -> None:
+        """:meth:`_closest` of one chunk ``q`` written to ``out`` (chunks run in threads, each
+        flushing its own float32 denormals)."""
+        with _flush_denormals():
+            out[:] = self._closest(q, clamp)
 
-    def _blend(self, q: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Project ``q`` onto the patches around foot points ``x`` and blend those on the nearest sheet."""
+    def _closest(self, q: np.ndarray, clamp: bool) -> np.ndarray:
+        """:meth:`project` of ``q : (M, 3)``; the samples nearest to each point are found once, for
+        the far test and the first round."""
         m = min(self.config.blend_neighbors, len(self.points))
-        _, idx = self.tree.query(x, k=m, workers=-1)
-        idx = idx.reshape(len(x), m)
+        dist, idx = self.tree.query(q, k=m, workers=-1)
+        dist, idx = dist.reshape(len(q), m), idx.reshape(len(q), m)
+        near = dist[:, 0] <= self.config.far * self.spacing[idx[:, 0]]
+        out = self.points[idx[:, 0]]
+        if not near.any():
+            return out
+        qn = q[near]
+        x = self._blend(qn, qn, idx[near])
+        for _ in range(max(1, self.config.rounds) - 1):
+            x = self._blend(qn, x)
+        if clamp and self.config.boundary_density > 0:
+            x = self._clamp_to_boundary(x)
+        out[near] = x
+        return out
+
+    def _blend(self, q: np.ndarray, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Project ``q`` onto the patches around foot points ``x`` and blend those on the nearest
+        sheet; ``idx : (M, blend_neighbors)``: the samples nearest to ``x`` when already known."""
+        m = min(self.config.blend_neighbors, len(self.points))
+        if idx is None:
+            _, idx = self.tree.query(x, k=m, workers=-1)
+            idx = idx.reshape(len(x), m)
         centers = self.patches.centers[idx]
         offsets = q[:, None] - centers  # query - centre
         d = torch.from_numpy(offsets.astype(np.float32))
