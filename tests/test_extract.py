@@ -205,7 +205,7 @@ def test_fill_holes_closes_small_spurious_hole_keeps_true_hole():
     """The hole pass closes a small hole punched into an extracted sphere (the field says surface is
     there) but leaves a true hole of the input (its centre lies a radius off the surface) open."""
     from deepcsp.extract.grid import Queries
-    from deepcsp.extract.pseudo import _fill_holes
+    from deepcsp.extract.pseudo import fill_surface_holes
 
     v, f = Sphere().mesh(4)
     field = ExactField(v, f)
@@ -216,12 +216,12 @@ def test_fill_holes_closes_small_spurious_hole_keeps_true_hole():
     ring = np.any(r.faces == r.faces[0, 0], axis=1)
     faces = r.faces[~ring]
     assert mesh_stats(verts, faces).n_boundary_loops == 1
-    v2, f2, n = _fill_holes(Queries(field), verts, faces, 24, 1.0 / RES, 0.0, 0.0)
+    v2, f2, n = fill_surface_holes(Queries(field), verts, faces, 24, 1.0 / RES, 0.0, 0.0)
     s = mesh_stats(v2, f2)
     assert n == 1 and s.n_boundary_loops == 0 and s.n_nonmanifold_edges == 0, s
     # the same hole in a field whose surface really has it stays open
     holed = ExactField(field.normalization.to_input(verts), faces)
-    _, f3, n3 = _fill_holes(Queries(holed), verts, faces, 24, 1.0 / RES, 0.0, 0.0)
+    _, f3, n3 = fill_surface_holes(Queries(holed), verts, faces, 24, 1.0 / RES, 0.0, 0.0)
     assert n3 == 0 and len(f3) == len(faces)
 
 
@@ -290,7 +290,7 @@ def test_fill_holes_closes_pinched_holes():
     """Two one-face holes of an extracted sphere that touch at a vertex (one pinched boundary
     loop) are both closed; before, the non-simple loop was left open."""
     from deepcsp.extract.grid import Queries
-    from deepcsp.extract.pseudo import _fill_holes
+    from deepcsp.extract.pseudo import fill_surface_holes
 
     v, f = Sphere().mesh(4)
     field = ExactField(v, f)
@@ -302,7 +302,7 @@ def test_fill_holes_closes_pinched_holes():
     j = int(np.nonzero(shared == 1)[0][0])
     holed = np.delete(faces, [0, j], axis=0)
     assert mesh_stats(verts, holed).n_boundary_loops == 1
-    v2, f2, n = _fill_holes(Queries(field), verts, holed, 24, 1.0 / RES, 0.0, 0.0)
+    v2, f2, n = fill_surface_holes(Queries(field), verts, holed, 24, 1.0 / RES, 0.0, 0.0)
     s = mesh_stats(v2, f2)
     assert n == 2 and s.n_boundary_loops == 0 and s.n_nonmanifold_edges == 0 and s.winding_consistent, s
 

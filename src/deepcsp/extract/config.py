@@ -89,7 +89,8 @@ class ExtractConfig:
     joins two sheets that pass through one cell (the old behaviour)."""
     fill_holes: int = 24
     """Close boundary loops of at most this many edges where the field says there is surface
-    (``fill_tolerance``); non-manifold fins are dropped first. 0 disables both."""
+    (``fill_tolerance``); non-manifold fins are dropped first. Done on the topology grid's mesh and,
+    for fields fitted to meshes, again on the refined one. 0 disables all of it."""
     fill_tolerance: float = 0.5
     """Hole filling: allowed distance of the fill from the surface, as a fraction of the loop's
     mean radius (a true round hole's centre lies one radius off the surface)."""

@@ -16,7 +16,8 @@ open-surface extraction of fitted band grids) and the mesh is then refined by su
 projection (:mod:`deepcsp.extract.refine`): the topology comes from a grid on which the field's
 errors are small, the geometry from the field at full resolution. Where the automatic grid of a
 refined field cuts a strip between two holes to a point (a pinch), the mesh is made again on a finer
-grid and kept when it has fewer defects; pinches left are bridged before the refinement widens them.
+grid and kept when it has fewer defects; pinches left are bridged before the refinement widens them,
+and small holes the refined mesh shows on the field's surface are filled as on the topology grid.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from deepcsp.extract.config import (
 )
 from deepcsp.extract.grid import Queries, unit
 from deepcsp.extract.merge import MergedQueries, close_sheet_gate
-from deepcsp.extract.pseudo import pseudo_sign_mesh
+from deepcsp.extract.pseudo import fill_surface_holes, pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
 from deepcsp.extract.sharpen import sharpen_features
 from deepcsp.extract.signed import signed_dual_contour
@@ -84,9 +85,24 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
     if n_pinched and passes:  # pinches left: their strips put back, for the refinement to widen
         bridged = bridge_pinches(faces, len(verts))
         verts, faces, n_bridged = verts[bridged.source], bridged.faces, bridged.n_bridged
+    n_refilled = 0
     if passes:
         tick = time.perf_counter()
         verts, faces = refine_mesh(fq, verts, faces, passes, 1.0 / R_topo, bias, config.boundary_reach)
+        if config.fill_holes > 0 and not signed and _refined(field):
+            # a hole the topology grid's fill missed, a few cells wide at the full resolution (a crease at a
+            # thin part's tip); cloud fields leave holes to the cloud's own tests (pipelines.holes)
+            verts, faces, n_refilled = fill_surface_holes(
+                fq,
+                verts,
+                faces,
+                config.fill_holes,
+                1.0 / (R_topo * 2**passes),
+                bias,
+                mesh.noise,
+                config.fill_tolerance,
+                config.fill_field_error,
+            )
         timings["refine"] = time.perf_counter() - tick
     n_merged, n_unmerged = getattr(fq, "n_merged", 0), 0
     if config.unmerge_sheets and isinstance(fq, MergedQueries) and fq.n_merged:
@@ -128,7 +144,7 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         n_crossings=mesh.n_crossings,
         timings=timings,
         n_point_evaluations=fq.count - n_mesh_eval,
-        n_filled_holes=mesh.n_filled,
+        n_filled_holes=mesh.n_filled + n_refilled,
         signed=mesh.signed,
         n_closure_cells=mesh.n_closure_cells,
         n_thin_flips=mesh.n_thin_flips,

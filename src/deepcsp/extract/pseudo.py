@@ -415,7 +415,7 @@ def _repaired_mesh(fq: Queries, dual: _DualMesh, h: float, err: _DistanceError, 
     if config.fill_holes > 0:
         faces = _drop_fins(fq, verts, orient_faces(verts, faces), bias)
         faces = orient_faces(verts, faces)
-        verts, faces, n_filled = _fill_holes(
+        verts, faces, n_filled = fill_surface_holes(
             fq, verts, faces, config.fill_holes, h, bias, err.noise, config.fill_tolerance, config.fill_field_error
         )
     faces = orient_faces(verts, faces)
@@ -705,7 +705,7 @@ def _drop_fins(fq: Queries, verts: np.ndarray, faces: np.ndarray, bias: float) -
     return faces[~lone]
 
 
-def _fill_holes(
+def fill_surface_holes(
     fq: Queries,
     verts: np.ndarray,
     faces: np.ndarray,
