@@ -52,7 +52,7 @@ from deepcsp.render import exact_ray_cast
 CELL = 1.0 / 191  # a default band-grid cell, normalised units
 SYNTHETIC = (
     [f"plate {t}" for t in (0.05, 0.1, 0.25, 0.5, 1, 2)]
-    + [f"sheets {g}" for g in (0.1, 0.25, 0.5, 1, 2)]
+    + [f"sheets {g}" for g in (0.1, 0.25, 0.5, 1, 1.25, 1.5, 2)]
     + ["fold 0.5", "fold 1"]
     + [f"windows {w}" for w in (1, 1.5, 2)]
 )

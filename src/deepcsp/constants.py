@@ -132,8 +132,10 @@ SPLIT_FILL_SHARE = (2, 3)
 #: Copies onto the lower sheet that would form a piece of less area than this many squared merge gaps
 #: (topology cells) are not made (512 faces of the default extraction: about 64 squared gaps).
 SPLIT_MIN_AREA = 64.0
-#: A merged mesh with as many defects as the plain one is kept when at least this share of its vertices split.
+#: A merged mesh with as many defects as the plain one is kept when at least this share of its vertices split...
 UNMERGE_TIE_SHARE = 0.25
+#: ...and the plain mesh has less than this many times its area (more: the plain mesh already has both layers).
+UNMERGE_TIE_AREA = 1.5
 
 # --------------------------------------------------------------------------- point-set surfaces
 

@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from deepcsp.constants import UNMERGE_TIE_SHARE
+from deepcsp.constants import UNMERGE_TIE_AREA, UNMERGE_TIE_SHARE
 from deepcsp.extract.config import (
     TOPOLOGY_CELLS,
     TOPOLOGY_CELLS_PINCHED,
@@ -178,7 +178,7 @@ def _pseudo_mesh(field: Field, config: ExtractConfig, timings: dict) -> tuple[Qu
     if mq.n_merged:
         merged_defects, plain_defects = _defects(merged), _defects(mesh)
         if merged_defects < plain_defects or (
-            merged_defects == plain_defects and _tie_goes_to_split(field, merged, mq.gap, config)
+            merged_defects == plain_defects and _tie_goes_to_split(field, merged, mesh, mq.gap, config)
         ):
             return mq, merged
     fq.count = mq.count
@@ -213,12 +213,19 @@ def _unpinched(field: Field, config: ExtractConfig, mesh: PathMesh, n_pinched: i
     return (fq, finer, plan) if _defects(finer) + 2 * finer_pinched < _defects(mesh) + 2 * n_pinched else None
 
 
-def _tie_goes_to_split(field: Field, merged: PathMesh, gap: float, config: ExtractConfig) -> bool:
+def _tie_goes_to_split(field: Field, merged: PathMesh, plain: PathMesh, gap: float, config: ExtractConfig) -> bool:
     """With ``unmerge_sheets``, a merged mesh with as few defects as the plain one is kept when
-    UNMERGE_TIE_SHARE of its vertices split into two sheets: the plain mesh is then one clean
-    sheet of a pair (two rectangles 0.1 cells apart read from a file: area 0.57, against 0.995
-    merged and split), not both sheets (rectangles 2 cells apart: nothing splits)."""
+    UNMERGE_TIE_SHARE of its vertices split into two sheets and the plain mesh has less than
+    UNMERGE_TIE_AREA times its area: the plain mesh is then one clean sheet of a pair (two rectangles
+    0.1 cells apart read from a file: area 0.57, against 0.995 merged and split), not both sheets
+    (rectangles 1.5 cells apart: both plain, area 1.006, while a third of the merged mesh split and
+    the rest tore, 11 loops; 2 cells apart: nothing splits)."""
     if not config.unmerge_sheets or len(merged.faces) == 0:
+        return False
+    if (
+        mesh_stats(plain.vertices, plain.faces).area
+        >= UNMERGE_TIE_AREA * mesh_stats(merged.vertices, merged.faces).area
+    ):
         return False
     split = unmerge_sheets(field, merged.vertices, merged.faces, gap)
     return split.n_split >= UNMERGE_TIE_SHARE * len(merged.vertices)
