@@ -412,3 +412,20 @@ def test_sheets_both_plain_are_not_traded_for_a_torn_split():
     s = r.stats
     assert r.n_merged == 0 and (s.n_boundary_loops, s.n_components) == (2, 2), r
     assert 0.95 < s.area / gt.area < 1.05 and s.n_nonmanifold_edges == 0, s
+
+
+def test_sheets_walled_at_their_rims_are_meshed_again_on_a_finer_grid():
+    """Two rectangles 1.25 cells apart: the automatic topology grid's refined mesh has walls (faces
+    whose centroid lies over ``WALL_CELLS`` cells off the field's surface) where it joins them, so
+    the finer grid is tried and kept (fewer pieces + loops + walls): both rectangles, 2 loops, area
+    within 5% (before: 5 loops, 4 pieces, area 1.29 of the truth's at this size)."""
+    from deepcsp.extract.mesh import topology_plan
+
+    surf, fit = _fit(thin_shapes.parallel_sheets, 1.25)
+    gt = mesh_stats(surf.vertices, surf.faces)
+    config = ExtractConfig(resolution=85)
+    r = extract_mesh(fit.field, config)
+    s = r.stats
+    assert r.topology_resolution > topology_plan(fit.field, config, signed=False)[0], r
+    assert (s.n_boundary_loops, s.n_components, s.n_nonmanifold_edges) == (2, 2, 0), s
+    assert 0.95 < s.area / gt.area < 1.05, s

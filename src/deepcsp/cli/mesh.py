@@ -114,6 +114,7 @@ class MeshCommand:
     def run(self) -> int:
         import deepcsp
         from deepcsp.cli._common import echo, fmt, table
+        from deepcsp.constants import WALL_MIN_FACES
         from deepcsp.errors import DeepCSPError
         from deepcsp.extract import extract_mesh
         from deepcsp.io import save_mesh, save_points
@@ -143,6 +144,17 @@ class MeshCommand:
                     )
                 ]
                 if res.n_pinched
+                else []
+            ),
+            *(
+                [
+                    (
+                        "walls between sheets",
+                        f"{res.n_walls} faces on the automatic grid's mesh; "
+                        + ("the finer grid's mesh kept" if res.unwalled else "the finer grid's mesh was no better"),
+                    )
+                ]
+                if res.n_walls >= WALL_MIN_FACES
                 else []
             ),
             *(

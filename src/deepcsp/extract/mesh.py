@@ -18,16 +18,18 @@ errors are small, the geometry from the field at full resolution. Where the auto
 refined field cuts a strip between two holes to a point (a pinch), the mesh is made again on a finer
 grid and kept when it has fewer defects; pinches left are bridged before the refinement widens them,
 and small holes the refined mesh shows on the field's surface are filled as on the topology grid.
+Where the refined mesh has walls (faces well off the field's surface, joining two sheets a cell or
+two apart at their rims), the finer grid is tried too and kept when it has fewer defects and walls.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from deepcsp.constants import UNMERGE_TIE_AREA, UNMERGE_TIE_SHARE
+from deepcsp.constants import UNMERGE_TIE_AREA, UNMERGE_TIE_SHARE, WALL_CELLS, WALL_MIN_FACES
 from deepcsp.extract.config import (
     TOPOLOGY_CELLS,
     TOPOLOGY_CELLS_PINCHED,
@@ -51,6 +53,7 @@ from deepcsp.extract.topology import (
 )
 from deepcsp.extract.unmerge import unmerge_sheets
 from deepcsp.fields.query import Field
+from deepcsp.geometry.cleanup import face_areas
 
 
 def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractResult:
@@ -80,30 +83,13 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         finer = _unpinched(field, config, mesh, n_pinched, timings) if n_pinched else None
         if finer is not None:
             fq, mesh, (R_topo, passes) = finer
-    verts, faces, bias = mesh.vertices, mesh.faces, mesh.bias
-    n_bridged = 0
-    if n_pinched and passes:  # pinches left: their strips put back, for the refinement to widen
-        bridged = bridge_pinches(faces, len(verts))
-        verts, faces, n_bridged = verts[bridged.source], bridged.faces, bridged.n_bridged
-    n_refilled = 0
-    if passes:
-        tick = time.perf_counter()
-        verts, faces = refine_mesh(fq, verts, faces, passes, 1.0 / R_topo, bias, config.boundary_reach)
-        if config.fill_holes > 0 and not signed and _refined(field):
-            # a hole the topology grid's fill missed, a few cells wide at the full resolution (a crease at a
-            # thin part's tip); cloud fields leave holes to the cloud's own tests (pipelines.holes)
-            verts, faces, n_refilled = fill_surface_holes(
-                fq,
-                verts,
-                faces,
-                config.fill_holes,
-                1.0 / (R_topo * 2**passes),
-                bias,
-                mesh.noise,
-                config.fill_tolerance,
-                config.fill_field_error,
-            )
-        timings["refine"] = time.perf_counter() - tick
+    refined = _refine(field, config, fq, mesh, (R_topo, passes), n_pinched > 0, timings)
+    n_walls = _walls(field, config, fq, refined, mesh.bias, (R_topo, passes)) if finer is None and not signed else 0
+    unwalled = _unwalled(field, config, refined, n_walls, timings) if n_walls >= WALL_MIN_FACES else None
+    if unwalled is not None:
+        fq, mesh, (R_topo, passes), refined = unwalled
+    verts, faces, bias = refined.vertices, refined.faces, mesh.bias
+    n_bridged, n_refilled = refined.n_bridged, refined.n_refilled
     n_merged, n_unmerged = getattr(fq, "n_merged", 0), 0
     if config.unmerge_sheets and isinstance(fq, MergedQueries) and fq.n_merged:
         tick = time.perf_counter()
@@ -156,6 +142,8 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
         n_pinched=n_pinched,
         unpinched=finer is not None,
         n_bridged=n_bridged,
+        n_walls=n_walls,
+        unwalled=unwalled is not None,
     )
 
 
@@ -185,6 +173,89 @@ def _pseudo_mesh(field: Field, config: ExtractConfig, timings: dict) -> tuple[Qu
     return fq, mesh
 
 
+@dataclass
+class _RefinedMesh:
+    """A path's mesh after bridging, refinement and the refined level's hole filling."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    n_bridged: int = 0
+    n_refilled: int = 0
+
+
+def _refine(
+    field: Field, config: ExtractConfig, fq: Queries, mesh: PathMesh, plan: tuple[int, int], bridge: bool, timings: dict
+) -> _RefinedMesh:
+    """``mesh`` (made on the topology grid ``plan[0]``) refined ``plan[1]`` times: pinches left are
+    bridged first when ``bridge`` (their strips put back, for the refinement to widen), and holes the
+    topology grid's fill missed, a few cells wide at full resolution (a crease at a thin part's tip),
+    are filled after it for fields fitted to meshes (cloud fields leave holes to the cloud's own
+    tests, :mod:`deepcsp.pipelines.holes`)."""
+    R_topo, passes = plan
+    verts, faces = mesh.vertices, mesh.faces
+    n_bridged = n_refilled = 0
+    if not passes:
+        return _RefinedMesh(verts, faces)
+    if bridge:
+        bridged = bridge_pinches(faces, len(verts))
+        verts, faces, n_bridged = verts[bridged.source], bridged.faces, bridged.n_bridged
+    tick = time.perf_counter()
+    verts, faces = refine_mesh(fq, verts, faces, passes, 1.0 / R_topo, mesh.bias, config.boundary_reach)
+    if config.fill_holes > 0 and not mesh.signed and _refined(field):
+        verts, faces, n_refilled = fill_surface_holes(
+            fq,
+            verts,
+            faces,
+            config.fill_holes,
+            1.0 / (R_topo * 2**passes),
+            mesh.bias,
+            mesh.noise,
+            config.fill_tolerance,
+            config.fill_field_error,
+        )
+    timings["refine"] = timings.get("refine", 0.0) + time.perf_counter() - tick
+    return _RefinedMesh(verts, faces, n_bridged, n_refilled)
+
+
+def _walls(
+    field: Field, config: ExtractConfig, fq: Queries, refined: _RefinedMesh, bias: float, plan: tuple[int, int]
+) -> int:
+    """Faces of a refined mesh made on the automatic topology grid of a refined field whose centroid
+    lies more than ``WALL_CELLS`` cells of the full grid off the field's surface: walls joining two
+    sheets a topology cell or two apart across their rims (two rectangles 2 cells apart: 18 such
+    faces; none on a finer topology grid); else 0."""
+    R_topo, passes = plan
+    if config.topology_resolution != 0 or not _refined(field) or not passes or len(refined.faces) == 0:
+        return 0
+    x32, q = fq.closest(refined.vertices[refined.faces].mean(1))
+    return int((np.linalg.norm(x32 - q, axis=1) - bias > WALL_CELLS / (R_topo * 2**passes)).sum())
+
+
+def _unwalled(field: Field, config: ExtractConfig, refined: _RefinedMesh, n_walls: int, timings: dict):
+    """``(queries, mesh, plan, refined mesh)`` on the finer topology grid of
+    ``TOPOLOGY_CELLS_PINCHED`` for a refined mesh with ``n_walls`` walls (:func:`_walls`), when it
+    has fewer pieces + boundary loops + inconsistent edges + walls; else None."""
+    tick = time.perf_counter()
+    fq, finer, plan = _finer_mesh(field, config)
+    bridge = len(pinched_vertices(finer.faces, len(finer.vertices))) > 0
+    other = _refine(field, config, fq, finer, plan, bridge, {})
+    timings["unwall"] = time.perf_counter() - tick
+    score = [_mesh_defects(r.vertices, r.faces) for r in (refined, other)]
+    if score[1] + _walls(field, config, fq, other, finer.bias, plan) < score[0] + n_walls:
+        return fq, finer, plan, other
+    return None
+
+
+def _finer_mesh(field: Field, config: ExtractConfig) -> tuple[Queries, PathMesh, tuple[int, int]]:
+    """The path's mesh on the finer topology grid of ``TOPOLOGY_CELLS_PINCHED``, its queries and
+    plan; it leaves specks beside the surface (blobs of a few dozen faces): dropped as the signed
+    path does."""
+    plan = topology_plan(field, config, signed=False, cells=TOPOLOGY_CELLS_PINCHED)
+    fq, finer = _pseudo_mesh(field, replace(config, resolution=plan[0]), {})
+    v, f = drop_specks(finer.vertices, finer.faces, config.speck_faces, config.speck_reach / plan[0])
+    return fq, replace(finer, vertices=v, faces=f), plan
+
+
 def _retry_pinches(field: Field, config: ExtractConfig, mesh: PathMesh) -> int:
     """Pinched vertices of ``mesh`` (:func:`pinched_vertices`) when it was made on the automatic
     topology grid of a refined field, else 0: how many made :func:`_unpinched` try a finer grid. Not
@@ -203,11 +274,7 @@ def _unpinched(field: Field, config: ExtractConfig, mesh: PathMesh, n_pinched: i
     not manifold, and the two loops it joins count as one); else None. The finer grid is not the
     default: it shreds some close sheet pairs that the coarser one keeps."""
     tick = time.perf_counter()
-    plan = topology_plan(field, config, signed=False, cells=TOPOLOGY_CELLS_PINCHED)
-    fq, finer = _pseudo_mesh(field, replace(config, resolution=plan[0]), {})
-    # the finer grid leaves specks beside the surface (blobs of a few dozen faces): dropped as the signed path does
-    v, f = drop_specks(finer.vertices, finer.faces, config.speck_faces, config.speck_reach / plan[0])
-    finer = replace(finer, vertices=v, faces=f)
+    fq, finer, plan = _finer_mesh(field, config)
     timings["unpinch"] = time.perf_counter() - tick
     finer_pinched = len(pinched_vertices(finer.faces, len(finer.vertices)))
     return (fq, finer, plan) if _defects(finer) + 2 * finer_pinched < _defects(mesh) + 2 * n_pinched else None
@@ -223,8 +290,8 @@ def _tie_goes_to_split(field: Field, merged: PathMesh, plain: PathMesh, gap: flo
     if not config.unmerge_sheets or len(merged.faces) == 0:
         return False
     if (
-        mesh_stats(plain.vertices, plain.faces).area
-        >= UNMERGE_TIE_AREA * mesh_stats(merged.vertices, merged.faces).area
+        face_areas(plain.vertices, plain.faces).sum()
+        >= UNMERGE_TIE_AREA * face_areas(merged.vertices, merged.faces).sum()
     ):
         return False
     split = unmerge_sheets(field, merged.vertices, merged.faces, gap)
@@ -233,7 +300,12 @@ def _tie_goes_to_split(field: Field, merged: PathMesh, plain: PathMesh, gap: flo
 
 def _defects(mesh: PathMesh) -> int:
     """Pieces + boundary loops + inconsistent edges of a path's mesh."""
-    s = mesh_stats(mesh.vertices, mesh.faces)
+    return _mesh_defects(mesh.vertices, mesh.faces)
+
+
+def _mesh_defects(vertices: np.ndarray, faces: np.ndarray) -> int:
+    """Pieces + boundary loops + inconsistent edges of a mesh."""
+    s = mesh_stats(vertices, faces)
     return s.n_components + s.n_boundary_loops + s.n_inconsistent_edges
 
 
