@@ -89,12 +89,10 @@ TOPOLOGY_CELLS_REFINED = 1.5
 #: band grid), and the mesh with fewer defects is kept (:func:`deepcsp.extract.mesh.extract_mesh`).
 TOPOLOGY_CELLS_PINCHED = 1.06
 #: A face of a refined mesh (automatic topology grid, refined field) whose centroid lies more than this many
-#: cells of the full grid off the field's surface is a wall between two sheets; the finer grid is then tried.
+#: cells of the full grid off the field's surface is a wall between two sheets; the finer grid is then tried
+#: (also where a few such faces sit at creases: fold 1, armor_jacket, tee_sim pay 1.5-2.5x the extraction time for
+#: the same mesh, while lionstatue_scan gains 3 -> 1 loops and demosthenes_scan read back 2 -> 1 pieces).
 WALL_CELLS = 0.75
-#: ...when there are at least this many such faces: a wall runs along a rim, while a few isolated ones sit at creases
-#: (fold 1, armor_jacket: 3; demosthenes_scan: 6), where the finer grid cost 1.5-2.5x the extraction time for the
-#: same mesh in the runs that chose this (two rectangles 2 cells apart: 18; the truck: 136).
-WALL_MIN_FACES = 8
 
 #: Close-sheet merge: a probe's closest point belongs to another sheet when it lies at least this
 #: fraction of the merge gap along the normal from the first one (the same sheet, re-found, lies ~0 away)...

@@ -114,7 +114,6 @@ class MeshCommand:
     def run(self) -> int:
         import deepcsp
         from deepcsp.cli._common import echo, fmt, table
-        from deepcsp.constants import WALL_MIN_FACES
         from deepcsp.errors import DeepCSPError
         from deepcsp.extract import extract_mesh
         from deepcsp.io import save_mesh, save_points
@@ -154,7 +153,7 @@ class MeshCommand:
                         + ("the finer grid's mesh kept" if res.unwalled else "the finer grid's mesh was no better"),
                     )
                 ]
-                if res.n_walls >= WALL_MIN_FACES
+                if res.n_walls
                 else []
             ),
             *(

@@ -254,8 +254,8 @@ class ExtractResult:
     (:func:`~deepcsp.extract.topology.bridge_pinches`)."""
     n_walls: int = 0
     """Pseudo-sign path, automatic topology grid of a refined field: faces of its refined mesh whose
-    centroid lies more than ``WALL_CELLS`` cells off the field's surface (walls joining two sheets);
-    ``WALL_MIN_FACES`` or more made it try the finer ``TOPOLOGY_CELLS_PINCHED`` grid."""
+    centroid lies more than ``WALL_CELLS`` cells off the field's surface (walls joining two sheets),
+    which made it try the finer ``TOPOLOGY_CELLS_PINCHED`` grid."""
     unwalled: bool = False
     """The finer grid's mesh was kept for its fewer walls and defects."""
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from deepcsp.constants import UNMERGE_TIE_AREA, UNMERGE_TIE_SHARE, WALL_CELLS, WALL_MIN_FACES
+from deepcsp.constants import UNMERGE_TIE_AREA, UNMERGE_TIE_SHARE, WALL_CELLS
 from deepcsp.extract.config import (
     TOPOLOGY_CELLS,
     TOPOLOGY_CELLS_PINCHED,
@@ -85,7 +85,7 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
             fq, mesh, (R_topo, passes) = finer
     refined = _refine(field, config, fq, mesh, (R_topo, passes), n_pinched > 0, timings)
     n_walls = _walls(field, config, fq, refined, mesh.bias, (R_topo, passes)) if finer is None and not signed else 0
-    unwalled = _unwalled(field, config, refined, n_walls, timings) if n_walls >= WALL_MIN_FACES else None
+    unwalled = _unwalled(field, config, refined, n_walls, timings) if n_walls else None
     if unwalled is not None:
         fq, mesh, (R_topo, passes), refined = unwalled
     verts, faces, bias = refined.vertices, refined.faces, mesh.bias
