@@ -78,7 +78,9 @@ def test_topology_plan(tiny_field):
 def test_fitted_garment_topology(bundled_tee):
     """The T-shirt fitted on a 96-cell band grid: its 4 loops (neck, hem, sleeves) and one
     consistently wound piece, with the topology from two thirds of the grid (the automatic choice
-    for a field with refined close sheets) and on the full grid."""
+    for a field with refined close sheets; one face of that mesh lies over ``WALL_CELLS`` off the
+    surface, so the finer grid, here the full one, is tried and kept: as few defects, no wall) and
+    on the full grid."""
     from deepcsp.fields import FieldConfig
     from deepcsp.fit import FitConfig, fit_surface
     from deepcsp.io import load_surface
@@ -86,7 +88,9 @@ def test_fitted_garment_topology(bundled_tee):
     s = load_surface(bundled_tee)
     fld = fit_surface(s, FitConfig(eval_points=0, field=FieldConfig(resolution=96, coarse_resolution=32))).field
     r = extract_mesh(fld, ExtractConfig(resolution=96))
-    assert (r.topology_resolution, r.refine_passes) == (63, 1)
+    assert (r.topology_resolution, r.refine_passes) == (63, 1) or (r.n_walls > 0 and r.unwalled), r
+    coarse = extract_mesh(fld, ExtractConfig(resolution=96, topology_resolution=63)).stats
+    assert coarse.n_boundary_loops == 4 and coarse.n_components == 1 and coarse.n_inconsistent_edges == 0, coarse
     st = r.stats
     assert st.n_boundary_loops == 4 and st.n_components == 1 and st.n_inconsistent_edges == 0, st
     assert abs(st.area / mesh_stats(s.vertices, s.faces).area - 1.0) < 0.02
