@@ -133,28 +133,15 @@ class MeshCommand:
                 if res.refine_passes
                 else f"{res.topology_resolution}^3",
             ),
-            *(
-                [
-                    (
-                        "pinched boundary",
-                        f"{res.n_pinched} vertices on the automatic grid; "
-                        + ("the finer grid's mesh kept" if res.unpinched else "the finer grid's mesh was no better")
-                        + (f"; {res.n_bridged} strips put back" if res.n_bridged else ""),
-                    )
-                ]
-                if res.n_pinched
-                else []
+            *_retry_row(
+                "pinched boundary",
+                f"{res.n_pinched} vertices on the automatic grid",
+                res.n_pinched,
+                res.unpinched,
+                f"; {res.n_bridged} strips put back" if res.n_bridged else "",
             ),
-            *(
-                [
-                    (
-                        "walls between sheets",
-                        f"{res.n_walls} faces on the automatic grid's mesh; "
-                        + ("the finer grid's mesh kept" if res.unwalled else "the finer grid's mesh was no better"),
-                    )
-                ]
-                if res.n_walls
-                else []
+            *_retry_row(
+                "walls between sheets", f"{res.n_walls} faces on the automatic grid's mesh", res.n_walls, res.unwalled
             ),
             *(
                 [("close sheets", f"merged, {res.n_unmerged} vertices split back into two layers")]
@@ -179,3 +166,10 @@ class MeshCommand:
             save_points(out, res.points)
             echo(f"wrote {out} ({len(res.points)} points)")
         return 0
+
+
+def _retry_row(name: str, found: str, n: int, kept: bool, extra: str = "") -> list[tuple[str, str]]:
+    """The summary row of a retry on the finer topology grid (pinches, walls): none when nothing was found."""
+    if not n:
+        return []
+    return [(name, f"{found}; the finer grid's mesh {'kept' if kept else 'was no better'}{extra}")]

@@ -24,7 +24,9 @@ two apart at their rims), the finer grid is tried too and kept when it has fewer
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -74,18 +76,19 @@ def extract_mesh(field: Field, config: ExtractConfig | None = None) -> ExtractRe
     R_topo, passes = topology_plan(field, config, signed)
     path_config = replace(config, resolution=R_topo) if R_topo != R else config
     n_pinched, finer = 0, None
+    finer_grid = functools.cache(functools.partial(_finer_mesh, field, config))  # made once for pinches and walls
     if signed:
         fq = Queries(field)
         mesh = _signed_mesh(fq, path_config, timings)
     else:
         fq, mesh = _pseudo_mesh(field, path_config, timings)
         n_pinched = _retry_pinches(field, config, mesh)
-        finer = _unpinched(field, config, mesh, n_pinched, timings) if n_pinched else None
+        finer = _unpinched(finer_grid, mesh, n_pinched, timings) if n_pinched else None
         if finer is not None:
             fq, mesh, (R_topo, passes) = finer
     refined = _refine(field, config, fq, mesh, (R_topo, passes), n_pinched > 0, timings)
     n_walls = _walls(field, config, fq, refined, mesh.bias, (R_topo, passes)) if finer is None and not signed else 0
-    unwalled = _unwalled(field, config, refined, n_walls, timings) if n_walls else None
+    unwalled = _unwalled(field, config, finer_grid, refined, n_walls, timings) if n_walls else None
     if unwalled is not None:
         fq, mesh, (R_topo, passes), refined = unwalled
     verts, faces, bias = refined.vertices, refined.faces, mesh.bias
@@ -225,23 +228,24 @@ def _walls(
     sheets a topology cell or two apart across their rims (two rectangles 2 cells apart: 18 such
     faces; none on a finer topology grid); else 0."""
     R_topo, passes = plan
-    if config.topology_resolution != 0 or not _refined(field) or not passes or len(refined.faces) == 0:
+    if not _retries(field, config) or not passes or len(refined.faces) == 0:
         return 0
     x32, q = fq.closest(refined.vertices[refined.faces].mean(1))
     return int((np.linalg.norm(x32 - q, axis=1) - bias > WALL_CELLS / (R_topo * 2**passes)).sum())
 
 
-def _unwalled(field: Field, config: ExtractConfig, refined: _RefinedMesh, n_walls: int, timings: dict):
-    """``(queries, mesh, plan, refined mesh)`` on the finer topology grid of
-    ``TOPOLOGY_CELLS_PINCHED`` for a refined mesh with ``n_walls`` walls (:func:`_walls`), when it
-    has fewer pieces + boundary loops + inconsistent edges + walls; else None."""
+def _unwalled(
+    field: Field, config: ExtractConfig, finer_grid: Callable, refined: _RefinedMesh, n_walls: int, timings: dict
+):
+    """``(queries, mesh, plan, refined mesh)`` on the finer topology grid (``finer_grid()``:
+    :func:`_finer_mesh`) for a refined mesh with ``n_walls`` walls (:func:`_walls`), when it has
+    fewer pieces + boundary loops + inconsistent edges + walls; else None."""
     tick = time.perf_counter()
-    fq, finer, plan = _finer_mesh(field, config)
+    fq, finer, plan = finer_grid()
     bridge = len(pinched_vertices(finer.faces, len(finer.vertices))) > 0
     other = _refine(field, config, fq, finer, plan, bridge, {})
     timings["unwall"] = time.perf_counter() - tick
-    score = [_mesh_defects(r.vertices, r.faces) for r in (refined, other)]
-    if score[1] + _walls(field, config, fq, other, finer.bias, plan) < score[0] + n_walls:
+    if _defects(other) + _walls(field, config, fq, other, finer.bias, plan) < _defects(refined) + n_walls:
         return fq, finer, plan, other
     return None
 
@@ -261,20 +265,20 @@ def _retry_pinches(field: Field, config: ExtractConfig, mesh: PathMesh) -> int:
     topology grid of a refined field, else 0: how many made :func:`_unpinched` try a finer grid. Not
     for fields without a refined level (fitted to clouds): on their noisier values a finer grid's mesh
     had more defects (training and validation clouds, a 1.5-cell grid: on 13 of 13 pinched meshes)."""
-    if config.topology_resolution != 0 or not _refined(field):
+    if not _retries(field, config):
         return 0
     return len(pinched_vertices(mesh.faces, len(mesh.vertices)))
 
 
-def _unpinched(field: Field, config: ExtractConfig, mesh: PathMesh, n_pinched: int, timings: dict):
-    """``(queries, mesh, plan)`` on the finer topology grid of ``TOPOLOGY_CELLS_PINCHED``, for a
+def _unpinched(finer_grid: Callable, mesh: PathMesh, n_pinched: int, timings: dict):
+    """``(queries, mesh, plan)`` on the finer topology grid (``finer_grid()``: :func:`_finer_mesh`), for a
     ``mesh`` with ``n_pinched`` pinched boundary vertices (a strip narrower than a grid cell between
     two holes, as between an airplane's windows, cut to a point; :func:`_retry_pinches`), when the
     finer grid's mesh has fewer defects: :func:`_defects` and two more for each pinched vertex (it is
     not manifold, and the two loops it joins count as one); else None. The finer grid is not the
     default: it shreds some close sheet pairs that the coarser one keeps."""
     tick = time.perf_counter()
-    fq, finer, plan = _finer_mesh(field, config)
+    fq, finer, plan = finer_grid()
     timings["unpinch"] = time.perf_counter() - tick
     finer_pinched = len(pinched_vertices(finer.faces, len(finer.vertices)))
     return (fq, finer, plan) if _defects(finer) + 2 * finer_pinched < _defects(mesh) + 2 * n_pinched else None
@@ -298,14 +302,9 @@ def _tie_goes_to_split(field: Field, merged: PathMesh, plain: PathMesh, gap: flo
     return split.n_split >= UNMERGE_TIE_SHARE * len(merged.vertices)
 
 
-def _defects(mesh: PathMesh) -> int:
-    """Pieces + boundary loops + inconsistent edges of a path's mesh."""
-    return _mesh_defects(mesh.vertices, mesh.faces)
-
-
-def _mesh_defects(vertices: np.ndarray, faces: np.ndarray) -> int:
-    """Pieces + boundary loops + inconsistent edges of a mesh."""
-    s = mesh_stats(vertices, faces)
+def _defects(mesh: PathMesh | _RefinedMesh) -> int:
+    """Pieces + boundary loops + inconsistent edges of a path's mesh, refined or not."""
+    s = mesh_stats(mesh.vertices, mesh.faces)
     return s.n_components + s.n_boundary_loops + s.n_inconsistent_edges
 
 
@@ -326,6 +325,12 @@ def topology_plan(field: Field, config: ExtractConfig, signed: bool, cells: floa
     if passes == 0 and config.topology_resolution == 0:
         return R, 0  # automatic and within a factor sqrt(2) of the full grid: the full grid
     return (topo, max(1, passes)) if topo < R else (R, 0)
+
+
+def _retries(field: Field, config: ExtractConfig) -> bool:
+    """Whether a mesh may be made again on the finer grid of ``TOPOLOGY_CELLS_PINCHED`` (pinches,
+    walls): on the automatic topology grid of a refined field only."""
+    return config.topology_resolution == 0 and _refined(field)
 
 
 def _refined(field: Field) -> bool:
