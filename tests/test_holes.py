@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepcsp.extract.holes import boundary_loops, ear_clip, edge_keys
-from deepcsp.extract.topology import mesh_stats, orient_faces
+from deepcsp.extract.topology import cut_short_seams, mesh_stats, orient_faces
 from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, retract_rims, trim_holes
 
 
@@ -172,6 +172,36 @@ def test_orient_faces_puts_the_seam_of_a_twisted_handle_across_the_handle():
     # some seam must remain (no orientation exists); across the 3-cell strip it is 4 edges at most,
     # where two breadth-first fronts starting on the strip meet across the 30-cell sheet it is ~30
     assert 1 <= st.n_inconsistent_edges <= 4, st
+
+
+def test_cut_short_seams_cuts_a_twist_out_and_leaves_a_long_seam():
+    v, f = twisted_handle()
+    f = orient_faces(v, f)
+    before = mesh_stats(v, f)
+    # the seam lies across the 3-cell strip (0.1 wide, 0.5 high on the arch): cut below 0.2, not below 0.05
+    kept = cut_short_seams(v, f, 0.05)
+    assert kept.n_cut_edges == 0 and kept.n_seam_edges == before.n_inconsistent_edges
+    assert np.array_equal(kept.faces, f)
+    cut = cut_short_seams(v, f, 0.2)
+    st = mesh_stats(cut.vertices, cut.faces)
+    assert cut.n_cut_edges == before.n_inconsistent_edges > 0
+    assert st.n_inconsistent_edges == 0 and st.n_nonmanifold_edges == 0, st
+    assert before.n_faces - 2 * cut.n_cut_edges <= st.n_faces < before.n_faces  # two faces per edge at most
+
+    # every other face keeps its winding
+    def normals(vv, ff):
+        t = vv[ff]
+        keys = map(tuple, np.sort(t.reshape(len(ff), -1).round(9), 1))
+        return dict(zip(keys, np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])))
+
+    before_n = normals(v, f)
+    assert all(np.dot(n, before_n[k]) > 0 for k, n in normals(cut.vertices, cut.faces).items())
+
+
+def test_cut_short_seams_leaves_a_consistent_mesh_alone():
+    v, f = grid_sheet(6)
+    out = cut_short_seams(v, f, 10.0)
+    assert out.n_seam_edges == out.n_cut_edges == 0 and out.faces is f and out.vertices is v
 
 
 def _zip(v: np.ndarray, f: np.ndarray, cells: float = 0.15):

@@ -383,6 +383,54 @@ def drop_specks(
     return drop_unused_vertices(vertices, faces[~drop[labels]])
 
 
+@dataclass
+class CutSeams:
+    """A mesh with its short seams of inconsistent winding cut out (:func:`cut_short_seams`):
+    ``vertices``, ``faces`` (unused vertices dropped) and the inconsistent edges before and cut."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    n_seam_edges: int
+    n_cut_edges: int
+
+
+def cut_short_seams(vertices: np.ndarray, faces: np.ndarray, max_extent: float) -> CutSeams:
+    """Drop the two faces of every inconsistently wound edge (two faces that traverse it the same
+    way) whose seam, a connected run of such edges, spans at most ``max_extent`` along every axis.
+
+    A mesh whose faces were oriented as consistently as it allows (:func:`orient_faces`) keeps such
+    a seam only where it is not orientable: a twist where an extraction joined two layers of a
+    fold, or a real Moebius strip. A short seam is a defect: with its faces gone the winding is
+    consistent around it and the boundary loops it touched become simple (loops through an
+    inconsistently wound vertex are skipped by hole filling, :func:`deepcsp.extract.holes.boundary_loops`).
+    Longer seams (a Moebius strip's, across its width) stay. The other faces keep their winding."""
+    n = len(vertices)
+    if len(faces) == 0 or max_extent <= 0:
+        return CutSeams(vertices, faces, 0, 0)
+    he, key, owner = _edges(faces, n)
+    order = np.argsort(key, kind="stable")
+    _, start, counts = np.unique(key[order], return_index=True, return_counts=True)
+    first, second = order[start[counts == 2]], order[start[counts == 2] + 1]
+    same = he[first, 0] == he[second, 0]
+    first, second = first[same], second[same]
+    if len(first) == 0:
+        return CutSeams(vertices, faces, 0, 0)
+    seam = he[first]
+    _, label = _components(n, seam[:, 0], seam[:, 1])
+    piece = label[seam[:, 0]]
+    lo = np.full((label.max() + 1, 3), np.inf)
+    hi = np.full((label.max() + 1, 3), -np.inf)
+    for end in (0, 1):
+        np.minimum.at(lo, piece, vertices[seam[:, end]])
+        np.maximum.at(hi, piece, vertices[seam[:, end]])
+    short = ((hi - lo).max(1) <= max_extent)[piece]
+    if not short.any():
+        return CutSeams(vertices, faces, len(seam), 0)
+    drop = unique(np.concatenate([owner[first[short]], owner[second[short]]]))
+    v, f = drop_unused_vertices(vertices, np.delete(faces, drop, axis=0))
+    return CutSeams(v, f, len(seam), int(short.sum()))
+
+
 def drop_nonmanifold_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """``faces`` without those that make an edge non-manifold: where more than two faces share an
     edge, the two largest stay (a fin or a flap of a few faces goes; boundary loops may appear)."""

@@ -25,6 +25,7 @@ from deepcsp.extract import ExtractConfig, MeshStats, extract_mesh, mesh_stats
 from deepcsp.extract.mesh import topology_plan
 from deepcsp.extract.topology import (
     boundary_loop_lengths,
+    cut_short_seams,
     drop_nonmanifold_faces,
     remove_small_components,
 )
@@ -51,6 +52,8 @@ SMOOTH_ROUNDS = 20
 #: clouds of the 12 training and validation meshes they gave Chamfer-L1 0.988x and 0.990x, NC +0.0020
 #: and +0.0014 (medians).
 CLEAN_SMOOTH_MAX_POINTS = 30_000
+#: ``ReconstructionConfig.seam_spacings``: see benchmarks/RESULTS.md (surfaces from point clouds).
+SEAM_SPACINGS = 1.5
 
 
 @dataclass
@@ -80,6 +83,12 @@ class ReconstructionConfig:
     snap: bool = True
     """Move the mesh's vertices to their closest points on the point-set surface the field was
     collocated from (removes the grid's discretisation error; ``csp`` method)."""
+    seam_spacings: float = SEAM_SPACINGS
+    """Before holes are filled, cut out the seams of inconsistent winding that span at most this many
+    sample spacings (:func:`~deepcsp.extract.topology.cut_short_seams`: twists where the extraction
+    joined two layers; the loops through them then become simple, so ``fill_holes`` can close
+    them, and a closed surface can come out watertight); longer seams (a Moebius strip's) stay. 0:
+    never."""
     fill_holes: bool = True
     """Close the mesh's boundary loops whose patch the cloud covers everywhere within
     ``hole_spacings`` (false holes along creases and on thin parts; the cloud's holes stay open)."""
@@ -125,6 +134,7 @@ class ReconstructionConfig:
         f.number("hole_spacings", 0.0, 1e6)
         f.number("hole_core", 0.0, 1e6)
         f.number("hole_loop", 0.0, 1e9)
+        f.number("seam_spacings", 0.0, 1e6)
         f.number("polish", 0.0, 1e6)
         f.number("subdivide_above", 0.0, 1e6)
         f.number("rim_spacings", 0.0, 1e6)
@@ -207,6 +217,11 @@ def reconstruct_cloud(
             progress({"stage": f"moving {len(vertices)} vertices onto the point-set surface"})
         vertices = keep_orientation(vertices, snap_to_surface(vertices, pss, fld.normalization), faces)
     vertices, faces = _manifold(vertices, faces)
+    if config.seam_spacings > 0 and cloud is not None and len(faces):
+        cut = cut_short_seams(vertices, faces, config.seam_spacings * cloud.spacing / fld.normalization.scale)
+        if progress is not None and cut.n_cut_edges:
+            progress({"stage": f"cut out {cut.n_cut_edges} of {cut.n_seam_edges} inconsistently wound edges (twists)"})
+        vertices, faces = cut.vertices, cut.faces
     if config.fill_holes and cloud is not None and len(faces):
         filled = fill_covered_holes(vertices, faces, gaps(), config.hole_spacings)
         if progress is not None and filled.n_filled:
