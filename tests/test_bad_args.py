@@ -100,6 +100,7 @@ ZERO_OK = {
     "reconstruct --smooth",
     "reconstruct --clean-smooth",
     "reconstruct --rim-spacings",
+    "reconstruct --seam-spacings",
     "--config.threads",
     "--config.max-steps",
     "--config.time-budget",

@@ -223,7 +223,7 @@ def test_cli_refuses_nan_clouds_in_one_line(tmp_path, capsys):
 
 
 def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
-    """``deepcsp reconstruct``'s --fill-holes / --polish / --smooth / --clean-smooth default to the
+    """``deepcsp reconstruct``'s --fill-holes / --polish / --smooth / --clean-smooth / --seam-spacings default to the
     pipeline's own defaults and, when given, are what the pipeline runs with."""
     import tyro
 
@@ -231,17 +231,24 @@ def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
 
     cloud = tmp_path / "c.npy"
     default = tyro.cli(ReconstructCommand, args=[str(cloud)]).config()
-    assert (default.fill_holes, default.polish, default.smooth, default.clean_smooth) == (
-        ReconstructionConfig.fill_holes,
-        ReconstructionConfig.polish,
-        ReconstructionConfig.smooth,
-        ReconstructionConfig.clean_smooth,
-    )
+    fields = ("fill_holes", "polish", "smooth", "clean_smooth", "seam_spacings")
+    assert [getattr(default, k) for k in fields] == [getattr(ReconstructionConfig, k) for k in fields]
     cfg = tyro.cli(
         ReconstructCommand,
-        args=[str(cloud), "--no-fill-holes", "--polish", "0", "--smooth", "0.3", "--clean-smooth", "5"],
+        args=[
+            str(cloud),
+            "--no-fill-holes",
+            "--polish",
+            "0",
+            "--smooth",
+            "0.3",
+            "--clean-smooth",
+            "5",
+            "--seam-spacings",
+            "0",
+        ],
     ).config()
-    assert (cfg.fill_holes, cfg.polish, cfg.smooth, cfg.clean_smooth) == (False, 0.0, 0.3, 5)
+    assert [getattr(cfg, k) for k in fields] == [False, 0.0, 0.3, 5, 0.0]
 
 
 def test_denser_grids_per_spacing_give_finer_cloud_fields(rng):

@@ -32,6 +32,9 @@ class ReconstructCommand:
     """Mesh extraction grid: cells per side of the normalised cube; 0 = the field's, at least 256."""
     field_resolution: int = 0
     """Fine vertices per axis of the band-grid field; 0 = from the sample spacing (192-512)."""
+    seam_spacings: float = 1.5
+    """Cut out seams of inconsistent winding at most this many sample spacings across (twists where two
+    layers were joined) before holes are filled; 0: never."""
     fill_holes: bool = True
     """Close boundary loops that the cloud covers (holes of the extraction, not of the surface)."""
     polish: float = 0.05
@@ -84,6 +87,7 @@ class ReconstructCommand:
             ("--polish", self.polish),
             ("--smooth", self.smooth),
             ("--rim-spacings", self.rim_spacings),
+            ("--seam-spacings", self.seam_spacings),
         ):
             finite_float(flag, value, 0.0, 1e6)
         nonnegative_int("--clean-smooth", self.clean_smooth, 1000)
@@ -110,6 +114,7 @@ class ReconstructCommand:
             smooth=self.smooth,
             clean_smooth=self.clean_smooth,
             rim_spacings=self.rim_spacings,
+            seam_spacings=self.seam_spacings,
         )
 
     def run(self) -> int:
