@@ -38,6 +38,17 @@ def test_sphere_closest_points_are_exact_to_a_small_fraction_of_the_spacing(rng)
         assert err.mean() < 0.002 * spacing and np.quantile(err, 0.99) < 0.01 * spacing, (offset, err.mean() / spacing)
 
 
+def test_projection_progress_starts_at_zero_and_ends_at_the_total(rng):
+    """A progress bar gets its start before the first chunk is done (so its rate is time from the
+    start), then one record per chunk."""
+    pss = PointSetSurface.build(sphere_cloud(rng, 1000))
+    records = []
+    pss.progress = lambda done, total: records.append((done, total))
+    pss.project(sphere_cloud(rng, 2500, 0.31), chunk=1000)
+    assert records[0] == (0, 2500) and records[-1] == (2500, 2500)
+    assert sorted(r[0] for r in records[1:]) == [1000, 2000, 2500]
+
+
 def test_open_cylinder_projection_and_its_rims(rng):
     n = 6000
     t, z = rng.uniform(0, 2 * np.pi, n), rng.uniform(-0.3, 0.3, n)

@@ -732,6 +732,8 @@ class PointSetSurface:
         stay on the fitted patches' continuation instead of moving back onto the edge."""
         out = np.empty_like(points)
         starts = range(0, len(points), chunk)
+        if self.progress is not None and len(points):
+            self.progress(0, len(points))  # the bar starts its clock now, not when the first chunk is done
         with ThreadPoolExecutor(min(PROJECT_THREADS, len(starts)) or 1) as pool:
             work = pool.map(lambda s: self._project_chunk(points[s : s + chunk], out[s : s + chunk], clamp), starts)
             for s, _ in zip(starts, work):
