@@ -407,26 +407,23 @@ def cut_short_seams(vertices: np.ndarray, faces: np.ndarray, max_extent: float) 
     n = len(vertices)
     if len(faces) == 0 or max_extent <= 0:
         return CutSeams(vertices, faces, 0, 0)
-    he, key, owner = _edges(faces, n)
-    order = np.argsort(key, kind="stable")
-    _, start, counts = np.unique(key[order], return_index=True, return_counts=True)
-    first, second = order[start[counts == 2]], order[start[counts == 2] + 1]
-    same = he[first, 0] == he[second, 0]
-    first, second = first[same], second[same]
-    if len(first) == 0:
+    keys, counts, forward = _edge_uses(faces, n)
+    seam = keys[(counts == 2) & (forward != 1)]  # as inconsistent_edge_count counts them
+    if len(seam) == 0:
         return CutSeams(vertices, faces, 0, 0)
-    seam = he[first]
-    _, label = _components(n, seam[:, 0], seam[:, 1])
-    piece = label[seam[:, 0]]
+    a, b = seam // n, seam % n
+    _, label = _components(n, a, b)
+    piece = label[a]
     lo = np.full((label.max() + 1, 3), np.inf)
     hi = np.full((label.max() + 1, 3), -np.inf)
-    for end in (0, 1):
-        np.minimum.at(lo, piece, vertices[seam[:, end]])
-        np.maximum.at(hi, piece, vertices[seam[:, end]])
+    for end in (a, b):
+        np.minimum.at(lo, piece, vertices[end])
+        np.maximum.at(hi, piece, vertices[end])
     short = ((hi - lo).max(1) <= max_extent)[piece]
     if not short.any():
         return CutSeams(vertices, faces, len(seam), 0)
-    drop = unique(np.concatenate([owner[first[short]], owner[second[short]]]))
+    _, key, owner = _edges(faces, n)
+    drop = unique(owner[np.isin(key, seam[short])])
     v, f = drop_unused_vertices(vertices, np.delete(faces, drop, axis=0))
     return CutSeams(v, f, len(seam), int(short.sum()))
 
