@@ -123,6 +123,25 @@ def test_trim_holes_drops_a_region_only_where_it_is_deep(rng):
     assert r[dropped].max() < 0.1 and dropped[r < 0.05].all()  # inside the hole, all of its core
 
 
+def test_trim_holes_keeps_a_flap_that_overshoots_a_crease(rng):
+    """A sheet meshed 0.1 (about six spacings) past a right-angled crease of its cloud (the cloud
+    turns down at x = 0.9): its faces there are as far from every sample as a hole's middle, but see
+    every sample on one side, so nothing goes while ``overshoot`` allows that depth; the middle of a
+    hole sees samples all round."""
+    v, f = grid_sheet(60)
+    top = np.concatenate([rng.random((4000, 2)) * [0.9, 1.0], np.zeros((4000, 1))], 1)
+    wall = np.stack([np.full(4000, 0.9), rng.random(4000), -rng.random(4000)], 1)
+    gaps = SampleGaps(np.concatenate([top, wall]))
+    far = gaps(v[f].mean(1)) > 2.5
+    assert far.sum() > 100  # the flap reaches the core depth
+    assert not gaps.surrounded(v[f].mean(1)[far]).any()
+    assert len(trim_holes(v, f, gaps, 1.75, 2.5, overshoot=10.0)[1]) == len(f)
+    assert len(trim_holes(v, f, gaps, 1.75, 2.5, overshoot=0.0)[1]) < len(f) - 100  # without the test, a hole
+    hole = SampleGaps(top[np.linalg.norm(top[:, :2] - 0.5, axis=1) > 0.1])
+    middle = np.array([[0.5, 0.5, 0.0], [0.49, 0.505, 0.0]])  # its deepest points
+    assert hole.surrounded(middle).all()
+
+
 def test_retract_rims_pulls_an_overshooting_edge_back_to_the_samples_and_opens_no_hole(rng):
     """A sheet meshed 0.2 past where its samples end loses that strip (to within about a spacing of
     the samples' edge); a hole in the samples that the mesh spans, away from the edge, stays covered;

@@ -56,6 +56,13 @@ CLEAN_SMOOTH_MAX_POINTS = 30_000
 #: made closed clouds watertight on 12 of 13 at 10k (9 before) for Chamfer-L1 1.0007x and NC -0.0001 (medians
 #: of the 50 it changed); 3 closed more loops but cost up to 1.10x (benchmarks/RESULTS.md).
 SEAM_SPACINGS = 1.5
+#: ``ReconstructionConfig.hole_overshoot``: faces a closed extraction put past the sharp creases of
+#: nefertiti_100k and wingnut at 100k points lay 2.0-2.53 spacings from every sample and saw them all on
+#: one side (:meth:`~deepcsp.pipelines.holes.SampleGaps.surrounded`: mean unit direction 0.62-0.75 long;
+#: the edge of a half-plane of samples reads 2/pi = 0.64); the airplane's windows, 2.0-2.8 deep at 10k
+#: points (2.0-2.6 at 100k with noise 0.25%), each had a face that saw its rim all round (0.03-0.45),
+#: and 3.0-4.2 deep at 100k.
+HOLE_OVERSHOOT = 2.75
 
 
 @dataclass
@@ -82,6 +89,10 @@ class ReconstructionConfig:
     hole_core: float = 2.0
     """How deep (sample spacings, measured on the point-set surface) such a region must reach to be
     a hole: random sampling gaps stay under about 1.6."""
+    hole_overshoot: float = HOLE_OVERSHOOT
+    """A region that reaches no deeper than this many spacings is a hole only where it sees samples
+    all round (:meth:`~deepcsp.pipelines.holes.SampleGaps.surrounded`): past a sharp crease the
+    closed mesh can overshoot the samples that deep, with all of them on one side."""
     snap: bool = True
     """Move the mesh's vertices to their closest points on the point-set surface the field was
     collocated from (removes the grid's discretisation error; ``csp`` method)."""
@@ -136,6 +147,7 @@ class ReconstructionConfig:
         f.number("hole_spacings", 0.0, 1e6)
         f.number("hole_core", 0.0, 1e6)
         f.number("hole_loop", 0.0, 1e9)
+        f.number("hole_overshoot", 0.0, 1e6)
         f.number("seam_spacings", 0.0, 1e6)
         f.number("polish", 0.0, 1e6)
         f.number("subdivide_above", 0.0, 1e6)
@@ -208,7 +220,9 @@ def reconstruct_cloud(
         vertices, faces = mesh.vertices, mesh.faces
         if holes:
             onto = None if pss is None else functools.partial(_on_surface, pss, fld.normalization)
-            vertices, faces = trim_holes(vertices, faces, gaps(), config.hole_spacings, config.hole_core, onto)
+            vertices, faces = trim_holes(
+                vertices, faces, gaps(), config.hole_spacings, config.hole_core, onto, config.hole_overshoot
+            )
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
