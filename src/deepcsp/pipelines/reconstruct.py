@@ -221,7 +221,7 @@ def reconstruct_cloud(
         if holes:
             onto = None if pss is None else functools.partial(_on_surface, pss, fld.normalization)
             vertices, faces = trim_holes(
-                vertices, faces, gaps(), config.hole_spacings, config.hole_core, onto, config.hole_overshoot
+                vertices, faces, gaps(), config.hole_spacings, config.hole_core, onto, overshoot=config.hole_overshoot
             )
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
