@@ -61,16 +61,21 @@ CORNER_OFFSETS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0
 
 def cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
     """Unique edge keys ``corner * 3 + axis`` of the 12 edges of every cell ``(M, 3)``."""
-    keys = []
-    for axis in range(3):
-        a1, a2 = OTHER[axis]
-        for d1 in (0, 1):
-            for d2 in (0, 1):
-                c = cells.copy()
-                c[:, a1] += d1
-                c[:, a2] += d2
-                keys.append(((c[:, 0] * n1 + c[:, 1]) * n1 + c[:, 2]) * 3 + axis)
-    return unique(np.concatenate(keys))
+    stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
+    base = 3 * (np.asarray(cells, np.int64) @ stride)
+    offsets = [
+        3 * (d1 * stride[a1] + d2 * stride[a2]) + axis
+        for axis, (a1, a2) in enumerate(OTHER)
+        for d1 in (0, 1)
+        for d2 in (0, 1)
+    ]
+    return unique((base[:, None] + np.array(offsets, dtype=np.int64)[None]).reshape(-1))
+
+
+def corner_keys(cells: np.ndarray, stride: np.ndarray) -> np.ndarray:
+    """``(M, 8)`` keys ``corner . stride`` of the corners of cells ``(M, 3)`` (integer grid
+    coordinates of their lowest corners), in ``CORNER_OFFSETS`` order."""
+    return (np.asarray(cells, np.int64) @ stride)[:, None] + (CORNER_OFFSETS @ stride)[None]
 
 
 def dense_edges(n1: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import heapq
 
 import numpy as np
 
+from deepcsp._arrays import unique
 from deepcsp.extract.topology import _edges, boundary_cycles, boundary_half_edges
 
 
@@ -47,7 +48,7 @@ def boundary_loops(faces: np.ndarray, n_vertices: int) -> list[np.ndarray]:
 def edge_keys(faces: np.ndarray, n_vertices: int) -> set[int]:
     """The undirected edges of a mesh as a set of ``min * n_vertices + max`` keys (for ``ear_clip``)."""
     _, key, _ = _edges(faces, n_vertices)
-    return set(np.unique(key).tolist())
+    return set(unique(key).tolist())
 
 
 def ear_clip(vertices: np.ndarray, loop: np.ndarray, taken: set[int]) -> np.ndarray | None:

@@ -60,7 +60,7 @@ import numpy as np
 from deepcsp._arrays import unique
 from deepcsp.extract.config import ExtractConfig, PathMesh
 from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, quad_cells, snapped_means, triangulate
-from deepcsp.extract.grid import CORNER_OFFSETS, Queries, cell_edges, corner_ijk, dense_edges, timed, unit
+from deepcsp.extract.grid import Queries, cell_edges, corner_ijk, corner_keys, dense_edges, timed, unit
 from deepcsp.extract.planes import EdgeSamples, flat_planes, no_planes, straddles
 from deepcsp.extract.refine import snap_boundary
 from deepcsp.extract.sparse import candidate_cells
@@ -254,7 +254,7 @@ def _candidate_cells(fq: Queries, grid: _Grid, config: ExtractConfig) -> _Candid
     R = grid.resolution
     if config.sparse:
         cells = candidate_cells(fq.distances, R, grid.origin, grid.margin, stop_size=2).cells(R)
-        ckeys = ((cells[:, None, :] + CORNER_OFFSETS[None]) * grid.stride).sum(-1)
+        ckeys = corner_keys(cells, grid.stride)
         return _CandidateCells(cells, ckeys, unique(ckeys))
     ax = np.arange(R, dtype=np.int64)
     cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)

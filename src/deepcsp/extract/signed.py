@@ -50,7 +50,7 @@ import numpy as np
 from deepcsp._arrays import intersect, member, setdiff, union, unique
 from deepcsp.extract.config import PathMesh
 from deepcsp.extract.dual import entry_table, link_cell_faces, link_components, quad_cells, snapped_means, triangulate
-from deepcsp.extract.grid import CORNER_OFFSETS, FACE_CORNERS, Queries, cell_edges, corner_ijk, unit
+from deepcsp.extract.grid import CORNER_OFFSETS, FACE_CORNERS, Queries, cell_edges, corner_ijk, corner_keys, unit
 from deepcsp.extract.planes import flat_planes, straddles
 from deepcsp.extract.sparse import candidate_cells
 from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index, weld_map
@@ -93,11 +93,6 @@ class _SignedCorners:
         return np.where(ok, self.values[i] if len(self.keys) else np.nan, np.nan)
 
 
-def _corner_keys(cells: np.ndarray, stride: np.ndarray) -> np.ndarray:
-    """``(M, 8)`` corner keys of cells ``(M, 3)``, in ``CORNER_OFFSETS`` order."""
-    return ((cells[:, None, :] + CORNER_OFFSETS[None]) * stride).sum(-1)
-
-
 def _crossed_edges(cells: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -> np.ndarray:
     """Sorted keys of the sign-changing edges of ``cells``."""
     edges = cell_edges(cells, sc.n1)
@@ -127,7 +122,7 @@ def _close(
         if rnd == max_rounds:
             break
         new = corner_ijk(need, sc.n1)
-        sc.add(unique(_corner_keys(new, stride)))
+        sc.add(unique(corner_keys(new, stride)))
         cells = np.concatenate([cells, new])
         have = union(have, need)
         added += len(need)
@@ -304,7 +299,7 @@ def _patch_vertices(edges: np.ndarray, sc: _SignedCorners, stride: np.ndarray) -
     uniq, cell_of = np.unique(ckeys, return_inverse=True)
     cell_of = cell_of.reshape(-1)
     table = entry_table(cell_of, len(uniq), edges % 3)
-    values = sc.lookup(_corner_keys(corner_ijk(uniq, sc.n1), stride))
+    values = sc.lookup(corner_keys(corner_ijk(uniq, sc.n1), stride))
     face_ids = _face_ids(uniq, stride)
     flipped = np.zeros(0, dtype=np.int64)
     for _ in range(4):
@@ -521,7 +516,7 @@ def _signed_cells(
         ax = np.arange(R, dtype=np.int64)
         cells = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
     sc = _SignedCorners(fq, R, origin, dilate)
-    sc.add(unique(_corner_keys(cells, stride)))
+    sc.add(unique(corner_keys(cells, stride)))
     return cells, sc
 
 

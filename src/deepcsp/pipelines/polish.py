@@ -199,10 +199,15 @@ def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, r
     """``after`` with the vertices of faces whose normal turned by more than 90 degrees from
     ``before`` (a fold where a vertex moved past its neighbours) put back where they were."""
     out = after.copy()
+    reference = face_cross(before, faces)
+    check = np.arange(len(faces))  # after the first round only faces with a vertex put back can change
     for _ in range(rounds):
-        folded = np.einsum("ij,ij->i", face_cross(before, faces), face_cross(out, faces)) < 0
-        if not folded.any():
+        folded = check[np.einsum("ij,ij->i", reference[check], face_cross(out, faces[check])) < 0]
+        if len(folded) == 0:
             break
         back = unique(faces[folded])
         out[back] = before[back]
+        moved = np.zeros(len(out), bool)
+        moved[back] = True
+        check = np.flatnonzero(moved[faces].any(axis=1))
     return out
