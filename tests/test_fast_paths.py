@@ -68,3 +68,21 @@ def test_keep_orientation_matches_checking_every_face_each_round(rng):
         expected[back] = v[back]
     assert not np.array_equal(expected, after)  # the case puts vertices back
     assert np.array_equal(keep_orientation(v, after, f), expected)
+
+
+def test_signed_distance_of_a_one_level_grid_reuses_its_weights():
+    import torch
+
+    from deepcsp.fields.modules import FieldConfig
+    from deepcsp.fit import FitConfig, fit_surface
+    from deepcsp.geometry.analytic import Sphere
+    from deepcsp.io.surface import surface_from_arrays
+
+    v, f = Sphere(radius=0.3).mesh(subdivisions=3)
+    config = FitConfig(eval_points=0, field=FieldConfig(resolution=48, coarse_resolution=16, refine_factor=0))
+    net = fit_surface(surface_from_arrays(v, f, "sphere"), config).field.module
+    assert net.encoder.n_refined == 0 and net.has_sides
+    x = torch.rand(4000, 3, generator=torch.Generator().manual_seed(0)) - 0.5
+    signed = net.signed_distance(x)
+    assert torch.equal(signed.abs(), (x - net(x)).norm(dim=1))  # the closest points of a second weighting
+    assert (signed < 0).any() and (signed > 0).any()

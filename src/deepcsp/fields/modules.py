@@ -264,9 +264,10 @@ class CSPNet(nn.Module):
             cell = replace(cell, weights=w)
         return cell, corr
 
-    def _nearest_sheet(self, x: torch.Tensor) -> torch.Tensor:
-        """Band-grid interpolation with nearest-sheet selection (see :meth:`corner_weights`)."""
-        cell, corr = self.corner_weights(x)
+    def _nearest_sheet(self, x: torch.Tensor, weighted=None) -> torch.Tensor:
+        """Band-grid interpolation with nearest-sheet selection (see :meth:`corner_weights`, whose
+        result for ``x`` may be passed as ``weighted``)."""
+        cell, corr = self.corner_weights(x) if weighted is None else weighted
         fine = x + torch.bmm(cell.weights[:, None, :], cell.values)[:, 0] + corr
         if bool(cell.ok.all()):
             return fine
@@ -294,9 +295,13 @@ class CSPNet(nn.Module):
         if not self.has_sides:
             raise ValueError("this field stores no inside/outside bits")
         enc = self.encoder
-        cell, _ = self.corner_weights(x, refined=False)
+        weighted = self.corner_weights(x, refined=False)
+        cell = weighted[0]
         ok, w, D = cell.ok, cell.weights, cell.values
-        d = x - self(x)  # the finest level's closest point (the coarse grid's outside the band)
+        # the finest level's closest point (the coarse grid's outside the band): without a refined
+        # level, from the weights just computed
+        one_level = enc.n_refined == 0 and self.config.interpolation == "nearest_sheet"
+        d = x - (self._nearest_sheet(x, weighted) if one_level else self(x))
         h = enc.h
         q = cell.origin[:, None, :] + enc.corner_offsets(x.dtype)[None] + D
         o = -D / D.norm(dim=2, keepdim=True).clamp(min=1e-12) * enc.corner_sides(x)[..., None]
