@@ -264,7 +264,7 @@ class CSPNet(nn.Module):
             cell = replace(cell, weights=w)
         return cell, corr
 
-    def _nearest_sheet(self, x: torch.Tensor, weighted=None) -> torch.Tensor:
+    def _nearest_sheet(self, x: torch.Tensor, weighted: tuple | None = None) -> torch.Tensor:
         """Band-grid interpolation with nearest-sheet selection (see :meth:`corner_weights`, whose
         result for ``x`` may be passed as ``weighted``)."""
         cell, corr = self.corner_weights(x) if weighted is None else weighted

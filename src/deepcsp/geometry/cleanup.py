@@ -12,7 +12,7 @@ from deepcsp.constants import DEGENERATE_AREA_REL
 def face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """``(F, 3)`` each triangle's edge cross product ``(v1 - v0) x (v2 - v0)``: its normal in
     winding order, twice its area long. (The products of ``np.cross``, per axis from gathered
-    coordinate rows: the same values, 1.8x faster on 400k faces.)"""
+    coordinate rows: the same values, 1.5x faster on 400k faces.)"""
     v = np.asarray(vertices).T
     a = v[:, faces[:, 0]]
     e1, e2 = v[:, faces[:, 1]] - a, v[:, faces[:, 2]] - a
