@@ -37,3 +37,12 @@ def test_unique_by_bitmap_or_sort_gives_numpys_answer(rng, dtype, top):
     assert np.array_equal(u, np.unique(a)) and u.dtype == a.dtype
     assert np.array_equal(_arrays.bitmap_unique(a, int(a.max())), np.unique(a))
     assert np.array_equal(_arrays.sort_unique(a), np.unique(a))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 1000])
+def test_unique_rows_matches_numpy(rng, n):
+    a = rng.integers(-3, 3, (n, 3))
+    _, first, inverse = np.unique(a, axis=0, return_index=True, return_inverse=True)
+    got_first, got_inverse = _arrays.unique_rows(a)
+    assert np.array_equal(got_first, first)
+    assert np.array_equal(got_inverse, inverse.reshape(-1))

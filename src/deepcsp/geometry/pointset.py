@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from deepcsp._arrays import unique_rows
 from deepcsp._validate import Fields
 from deepcsp.constants import LOCAL_PATCH_SIZES, PATCH_SIZES
 from deepcsp.geometry.closest import ClosestPoints, check_points
@@ -229,11 +230,11 @@ def voxel_average(points: np.ndarray, target: int) -> np.ndarray:
     size = extent / np.sqrt(target)  # a surface of the cloud's extent holds ~target voxels
     for _ in range(30):
         keys = np.floor((points - lo) / size).astype(np.int64)
-        _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        _, inv = unique_rows(keys)
+        counts = np.bincount(inv)
         if len(counts) <= 1.15 * target:
             break
         size *= 1.1
-    inv = inv.reshape(-1)
     sums = np.zeros((len(counts), 3))
     np.add.at(sums, inv, points)
     return sums / counts[:, None]
