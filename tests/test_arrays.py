@@ -40,6 +40,14 @@ def test_unique_by_bitmap_or_sort_gives_numpys_answer(rng, dtype, top):
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 1000])
+def test_unique_counts_matches_numpy(rng, n):
+    a = rng.integers(-50, 50, n)
+    values, counts = np.unique(a, return_counts=True)
+    got_values, got_counts = _arrays.unique_counts(a)
+    assert np.array_equal(got_values, values) and np.array_equal(got_counts, counts)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 1000])
 def test_unique_rows_matches_numpy(rng, n):
     a = rng.integers(-3, 3, (n, 3))
     _, first, inverse = np.unique(a, axis=0, return_index=True, return_inverse=True)

@@ -128,3 +128,27 @@ def test_a_clean_clouds_mesh_loses_its_edge_scale_wrinkle_and_a_noisy_ones_gets_
     noisy = _plane_samples(noise=0.5 * SPACING)
     out = _polish_and_smooth(wrinkled, f, noisy, np.full(len(noisy), SPACING), cfg, None)
     np.testing.assert_allclose(out, taubin_smooth(wrinkled, f, SMOOTH_ROUNDS))
+
+
+def test_a_dense_clean_clouds_mesh_gets_its_own_rounds_of_clean_smoothing(monkeypatch):
+    """A clean cloud of more than ``CLEAN_SMOOTH_MAX_POINTS`` samples gets
+    ``clean_smooth_dense`` rounds (its mesh follows the samples closer), not ``clean_smooth``."""
+    from dataclasses import replace
+
+    import deepcsp.pipelines.reconstruct as reconstruct
+
+    v, f = _grid(41)
+    wrinkled = v.copy()
+    wrinkled[:, 2] += np.random.default_rng(1).normal(size=len(v)) * 0.05 * SPACING
+    clean = _plane_samples()
+    spacing = np.full(len(clean), SPACING)
+    cfg = reconstruct.ReconstructionConfig()
+    assert cfg.clean_smooth != cfg.clean_smooth_dense
+    sparse = reconstruct._polish_and_smooth(wrinkled, f, clean, spacing, cfg, None)
+    as_dense = reconstruct._polish_and_smooth(
+        wrinkled, f, clean, spacing, replace(cfg, clean_smooth=cfg.clean_smooth_dense), None
+    )
+    monkeypatch.setattr(reconstruct, "CLEAN_SMOOTH_MAX_POINTS", len(clean) - 1)
+    dense = reconstruct._polish_and_smooth(wrinkled, f, clean, spacing, cfg, None)
+    np.testing.assert_array_equal(dense, as_dense)
+    assert not np.array_equal(dense, sparse)

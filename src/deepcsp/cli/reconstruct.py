@@ -43,8 +43,11 @@ class ReconstructCommand:
     smooth: float = 0.1
     """Taubin-smooth the mesh of a noisy cloud: when the samples lie at least this many spacings off
     it (median, after polishing); 0: never."""
-    clean_smooth: int = 2
-    """Rounds of Taubin smoothing for the mesh of a cloud that is not noisy (after polishing); 0: never."""
+    clean_smooth: int = 3
+    """Rounds of Taubin smoothing for the mesh of a cloud that is not noisy (after polishing), up to
+    30,000 points; 0: never."""
+    clean_smooth_dense: int = 1
+    """The same for clouds of more than 30,000 points (their meshes follow the samples closer); 0: never."""
     rim_spacings: float = 1.5
     """Finally drop the faces that run on from a boundary further than this many local spacings from
     every sample; 0: never."""
@@ -91,6 +94,7 @@ class ReconstructCommand:
         ):
             finite_float(flag, value, 0.0, 1e6)
         nonnegative_int("--clean-smooth", self.clean_smooth, 1000)
+        nonnegative_int("--clean-smooth-dense", self.clean_smooth_dense, 1000)
         device("--device", self.device)
 
     def config(self):
@@ -113,6 +117,7 @@ class ReconstructCommand:
             polish=self.polish,
             smooth=self.smooth,
             clean_smooth=self.clean_smooth,
+            clean_smooth_dense=self.clean_smooth_dense,
             rim_spacings=self.rim_spacings,
             seam_spacings=self.seam_spacings,
         )

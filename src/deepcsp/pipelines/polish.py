@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepcsp._arrays import unique
+from deepcsp._arrays import unique, unique_counts
 from deepcsp.extract.topology import _edges
 from deepcsp.geometry.cleanup import face_cross, vertex_normals
 from deepcsp.geometry.closest import MeshOracle
@@ -92,12 +92,12 @@ def taubin_smooth(
     v = np.asarray(vertices, np.float64)
     if iterations == 0 or len(faces) == 0:
         return v
-    a, b = _unique_edges(faces, len(v))
-    count = np.bincount(a, minlength=len(v)) + np.bincount(b, minlength=len(v))
     _, key, _ = _edges(faces, len(v))
-    keys, uses = np.unique(key, return_counts=True)
+    keys, uses = unique_counts(key)  # the undirected edges once each, and their faces
+    a, b = keys // len(v), keys % len(v)
+    count = np.bincount(a, minlength=len(v)) + np.bincount(b, minlength=len(v))
     rim = np.zeros(len(v), bool)
-    rim[keys[uses == 1] // len(v)] = rim[keys[uses == 1] % len(v)] = True
+    rim[a[uses == 1]] = rim[b[uses == 1]] = True
     free = (count > 0) & ~rim
     out = v.copy()
     for _ in range(iterations):
@@ -200,9 +200,12 @@ def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, r
     ``before`` (a fold where a vertex moved past its neighbours) put back where they were."""
     out = after.copy()
     reference = face_cross(before, faces)
-    check = np.arange(len(faces))  # after the first round only faces with a vertex put back can change
+    check = None  # every face; after the first round only faces with a vertex put back can change
     for _ in range(rounds):
-        folded = check[np.einsum("ij,ij->i", reference[check], face_cross(out, faces[check])) < 0]
+        if check is None:
+            folded = np.flatnonzero(np.einsum("ij,ij->i", reference, face_cross(out, faces)) < 0)
+        else:
+            folded = check[np.einsum("ij,ij->i", reference[check], face_cross(out, faces[check])) < 0]
         if len(folded) == 0:
             break
         back = unique(faces[folded])

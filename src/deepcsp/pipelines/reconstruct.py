@@ -47,10 +47,10 @@ SUBDIVIDE_MAX_VERTICES = 600_000
 #: dev meshes' 10k-point clouds with noise 0.5% of the diagonal, NC +0.0018 and Chamfer-L1 0.995x
 #: (medians; benchmarks/RESULTS.md); 5 to 40 rounds gave about the same.
 SMOOTH_ROUNDS = 20
-#: Clouds of more points than this get no ``ReconstructionConfig.clean_smooth``: on 100k-point clean
-#: clouds of 3 training meshes 2 rounds cost Chamfer-L1 1.4% (median) for NC +0.0005; on 3k and 10k
-#: clouds of the 12 training and validation meshes they gave Chamfer-L1 0.988x and 0.990x, NC +0.0020
-#: and +0.0014 (medians).
+#: Clouds of more points than this get ``ReconstructionConfig.clean_smooth_dense`` rounds of clean
+#: smoothing instead of ``clean_smooth``: their meshes have edges of half a spacing and follow the samples
+#: closely, so more rounds cost distance (100k-point clouds of the 12 training and validation meshes:
+#: 1 / 2 / 3 rounds Chamfer-L1 0.998x / 1.008x / 1.015x, NC +0.0005 / +0.0005 / +0.0006, medians).
 CLEAN_SMOOTH_MAX_POINTS = 30_000
 #: ``ReconstructionConfig.seam_spacings``: on the 53 benchmark clouds with inconsistent edges, 1.5 spacings
 #: made closed clouds watertight on 12 of 13 at 10k (9 before) for Chamfer-L1 1.0007x and NC -0.0001 (medians
@@ -113,11 +113,16 @@ class ReconstructionConfig:
     median sample lies further than this many local spacings from it (a noisy cloud; measured: 0.13
     and 0.14 with noise 0.5% of the diagonal at 3k points and 0.25% at 10k, 0.001-0.074 on the
     clean dev clouds, 0.094 on the demo's 4-view scan); 0: never."""
-    clean_smooth: int = 2
+    clean_smooth: int = 3
     """Rounds of :func:`~deepcsp.pipelines.polish.taubin_smooth` for the mesh of a cloud that is not
     noisy (below ``smooth``) and has at most ``CLEAN_SMOOTH_MAX_POINTS`` points, after polishing:
     the wrinkle a mesh snapped and polished onto the point-set surface keeps at the scale of an
-    edge; 0: never."""
+    edge (10k-point clouds of the 12 training and validation meshes, against 2 rounds: 3 / 4 / 6
+    rounds Chamfer-L1 1.0005x / 1.004x / 1.012x, NC +0.0002 / +0.0003 / +0.0003, medians; 2 against
+    none: Chamfer-L1 0.993x, NC +0.0014); 0: never."""
+    clean_smooth_dense: int = 1
+    """Rounds of clean smoothing for a cloud of more than ``CLEAN_SMOOTH_MAX_POINTS`` points (see
+    there); 0: never."""
     rim_spacings: float = 1.5
     """Finally drop the faces that run on from a boundary further than this many local spacings
     from every sample (a hole's lip, an overshooting edge; :func:`~deepcsp.pipelines.holes.retract_rims`);
@@ -154,6 +159,7 @@ class ReconstructionConfig:
         f.number("rim_spacings", 0.0, 1e6)
         f.number("smooth", 0.0, 1e6)
         f.integer("clean_smooth", 0, 1000)
+        f.integer("clean_smooth_dense", 0, 1000)
         f.number("sign_topology", 0.0, 1e6)
 
 
@@ -243,7 +249,8 @@ def reconstruct_cloud(
         if progress is not None and filled.n_filled:
             progress({"stage": f"closed {filled.n_filled} of {filled.n_loops} boundary loops the cloud covers"})
         vertices, faces = filled.vertices, filled.faces
-    if (config.polish > 0 or config.smooth > 0 or config.clean_smooth > 0) and cloud is not None and len(faces):
+    smoothing = config.smooth > 0 or config.clean_smooth > 0 or config.clean_smooth_dense > 0
+    if (config.polish > 0 or smoothing) and cloud is not None and len(faces):
         vertices = _polish_and_smooth(vertices, faces, surface.vertices, gaps().spacing, config, progress)
     if config.rim_spacings > 0 and cloud is not None and len(faces):
         vertices, faces = retract_rims(vertices, faces, gaps(), config.rim_spacings)
@@ -256,8 +263,8 @@ def reconstruct_cloud(
 def _polish_and_smooth(vertices, faces, samples, spacing, config: ReconstructionConfig, progress) -> np.ndarray:
     """The mesh polished onto its samples where the cloud is clean (``config.polish``), then
     Taubin-smoothed: ``SMOOTH_ROUNDS`` rounds where the samples lie ``config.smooth`` spacings or
-    more off it (noise), ``config.clean_smooth`` rounds elsewhere when the cloud has at most
-    ``CLEAN_SMOOTH_MAX_POINTS`` samples."""
+    more off it (noise), else ``config.clean_smooth`` rounds, or ``config.clean_smooth_dense`` when
+    the cloud has more than ``CLEAN_SMOOTH_MAX_POINTS`` samples."""
     polished = polish(vertices, faces, samples, spacing, clean_below=config.polish)
     if progress is not None and polished.applied:
         progress({"stage": f"moved the mesh onto its samples (median offset {polished.residual:.2g} spacings)"})
@@ -267,7 +274,7 @@ def _polish_and_smooth(vertices, faces, samples, spacing, config: Reconstruction
     elif len(samples) <= CLEAN_SMOOTH_MAX_POINTS:
         rounds = config.clean_smooth
     else:
-        rounds = 0
+        rounds = config.clean_smooth_dense
     if rounds and progress is not None:
         what = "a noisy cloud" if noisy else "a clean cloud"
         progress({"stage": f"smoothing the mesh of {what} (median offset {polished.residual:.2g} spacings)"})
