@@ -99,6 +99,7 @@ ZERO_OK = {
     "reconstruct --polish",
     "reconstruct --smooth",
     "reconstruct --clean-smooth",
+    "reconstruct --clean-smooth-dense",
     "reconstruct --rim-spacings",
     "reconstruct --seam-spacings",
     "--config.threads",
