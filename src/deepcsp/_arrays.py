@@ -37,23 +37,23 @@ def bitmap_unique(a: np.ndarray, top: int) -> np.ndarray:
 def sort_unique(a: np.ndarray) -> np.ndarray:
     """Sorted unique values of an array (flattened), by sorting."""
     s = np.sort(np.asarray(a).ravel())
-    if len(s) < 2:
-        return s
-    first = np.empty(len(s), bool)
-    first[0] = True
-    np.not_equal(s[1:], s[:-1], out=first[1:])
-    return s[first]
+    return s[_run_starts(s)]
 
 
 def unique_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(values, counts)``: the sorted unique values of an array (flattened) and how often each
     occurs, as ``np.unique(a, return_counts=True)``, by one sort."""
     s = np.sort(np.asarray(a).ravel())
+    starts = np.flatnonzero(_run_starts(s))
+    return s[starts], np.diff(np.append(starts, len(s)))
+
+
+def _run_starts(s: np.ndarray) -> np.ndarray:
+    """``(len(s),)`` bool: where a run of equal values of the sorted array ``s`` starts."""
     first = np.empty(len(s), bool)
     first[:1] = True
     np.not_equal(s[1:], s[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    return s[starts], np.diff(np.append(starts, len(s)))
+    return first
 
 
 def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

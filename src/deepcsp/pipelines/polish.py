@@ -202,10 +202,9 @@ def keep_orientation(before: np.ndarray, after: np.ndarray, faces: np.ndarray, r
     reference = face_cross(before, faces)
     check = None  # every face; after the first round only faces with a vertex put back can change
     for _ in range(rounds):
-        if check is None:
-            folded = np.flatnonzero(np.einsum("ij,ij->i", reference, face_cross(out, faces)) < 0)
-        else:
-            folded = check[np.einsum("ij,ij->i", reference[check], face_cross(out, faces[check])) < 0]
+        rows = slice(None) if check is None else check  # a slice: views, no copies of every face
+        turned = np.einsum("ij,ij->i", reference[rows], face_cross(out, faces[rows])) < 0
+        folded = np.flatnonzero(turned) if check is None else check[turned]
         if len(folded) == 0:
             break
         back = unique(faces[folded])
