@@ -100,6 +100,7 @@ ZERO_OK = {
     "reconstruct --smooth",
     "reconstruct --clean-smooth",
     "reconstruct --clean-smooth-dense",
+    "reconstruct --turned-degrees",
     "reconstruct --rim-spacings",
     "reconstruct --seam-spacings",
     "--config.threads",

@@ -5,7 +5,13 @@ import pytest
 
 from deepcsp.extract.topology import mesh_stats
 from deepcsp.geometry.cleanup import face_areas
-from deepcsp.pipelines.polish import median_edge_length, midpoint_subdivide, polish, taubin_smooth
+from deepcsp.pipelines.polish import (
+    median_edge_length,
+    midpoint_subdivide,
+    polish,
+    smooth_turned_faces,
+    taubin_smooth,
+)
 
 SPACING = 0.025
 
@@ -128,6 +134,73 @@ def test_a_clean_clouds_mesh_loses_its_edge_scale_wrinkle_and_a_noisy_ones_gets_
     noisy = _plane_samples(noise=0.5 * SPACING)
     out = _polish_and_smooth(wrinkled, f, noisy, np.full(len(noisy), SPACING), cfg, None)
     np.testing.assert_allclose(out, taubin_smooth(wrinkled, f, SMOOTH_ROUNDS))
+
+
+def _folded(v: np.ndarray, f: np.ndarray, height: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """``v`` with its centre vertex raised ``height`` edges (1.5: its six faces turn by more than 45
+    degrees) and a wrinkle of 0.05 edges everywhere; and which vertices lie within two rings of the
+    centre one."""
+    out = v.copy()
+    out[:, 2] += np.random.default_rng(2).normal(size=len(v)) * 0.05 * SPACING
+    centre = int(np.argmin(np.linalg.norm(v, axis=1)))
+    out[centre, 2] += height * SPACING
+    near = np.zeros(len(v), bool)
+    near[centre] = True
+    for _ in range(3):  # the turned faces' vertices, then two rings
+        near[f[near[f].any(axis=1)].ravel()] = True
+    return out, near
+
+
+def test_turned_faces_are_smoothed_and_nothing_else_moves():
+    """``smooth_turned_faces``: a spike on a plane, whose faces turn by more than 45 degrees from the
+    plane's normal, comes down to about half its height; vertices more than two rings from the
+    turned faces keep their wrinkle bit for bit; 0 degrees, or a reference the faces agree with, leaves all."""
+    v, f = _grid(41)  # edges of SPACING
+    folded, near = _folded(v, f)
+    up = np.tile([0.0, 0.0, 1.0], (len(f), 1))
+    out = smooth_turned_faces(folded, f, up, 45.0)
+    assert out.n_turned == 6
+    centre = int(np.argmin(np.linalg.norm(v, axis=1)))
+    assert out.vertices[centre, 2] < 0.6 * folded[centre, 2]  # measured: 0.54x
+    np.testing.assert_array_equal(out.vertices[~near], folded[~near])
+    assert not np.array_equal(out.vertices[near], folded[near])
+    np.testing.assert_array_equal(smooth_turned_faces(folded, f, up, 0.0).vertices, folded)
+    sideways = np.tile([1.0, 0.0, 0.0], (len(f), 1))  # every face but a few of the spike's is turned from this
+    assert smooth_turned_faces(folded, f, sideways, 45.0).n_turned >= len(f) - 6
+    flat = smooth_turned_faces(v, f, up, 45.0)
+    assert flat.n_turned == 0 and np.array_equal(flat.vertices, v)
+
+
+def test_a_clean_clouds_turned_faces_are_smoothed_only_when_the_cloud_is_sparse_and_normals_are_given(monkeypatch):
+    """The reconstruction smooths around turned faces (``ReconstructionConfig.turned_degrees``) after
+    clean smoothing, on clouds of at most ``CLEAN_SMOOTH_MAX_POINTS`` samples that are not noisy, given
+    the surface's normals; otherwise the mesh is what clean smoothing alone gives."""
+    from dataclasses import replace
+
+    import deepcsp.pipelines.reconstruct as reconstruct
+
+    v, f = _grid(41)
+    folded, _ = _folded(v, f, 3.0)  # polishing and clean smoothing leave 1.25 edges of it (measured)
+    clean = _plane_samples()
+    cfg = reconstruct.ReconstructionConfig()
+    assert cfg.turned_degrees > 0
+
+    def up(points):
+        return np.tile([0.0, 0.0, 1.0], (len(points), 1))
+
+    def run(config=cfg, normals=up, samples=clean):
+        return reconstruct._polish_and_smooth(folded, f, samples, np.full(len(samples), SPACING), config, None, normals)
+
+    plain = run(normals=None)
+    np.testing.assert_array_equal(run(replace(cfg, turned_degrees=0.0)), plain)
+    turned = run()
+    assert not np.array_equal(turned, plain)
+    centre = int(np.argmin(np.linalg.norm(v, axis=1)))
+    assert turned[centre, 2] < plain[centre, 2] - 0.25 * SPACING  # measured: 0.89 against 1.25 edges
+    noisy = _plane_samples(noise=0.5 * SPACING)
+    np.testing.assert_array_equal(run(samples=noisy), run(normals=None, samples=noisy))
+    monkeypatch.setattr(reconstruct, "CLEAN_SMOOTH_MAX_POINTS", len(clean) - 1)
+    np.testing.assert_array_equal(run(), run(normals=None))
 
 
 def test_a_dense_clean_clouds_mesh_gets_its_own_rounds_of_clean_smoothing(monkeypatch):

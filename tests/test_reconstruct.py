@@ -224,14 +224,15 @@ def test_cli_refuses_nan_clouds_in_one_line(tmp_path, capsys):
 
 def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
     """``deepcsp reconstruct``'s --fill-holes / --polish / --smooth / --clean-smooth / --clean-smooth-dense /
-    --seam-spacings default to the pipeline's own defaults and, when given, are what the pipeline runs with."""
+    --turned-degrees / --seam-spacings default to the pipeline's own defaults and, when given, are what
+    the pipeline runs with."""
     import tyro
 
     from deepcsp.cli.reconstruct import ReconstructCommand
 
     cloud = tmp_path / "c.npy"
     default = tyro.cli(ReconstructCommand, args=[str(cloud)]).config()
-    fields = ("fill_holes", "polish", "smooth", "clean_smooth", "clean_smooth_dense", "seam_spacings")
+    fields = ("fill_holes", "polish", "smooth", "clean_smooth", "clean_smooth_dense", "turned_degrees", "seam_spacings")
     assert [getattr(default, k) for k in fields] == [getattr(ReconstructionConfig, k) for k in fields]
     cfg = tyro.cli(
         ReconstructCommand,
@@ -246,11 +247,13 @@ def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
             "5",
             "--clean-smooth-dense",
             "0",
+            "--turned-degrees",
+            "30",
             "--seam-spacings",
             "0",
         ],
     ).config()
-    assert [getattr(cfg, k) for k in fields] == [False, 0.0, 0.3, 5, 0, 0.0]
+    assert [getattr(cfg, k) for k in fields] == [False, 0.0, 0.3, 5, 0, 30.0, 0.0]
 
 
 def test_denser_grids_per_spacing_give_finer_cloud_fields(rng):

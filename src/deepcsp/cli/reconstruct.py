@@ -48,6 +48,9 @@ class ReconstructCommand:
     30,000 points; 0: never."""
     clean_smooth_dense: int = 1
     """The same for clouds of more than 30,000 points (their meshes follow the samples closer); 0: never."""
+    turned_degrees: float = 45.0
+    """Up to 30,000 points, smooth again around the faces turned more than this many degrees from the
+    point-set surface after clean smoothing (2 rounds, two rings of neighbours); 0: never."""
     rim_spacings: float = 1.5
     """Finally drop the faces that run on from a boundary further than this many local spacings from
     every sample; 0: never."""
@@ -95,6 +98,7 @@ class ReconstructCommand:
             finite_float(flag, value, 0.0, 1e6)
         nonnegative_int("--clean-smooth", self.clean_smooth, 1000)
         nonnegative_int("--clean-smooth-dense", self.clean_smooth_dense, 1000)
+        finite_float("--turned-degrees", self.turned_degrees, 0.0, 90.0)
         device("--device", self.device)
 
     def config(self):
@@ -118,6 +122,7 @@ class ReconstructCommand:
             smooth=self.smooth,
             clean_smooth=self.clean_smooth,
             clean_smooth_dense=self.clean_smooth_dense,
+            turned_degrees=self.turned_degrees,
             rim_spacings=self.rim_spacings,
             seam_spacings=self.seam_spacings,
         )

@@ -680,6 +680,12 @@ class PointSetSurface:
         )
         return cls(pts, patches, spacing, density_ref, config, summary)
 
+    def normals_near(self, points: np.ndarray) -> np.ndarray:
+        """``(M, 3)`` unit normals (unoriented) of the patches of the cleaned points nearest to
+        ``points : (M, 3)``."""
+        _, nearest = self.tree.query(np.asarray(points, np.float64), k=1, workers=-1)
+        return self.patches.frames[np.asarray(nearest, np.int64), 2]
+
     def query(self, points, chunk: int = 65536) -> ClosestPoints:
         """Closest points on the surface for ``points : (M, 3)`` (the mesh oracles' interface;
         ``face_ids`` are the nearest sample of each closest point)."""

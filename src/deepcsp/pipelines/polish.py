@@ -83,12 +83,18 @@ def polish(
 
 
 def taubin_smooth(
-    vertices: np.ndarray, faces: np.ndarray, iterations: int, lam: float = 0.5, mu: float = -0.53
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    iterations: int,
+    lam: float = 0.5,
+    mu: float = -0.53,
+    movable: np.ndarray | None = None,
 ) -> np.ndarray:
     """``vertices (V, 3)`` after ``iterations`` rounds of Taubin's lambda|mu smoothing over the
     mesh's edges (a low-pass filter that, unlike plain Laplacian smoothing, barely shrinks the
     mesh): the ripple a noisy cloud leaves at the scale of a few edges. Boundary vertices stay
-    (an open sheet keeps its rim); a vertex whose faces would turn over goes back."""
+    (an open sheet keeps its rim), and so do those outside ``movable (V,)`` bool when given; a
+    vertex whose faces would turn over goes back."""
     v = np.asarray(vertices, np.float64)
     if iterations == 0 or len(faces) == 0:
         return v
@@ -99,6 +105,8 @@ def taubin_smooth(
     rim = np.zeros(len(v), bool)
     rim[a[uses == 1]] = rim[b[uses == 1]] = True
     free = (count > 0) & ~rim
+    if movable is not None:
+        free &= movable
     out = v.copy()
     for _ in range(iterations):
         for step in (lam, mu):
@@ -108,6 +116,43 @@ def taubin_smooth(
             moved = out + step * (total / np.maximum(count, 1)[:, None] - out)
             out = np.where(free[:, None], moved, out)
     return keep_orientation(v, out, faces)
+
+
+@dataclass
+class TurnedSmoothing:
+    """A mesh's ``vertices (V, 3)`` after :func:`smooth_turned_faces`, and how many of its faces
+    were turned (``n_turned``)."""
+
+    vertices: np.ndarray
+    n_turned: int
+
+
+def smooth_turned_faces(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    reference: np.ndarray,
+    degrees: float,
+    rings: int = 2,
+    iterations: int = 2,
+) -> TurnedSmoothing:
+    """Taubin-smooth a mesh only around its faces turned more than ``degrees`` away from
+    ``reference (F, 3)``, unit normals of the surface near each face (sign ignored): those faces'
+    vertices and ``rings`` rings of their neighbours get ``iterations`` rounds, the rest stays.
+    A mesh snapped onto a point-set surface keeps small creases and folds a face or two across
+    (next to true creases and close sheets) that one pass of global smoothing leaves and more
+    passes would blur everywhere."""
+    v = np.asarray(vertices, np.float64)
+    if len(faces) == 0 or degrees <= 0:
+        return TurnedSmoothing(v, 0)
+    normals = face_cross(v, faces)
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+    turned = np.abs(np.einsum("ij,ij->i", normals, reference)) < np.cos(np.radians(degrees))
+    movable = np.zeros(len(v), bool)
+    movable[faces[turned].ravel()] = True
+    for _ in range(rings):
+        movable[faces[movable[faces].any(axis=1)].ravel()] = True
+    n_turned = int(turned.sum())
+    return TurnedSmoothing(taubin_smooth(v, faces, iterations, movable=movable) if n_turned else v, n_turned)
 
 
 def _normal_offsets(

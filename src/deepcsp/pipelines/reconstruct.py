@@ -39,7 +39,14 @@ from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index, weld_m
 from deepcsp.geometry.closest import ClosestPoints
 from deepcsp.geometry.pointset import CloudSummary
 from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, retract_rims, trim_holes
-from deepcsp.pipelines.polish import keep_orientation, median_edge_length, midpoint_subdivide, polish, taubin_smooth
+from deepcsp.pipelines.polish import (
+    keep_orientation,
+    median_edge_length,
+    midpoint_subdivide,
+    polish,
+    smooth_turned_faces,
+    taubin_smooth,
+)
 
 #: Meshes with more vertices than this are not subdivided before snapping (1M-point clouds).
 SUBDIVIDE_MAX_VERTICES = 600_000
@@ -63,6 +70,15 @@ SEAM_SPACINGS = 1.5
 #: points (2.0-2.6 at 100k with noise 0.25%), each had a face that saw its rim all round (0.03-0.45),
 #: and 3.0-4.2 deep at 100k.
 HOLE_OVERSHOOT = 2.75
+#: ``ReconstructionConfig.turned_degrees``: rings of neighbours and Taubin rounds of the smoothing
+#: around turned faces (:func:`~deepcsp.pipelines.polish.smooth_turned_faces`). On the 12 training and
+#: validation meshes' 10k-point clouds (scratch, 2026-12-05): 30 / 45 / 60 degrees with 1-3 rings and
+#: 2-3 rounds all gave Chamfer-L1 0.997-1.000x and NC +0.0002 to +0.0004 (medians, higher on 9-10 of
+#: 12), 5 rounds Chamfer-L1 1.000-1.003x; at 3k points (45 degrees, 2 rings, 2 rounds) 0.994x, NC
+#: +0.0006 (higher on 12 of 12); at 100k points NC +0.0001-0.0002 for Chamfer-L1 1.004-1.013x, so
+#: dense clouds are left alone.
+TURNED_RINGS = 2
+TURNED_ROUNDS = 2
 
 
 @dataclass
@@ -123,6 +139,11 @@ class ReconstructionConfig:
     clean_smooth_dense: int = 1
     """Rounds of clean smoothing for a cloud of more than ``CLEAN_SMOOTH_MAX_POINTS`` points (see
     there); 0: never."""
+    turned_degrees: float = 45.0
+    """After clean smoothing (clouds of at most ``CLEAN_SMOOTH_MAX_POINTS`` points), smooth again
+    around the faces turned more than this many degrees from the point-set surface's normal near
+    them (``TURNED_ROUNDS`` rounds over them and ``TURNED_RINGS`` rings of neighbours;
+    :func:`~deepcsp.pipelines.polish.smooth_turned_faces`); 0: never."""
     rim_spacings: float = 1.5
     """Finally drop the faces that run on from a boundary further than this many local spacings
     from every sample (a hole's lip, an overshooting edge; :func:`~deepcsp.pipelines.holes.retract_rims`);
@@ -160,6 +181,7 @@ class ReconstructionConfig:
         f.number("smooth", 0.0, 1e6)
         f.integer("clean_smooth", 0, 1000)
         f.integer("clean_smooth_dense", 0, 1000)
+        f.number("turned_degrees", 0.0, 90.0)
         f.number("sign_topology", 0.0, 1e6)
 
 
@@ -251,7 +273,8 @@ def reconstruct_cloud(
         vertices, faces = filled.vertices, filled.faces
     smoothing = config.smooth > 0 or config.clean_smooth > 0 or config.clean_smooth_dense > 0
     if (config.polish > 0 or smoothing) and cloud is not None and len(faces):
-        vertices = _polish_and_smooth(vertices, faces, surface.vertices, gaps().spacing, config, progress)
+        normals_near = None if pss is None else functools.partial(_normals_near, pss, fld.normalization)
+        vertices = _polish_and_smooth(vertices, faces, surface.vertices, gaps().spacing, config, progress, normals_near)
     if config.rim_spacings > 0 and cloud is not None and len(faces):
         vertices, faces = retract_rims(vertices, faces, gaps(), config.rim_spacings)
     t2 = time.perf_counter()
@@ -260,25 +283,36 @@ def reconstruct_cloud(
     )
 
 
-def _polish_and_smooth(vertices, faces, samples, spacing, config: ReconstructionConfig, progress) -> np.ndarray:
+def _polish_and_smooth(
+    vertices, faces, samples, spacing, config: ReconstructionConfig, progress, normals_near=None
+) -> np.ndarray:
     """The mesh polished onto its samples where the cloud is clean (``config.polish``), then
     Taubin-smoothed: ``SMOOTH_ROUNDS`` rounds where the samples lie ``config.smooth`` spacings or
     more off it (noise), else ``config.clean_smooth`` rounds, or ``config.clean_smooth_dense`` when
-    the cloud has more than ``CLEAN_SMOOTH_MAX_POINTS`` samples."""
+    the cloud has more than ``CLEAN_SMOOTH_MAX_POINTS`` samples; a clean cloud of at most that many
+    is then smoothed again around its turned faces (``config.turned_degrees``), when
+    ``normals_near`` (points ``(M, 3)`` -> the surface's unit normals near them) is given."""
     polished = polish(vertices, faces, samples, spacing, clean_below=config.polish)
     if progress is not None and polished.applied:
         progress({"stage": f"moved the mesh onto its samples (median offset {polished.residual:.2g} spacings)"})
     noisy = 0 < config.smooth <= polished.residual
+    sparse = len(samples) <= CLEAN_SMOOTH_MAX_POINTS
     if noisy:
         rounds = SMOOTH_ROUNDS
-    elif len(samples) <= CLEAN_SMOOTH_MAX_POINTS:
-        rounds = config.clean_smooth
     else:
-        rounds = config.clean_smooth_dense
+        rounds = config.clean_smooth if sparse else config.clean_smooth_dense
     if rounds and progress is not None:
         what = "a noisy cloud" if noisy else "a clean cloud"
         progress({"stage": f"smoothing the mesh of {what} (median offset {polished.residual:.2g} spacings)"})
-    return taubin_smooth(polished.vertices, faces, rounds)
+    smoothed = taubin_smooth(polished.vertices, faces, rounds)
+    if noisy or not sparse or config.turned_degrees == 0 or normals_near is None:
+        return smoothed
+    turned = smooth_turned_faces(
+        smoothed, faces, normals_near(smoothed[faces].mean(axis=1)), config.turned_degrees, TURNED_RINGS, TURNED_ROUNDS
+    )
+    if progress is not None and turned.n_turned:
+        progress({"stage": f"smoothed around {turned.n_turned} faces turned from the point-set surface"})
+    return turned.vertices
 
 
 def snap_to_surface(vertices: np.ndarray, pss, normalization) -> np.ndarray:
@@ -288,6 +322,12 @@ def snap_to_surface(vertices: np.ndarray, pss, normalization) -> np.ndarray:
     if len(vertices) == 0:
         return vertices
     return normalization.to_input(pss.project(normalization.to_normalized(np.asarray(vertices, np.float64))))
+
+
+def _normals_near(pss, normalization, points: np.ndarray) -> np.ndarray:
+    """Unit normals of a point-set surface (normalised coordinates) near ``points`` (input
+    coordinates; the normalisation scales uniformly, so directions carry over)."""
+    return pss.normals_near(normalization.to_normalized(np.asarray(points, np.float64)))
 
 
 def _on_surface(pss, normalization, points: np.ndarray) -> np.ndarray:
