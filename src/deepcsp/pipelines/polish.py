@@ -152,7 +152,14 @@ def smooth_turned_faces(
     for _ in range(rings):
         movable[faces[movable[faces].any(axis=1)].ravel()] = True
     n_turned = int(turned.sum())
-    return TurnedSmoothing(taubin_smooth(v, faces, iterations, movable=movable) if n_turned else v, n_turned)
+    if n_turned == 0:
+        return TurnedSmoothing(v, 0)
+    # only the faces around movable vertices take part: each of those has all its edges there (so the
+    # same neighbours and rim), and the smoothing of the whole mesh would move nothing else
+    used, local = np.unique(faces[movable[faces].any(axis=1)], return_inverse=True)
+    out = v.copy()
+    out[used] = taubin_smooth(v[used], local.reshape(-1, 3), iterations, movable=movable[used])
+    return TurnedSmoothing(out, n_turned)
 
 
 def _normal_offsets(
