@@ -163,6 +163,8 @@ def test_turned_faces_are_smoothed_and_nothing_else_moves():
     centre = int(np.argmin(np.linalg.norm(v, axis=1)))
     assert out.vertices[centre, 2] < 0.6 * folded[centre, 2]  # measured: 0.54x
     np.testing.assert_array_equal(out.vertices[~near], folded[~near])
+    # smoothed on the faces around the movable vertices alone: as over the whole mesh, bit for bit
+    np.testing.assert_array_equal(out.vertices, taubin_smooth(folded, f, 2, movable=near))
     assert not np.array_equal(out.vertices[near], folded[near])
     np.testing.assert_array_equal(smooth_turned_faces(folded, f, up, 0.0).vertices, folded)
     sideways = np.tile([1.0, 0.0, 0.0], (len(f), 1))  # every face but a few of the spike's is turned from this
