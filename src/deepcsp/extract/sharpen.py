@@ -26,7 +26,7 @@ import numpy as np
 
 from deepcsp.extract.grid import Queries, unit
 from deepcsp.extract.topology import boundary_half_edges
-from deepcsp.geometry.cleanup import face_cross, vertex_normals
+from deepcsp.geometry.cleanup import face_cross, face_normals, vertex_normals
 
 #: Stencil directions: the 26 neighbours of a grid cell, unit length (the 6 axis and 8 diagonal
 #: directions alone: airplane_holes NC 0.9837 instead of 0.9844, the bottomless cube's Chamfer 1.4x).
@@ -132,8 +132,7 @@ def _quadric_steps(vertices: np.ndarray, feet: np.ndarray, normals: np.ndarray, 
 def _bent(vertices: np.ndarray, faces: np.ndarray, vn: np.ndarray) -> np.ndarray:
     """``(V,)`` bool: vertices with a face whose normal leaves their normal ``vn (V, 3)`` by more
     than ``BENT`` (a mesh flat around a vertex has no crease to find there)."""
-    fn = face_cross(vertices, faces)
-    fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
+    fn = face_normals(vertices, faces)
     lowest = np.ones(len(vertices))
     for k in range(3):
         np.minimum.at(lowest, faces[:, k], (fn * vn[faces[:, k]]).sum(1))

@@ -12,6 +12,7 @@ from deepcsp.constants import REFINE_BUDGET, REFINE_GAP, REFINE_MIN_CELLS, REFIN
 from deepcsp.fields import encodings
 from deepcsp.fields.encodings import BandGrid, corner_ids, grid_vertices
 from deepcsp.fields.meshcodec import MeshSource
+from deepcsp.geometry.cleanup import face_normals
 
 
 @dataclass
@@ -196,9 +197,7 @@ def outside_bits(
     (inconsistently oriented components)."""
     from deepcsp.geometry.inside import outside_mask
 
-    tri = vertices[faces[face_ids]]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
+    fn = face_normals(vertices, faces[face_ids])
     d = points - closest
     u = np.linalg.norm(d, axis=1)
     along = (d * fn).sum(1)

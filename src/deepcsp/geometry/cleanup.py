@@ -21,6 +21,12 @@ def face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.stack([x, y, e1[0] * e2[1] - e1[1] * e2[0]], axis=1)
 
 
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(F, 3)`` unit face normals (winding order; zero for a degenerate face)."""
+    fn = face_cross(vertices, faces)
+    return fn / np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
+
+
 def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """``(F,)`` triangle areas."""
     return 0.5 * np.linalg.norm(face_cross(vertices, faces), axis=1)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepcsp.geometry.cleanup import face_normals
+
 
 @dataclass
 class ClosestPoints:
@@ -124,9 +126,7 @@ class MeshOracle:
 
     def face_normals(self) -> np.ndarray:
         """(F, 3) unit face normals (winding order)."""
-        tri = self.vertices[self.faces]
-        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
+        return face_normals(self.vertices, self.faces)
 
 
 class CloudOracle:

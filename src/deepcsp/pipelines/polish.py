@@ -20,7 +20,7 @@ import numpy as np
 
 from deepcsp._arrays import unique, unique_counts
 from deepcsp.extract.topology import _edges
-from deepcsp.geometry.cleanup import face_cross, vertex_normals
+from deepcsp.geometry.cleanup import face_cross, face_normals, vertex_normals
 from deepcsp.geometry.closest import MeshOracle
 
 
@@ -144,16 +144,14 @@ def smooth_turned_faces(
     v = np.asarray(vertices, np.float64)
     if len(faces) == 0 or degrees <= 0:
         return TurnedSmoothing(v, 0)
-    normals = face_cross(v, faces)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
-    turned = np.abs(np.einsum("ij,ij->i", normals, reference)) < np.cos(np.radians(degrees))
+    turned = np.abs(np.einsum("ij,ij->i", face_normals(v, faces), reference)) < np.cos(np.radians(degrees))
+    n_turned = int(turned.sum())
+    if n_turned == 0:
+        return TurnedSmoothing(v, 0)
     movable = np.zeros(len(v), bool)
     movable[faces[turned].ravel()] = True
     for _ in range(rings):
         movable[faces[movable[faces].any(axis=1)].ravel()] = True
-    n_turned = int(turned.sum())
-    if n_turned == 0:
-        return TurnedSmoothing(v, 0)
     # only the faces around movable vertices take part: each of those has all its edges there (so the
     # same neighbours and rim), and the smoothing of the whole mesh would move nothing else
     used, local = np.unique(faces[movable[faces].any(axis=1)], return_inverse=True)
