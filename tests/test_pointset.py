@@ -62,6 +62,25 @@ def test_projection_progress_starts_at_zero_and_ends_at_the_total(rng):
     assert sorted(r[0] for r in records[1:]) == [1000, 2000, 2500]
 
 
+def test_projection_in_chunks_gives_the_same_points_and_leaves_torchs_threads_as_they_were(rng):
+    """The projection's threads share torch's threads for its duration only; chunked or not, and
+    with any number of torch threads, the points are the same bit for bit."""
+    import torch
+
+    pss = PointSetSurface.build(sphere_cloud(rng, 1000))
+    q = sphere_cloud(rng, 2500, 0.31)
+    before = torch.get_num_threads()
+    whole = pss.project(q)
+    try:
+        torch.set_num_threads(3)
+        chunked = pss.project(q, chunk=600)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(chunked, whole)
+    assert torch.get_num_threads() == before
+
+
 def test_open_cylinder_projection_and_its_rims(rng):
     n = 6000
     t, z = rng.uniform(0, 2 * np.pi, n), rng.uniform(-0.3, 0.3, n)

