@@ -320,11 +320,43 @@ def test_closed_clouds_take_their_signs_from_a_mesh_that_keeps_narrow_gaps_open(
     at = grid_vertices(grid.res, grid.half, ids=grid.active.cpu()[rows]).double().numpy()
     outside = np.abs(winding_numbers(fld.normalization.to_normalized(truth.vertices), truth.faces, at)) < 0.5
     wrong_first = int((grid.outside.cpu().numpy()[rows] != outside).sum())
-    fine_closed = _fine_closed(fld, extract, ReconstructionConfig().sign_topology * fit.cloud.spacing, 0.002)
+    default = ReconstructionConfig()
+    fine_closed = _fine_closed(
+        fld, extract, default.sign_topology * fit.cloud.spacing, default.sign_topology_max, 0.002
+    )
     assert fine_closed is not None
     set_sides(fld, fine_closed)
     wrong_fine = int((grid.outside.cpu().numpy()[rows] != outside).sum())
     assert wrong_fine <= 0.7 * wrong_first, (wrong_fine, wrong_first)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "half_spacings", "bound", "expected"),
+    [
+        (496, 705, 256, 256),  # a dense cloud on a fine grid: bounded (its 100k dragon, 12 s -> 2.5 s)
+        (496, 705, 0, 496),  # unbounded: within a halving of the full grid, so the full grid
+        (256, 230, 256, 256),  # a 10k cloud: the bound is the grid itself, nothing changes
+        (256, 170, 256, 170),  # a coarser cloud: its own half-spacing grid
+    ],
+)
+def test_the_sign_meshs_topology_grid_is_bounded(monkeypatch, resolution, half_spacings, bound, expected):
+    """``ReconstructionConfig.sign_topology_max`` bounds the sign mesh's topology grid, which
+    otherwise has cells of half a sample spacing (``half_spacings`` per axis) up to the full
+    extraction grid."""
+    import deepcsp.pipelines.reconstruct as rec
+    from deepcsp.extract import ExtractConfig
+
+    class Asked(Exception):
+        pass
+
+    def extract_mesh(fld, config):
+        raise Asked(config.topology_resolution)
+
+    monkeypatch.setattr(rec, "topology_plan", lambda fld, config, signed: (48, 2))
+    monkeypatch.setattr(rec, "extract_mesh", extract_mesh)
+    with pytest.raises(Asked) as asked:
+        rec._fine_closed(None, ExtractConfig(resolution=resolution), 1.0 / half_spacings, bound, 0.002)
+    assert asked.value.args[0] == expected
 
 
 @pytest.mark.gpu
