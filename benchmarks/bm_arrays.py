@@ -1,6 +1,8 @@
 """Set operations on integer keys: numpy's ``np.unique`` / ``np.setdiff1d`` against ``deepcsp._arrays``,
 on scattered int64 keys each repeated 4 times (like the edges shared by grid cells): keys spread over
 2^40 (sorted) and corner keys of a 257^3 grid (marked in a bitmap; ``sort s``: the sort path on them).
+Then the edges of a shell of grid cells (``grid.cell_edges``: 12 shifted copies of the cells' keys) by
+``unique`` of all the sums against ``shifted_unique`` (merging the copies' sorted runs).
 
 Run:  python benchmarks/bm_arrays.py [--sizes 1000000 4000000]
 """
@@ -54,6 +56,44 @@ def main() -> None:
                 }
             )
     print_table(rows, list(rows[0]))
+    print_table(_shell_edges(rng), ["grid", "cells", "edges", "unique s", "shifted_unique s", "ratio"])
+
+
+def _shell_edges(rng: np.random.Generator) -> list[dict]:
+    """The 12 edge keys of the cells within 3 cells of a sphere (in random order), at two grids."""
+    from deepcsp.extract.grid import OTHER
+
+    rows = []
+    for R in (256, 496):
+        ax = np.arange(R)
+        ijk = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+        cells = ijk[np.abs(np.linalg.norm(ijk + 0.5 - R / 2, axis=1) - 0.3 * R) < 3.0]
+        cells = cells[rng.permutation(len(cells))]
+        n1 = R + 1
+        stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
+        shifts = np.array(
+            [
+                3 * (d1 * stride[a1] + d2 * stride[a2]) + axis
+                for axis, (a1, a2) in enumerate(OTHER)
+                for d1 in (0, 1)
+                for d2 in (0, 1)
+            ]
+        )
+        base = 3 * (cells @ stride)
+        t_all, a = _seconds(_arrays.unique, base[:, None] + shifts[None])
+        t_runs, b = _seconds(_arrays.shifted_unique, base, shifts)
+        assert np.array_equal(a, b)
+        rows.append(
+            {
+                "grid": R,
+                "cells": f"{len(cells):,}",
+                "edges": f"{len(a):,}",
+                "unique s": f"{t_all:.2f}",
+                "shifted_unique s": f"{t_runs:.2f}",
+                "ratio": f"{t_all / t_runs:.1f}x",
+            }
+        )
+    return rows
 
 
 if __name__ == "__main__":

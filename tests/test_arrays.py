@@ -39,6 +39,19 @@ def test_unique_by_bitmap_or_sort_gives_numpys_answer(rng, dtype, top):
     assert np.array_equal(_arrays.sort_unique(a), np.unique(a))
 
 
+@pytest.mark.parametrize("n", [0, 1, 500])
+@pytest.mark.parametrize("top", [40, 10**9])
+@pytest.mark.parametrize("low", [0, -30])
+def test_shifted_unique_gives_the_unique_sums(rng, n, top, low):
+    """Keys plus every shift, repeated keys and shifts in any order: the sorted unique sums, by the
+    bitmap (a dense range), the merged runs (a sparse one) or the sort (negative sums)."""
+    keys = rng.integers(low, top, n)
+    shifts = rng.permutation(np.array([0, 1, 7, 7, 2 * top, low], np.int64))
+    expected = np.unique(keys[:, None] + shifts[None])
+    got = _arrays.shifted_unique(keys, shifts)
+    assert np.array_equal(got, expected) and got.dtype == expected.dtype
+
+
 @pytest.mark.parametrize("n", [0, 1, 2, 1000])
 def test_unique_counts_matches_numpy(rng, n):
     a = rng.integers(-50, 50, n)

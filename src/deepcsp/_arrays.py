@@ -27,6 +27,27 @@ def unique(a: np.ndarray) -> np.ndarray:
     return sort_unique(a)
 
 
+def shifted_unique(keys: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Sorted unique values of ``keys[:, None] + shifts[None]``, as :func:`unique` gives them.
+
+    Shifted copies of sorted keys are sorted runs, which a stable sort (timsort) merges instead of
+    sorting afresh: the 12 edges of 1.7M grid cells at a 496 grid (keys too sparse for a bitmap) in
+    0.3 s against 1.6 s (``benchmarks/bm_arrays.py``). Where :func:`unique` would use a bitmap,
+    it does."""
+    keys = np.asarray(keys).ravel()
+    shifts = np.asarray(shifts).ravel()
+    n = len(keys) * len(shifts)
+    if n == 0:
+        return np.zeros(0, np.result_type(keys, shifts))
+    if keys.dtype.kind in "iu" and int(keys.min()) + int(shifts.min()) >= 0:
+        top = int(keys.max()) + int(shifts.max())
+        if top < min(BITMAP_SPAN * n, BITMAP_MAX):
+            return bitmap_unique((keys[:, None] + shifts[None]).ravel(), top)
+    sorted_keys = unique(keys)
+    runs = np.sort(np.concatenate([sorted_keys + s for s in np.sort(shifts)]), kind="stable")
+    return runs[_run_starts(runs)]
+
+
 def bitmap_unique(a: np.ndarray, top: int) -> np.ndarray:
     """Sorted unique values of non-negative integers at most ``top``, marked in a bitmap."""
     seen = np.zeros(top + 1, bool)

@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from deepcsp._arrays import unique
+from deepcsp._arrays import shifted_unique
 from deepcsp.fields.batched import QUERY_CHUNK, map_rows
 from deepcsp.fields.query import Field
 
@@ -69,7 +69,7 @@ def cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
         for d1 in (0, 1)
         for d2 in (0, 1)
     ]
-    return unique((base[:, None] + np.array(offsets, dtype=np.int64)[None]).reshape(-1))
+    return shifted_unique(base, np.array(offsets, dtype=np.int64))
 
 
 def corner_keys(cells: np.ndarray, stride: np.ndarray) -> np.ndarray:

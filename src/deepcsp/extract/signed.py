@@ -112,8 +112,8 @@ def _close(
     key = lambda c: (c * stride).sum(-1)  # noqa: E731  (cell = its lowest corner)
     have = unique(key(cells))
     added = 0
+    edges = _crossed_edges(cells, sc, stride)
     for rnd in range(max_rounds + 1):
-        edges = _crossed_edges(cells, sc, stride)
         qc = quad_cells(edges, sc.n1).reshape(-1, 3)
         qc = qc[((qc >= 0) & (qc < R)).all(1)]
         need = setdiff(key(qc), have)
@@ -126,6 +126,8 @@ def _close(
         cells = np.concatenate([cells, new])
         have = union(have, need)
         added += len(need)
+        # the corners evaluated before keep their signs: only the new cells' edges can add crossings
+        edges = union(edges, _crossed_edges(new, sc, stride))
     import warnings
 
     warnings.warn(
