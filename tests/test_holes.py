@@ -58,6 +58,16 @@ def test_ear_clip_closes_a_hole_consistently_and_never_reuses_an_edge():
     # a loop whose every diagonal is already an edge of the mesh cannot be clipped
     quad = np.array([[0, 1, 2], [0, 2, 3], [1, 3, 2]])  # 1-3 and 0-2 both taken
     assert ear_clip(np.eye(4, 3), np.array([0, 3, 2, 1]), edge_keys(quad, 4)) is None
+    # the edges among the loops' vertices alone answer every question ear_clip asks
+    v, f = grid_sheet(10)
+    g = without(v, f, lambda c: (np.abs(c[:, 0] - 0.5) < 0.15) & (np.abs(c[:, 1] - 0.5) < 0.25))
+    loops = boundary_loops(g, len(v))
+    taken, among = edge_keys(g, len(v)), edge_keys(g, len(v), among=loops)
+    on = np.isin(np.arange(len(v)), np.concatenate(loops))
+    assert among == {k for k in taken if on[k // len(v)] and on[k % len(v)]} and len(among) < len(taken) / 2
+    for loop in loops:
+        assert np.array_equal(ear_clip(v, loop, among), ear_clip(v, loop, taken))
+    assert ear_clip(np.eye(4, 3), np.array([0, 3, 2, 1]), edge_keys(quad, 4, among=[np.arange(4)])) is None
 
 
 def test_holes_the_cloud_covers_close_and_holes_it_has_stay_open(rng):

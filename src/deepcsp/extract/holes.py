@@ -45,9 +45,17 @@ def boundary_loops(faces: np.ndarray, n_vertices: int) -> list[np.ndarray]:
     return loops
 
 
-def edge_keys(faces: np.ndarray, n_vertices: int) -> set[int]:
-    """The undirected edges of a mesh as a set of ``min * n_vertices + max`` keys (for ``ear_clip``)."""
+def edge_keys(faces: np.ndarray, n_vertices: int, among: list[np.ndarray] | None = None) -> set[int]:
+    """The undirected edges of a mesh as a set of ``min * n_vertices + max`` keys (for ``ear_clip``);
+    with ``among`` (vertex id arrays, e.g. boundary loops) only the edges joining two of those
+    vertices: all that ``ear_clip`` asks about the loops, without a set of every edge of a
+    million-face mesh."""
     _, key, _ = _edges(faces, n_vertices)
+    if among is not None:
+        on = np.zeros(n_vertices, dtype=bool)
+        for ids in among:
+            on[ids] = True
+        key = key[on[key // n_vertices] & on[key % n_vertices]]
     return set(unique(key).tolist())
 
 

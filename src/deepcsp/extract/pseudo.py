@@ -783,7 +783,7 @@ def _zip_slits(fq: Queries, verts: np.ndarray, faces: np.ndarray, tol: float, bi
     loops = boundary_loops(faces, len(verts))
     if not loops or inconsistent_edge_count(faces, len(verts)):
         return faces, 0
-    taken = edge_keys(faces, len(verts))
+    taken = edge_keys(faces, len(verts), among=loops)
     clipped = [(loop, ear_clip(verts, loop, taken)) for loop in loops]
     clipped = [(loop, tri) for loop, tri in clipped if tri is not None]
     if not clipped:

@@ -154,7 +154,7 @@ def fill_covered_holes(
     a crease or a gap on a thin part closes; the rim of an open sheet, whose patch would lie on the
     sheet itself (and so on its samples), is no hole."""
     loops = boundary_loops(faces, len(vertices))
-    taken = edge_keys(faces, len(vertices)) if loops else set()
+    taken = edge_keys(faces, len(vertices), among=loops) if loops else set()
     rng = np.random.default_rng(0)
     step = gaps.typical / samples_per_spacing
     patches, centres = [], []
@@ -165,7 +165,8 @@ def fill_covered_holes(
             tri = _fan(loop, len(vertices) + len(centres))
         at = vertices if centre is None else np.concatenate([vertices, *centres, centre[None]])
         x = _patch_samples(at, tri, step, rng)
-        if (gaps(x) > empty).any() or _width(vertices[loop], x) > 2.0 * empty * gaps.typical:
+        # the width first: an open sheet's rim spans the whole sheet, whose gaps cost seconds to measure
+        if _width(vertices[loop], x) > 2.0 * empty * gaps.typical or (gaps(x) > empty).any():
             continue
         patches.append(tri)
         if centre is None:
