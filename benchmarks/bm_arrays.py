@@ -61,7 +61,7 @@ def main() -> None:
 
 def _shell_edges(rng: np.random.Generator) -> list[dict]:
     """The 12 edge keys of the cells within 3 cells of a sphere (in random order), at two grids."""
-    from deepcsp.extract.grid import OTHER
+    from deepcsp.extract.grid import cell_edge_offsets
 
     rows = []
     for R in (256, 496):
@@ -69,17 +69,8 @@ def _shell_edges(rng: np.random.Generator) -> list[dict]:
         ijk = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
         cells = ijk[np.abs(np.linalg.norm(ijk + 0.5 - R / 2, axis=1) - 0.3 * R) < 3.0]
         cells = cells[rng.permutation(len(cells))]
-        n1 = R + 1
-        stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
-        shifts = np.array(
-            [
-                3 * (d1 * stride[a1] + d2 * stride[a2]) + axis
-                for axis, (a1, a2) in enumerate(OTHER)
-                for d1 in (0, 1)
-                for d2 in (0, 1)
-            ]
-        )
-        base = 3 * (cells @ stride)
+        shifts = cell_edge_offsets(R + 1)
+        base = 3 * (cells @ np.array([(R + 1) ** 2, R + 1, 1], dtype=np.int64))
         t_all, a = _seconds(_arrays.unique, base[:, None] + shifts[None])
         t_runs, b = _seconds(_arrays.shifted_unique, base, shifts)
         assert np.array_equal(a, b)

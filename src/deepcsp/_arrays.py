@@ -20,11 +20,14 @@ BITMAP_MAX = 2**28
 def unique(a: np.ndarray) -> np.ndarray:
     """Sorted unique values of an integer array (flattened), as ``np.unique(a)``."""
     a = np.asarray(a).ravel()
-    if a.dtype.kind in "iu" and len(a) > 1 and int(a.min()) >= 0:
-        top = int(a.max())
-        if top < min(BITMAP_SPAN * len(a), BITMAP_MAX):
-            return bitmap_unique(a, top)
+    if a.dtype.kind in "iu" and len(a) > 1 and int(a.min()) >= 0 and _bitmap_fits(int(a.max()), len(a)):
+        return bitmap_unique(a, int(a.max()))
     return sort_unique(a)
+
+
+def _bitmap_fits(top: int, n: int) -> bool:
+    """Whether ``n`` keys up to ``top`` are dense enough for a bitmap (``BITMAP_SPAN``, ``BITMAP_MAX``)."""
+    return top < min(BITMAP_SPAN * n, BITMAP_MAX)
 
 
 def shifted_unique(keys: np.ndarray, shifts: np.ndarray) -> np.ndarray:
@@ -39,10 +42,9 @@ def shifted_unique(keys: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     n = len(keys) * len(shifts)
     if n == 0:
         return np.zeros(0, np.result_type(keys, shifts))
-    if keys.dtype.kind in "iu" and int(keys.min()) + int(shifts.min()) >= 0:
-        top = int(keys.max()) + int(shifts.max())
-        if top < min(BITMAP_SPAN * n, BITMAP_MAX):
-            return bitmap_unique((keys[:, None] + shifts[None]).ravel(), top)
+    top = int(keys.max()) + int(shifts.max())
+    if keys.dtype.kind in "iu" and int(keys.min()) + int(shifts.min()) >= 0 and _bitmap_fits(top, n):
+        return bitmap_unique((keys[:, None] + shifts[None]).ravel(), top)
     sorted_keys = unique(keys)
     runs = np.sort(np.concatenate([sorted_keys + s for s in np.sort(shifts)]), kind="stable")
     return runs[_run_starts(runs)]

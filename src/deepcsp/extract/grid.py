@@ -62,14 +62,21 @@ CORNER_OFFSETS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0
 def cell_edges(cells: np.ndarray, n1: int) -> np.ndarray:
     """Unique edge keys ``corner * 3 + axis`` of the 12 edges of every cell ``(M, 3)``."""
     stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
-    base = 3 * (np.asarray(cells, np.int64) @ stride)
-    offsets = [
-        3 * (d1 * stride[a1] + d2 * stride[a2]) + axis
-        for axis, (a1, a2) in enumerate(OTHER)
-        for d1 in (0, 1)
-        for d2 in (0, 1)
-    ]
-    return shifted_unique(base, np.array(offsets, dtype=np.int64))
+    return shifted_unique(3 * (np.asarray(cells, np.int64) @ stride), cell_edge_offsets(n1))
+
+
+def cell_edge_offsets(n1: int) -> np.ndarray:
+    """``(12,)`` what to add to ``3 * key`` of a cell's lowest corner for the keys of its edges."""
+    stride = np.array([n1 * n1, n1, 1], dtype=np.int64)
+    return np.array(
+        [
+            3 * (d1 * stride[a1] + d2 * stride[a2]) + axis
+            for axis, (a1, a2) in enumerate(OTHER)
+            for d1 in (0, 1)
+            for d2 in (0, 1)
+        ],
+        dtype=np.int64,
+    )
 
 
 def corner_keys(cells: np.ndarray, stride: np.ndarray) -> np.ndarray:
