@@ -429,3 +429,34 @@ def test_sheets_walled_at_their_rims_are_meshed_again_on_a_finer_grid():
     assert r.topology_resolution > topology_plan(fit.field, config, signed=False)[0], r
     assert (s.n_boundary_loops, s.n_components, s.n_nonmanifold_edges) == (2, 2, 0), s
     assert 0.95 < s.area / gt.area < 1.05, s
+
+
+def test_cells_beside_close_sheets_that_their_corners_cannot_follow_are_refined(monkeypatch):
+    """Beside a fold's two layers the next cell out sees the crest bend: the corners' values miss
+    its centre's closest point by up to ~0.9 cells. Those neighbours are refined too
+    (``REFINE_ROUGH``), and the field's error at random points inside them drops below that
+    threshold at p90 (without them: over it)."""
+    import deepcsp.fit.band as band
+    from deepcsp.constants import REFINE_ROUGH
+    from deepcsp.fit.band import close_sheet_cells, rough_neighbours
+
+    surf, fit = _fit(thin_shapes.folded_sheet, 0.5)
+    grid = fit.field.module.encoder
+    oracle = MeshOracle(surf.normalized_vertices, surf.faces)
+    close, _ = close_sheet_cells(grid)
+    rough, error = rough_neighbours(grid, oracle, close, REFINE_ROUGH)
+    assert len(rough) > 0 and (error > REFINE_ROUGH).all() and not torch.isin(rough, close).any()
+    assert torch.isin(rough, grid.refined).all()  # within the budget at this size
+    R = grid.res
+    ijk = torch.stack([rough // (R * R), (rough // R) % R, rough % R], 1).double()
+    x = (ijk + torch.rand(len(rough), 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)) * grid.h
+    x = x - grid.half
+    exact = torch.as_tensor(oracle.query(x.numpy()).points)
+
+    def p90(field) -> float:
+        pred = field.closest_points_normalized(x.float()).double()
+        return float(((pred - exact).norm(dim=1) / grid.h).quantile(0.9))
+
+    monkeypatch.setattr(band, "REFINE_ROUGH", float("inf"))
+    _, plain = _fit(thin_shapes.folded_sheet, 0.5)
+    assert p90(fit.field) < REFINE_ROUGH < p90(plain.field), (p90(fit.field), p90(plain.field))

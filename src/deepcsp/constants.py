@@ -73,10 +73,15 @@ REFINE_NEAR = 1.5
 REFINE_GAP = 2.0
 #: ...off its tangent plane by more than this many cells (plus the normals' sine times the tangential distance).
 REFINE_OFFSET = 0.1
+#: Also refined, after those: a neighbour of such a cell whose corners' values miss its centre's closest point by
+#: more than this many cells (a sheet bending sharply beside its close neighbour).
+REFINE_ROUGH = 0.05
 #: At most about this many refined-level values per fine vertex (closest sheets first): bounds fit time and file.
-REFINE_BUDGET = 0.5
+REFINE_BUDGET = 4.0
 #: ...but never fewer refined cells than this (small grids, e.g. a garment, need all their close-sheet cells).
 REFINE_MIN_CELLS = 4096
+#: ...and never more than this many (each costs about 80 exact closest points: a fit's time grows with them).
+REFINE_MAX_CELLS = 16384
 
 # --------------------------------------------------------------------------- extraction
 

@@ -8,7 +8,7 @@ Precompute once, query many times (as gpytoolbox and libigl do)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,13 +28,24 @@ class ClosestPoints:
     face_ids : (N,) int64
         Triangle containing each closest point (index of the nearest input point for clouds).
     barycentrics : (N, 3) float64 or None
-        Barycentric coordinates of ``points`` in ``face_ids`` (``None`` for clouds).
+        Barycentric coordinates of ``points`` in ``face_ids`` (``None`` for clouds); for a mesh's
+        query computed when first asked for (collocation never asks: 15% of a fit's time).
     """
 
     points: np.ndarray
     distances: np.ndarray
     face_ids: np.ndarray
-    barycentrics: np.ndarray | None
+    known_barycentrics: np.ndarray | None = None
+    """Barycentrics given with the result (see :attr:`barycentrics`)."""
+    mesh: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    """The mesh ``(vertices, faces)`` queried, which gives :attr:`barycentrics` when none were given."""
+
+    @property
+    def barycentrics(self) -> np.ndarray | None:
+        if self.known_barycentrics is None and self.mesh is not None:
+            vertices, faces = self.mesh
+            self.known_barycentrics = triangle_barycentrics(self.points, vertices[faces[self.face_ids]])
+        return self.known_barycentrics
 
 
 def check_points(points, name: str = "points") -> np.ndarray:
@@ -112,8 +123,7 @@ class MeshOracle:
         pts = np.concatenate([o[0] for o in outs])
         fid = np.concatenate([o[1] for o in outs])
         dist = np.linalg.norm(q - pts, axis=1)
-        bary = triangle_barycentrics(pts, self.vertices[self.faces[fid]])
-        return ClosestPoints(points=pts, distances=dist, face_ids=fid, barycentrics=bary)
+        return ClosestPoints(points=pts, distances=dist, face_ids=fid, mesh=(self.vertices, self.faces))
 
     def _query(self, q: np.ndarray):
         if self.backend == "igl":
@@ -147,9 +157,7 @@ class CloudOracle:
     def query(self, points, workers: int = -1) -> ClosestPoints:
         q = check_points(points)
         dist, idx = self._tree.query(q, k=1, workers=workers)
-        return ClosestPoints(
-            points=self.vertices[idx], distances=dist, face_ids=idx.astype(np.int64), barycentrics=None
-        )
+        return ClosestPoints(points=self.vertices[idx], distances=dist, face_ids=idx.astype(np.int64))
 
 
 def make_oracle(vertices: np.ndarray, faces: np.ndarray | None, backend: str = "igl"):
