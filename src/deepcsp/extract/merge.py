@@ -33,7 +33,7 @@ from deepcsp.constants import (
     REFINE_OFFSET,
 )
 from deepcsp.extract.grid import Queries, unit
-from deepcsp.fields.encodings import BandGrid, cell_coordinates, close_sheet_cells
+from deepcsp.fields.encodings import BandGrid, cell_coordinates, cells_around, close_sheet_cells
 from deepcsp.fields.query import Field
 
 
@@ -160,10 +160,7 @@ def close_sheet_gate(field: Field) -> Callable[[np.ndarray], np.ndarray] | None:
     if len(cells) == 0:
         return None
     R = grid.res
-    ijk = torch.stack([cells // (R * R), (cells // R) % R, cells % R], 1)
-    steps = torch.tensor([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], device=cells.device)
-    near = (ijk[:, None, :] + steps[None]).reshape(-1, 3).clamp(0, R - 1)
-    marked = torch.unique((near[:, 0] * R + near[:, 1]) * R + near[:, 2]).cpu().numpy()
+    marked = cells_around(cells, R).cpu().numpy()
 
     def where(q: np.ndarray) -> np.ndarray:
         i0, _ = cell_coordinates(torch.as_tensor(q, dtype=torch.float32), R, grid.half)

@@ -18,6 +18,7 @@ from deepcsp.constants import MAX_REFINED_VALUES
 
 #: Corner offsets of a cell, in (x, y, z) order: (8, 3).
 _CORNERS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.long)
+_AROUND = torch.tensor([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=torch.long)
 
 
 def cell_coordinates(x: torch.Tensor, res: int, half: float):
@@ -43,6 +44,19 @@ def corner_ids(i0: torch.Tensor, res: int) -> torch.Tensor:
     base = (i0[:, 0] * res + i0[:, 1]) * res + i0[:, 2]  # the lowest corner; the others at fixed offsets
     step = _CORNERS.to(i0.device)
     return base[:, None] + ((step[:, 0] * res + step[:, 1]) * res + step[:, 2])[None]
+
+
+def cell_indices(ids: torch.Tensor, res: int) -> torch.Tensor:
+    """Grid coordinates ``(M, 3)`` of flat ids ``(M,)`` (``(i * res + j) * res + k``)."""
+    return torch.stack([ids // (res * res), (ids // res) % res, ids % res], 1)
+
+
+def cells_around(cells: torch.Tensor, res: int) -> torch.Tensor:
+    """Sorted unique lowest-corner flat ids of ``cells`` and their 26 neighbours (within the grid's
+    ``res - 1`` cells per axis)."""
+    near = (cell_indices(cells, res)[:, None, :] + _AROUND.to(cells.device)[None]).reshape(-1, 3)
+    near = near[((near >= 0) & (near < res - 1)).all(1)]
+    return torch.unique((near[:, 0] * res + near[:, 1]) * res + near[:, 2])
 
 
 class DenseGrid(nn.Module):
@@ -519,7 +533,7 @@ def close_sheet_cells(
     act, D = grid.active, grid.values.detach()
     dist = D.norm(dim=1)
     cand = act[dist <= (near + np.sqrt(3.0)) * h]
-    i0 = torch.stack([cand // (R * R), (cand // R) % R, cand % R], 1)
+    i0 = cell_indices(cand, R)
     i0 = i0[(i0 < R - 1).all(1)]
     out = []
     off = grid.corner_offsets(D.dtype)
