@@ -7,6 +7,7 @@ import numpy as np
 
 from deepcsp.extract.holes import boundary_loops, ear_clip, edge_keys
 from deepcsp.extract.topology import cut_short_seams, mesh_stats, orient_faces
+from deepcsp.extract.twists import untwist_holes
 from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, retract_rims, trim_holes
 
 
@@ -231,6 +232,49 @@ def test_cut_short_seams_leaves_a_consistent_mesh_alone():
     v, f = grid_sheet(6)
     out = cut_short_seams(v, f, 10.0)
     assert out.n_seam_edges == out.n_cut_edges == 0 and out.faces is f and out.vertices is v
+
+
+def _ear_clip_small_loops(v: np.ndarray, f: np.ndarray, most: int = 20):
+    """A stand-in for the field's small-hole fill: every simple loop of at most ``most`` edges
+    ear-clipped (the interface of :data:`deepcsp.extract.twists.Fill`)."""
+    loops = [loop for loop in boundary_loops(f, len(v)) if len(loop) <= most]
+    taken = edge_keys(f, len(v))
+    patches = [p for p in (ear_clip(v, loop, taken) for loop in loops) if p is not None]
+    return v, np.concatenate([f, *patches]) if patches else f, len(patches)
+
+
+def twisted_hole(n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """A flat ``n x n`` sheet with a 2 x 2-cell hole whose left and right rims are joined by a
+    one-cell band with a half twist (its long sides cross): a small non-orientable defect, as an
+    extraction leaves at the rim of a hole on a sharp thin edge."""
+    v, f = grid_sheet(n)
+    g = without(v, f, lambda c: (np.abs(c[:, 0] - 0.5) < 0.1) & (np.abs(c[:, 1] - 0.5) < 0.1))
+    p, q, r, s = (i * (n + 1) + j for i, j in ((4, 5), (4, 6), (6, 5), (6, 6)))
+    return v, orient_faces(v, np.concatenate([g, [[p, q, r], [p, r, s]]]))
+
+
+def test_untwist_holes_cuts_a_half_twist_out_of_a_small_hole_and_fills_it():
+    v, f = twisted_hole()
+    before = mesh_stats(v, f)
+    assert before.n_inconsistent_edges >= 1 and before.n_boundary_loops == 2  # the hole is no simple loop
+    assert len(_ear_clip_small_loops(v, f)[1]) == len(f)  # so the plain fill leaves it open
+    nv, nf, n_filled = untwist_holes(v, f, _ear_clip_small_loops, max_extent=0.5)
+    st = mesh_stats(nv, nf)
+    assert n_filled == 1 and st.n_inconsistent_edges == 0 and st.n_nonmanifold_edges == 0
+    assert st.n_boundary_loops == 1 and abs(st.area - 1.0) < 1e-9  # the sheet whole, covered once
+    # a seam longer than max_extent is not touched
+    kept = untwist_holes(v, f, _ear_clip_small_loops, max_extent=0.01)
+    assert kept[1] is f and kept[2] == 0
+
+
+def test_untwist_holes_leaves_a_twist_whose_cut_no_fill_closes():
+    # the seam runs across the strip of the twisted handle: cut, the strip opens into the sheet's
+    # outer boundary, which no small-hole fill closes (as a Moebius strip's seam across its width)
+    v, f = twisted_handle()
+    f = orient_faces(v, f)
+    assert mesh_stats(v, f).n_inconsistent_edges > 0
+    nv, nf, n_filled = untwist_holes(v, f, _ear_clip_small_loops, max_extent=1.0)
+    assert nv is v and nf is f and n_filled == 0
 
 
 def _zip(v: np.ndarray, f: np.ndarray, cells: float = 0.15):

@@ -98,6 +98,11 @@ TOPOLOGY_CELLS_PINCHED = 1.06
 #: (also where a few such faces sit at creases: fold 1, armor_jacket, tee_sim pay 1.5-2.5x the extraction time for
 #: the same mesh, while lionstatue_scan gains 3 -> 1 loops and demosthenes_scan read back 2 -> 1 pieces).
 WALL_CELLS = 0.75
+#: A seam of inconsistent winding that a refined mesh keeps (a half twist at the rim of a small hole, at a sharp
+#: thin edge) is cut out and the hole filled again when it spans at most this many cells of the refined mesh's
+#: grid (:func:`deepcsp.extract.twists.untwist_holes`; airplane_holes' fin: 1 cell, fold 1: 4-8; a Moebius
+#: strip's seam spans the strip and no fill closes its cut, so it stays).
+TWIST_CELLS = 8.0
 
 #: Close-sheet merge: a probe's closest point belongs to another sheet when it lies at least this
 #: fraction of the merge gap along the normal from the first one (the same sheet, re-found, lies ~0 away)...

@@ -17,7 +17,9 @@ projection (:mod:`deepcsp.extract.refine`): the topology comes from a grid on wh
 errors are small, the geometry from the field at full resolution. Where the automatic grid of a
 refined field cuts a strip between two holes to a point (a pinch), the mesh is made again on a finer
 grid and kept when it has fewer defects; pinches left are bridged before the refinement widens them,
-and small holes the refined mesh shows on the field's surface are filled as on the topology grid.
+and small holes the refined mesh shows on the field's surface are filled as on the topology grid
+(where the winding flips around one, at a sharp thin edge, the faces at the flip are cut out first:
+:mod:`deepcsp.extract.twists`).
 Where the refined mesh has walls (faces well off the field's surface, joining two sheets a cell or
 two apart at their rims), the finer grid is tried too and kept when it has fewer defects and walls.
 """
@@ -31,7 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from deepcsp.constants import UNMERGE_TIE_AREA, UNMERGE_TIE_SHARE, WALL_CELLS
+from deepcsp.constants import TWIST_CELLS, UNMERGE_TIE_AREA, UNMERGE_TIE_SHARE, WALL_CELLS
 from deepcsp.extract.config import (
     TOPOLOGY_CELLS,
     TOPOLOGY_CELLS_PINCHED,
@@ -53,6 +55,7 @@ from deepcsp.extract.topology import (
     pinched_vertices,
     remove_small_components,
 )
+from deepcsp.extract.twists import untwist_holes
 from deepcsp.extract.unmerge import unmerge_sheets
 from deepcsp.fields.query import Field
 from deepcsp.geometry.cleanup import face_areas
@@ -193,7 +196,7 @@ def _refine(
     bridged first when ``bridge`` (their strips put back, for the refinement to widen), and holes the
     topology grid's fill missed, a few cells wide at full resolution (a crease at a thin part's tip),
     are filled after it for fields fitted to meshes (cloud fields leave holes to the cloud's own
-    tests, :mod:`deepcsp.pipelines.holes`)."""
+    tests, :mod:`deepcsp.pipelines.holes`), twisted ones too (:func:`untwist_holes`)."""
     R_topo, passes = plan
     verts, faces = mesh.vertices, mesh.faces
     n_bridged = n_refilled = 0
@@ -205,17 +208,20 @@ def _refine(
     tick = time.perf_counter()
     verts, faces = refine_mesh(fq, verts, faces, passes, 1.0 / R_topo, mesh.bias, config.boundary_reach)
     if config.fill_holes > 0 and not mesh.signed and _refined(field):
-        verts, faces, n_refilled = fill_surface_holes(
+        h = 1.0 / (R_topo * 2**passes)
+        fill = functools.partial(
+            fill_surface_holes,
             fq,
-            verts,
-            faces,
-            config.fill_holes,
-            1.0 / (R_topo * 2**passes),
-            mesh.bias,
-            mesh.noise,
-            config.fill_tolerance,
-            config.fill_field_error,
+            max_edges=config.fill_holes,
+            h=h,
+            bias=mesh.bias,
+            noise=mesh.noise,
+            rel_tol=config.fill_tolerance,
+            error_cap=config.fill_field_error,
         )
+        verts, faces, n_refilled = fill(verts, faces)
+        verts, faces, n_untwisted = untwist_holes(verts, faces, fill, TWIST_CELLS * h)
+        n_refilled += n_untwisted
     timings["refine"] = timings.get("refine", 0.0) + time.perf_counter() - tick
     return _RefinedMesh(verts, faces, n_bridged, n_refilled)
 

@@ -213,12 +213,7 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
     # winding: for edges with two faces, the two half-edges must run in opposite directions
     inconsistent = int(((counts == 2) & (n_fwd != 1)).sum())
     boundary = uniq[counts == 1]
-    n_loops = 0
-    if len(boundary):
-        a, b = boundary // nv, boundary % nv
-        verts = unique(np.concatenate([a, b]))
-        remap = np.searchsorted(verts, np.concatenate([a, b]))
-        n_loops, _ = _components(len(verts), remap[: len(a)], remap[len(a) :])
+    n_loops = _loop_count(boundary, nv)
     n_comp, _ = face_components(faces, nv)
     return MeshStats(
         n_vertices=nv,
@@ -232,6 +227,25 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
         n_degenerate_faces=int(degenerate.sum()),
         n_duplicate_faces=int(n_dup),
     )
+
+
+def boundary_loop_count(faces: np.ndarray, n_vertices: int) -> int:
+    """The boundary loops of a mesh (connected runs of edges only one face uses), as
+    :func:`mesh_stats` counts them."""
+    if len(faces) == 0:
+        return 0
+    uniq, counts, _ = _edge_uses(faces, n_vertices)
+    return _loop_count(uniq[counts == 1], n_vertices)
+
+
+def _loop_count(boundary: np.ndarray, n_vertices: int) -> int:
+    """Connected components of the edges with keys ``boundary : (B,)``."""
+    if len(boundary) == 0:
+        return 0
+    a, b = boundary // n_vertices, boundary % n_vertices
+    verts = unique(np.concatenate([a, b]))
+    remap = np.searchsorted(verts, np.concatenate([a, b]))
+    return int(_components(len(verts), remap[: len(a)], remap[len(a) :])[0])
 
 
 def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -404,13 +418,33 @@ def cut_short_seams(vertices: np.ndarray, faces: np.ndarray, max_extent: float) 
     consistent around it and the boundary loops it touched become simple (loops through an
     inconsistently wound vertex are skipped by hole filling, :func:`deepcsp.extract.holes.boundary_loops`).
     Longer seams (a Moebius strip's, across its width) stay. The other faces keep their winding."""
-    n = len(vertices)
+    seams = short_seam_faces(vertices, faces, max_extent)
+    if len(seams.faces) == 0:
+        return CutSeams(vertices, faces, seams.n_seam_edges, 0)
+    v, f = drop_unused_vertices(vertices, np.delete(faces, seams.faces, axis=0))
+    return CutSeams(v, f, seams.n_seam_edges, seams.n_short_edges)
+
+
+@dataclass
+class ShortSeams:
+    """The faces ``(K,)`` of the short seams of :func:`short_seam_faces`, the inconsistent edges and
+    the short seams' edges."""
+
+    faces: np.ndarray
+    n_seam_edges: int
+    n_short_edges: int
+
+
+def short_seam_faces(vertices: np.ndarray, faces: np.ndarray, max_extent: float) -> ShortSeams:
+    """The faces of the inconsistently wound edges whose seam (a connected run of them) spans at
+    most ``max_extent`` along every axis (what :func:`cut_short_seams` drops)."""
+    n, none = len(vertices), np.zeros(0, dtype=np.int64)
     if len(faces) == 0 or max_extent <= 0:
-        return CutSeams(vertices, faces, 0, 0)
+        return ShortSeams(none, 0, 0)
     keys, counts, forward = _edge_uses(faces, n)
     seam = keys[(counts == 2) & (forward != 1)]  # as inconsistent_edge_count counts them
     if len(seam) == 0:
-        return CutSeams(vertices, faces, 0, 0)
+        return ShortSeams(none, 0, 0)
     a, b = seam // n, seam % n
     _, label = _components(n, a, b)
     piece = label[a]
@@ -421,11 +455,9 @@ def cut_short_seams(vertices: np.ndarray, faces: np.ndarray, max_extent: float) 
         np.maximum.at(hi, piece, vertices[end])
     short = ((hi - lo).max(1) <= max_extent)[piece]
     if not short.any():
-        return CutSeams(vertices, faces, len(seam), 0)
+        return ShortSeams(none, len(seam), 0)
     _, key, owner = _edges(faces, n)
-    drop = unique(owner[np.isin(key, seam[short])])
-    v, f = drop_unused_vertices(vertices, np.delete(faces, drop, axis=0))
-    return CutSeams(v, f, len(seam), int(short.sum()))
+    return ShortSeams(unique(owner[np.isin(key, seam[short])]), len(seam), int(short.sum()))
 
 
 def drop_nonmanifold_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
