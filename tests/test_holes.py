@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from deepcsp.extract.holes import boundary_loops, ear_clip, edge_keys
+from deepcsp.extract.mend import unbridge_holes, untwist_holes
 from deepcsp.extract.topology import cut_short_seams, mesh_stats, orient_faces
-from deepcsp.extract.twists import untwist_holes
 from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, retract_rims, trim_holes
 
 
@@ -236,7 +236,7 @@ def test_cut_short_seams_leaves_a_consistent_mesh_alone():
 
 def _ear_clip_small_loops(v: np.ndarray, f: np.ndarray, most: int = 20):
     """A stand-in for the field's small-hole fill: every simple loop of at most ``most`` edges
-    ear-clipped (the interface of :data:`deepcsp.extract.twists.Fill`)."""
+    ear-clipped (the interface of :data:`deepcsp.extract.mend.Fill`)."""
     loops = [loop for loop in boundary_loops(f, len(v)) if len(loop) <= most]
     taken = edge_keys(f, len(v))
     patches = [p for p in (ear_clip(v, loop, taken) for loop in loops) if p is not None]
@@ -275,6 +275,60 @@ def test_untwist_holes_leaves_a_twist_whose_cut_no_fill_closes():
     assert mesh_stats(v, f).n_inconsistent_edges > 0
     nv, nf, n_filled = untwist_holes(v, f, _ear_clip_small_loops, max_extent=1.0)
     assert nv is v and nf is f and n_filled == 0
+
+
+def bridged_sheets(n: int = 8, gap: int = 3):
+    """Two flat ``n x n``-cell sheets ``gap`` cells apart, each with a 2 x 2-cell hole, the holes'
+    rims joined by walls on 6 of their 8 edges: a bridge with a small loop running from one sheet
+    across the walls to the other and back. Returns ``(vertices, faces, the sheets without the holes,
+    their faces)``."""
+    v, f = grid_sheet(n)
+    lift = np.array([0.0, 0.0, gap / n])
+    whole_v, whole_f = np.concatenate([v, v + lift]), np.concatenate([f, f + len(v)])
+    g = without(v, f, lambda c: (np.abs(c[:, 0] - 0.5) < 0.1) & (np.abs(c[:, 1] - 0.5) < 0.1))
+    rim = [(3, 3), (4, 3), (5, 3), (5, 4), (5, 5), (4, 5), (3, 5)]  # the side at x = 3/8 stays open
+    ids = [i * (n + 1) + j for i, j in rim]
+    walls = [[a, b, b + len(v)] for a, b in zip(ids, ids[1:])] + [
+        [a, b + len(v), a + len(v)] for a, b in zip(ids, ids[1:])
+    ]
+    faces = orient_faces(whole_v, np.concatenate([g, g + len(v), walls]))
+    return whole_v, faces, whole_v, whole_f
+
+
+def _unbridge(v, f, truth_v, truth_f, n: int = 8):
+    """:func:`unbridge_holes` of the mesh ``v, f`` against the exact field of ``truth_v, truth_f``,
+    walls 0.75 cells off, holes filled as the extraction fills them."""
+    import functools
+
+    from deepcsp.extract.grid import Queries
+    from deepcsp.extract.pseudo import fill_surface_holes
+    from deepcsp.fields.query import ExactField
+
+    field = ExactField(truth_v, truth_f)
+    h = field.normalization.scale / n
+    fq = Queries(field)
+    fill = functools.partial(fill_surface_holes, fq, max_edges=24, h=h, bias=0.0, noise=0.0)
+    vn, fn, n_filled = unbridge_holes(fq, field.normalization.to_normalized(v), f, fill, 0.75 * h, 0.0, 24, 48)
+    return field.normalization.to_input(vn), fn, n_filled
+
+
+def test_unbridge_holes_cuts_the_walls_between_two_sheets_and_fills_their_holes():
+    v, f, truth_v, truth_f = bridged_sheets()
+    before = mesh_stats(v, f)
+    assert before.n_boundary_loops == 3 and before.n_components == 1  # two rims and the bridge's loop
+    nv, nf, n_filled = _unbridge(v, f, truth_v, truth_f)
+    st = mesh_stats(nv, nf)
+    assert n_filled == 2 and st.n_boundary_loops == 2 and st.n_components == 2, st
+    assert st.n_inconsistent_edges == 0 and st.n_nonmanifold_edges == 0
+    assert abs(st.area - 2.0) < 1e-6  # both sheets whole, no wall left
+
+
+def test_unbridge_holes_leaves_walls_beside_true_holes():
+    # the field has the holes too: cut, they would stay open, so nothing is cut
+    v, f, _, _ = bridged_sheets()
+    sheets = f[np.abs(np.ptp(v[f][:, :, 2], axis=1)) < 1e-12]
+    nv, nf, n_filled = _unbridge(v, f, v, sheets)
+    assert nf is f and n_filled == 0 and np.allclose(nv, v)
 
 
 def _zip(v: np.ndarray, f: np.ndarray, cells: float = 0.15):

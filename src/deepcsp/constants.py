@@ -100,7 +100,7 @@ TOPOLOGY_CELLS_PINCHED = 1.06
 WALL_CELLS = 0.75
 #: A seam of inconsistent winding that a refined mesh keeps (a half twist at the rim of a small hole, at a sharp
 #: thin edge) is cut out and the hole filled again when it spans at most this many cells of the refined mesh's
-#: grid (:func:`deepcsp.extract.twists.untwist_holes`; airplane_holes' fin: 1 cell, fold 1: 4-8; a Moebius
+#: grid (:func:`deepcsp.extract.mend.untwist_holes`; airplane_holes' fin: 1 cell, fold 1: 4-8; a Moebius
 #: strip's seam spans the strip and no fill closes its cut, so it stays).
 TWIST_CELLS = 8.0
 

@@ -18,8 +18,8 @@ errors are small, the geometry from the field at full resolution. Where the auto
 refined field cuts a strip between two holes to a point (a pinch), the mesh is made again on a finer
 grid and kept when it has fewer defects; pinches left are bridged before the refinement widens them,
 and small holes the refined mesh shows on the field's surface are filled as on the topology grid
-(where the winding flips around one, at a sharp thin edge, the faces at the flip are cut out first:
-:mod:`deepcsp.extract.twists`).
+(where a twist or a bridge between two sheets keeps one open, those faces are cut out first:
+:mod:`deepcsp.extract.mend`).
 Where the refined mesh has walls (faces well off the field's surface, joining two sheets a cell or
 two apart at their rims), the finer grid is tried too and kept when it has fewer defects and walls.
 """
@@ -43,6 +43,7 @@ from deepcsp.extract.config import (
     PathMesh,
 )
 from deepcsp.extract.grid import Queries, unit
+from deepcsp.extract.mend import unbridge_holes, untwist_holes
 from deepcsp.extract.merge import MergedQueries, close_sheet_gate
 from deepcsp.extract.pseudo import fill_surface_holes, pseudo_sign_mesh
 from deepcsp.extract.refine import refine_mesh
@@ -50,12 +51,11 @@ from deepcsp.extract.sharpen import sharpen_features
 from deepcsp.extract.signed import signed_dual_contour
 from deepcsp.extract.topology import (
     bridge_pinches,
+    defect_count,
     drop_specks,
-    mesh_stats,
     pinched_vertices,
     remove_small_components,
 )
-from deepcsp.extract.twists import untwist_holes
 from deepcsp.extract.unmerge import unmerge_sheets
 from deepcsp.fields.query import Field
 from deepcsp.geometry.cleanup import face_areas
@@ -196,7 +196,7 @@ def _refine(
     bridged first when ``bridge`` (their strips put back, for the refinement to widen), and holes the
     topology grid's fill missed, a few cells wide at full resolution (a crease at a thin part's tip),
     are filled after it for fields fitted to meshes (cloud fields leave holes to the cloud's own
-    tests, :mod:`deepcsp.pipelines.holes`), twisted ones too (:func:`untwist_holes`)."""
+    tests, :mod:`deepcsp.pipelines.holes`), twisted and bridged ones too (:mod:`deepcsp.extract.mend`)."""
     R_topo, passes = plan
     verts, faces = mesh.vertices, mesh.faces
     n_bridged = n_refilled = 0
@@ -220,8 +220,11 @@ def _refine(
             error_cap=config.fill_field_error,
         )
         verts, faces, n_refilled = fill(verts, faces)
-        verts, faces, n_untwisted = untwist_holes(verts, faces, fill, TWIST_CELLS * h)
-        n_refilled += n_untwisted
+        verts, faces, n_untwisted = untwist_holes(verts, faces, fill, TWIST_CELLS * h, config.speck_faces)
+        verts, faces, n_unbridged = unbridge_holes(
+            fq, verts, faces, fill, WALL_CELLS * h, mesh.bias, config.fill_holes, config.speck_faces
+        )
+        n_refilled += n_untwisted + n_unbridged
     timings["refine"] = timings.get("refine", 0.0) + time.perf_counter() - tick
     return _RefinedMesh(verts, faces, n_bridged, n_refilled)
 
@@ -310,8 +313,7 @@ def _tie_goes_to_split(field: Field, merged: PathMesh, plain: PathMesh, gap: flo
 
 def _defects(mesh: PathMesh | _RefinedMesh) -> int:
     """Pieces + boundary loops + inconsistent edges of a path's mesh, refined or not."""
-    s = mesh_stats(mesh.vertices, mesh.faces)
-    return s.n_components + s.n_boundary_loops + s.n_inconsistent_edges
+    return defect_count(mesh.faces, len(mesh.vertices))
 
 
 def topology_plan(field: Field, config: ExtractConfig, signed: bool, cells: float = 0.0) -> tuple[int, int]:

@@ -229,6 +229,13 @@ def mesh_stats(vertices: np.ndarray, faces: np.ndarray) -> MeshStats:
     )
 
 
+def defect_count(faces: np.ndarray, n_vertices: int) -> int:
+    """Pieces + boundary loops + inconsistently wound edges (as :func:`mesh_stats` counts them): what
+    the extraction's alternatives are compared by."""
+    pieces, _ = face_components(faces, n_vertices)
+    return pieces + boundary_loop_count(faces, n_vertices) + inconsistent_edge_count(faces, n_vertices)
+
+
 def boundary_loop_count(faces: np.ndarray, n_vertices: int) -> int:
     """The boundary loops of a mesh (connected runs of edges only one face uses), as
     :func:`mesh_stats` counts them."""
