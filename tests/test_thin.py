@@ -438,6 +438,7 @@ def test_cells_beside_close_sheets_that_their_corners_cannot_follow_are_refined(
     threshold at p90 (without them: over it)."""
     import deepcsp.fit.band as band
     from deepcsp.constants import REFINE_ROUGH
+    from deepcsp.fields.encodings import cell_indices
     from deepcsp.fit.band import close_sheet_cells, rough_neighbours
 
     surf, fit = _fit(thin_shapes.folded_sheet, 0.5)
@@ -448,7 +449,7 @@ def test_cells_beside_close_sheets_that_their_corners_cannot_follow_are_refined(
     assert len(rough) > 0 and (error > REFINE_ROUGH).all() and not torch.isin(rough, close).any()
     assert torch.isin(rough, grid.refined).all()  # within the budget at this size
     R = grid.res
-    ijk = torch.stack([rough // (R * R), (rough // R) % R, rough % R], 1).double()
+    ijk = cell_indices(rough, R).double()
     x = (ijk + torch.rand(len(rough), 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)) * grid.h
     x = x - grid.half
     exact = torch.as_tensor(oracle.query(x.numpy()).points)

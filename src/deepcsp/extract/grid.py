@@ -39,6 +39,12 @@ class Queries:
         """``(x32, q)``: the points as the field saw them (float32 rounding) and their closest points."""
         return self._map(x, self.field.closest_points_normalized, (0, 3))
 
+    def off_surface(self, x: np.ndarray, bias: float) -> np.ndarray:
+        """``(N,)`` how far ``x`` lies from the surface, ``|x - CSP(x)| - bias`` (the field's distance bias
+        removed; the walls of :mod:`deepcsp.extract.mesh` and :mod:`deepcsp.extract.mend`)."""
+        x32, q = self.closest(x)
+        return np.linalg.norm(x32 - q, axis=1) - bias
+
     def distances(self, x: np.ndarray) -> np.ndarray:
         return self._map(x, self.field.distances_normalized, (0,))[1]
 

@@ -32,8 +32,8 @@ import numpy as np
 from deepcsp.extract.grid import Queries
 from deepcsp.extract.holes import boundary_loops
 from deepcsp.extract.topology import (
-    boundary_half_edges,
     boundary_loop_count,
+    boundary_vertex_mask,
     face_components,
     inconsistent_edge_count,
     short_seam_faces,
@@ -89,8 +89,7 @@ def _walls_reaching(
         ask = np.flatnonzero(reached[faces].any(1) & np.isnan(off))
         if len(ask) == 0:
             return walls
-        x32, q = fq.closest(verts[faces[ask]].mean(1))
-        off[ask] = np.linalg.norm(x32 - q, axis=1) - bias
+        off[ask] = fq.off_surface(verts[faces[ask]].mean(1), bias)
         new = ask[off[ask] > wall]
         if len(new) == 0:
             return walls
@@ -108,7 +107,7 @@ def _cut_and_refill(
     cut = cut | _debris(verts, faces, cut, speck_faces)
     new_verts, new_faces, n_filled = fill(verts, faces[~cut])
     n = len(new_verts)
-    opened = _on_boundary(new_faces, n) & ~_on_boundary(faces, n)
+    opened = boundary_vertex_mask(new_faces, n) & ~boundary_vertex_mask(faces, n)
     if opened[faces[cut]].any():  # a cut that the fill did not close
         return verts, faces, 0
     if _loops_and_seams(new_faces, n) >= _loops_and_seams(faces, len(verts)):
@@ -137,10 +136,3 @@ def _loops_and_seams(faces: np.ndarray, n_vertices: int) -> int:
     """Boundary loops + inconsistently wound edges (not pieces: a bridge may be all that joined two
     sheets)."""
     return boundary_loop_count(faces, n_vertices) + inconsistent_edge_count(faces, n_vertices)
-
-
-def _on_boundary(faces: np.ndarray, n_vertices: int) -> np.ndarray:
-    """``(n_vertices,)`` bool: the vertices of the edges only one face uses."""
-    on = np.zeros(n_vertices, dtype=bool)
-    on[boundary_half_edges(faces, n_vertices).ravel()] = True
-    return on

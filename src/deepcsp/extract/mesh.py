@@ -239,8 +239,9 @@ def _walls(
     R_topo, passes = plan
     if not _retries(field, config) or not passes or len(refined.faces) == 0:
         return 0
-    x32, q = fq.closest(refined.vertices[refined.faces].mean(1))
-    return int((np.linalg.norm(x32 - q, axis=1) - bias > WALL_CELLS / (R_topo * 2**passes)).sum())
+    return int(
+        (fq.off_surface(refined.vertices[refined.faces].mean(1), bias) > WALL_CELLS / (R_topo * 2**passes)).sum()
+    )
 
 
 def _unwalled(

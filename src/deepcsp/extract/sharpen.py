@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepcsp.extract.grid import Queries, unit
-from deepcsp.extract.topology import boundary_half_edges
+from deepcsp.extract.topology import boundary_vertex_mask
 from deepcsp.geometry.cleanup import face_cross, face_normals, vertex_normals
 
 #: Stencil directions: the 26 neighbours of a grid cell, unit length (the 6 axis and 8 diagonal
@@ -141,8 +141,7 @@ def _bent(vertices: np.ndarray, faces: np.ndarray, vn: np.ndarray) -> np.ndarray
 
 def _near_boundary(faces: np.ndarray, n_vertices: int) -> np.ndarray:
     """Ids of the boundary vertices and of every vertex sharing a face with one."""
-    rim = np.zeros(n_vertices, dtype=bool)
-    rim[boundary_half_edges(faces, n_vertices).reshape(-1)] = True
+    rim = boundary_vertex_mask(faces, n_vertices)
     return np.unique(faces[rim[faces].any(1)])
 
 

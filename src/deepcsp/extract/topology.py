@@ -101,6 +101,13 @@ def boundary_cycles(half_edges: np.ndarray, n_vertices: int) -> tuple[int, np.nd
     return n_cycles, label, ~bad[label]
 
 
+def boundary_vertex_mask(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    """``(n_vertices,)`` bool: the vertices of the edges only one face uses."""
+    on = np.zeros(n_vertices, dtype=bool)
+    on[boundary_half_edges(faces, n_vertices).ravel()] = True
+    return on
+
+
 def boundary_half_edges(faces: np.ndarray, n_vertices: int) -> np.ndarray:
     """``(B, 2)`` the half-edges of the edges only one face uses, in the order of :func:`_edges`
     (found by sorting the edge keys, not with ``np.unique``'s hash path)."""

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from deepcsp.extract.holes import boundary_loops, ear_clip, edge_keys
-from deepcsp.extract.topology import boundary_half_edges, face_components, remove_small_components
+from deepcsp.extract.topology import boundary_vertex_mask, face_components, remove_small_components
 from deepcsp.geometry.cleanup import drop_unused_vertices, face_areas
 
 
@@ -119,8 +119,7 @@ def retract_rims(
     far = gaps.beyond(vertices[faces].mean(1), empty)
     if len(far) == 0:
         return vertices, faces
-    rim = np.zeros(len(vertices), dtype=bool)
-    rim[boundary_half_edges(faces, len(vertices)).ravel()] = True
+    rim = boundary_vertex_mask(faces, len(vertices))
     n, region = face_components(faces[far], len(vertices))
     reaches = np.zeros(n, dtype=bool)
     np.logical_or.at(reaches, region, rim[faces[far]].any(1))
