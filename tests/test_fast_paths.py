@@ -86,3 +86,55 @@ def test_signed_distance_of_a_one_level_grid_reuses_its_weights():
     signed = net.signed_distance(x)
     assert torch.equal(signed.abs(), (x - net(x)).norm(dim=1))  # the closest points of a second weighting
     assert (signed < 0).any() and (signed > 0).any()
+
+
+def _band_grid_net(rng, res=17, refine=4):
+    """A band-grid CSPNet with a random band (a slab of active vertices, holes included), random
+    values, a refined level in some complete cells, and close sheets in random corners."""
+    import torch
+
+    from deepcsp.fields.encodings import cell_indices, corner_ids
+    from deepcsp.fields.modules import FieldConfig, build_module
+
+    net = build_module(FieldConfig(resolution=res, coarse_resolution=5, refine_factor=refine))
+    enc = net.encoder
+    ijk = cell_indices(torch.arange(res**3), res)
+    slab = (ijk[:, 0] - res // 2).abs() <= 3
+    ids = torch.nonzero(slab & torch.from_numpy(rng.random(res**3) > 0.05)).squeeze(1)
+    h = enc.h
+    enc.set_active(ids, torch.from_numpy(rng.normal(scale=2 * h, size=(len(ids), 3)).astype(np.float32)))
+    enc.coarse.values.data = torch.from_numpy(rng.normal(scale=0.1, size=enc.coarse.values.shape).astype(np.float32))
+    low = ids[(cell_indices(ids, res) < res - 1).all(1)]
+    full = low[(enc.table()[corner_ids(cell_indices(low, res), res)] >= 0).all(1)]
+    cells = full[torch.from_numpy(rng.random(len(full)) < 0.3)]
+    P = (refine + 1) ** 3
+    enc.set_refined(cells, torch.from_numpy(rng.normal(scale=2 * h, size=(len(cells), P, 3)).astype(np.float32)))
+    return net
+
+
+def test_band_grid_fast_paths_match_their_definitions(rng):
+    """The packed complete-cell bits give the 8-corner table test, and the query that sends points
+    outside the band straight to the coarse grid gives the one-pass blend of every point."""
+    import torch
+
+    from deepcsp.fields.encodings import cell_coordinates, corner_ids, gather_rows
+
+    net = _band_grid_net(rng)
+    enc = net.encoder
+    x = torch.from_numpy(rng.uniform(-0.55, 0.55, (20000, 3)).astype(np.float32))
+    i0, _ = cell_coordinates(x, enc.res, enc.half)
+    ok = (enc.table()[corner_ids(i0, enc.res)] >= 0).all(dim=1)
+    assert 0.1 < float(ok.float().mean()) < 0.9
+    assert torch.equal(enc.fine_mask(x), ok)
+    with torch.no_grad():
+        weighted = net.corner_weights(x)
+        one_pass = net._nearest_sheet(x, weighted)  # every point through the fine cells
+        expected = torch.where(ok[:, None], one_pass, x + enc.coarse(x))
+        assert torch.equal(net(x), expected)
+        assert torch.equal(net(x[ok]), one_pass[ok])
+        assert torch.equal(net(x[~ok]), (x + enc.coarse(x))[~ok])
+    idx = torch.from_numpy(rng.integers(0, len(x), (50, 8)))
+    assert torch.equal(gather_rows(x, idx), x[idx])
+    enc.set_active(enc.active[: len(enc.active) // 2], enc.values.detach()[: len(enc.active) // 2])
+    i0, _ = cell_coordinates(x, enc.res, enc.half)
+    assert torch.equal(enc.fine_mask(x), (enc.table()[corner_ids(i0, enc.res)] >= 0).all(dim=1))

@@ -21,6 +21,12 @@ _CORNERS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 
 _AROUND = torch.tensor([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=torch.long)
 
 
+def gather_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``t[idx]`` for integer ``idx`` of any shape, by ``index_select`` on the flattened index: the
+    same values, 2-3x faster on CPU than advanced indexing for the grids' small rows."""
+    return t.index_select(0, idx.reshape(-1)).reshape(*idx.shape, *t.shape[1:])
+
+
 def cell_coordinates(x: torch.Tensor, res: int, half: float):
     """Cell index ``(N, 3)`` long and fractional position ``(N, 3)`` of ``x`` in a grid of
     ``res`` vertices per axis spanning ``[-half, half]``."""
@@ -71,7 +77,7 @@ class DenseGrid(nn.Module):
         i0, f = cell_coordinates(x, self.res, self.half)
         ids = corner_ids(i0, self.res)
         w = trilinear_weights(f)
-        return torch.einsum("nk,nkc->nc", w, self.values[ids])
+        return torch.einsum("nk,nkc->nc", w, gather_rows(self.values, ids))
 
 
 def grid_vertices(res: int, half: float, device=None, ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -189,6 +195,7 @@ class BandGrid(nn.Module):
         self.values = nn.Parameter(torch.zeros(n_active, channels))
         self.coarse = DenseGrid(coarse_res, channels, half)
         self._table: torch.Tensor | None = None
+        self._complete: torch.Tensor | None = None
         self._cellref: torch.Tensor | None = None
         self._straddle: dict = {}
         # The mesh the values were collocated on and each value's triangle (a
@@ -237,8 +244,8 @@ class BandGrid(nn.Module):
         """``(N, 8)`` +1 (outside) / -1 (inside) at the corners of each point's fine cell (rows of
         inactive corners read as outside; callers use them only where all 8 are active)."""
         i0, _ = cell_coordinates(x, self.res, self.half)
-        rows = self.table()[corner_ids(i0, self.res)].long()
-        out = self.outside[rows.clamp(min=0)] | (rows < 0)
+        rows = gather_rows(self.table(), corner_ids(i0, self.res)).long()
+        out = gather_rows(self.outside, rows.clamp(min=0)) | (rows < 0)
         return out.to(x.dtype) * 2 - 1
 
     def coarse_signed(self, x: torch.Tensor) -> torch.Tensor:
@@ -246,7 +253,7 @@ class BandGrid(nn.Module):
         g = self.coarse
         i0, f = cell_coordinates(x, g.res, g.half)
         ids = corner_ids(i0, g.res)
-        sd = g.values[ids].norm(dim=2) * (self.coarse_outside[ids].to(x.dtype) * 2 - 1)
+        sd = gather_rows(g.values, ids).norm(dim=2) * (gather_rows(self.coarse_outside, ids).to(x.dtype) * 2 - 1)
         return (trilinear_weights(f) * sd).sum(1)
 
     def set_active(self, ids: torch.Tensor, values: torch.Tensor) -> None:
@@ -256,6 +263,7 @@ class BandGrid(nn.Module):
         self.values = nn.Parameter(values.to(self.values))
         self.source = None
         self._table = None
+        self._complete = None
         self._straddle = {}
         self.outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)  # stale once the rows change
         self.coarse_outside = torch.zeros(0, dtype=torch.bool, device=self.values.device)
@@ -303,6 +311,20 @@ class BandGrid(nn.Module):
             t[self.active] = torch.arange(len(self.active), dtype=torch.int32, device=t.device)
             self._table = t
         return self._table
+
+    def complete_cells(self) -> torch.Tensor:
+        """Packed bits ``((res^3 + 7) // 8,)`` uint8, bit ``c`` (little-endian within each byte)
+        set when the fine cell whose lowest corner has flat id ``c`` has all 8 corners active. One
+        lookup in it (a megabyte at 192^3) tells a point in the band from one outside; the 8 lookups
+        into :meth:`table` that it replaces are spread over ``res^2`` rows of 4 bytes per vertex."""
+        if self._complete is None or self._complete.device != self.values.device:
+            R, a = self.res, self.active
+            low = a[(cell_indices(a, R) < R - 1).all(dim=1)]
+            full = low[(self.table()[corner_ids(cell_indices(low, R), R)] >= 0).all(dim=1)]
+            bits = torch.zeros((R**3 + 7) // 8, dtype=torch.int32, device=a.device)
+            bits.index_add_(0, full >> 3, (1 << (full & 7)).to(torch.int32))  # distinct bits: the sum is the OR
+            self._complete = bits.to(torch.uint8)
+        return self._complete
 
     def cellref(self) -> torch.Tensor:
         """``(n_active,)`` int32: for the row of a cell's lowest corner, the cell's index among the
@@ -372,6 +394,7 @@ class BandGrid(nn.Module):
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ):
         self._table = None
+        self._complete = None
         self._cellref = None
         self._straddle = {}
         sides = [state_dict.pop(prefix + k, None) for k in ("outside_mask", "coarse_outside_mask")]
@@ -448,17 +471,17 @@ class BandGrid(nn.Module):
         else the fine cell; with ``sheets = (jump, offset)`` also which cells may straddle two
         sheets (:func:`may_straddle`, remembered per cell)."""
         i0, f = cell_coordinates(x, self.res, self.half)
-        rows = self.table()[corner_ids(i0, self.res)].long()  # (N, 8)
+        rows = gather_rows(self.table(), corner_ids(i0, self.res)).long()  # (N, 8)
         ok = (rows >= 0).all(dim=1)
         w = trilinear_weights(f)
-        vals = self.values[rows.clamp(min=0)]
+        vals = gather_rows(self.values, rows.clamp(min=0))
         h = self.h
         origin = i0.to(x.dtype) * h - self.half
         size = torch.full((len(x),), h, dtype=x.dtype, device=x.device)
         memo_key = rows[:, 0].clamp(min=0)  # a cell's lowest corner row (sub-cells: offset below)
         memo_sub = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         if refined and self.n_refined:
-            cr = torch.where(ok, self.cellref()[rows[:, 0].clamp(min=0)], -1)
+            cr = torch.where(ok, gather_rows(self.cellref(), rows[:, 0].clamp(min=0)), -1)
             m = torch.nonzero(cr >= 0).squeeze(1)
             if len(m):
                 K = self.refine
@@ -468,7 +491,8 @@ class BandGrid(nn.Module):
                 loc = s0.long()[:, None, :] + _CORNERS.to(x.device)[None]
                 idx = (loc[..., 0] * (K + 1) + loc[..., 1]) * (K + 1) + loc[..., 2]
                 flat = self.fine.reshape(-1, self.channels)
-                vals = vals.index_copy(0, m, flat[cr[m].long()[:, None] * (K + 1) ** 3 + idx].to(vals.dtype))
+                sub_rows = cr[m].long()[:, None] * (K + 1) ** 3 + idx
+                vals = vals.index_copy(0, m, gather_rows(flat, sub_rows).to(vals.dtype))
                 w = w.index_copy(0, m, trilinear_weights(sf))
                 origin = origin.index_copy(0, m, origin[m] + s0 * (h / K))
                 size = size.index_copy(0, m, torch.full((len(m),), h / K, dtype=x.dtype, device=x.device))
@@ -482,12 +506,13 @@ class BandGrid(nn.Module):
                 fine_memo, sub_memo = self._straddle_memo(*sheets)
                 known = torch.full((len(x),), -1, dtype=torch.int8, device=x.device)
                 if len(fine_memo):
-                    known = torch.where(memo_sub, known, fine_memo[memo_key.clamp(max=len(fine_memo) - 1)])
+                    known = torch.where(memo_sub, known, gather_rows(fine_memo, memo_key.clamp(max=len(fine_memo) - 1)))
                 if len(sub_memo):
-                    known = torch.where(memo_sub, sub_memo[memo_key.clamp(max=len(sub_memo) - 1)], known)
+                    known = torch.where(memo_sub, gather_rows(sub_memo, memo_key.clamp(max=len(sub_memo) - 1)), known)
                 todo = torch.nonzero(ok & (known < 0)).squeeze(1)
                 if len(todo):
-                    flag = may_straddle(vals[todo].detach(), size[todo], *sheets).to(torch.int8)
+                    flag = may_straddle(gather_rows(vals, todo).detach(), gather_rows(size, todo), *sheets)
+                    flag = flag.to(torch.int8)
                     known = known.index_copy(0, todo, flag)
                     sub = memo_sub[todo]
                     fine_memo[memo_key[todo][~sub]] = flag[~sub]
@@ -508,9 +533,11 @@ class BandGrid(nn.Module):
         return _CORNERS.to(self.values.device, dtype) * self.h
 
     def fine_mask(self, x: torch.Tensor) -> torch.Tensor:
-        """(N,) bool: which points are served by the fine grid."""
+        """(N,) bool: which points are served by the fine grid (all 8 corners of their cell active)."""
         i0, _ = cell_coordinates(x, self.res, self.half)
-        return (self.table()[corner_ids(i0, self.res)] >= 0).all(dim=1)
+        cell = (i0[:, 0] * self.res + i0[:, 1]) * self.res + i0[:, 2]
+        byte = self.complete_cells()[cell >> 3].to(torch.int32)
+        return ((byte >> (cell & 7).to(torch.int32)) & 1).bool()
 
 
 def close_sheet_cells(

@@ -25,6 +25,7 @@ from deepcsp.fields.encodings import (
     FourierFeatures,
     MultiResGrid,
     corner_offsets,
+    gather_rows,
     may_straddle,
 )
 
@@ -177,10 +178,11 @@ def sheet_weights(x: torch.Tensor, cell: CellCorners, jump: float, offset: float
     corr = torch.zeros_like(x)
     if len(mixed) == 0:
         return w, corr
-    xm, wm, Dm, hm = x[mixed], w[mixed], D[mixed], cell.size[mixed][:, None]
+    xm, wm, Dm = gather_rows(x, mixed), gather_rows(w, mixed), gather_rows(D, mixed)
+    hm = gather_rows(cell.size, mixed)[:, None]
     lm = Dm.norm(dim=2)
     nm = Dm / lm.clamp(min=1e-12)[..., None]
-    vm = cell.origin[mixed][:, None, :] + corner_offsets(hm[:, 0])
+    vm = gather_rows(cell.origin, mixed)[:, None, :] + corner_offsets(hm[:, 0])
     qm = vm + Dm
     rel = xm[:, None, :] - qm
     d_plane = (rel * nm).sum(2).abs()
@@ -266,7 +268,15 @@ class CSPNet(nn.Module):
 
     def _nearest_sheet(self, x: torch.Tensor, weighted: tuple | None = None) -> torch.Tensor:
         """Band-grid interpolation with nearest-sheet selection (see :meth:`corner_weights`, whose
-        result for ``x`` may be passed as ``weighted``)."""
+        result for ``x`` may be passed as ``weighted``). Points outside the fine band go straight to
+        the coarse grid, the others through the fine cells."""
+        if weighted is None:
+            ok = self.encoder.fine_mask(x)
+            if not bool(ok.all()):
+                near, far = torch.nonzero(ok).squeeze(1), torch.nonzero(~ok).squeeze(1)
+                xf = gather_rows(x, far)
+                out = x.new_empty(x.shape).index_copy(0, far, xf + self.encoder.coarse(xf))
+                return out.index_copy(0, near, self._nearest_sheet(gather_rows(x, near))) if len(near) else out
         cell, corr = self.corner_weights(x) if weighted is None else weighted
         fine = x + torch.bmm(cell.weights[:, None, :], cell.values)[:, 0] + corr
         if bool(cell.ok.all()):
