@@ -61,6 +61,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from deepcsp._arrays import gather_rows
 from deepcsp.constants import (
     BACKOFF_REFINE,
     CORNER_CHUNK,
@@ -78,7 +79,6 @@ from deepcsp.constants import (
     ORIENT_STEP,
 )
 from deepcsp.fields.batched import QUERY_CHUNK, as_points, normalized_batches
-from deepcsp.fields.encodings import gather_rows
 from deepcsp.geometry import diffgeo as dg
 
 NormalMethod = Literal["auto", "corners", "face", "direction", "jacobian", "udf_gradient"]

@@ -14,17 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepcsp._arrays import gather_rows
 from deepcsp.constants import MAX_REFINED_VALUES
 
 #: Corner offsets of a cell, in (x, y, z) order: (8, 3).
 _CORNERS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.long)
 _AROUND = torch.tensor([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=torch.long)
-
-
-def gather_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``t[idx]`` for integer ``idx`` of any shape, by ``index_select`` on the flattened index: the
-    same values, 2-3x faster on CPU than advanced indexing for the grids' small rows."""
-    return t.index_select(0, idx.reshape(-1)).reshape(*idx.shape, *t.shape[1:])
 
 
 def cell_coordinates(x: torch.Tensor, res: int, half: float):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepcsp._arrays import gather_rows
 from deepcsp._validate import Fields, OptionError
 from deepcsp.constants import (
     CURVATURE_ALLOWANCE,
@@ -25,7 +26,6 @@ from deepcsp.fields.encodings import (
     FourierFeatures,
     MultiResGrid,
     corner_offsets,
-    gather_rows,
     may_straddle,
 )
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from deepcsp._arrays import unique_rows
+from deepcsp._arrays import gather_rows, unique_rows
 from deepcsp._validate import Fields
 from deepcsp.constants import LOCAL_PATCH_SIZES, PATCH_SIZES
 from deepcsp.geometry.closest import ClosestPoints, check_points
@@ -729,8 +729,8 @@ class PointSetSurface:
         ti = torch.from_numpy(idx)
         rel = _project_on_quadrics(
             d,
-            self._frames[ti],
-            self._coeffs[ti],
+            gather_rows(self._frames, ti),
+            gather_rows(self._coeffs, ti),
             torch.from_numpy(2.5 * p.support[idx].astype(np.float32)),
             iterations=2,
         )
@@ -785,14 +785,16 @@ class PointSetSurface:
         if idx is None:
             _, idx = self.tree.query(x, k=m, workers=-1)
             idx = idx.reshape(len(x), m)
-        centers = self.patches.centers[idx]
+        centers = np.take(self.patches.centers, idx, axis=0)
         offsets = q[:, None] - centers  # query - centre
         d = torch.from_numpy(offsets.astype(np.float32))
         ti = torch.from_numpy(idx)
-        support = self._support[ti]
+        support = gather_rows(self._support, ti)
         rel = torch.cat(  # foot - query, in row blocks that stay in cache (the same values)
             [
-                _project_on_quadrics(d[r], self._frames[ti[r]], self._coeffs[ti[r]], 2.5 * support[r])
+                _project_on_quadrics(
+                    d[r], gather_rows(self._frames, ti[r]), gather_rows(self._coeffs, ti[r]), 2.5 * support[r]
+                )
                 for r in (slice(i, i + QUADRIC_ROWS) for i in range(0, max(len(d), 1), QUADRIC_ROWS))
             ]
         )
@@ -800,7 +802,8 @@ class PointSetSurface:
         w = torch.exp(-((torch.from_numpy(near.astype(np.float32)) / support) ** 2).clamp(max=60.0))  # no denormals
         dist = rel.norm(dim=2)
         dmin = torch.where(w > 1e-8, dist, torch.full_like(dist, float("inf"))).min(1, keepdim=True).values
-        tol = 3.0 * self._residual[ti].max(1, keepdim=True).values + 0.5 * self._spacing[ti].mean(1, keepdim=True)
+        residual, spacing = gather_rows(self._residual, ti), gather_rows(self._spacing, ti)
+        tol = 3.0 * residual.max(1, keepdim=True).values + 0.5 * spacing.mean(1, keepdim=True)
         w = w * (dist <= dmin + tol)
         wsum = w.sum(1, keepdim=True)
         blended = (w[..., None] * rel).sum(1) / wsum.clamp_min(1e-30)
