@@ -345,20 +345,23 @@ def fit_patches(
     coeffs = np.zeros((n, 6), np.float32)
     support = np.zeros(n)
     residual = np.zeros(n)
+
+    def fit(job: tuple[np.ndarray, int, int]) -> None:
+        at, k, deg = job
+        dd, ii = tree.query(points[at], k=min(int(round(1.5 * k)) + 8, n), workers=-1)
+        fit = _fit_quadrics(points[ii] - points[at, None], dd, kernel, floor[at], deg, size=k)
+        ones = np.ones_like(fit.support)
+        h = fit.support
+        coeffs[at] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)  # back to cloud units
+        frames[at] = fit.frames
+        support[at] = h
+        residual[at] = fit.scale * h
+
+    jobs = []
     for size, deg in np.unique(np.stack([sizes, degrees], 1), axis=0):
         group = np.flatnonzero((sizes == size) & (degrees == deg))
-        k = min(int(size), n)
-        kq = min(int(round(1.5 * k)) + 8, n)
-        for s in range(0, len(group), chunk):
-            at = group[s : s + chunk]
-            dd, ii = tree.query(points[at], k=kq, workers=-1)
-            fit = _fit_quadrics(points[ii] - points[at, None], dd, kernel, floor[at], deg, size=k)
-            ones = np.ones_like(fit.support)
-            h = fit.support
-            coeffs[at] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)  # back to cloud units
-            frames[at] = fit.frames
-            support[at] = h
-            residual[at] = fit.scale * h
+        jobs += [(group[s : s + chunk], min(int(size), n), int(deg)) for s in range(0, len(group), chunk)]
+    in_threads(fit, jobs)
     return Patches(np.ascontiguousarray(points, np.float64), frames, coeffs, support, residual)
 
 
@@ -401,8 +404,8 @@ def select_patch_size(
     worse = 0
     for k in cand:  # ascending; stops once two sizes in a row did not improve
         before = min(loo.values(), default=np.inf)
-        for degree in degrees:
-            err = np.sort(held.heights(k, degree, kernel, fl))
+        errors = in_threads(lambda degree: np.sort(held.heights(k, degree, kernel, fl)), degrees)
+        for degree, err in zip(degrees, errors):
             loo[(k, degree)] = float(np.sqrt(np.mean(err[: max(1, int(round(len(err) * (1 - trim))))] ** 2)))
         worse = worse + 1 if min(loo.values()) >= before else 0
         if worse >= 2:
@@ -450,8 +453,12 @@ def local_patch_sizes(
     err = np.zeros((len(sizes), len(idx)))
     for s in range(0, len(idx), chunk):
         held = _HeldOut(points, tree, idx[s : s + chunk], max(k for k, _ in sizes))
-        for c, (k, degree) in enumerate(sizes):
+
+        def heights(c: int) -> None:
+            k, degree = sizes[c]
             err[c, s : s + chunk] = held.heights(k, degree, kernel, fl[idx[s : s + chunk]]) ** 2
+
+        in_threads(heights, range(len(sizes)))
     _, near = cKDTree(points[idx]).query(points, k=min(smooth, len(idx)), workers=-1)
     near = near.reshape(n, -1)
     gain = err - err[:1]  # paired with the cloud's own size, per held-out point
@@ -917,6 +924,17 @@ def _project_on_quadrics(
         + (z - zq)[..., None] * frames[..., 2, :]
     )
     return rel
+
+
+def in_threads(fn, jobs) -> list:
+    """``[fn(job) for job in jobs]`` on ``PROJECT_THREADS`` threads: NumPy lets go of the GIL in its
+    array operations, so independent batches of patch fits run side by side (each job writes only
+    its own rows; the same values as one after the other)."""
+    jobs = list(jobs)
+    if len(jobs) < 2:
+        return [fn(job) for job in jobs]
+    with ThreadPoolExecutor(min(PROJECT_THREADS, len(jobs))) as pool:
+        return list(pool.map(fn, jobs))
 
 
 @contextmanager
