@@ -313,11 +313,12 @@ class BandGrid(nn.Module):
         lookup in it (a megabyte at 192^3) tells a point in the band from one outside; the 8 lookups
         into :meth:`table` that it replaces are spread over ``res^2`` rows of 4 bytes per vertex."""
         if self._complete is None or self._complete.device != self.values.device:
-            R, a = self.res, self.active
-            low = a[(cell_indices(a, R) < R - 1).all(dim=1)]
-            full = low[(self.table()[corner_ids(cell_indices(low, R), R)] >= 0).all(dim=1)]
-            bits = torch.zeros((R**3 + 7) // 8, dtype=torch.int32, device=a.device)
-            bits.index_add_(0, full >> 3, (1 << (full & 7)).to(torch.int32))  # distinct bits: the sum is the OR
+            R = self.res
+            bits = torch.zeros((R**3 + 7) // 8, dtype=torch.int32, device=self.values.device)
+            for a in self.active.split(1 << 20):  # bounded temporaries on the largest grids
+                low = a[(cell_indices(a, R) < R - 1).all(dim=1)]
+                full = low[(gather_rows(self.table(), corner_ids(cell_indices(low, R), R)) >= 0).all(dim=1)]
+                bits.index_add_(0, full >> 3, (1 << (full & 7)).to(torch.int32))  # distinct bits: the sum is the OR
             self._complete = bits.to(torch.uint8)
         return self._complete
 
