@@ -79,6 +79,7 @@ from deepcsp.constants import (
     ORIENT_STEP,
 )
 from deepcsp.fields.batched import QUERY_CHUNK, as_points, normalized_batches
+from deepcsp.fields.encodings import flat_ids
 from deepcsp.geometry import diffgeo as dg
 
 NormalMethod = Literal["auto", "corners", "face", "direction", "jacobian", "udf_gradient"]
@@ -266,7 +267,7 @@ def _corner_normals_chunk(enc, q: torch.Tensor):
     h = 2 * enc.half / (enc.res - 1)
     i0 = ((q + enc.half) / h).floor().long().clamp(0, enc.res - 2)
     idx = (i0[:, None, :] + _stencil_offsets(CORNER_STENCIL, q.device)[None]).clamp(0, enc.res - 1)  # (N, K, 3)
-    rows = gather_rows(enc.table(), (idx[..., 0] * enc.res + idx[..., 1]) * enc.res + idx[..., 2]).long()
+    rows = gather_rows(enc.table(), flat_ids(idx, enc.res)).long()
     D = gather_rows(enc.values.detach(), rows.clamp(min=0)).to(q.dtype)
     rel = (idx.to(q.dtype) * h - enc.half - q[:, None]) + D  # c_k - q, c_k = the vertex's closest point
     length = D.norm(dim=2)

@@ -40,11 +40,16 @@ def trilinear_weights(frac: torch.Tensor) -> torch.Tensor:
     return (wx[:, :, None, None] * wy[:, None, :, None] * wz[:, None, None, :]).reshape(-1, 8)
 
 
+def flat_ids(ijk: torch.Tensor, res: int) -> torch.Tensor:
+    """Flat ids ``(i * res + j) * res + k`` of grid coordinates ``ijk : (..., 3)`` (inverse of
+    :func:`cell_indices`)."""
+    return (ijk[..., 0] * res + ijk[..., 1]) * res + ijk[..., 2]
+
+
 def corner_ids(i0: torch.Tensor, res: int) -> torch.Tensor:
     """Flat vertex ids ``(N, 8)`` of the corners of cells ``i0 : (N, 3)``."""
-    base = (i0[:, 0] * res + i0[:, 1]) * res + i0[:, 2]  # the lowest corner; the others at fixed offsets
-    step = _CORNERS.to(i0.device)
-    return base[:, None] + ((step[:, 0] * res + step[:, 1]) * res + step[:, 2])[None]
+    base = flat_ids(i0, res)  # the lowest corner; the others at fixed offsets
+    return base[:, None] + flat_ids(_CORNERS.to(i0.device), res)[None]
 
 
 def cell_indices(ids: torch.Tensor, res: int) -> torch.Tensor:
@@ -57,7 +62,7 @@ def cells_around(cells: torch.Tensor, res: int) -> torch.Tensor:
     ``res - 1`` cells per axis)."""
     near = (cell_indices(cells, res)[:, None, :] + _AROUND.to(cells.device)[None]).reshape(-1, 3)
     near = near[((near >= 0) & (near < res - 1)).all(1)]
-    return torch.unique((near[:, 0] * res + near[:, 1]) * res + near[:, 2])
+    return torch.unique(flat_ids(near, res))
 
 
 class DenseGrid(nn.Module):
@@ -440,11 +445,7 @@ class BandGrid(nn.Module):
                 f"(expected {self.refined.numel()}, at most {MAX_REFINED_VALUES // P})"
             )
             return
-        rows = self.table()[
-            corner_ids(
-                torch.stack([cells // self.res**2, (cells // self.res) % self.res, cells % self.res], 1), self.res
-            )
-        ].long()
+        rows = self.table()[corner_ids(cell_indices(cells, self.res), self.res)].long()
         if (rows < 0).any():
             error_msgs.append(f"{prefix}refined cells must have 8 active corners")
             return
@@ -531,7 +532,7 @@ class BandGrid(nn.Module):
     def fine_mask(self, x: torch.Tensor) -> torch.Tensor:
         """(N,) bool: which points are served by the fine grid (all 8 corners of their cell active)."""
         i0, _ = cell_coordinates(x, self.res, self.half)
-        cell = (i0[:, 0] * self.res + i0[:, 1]) * self.res + i0[:, 2]
+        cell = flat_ids(i0, self.res)
         byte = self.complete_cells()[cell >> 3].to(torch.int32)
         return ((byte >> (cell & 7).to(torch.int32)) & 1).bool()
 
@@ -589,7 +590,7 @@ def close_sheet_cells(
         sel = other.flatten(1).any(1)
         # closest pair of sheets in the cell, in cells: the priority under a budget
         sep = torch.where(other, dq.norm(dim=-1), torch.full_like(along, torch.inf)).flatten(1).amin(1) / h
-        out.append(((c[sel][:, 0] * R + c[sel][:, 1]) * R + c[sel][:, 2], sep[sel]))
+        out.append((flat_ids(c[sel], R), sep[sel]))
     if not out:
         return torch.zeros(0, dtype=torch.int64), torch.zeros(0)
     return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])

@@ -270,14 +270,23 @@ class CSPNet(nn.Module):
         """Band-grid interpolation with nearest-sheet selection (see :meth:`corner_weights`, whose
         result for ``x`` may be passed as ``weighted``). Points outside the fine band go straight to
         the coarse grid, the others through the fine cells."""
-        if weighted is None:
-            ok = self.encoder.fine_mask(x)
-            if not bool(ok.all()):
-                near, far = torch.nonzero(ok).squeeze(1), torch.nonzero(~ok).squeeze(1)
-                xf = gather_rows(x, far)
-                out = x.new_empty(x.shape).index_copy(0, far, xf + self.encoder.coarse(xf))
-                return out.index_copy(0, near, self._nearest_sheet(gather_rows(x, near))) if len(near) else out
-        cell, corr = self.corner_weights(x) if weighted is None else weighted
+        if weighted is not None:
+            return self._blend(x, weighted)
+        ok = self.encoder.fine_mask(x)
+        if bool(ok.all()):
+            return self._blend(x, self.corner_weights(x))
+        near, far = torch.nonzero(ok).squeeze(1), torch.nonzero(~ok).squeeze(1)
+        xf = gather_rows(x, far)
+        out = x.new_empty(x.shape).index_copy(0, far, xf + self.encoder.coarse(xf))
+        if len(near) == 0:
+            return out
+        xn = gather_rows(x, near)
+        return out.index_copy(0, near, self._blend(xn, self.corner_weights(xn)))
+
+    def _blend(self, x: torch.Tensor, weighted: tuple) -> torch.Tensor:
+        """``x`` plus the blend of its cells' corner values (``weighted``, from :meth:`corner_weights`),
+        the coarse grid's value where a cell is not in the band."""
+        cell, corr = weighted
         fine = x + torch.bmm(cell.weights[:, None, :], cell.values)[:, 0] + corr
         if bool(cell.ok.all()):
             return fine

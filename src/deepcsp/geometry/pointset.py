@@ -346,7 +346,7 @@ def fit_patches(
     support = np.zeros(n)
     residual = np.zeros(n)
 
-    def fit(job: tuple[np.ndarray, int, int]) -> None:
+    def fit_batch(job: tuple[np.ndarray, int, int]) -> None:
         at, k, deg = job
         dd, ii = tree.query(points[at], k=min(int(round(1.5 * k)) + 8, n), workers=-1)
         fit = _fit_quadrics(points[ii] - points[at, None], dd, kernel, floor[at], deg, size=k)
@@ -361,7 +361,7 @@ def fit_patches(
     for size, deg in np.unique(np.stack([sizes, degrees], 1), axis=0):
         group = np.flatnonzero((sizes == size) & (degrees == deg))
         jobs += [(group[s : s + chunk], min(int(size), n), int(deg)) for s in range(0, len(group), chunk)]
-    in_threads(fit, jobs)
+    in_threads(fit_batch, jobs)
     return Patches(np.ascontiguousarray(points, np.float64), frames, coeffs, support, residual)
 
 
