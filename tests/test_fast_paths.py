@@ -138,3 +138,31 @@ def test_band_grid_fast_paths_match_their_definitions(rng):
     enc.set_active(enc.active[: len(enc.active) // 2], enc.values.detach()[: len(enc.active) // 2])
     i0, _ = cell_coordinates(x, enc.res, enc.half)
     assert torch.equal(enc.fine_mask(x), (enc.table()[corner_ids(i0, enc.res)] >= 0).all(dim=1))
+
+
+def _may_lie_within_plain(pss, points, distance):
+    """:meth:`PointSetSurface.may_lie_within` as first written: one bounded KD query for every point."""
+    s90 = float(np.quantile(pss.spacing, 0.9))
+    d, nearest = pss.tree.query(points, k=1, distance_upper_bound=distance + 2.0 * s90 + 3.0 * pss.summary.noise)
+    near = np.flatnonzero(np.isfinite(d))
+    approx = pss._nearest_patch_distance(points[near], nearest[near])
+    keep = np.zeros(len(points), bool)
+    keep[near[approx <= distance + 0.25 * s90 + 3.0 * pss.summary.noise]] = True
+    return keep
+
+
+def test_may_lie_within_asks_the_kd_tree_only_in_blocks_near_samples(rng):
+    from deepcsp.geometry.pointset import PointSetSurface
+
+    d = rng.normal(size=(3000, 3))
+    pss = PointSetSurface.build(0.8 * d / np.linalg.norm(d, axis=1, keepdims=True))
+    ijk = np.stack(np.meshgrid(*[np.linspace(-1, 1, 41)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    for distance in (0.01, 0.05, 0.2):
+        assert np.array_equal(pss.may_lie_within(ijk, distance), _may_lie_within_plain(pss, ijk, distance))
+    x = rng.uniform(-1, 1, (20000, 3))
+    for reach in (0.002, 0.05, 0.5):  # 0.002: more blocks than the dense table takes (np.unique's path)
+        found = np.isfinite(pss.tree.query(x, k=1, distance_upper_bound=reach)[0])
+        blocks = pss._blocks_within(x, reach)
+        assert not (found & ~blocks).any()  # never says no where a sample is within reach
+        assert blocks.mean() < 1.0 or reach == 0.5
+    assert pss._blocks_within(x[:0], 0.05).shape == (0,)
