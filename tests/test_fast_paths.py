@@ -160,7 +160,7 @@ def test_may_lie_within_asks_the_kd_tree_only_in_blocks_near_samples(rng):
     for distance in (0.01, 0.05, 0.2):
         assert np.array_equal(pss.may_lie_within(ijk, distance), _may_lie_within_plain(pss, ijk, distance))
     x = rng.uniform(-1, 1, (20000, 3))
-    for reach in (0.002, 0.05, 0.5):  # 0.002: more blocks than the dense table takes (np.unique's path)
+    for reach in (0.002, 0.05, 0.5):  # 0.002: block keys too sparse for a bitmap (the sorting path)
         found = np.isfinite(pss.tree.query(x, k=1, distance_upper_bound=reach)[0])
         blocks = pss._blocks_within(x, reach)
         assert not (found & ~blocks).any()  # never says no where a sample is within reach

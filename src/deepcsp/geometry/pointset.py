@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from deepcsp._arrays import gather_rows, unique_rows
+from deepcsp._arrays import gather_rows, unique, unique_rows
 from deepcsp._validate import Fields
 from deepcsp.constants import LOCAL_PATCH_SIZES, PATCH_SIZES
 from deepcsp.geometry.closest import ClosestPoints, check_points
@@ -740,21 +740,13 @@ class PointSetSurface:
             return np.ones(len(points), bool)
         origin = points.min(0)
         cells = np.floor((points - origin) / size).astype(np.int64)
-        dims = cells.max(0) + 1
-        flat = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
-        blocks, inverse = (
-            (np.flatnonzero(np.bincount(flat, minlength=int(np.prod(dims)))), None)
-            if np.prod(dims) <= 1 << 24
-            else np.unique(flat, return_inverse=True)
-        )
-        centres = (np.stack(np.unravel_index(blocks, tuple(dims)), 1) + 0.5) * size + origin
+        dims = tuple(cells.max(0) + 1)
+        flat = np.ravel_multi_index(cells.T, dims)
+        blocks = unique(flat)
+        centres = (np.stack(np.unravel_index(blocks, dims), 1) + 0.5) * size + origin
         slack = 1e-9 * (1.0 + float(np.abs(points).max()))  # the floors' rounding
         d, _ = self.tree.query(centres, k=1, workers=-1, distance_upper_bound=reach + 0.5 * np.sqrt(3) * size + slack)
-        if inverse is not None:
-            return np.isfinite(d)[inverse.reshape(-1)]
-        hit = np.zeros(int(np.prod(dims)), bool)
-        hit[blocks[np.isfinite(d)]] = True
-        return hit[flat]
+        return np.isfinite(d)[np.searchsorted(blocks, flat)]
 
     def _nearest_patch_distance(self, q: np.ndarray, nearest: np.ndarray) -> np.ndarray:
         """``(M,)`` distance of ``q`` to the patch of its nearest sample ``nearest : (M,)`` (an
