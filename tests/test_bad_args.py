@@ -103,6 +103,7 @@ ZERO_OK = {
     "reconstruct --turned-degrees",
     "reconstruct --rim-spacings",
     "reconstruct --seam-spacings",
+    "reconstruct --thin-spacings",
     "--config.threads",
     "--config.max-steps",
     "--config.time-budget",

@@ -224,15 +224,24 @@ def test_cli_refuses_nan_clouds_in_one_line(tmp_path, capsys):
 
 def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
     """``deepcsp reconstruct``'s --fill-holes / --polish / --smooth / --clean-smooth / --clean-smooth-dense /
-    --turned-degrees / --seam-spacings default to the pipeline's own defaults and, when given, are what
-    the pipeline runs with."""
+    --turned-degrees / --seam-spacings / --thin-spacings default to the pipeline's own defaults and, when
+    given, are what the pipeline runs with."""
     import tyro
 
     from deepcsp.cli.reconstruct import ReconstructCommand
 
     cloud = tmp_path / "c.npy"
     default = tyro.cli(ReconstructCommand, args=[str(cloud)]).config()
-    fields = ("fill_holes", "polish", "smooth", "clean_smooth", "clean_smooth_dense", "turned_degrees", "seam_spacings")
+    fields = (
+        "fill_holes",
+        "polish",
+        "smooth",
+        "clean_smooth",
+        "clean_smooth_dense",
+        "turned_degrees",
+        "seam_spacings",
+        "thin_spacings",
+    )
     assert [getattr(default, k) for k in fields] == [getattr(ReconstructionConfig, k) for k in fields]
     cfg = tyro.cli(
         ReconstructCommand,
@@ -251,9 +260,11 @@ def test_cli_mesh_clean_up_flags_reach_the_pipeline_with_its_defaults(tmp_path):
             "30",
             "--seam-spacings",
             "0",
+            "--thin-spacings",
+            "2.5",
         ],
     ).config()
-    assert [getattr(cfg, k) for k in fields] == [False, 0.0, 0.3, 5, 0, 30.0, 0.0]
+    assert [getattr(cfg, k) for k in fields] == [False, 0.0, 0.3, 5, 0, 30.0, 0.0, 2.5]
 
 
 def test_cli_help_states_the_pipelines_point_count_for_clean_smoothing(capsys):

@@ -35,6 +35,9 @@ class ReconstructCommand:
     seam_spacings: float = 1.5
     """Cut out seams of inconsistent winding at most this many sample spacings across (twists where two
     layers were joined) before holes are filled; 0: never."""
+    thin_spacings: float = 1.5
+    """After a closed extraction, put back the unsigned mesh's faces where samples lie further than this
+    many spacings from the closed mesh (thin plates and bars, structure inside a body); 0: never."""
     fill_holes: bool = True
     """Close boundary loops that the cloud covers (holes of the extraction, not of the surface)."""
     polish: float = 0.05
@@ -94,6 +97,7 @@ class ReconstructCommand:
             ("--smooth", self.smooth),
             ("--rim-spacings", self.rim_spacings),
             ("--seam-spacings", self.seam_spacings),
+            ("--thin-spacings", self.thin_spacings),
         ):
             finite_float(flag, value, 0.0, 1e6)
         nonnegative_int("--clean-smooth", self.clean_smooth, 1000)
@@ -125,6 +129,7 @@ class ReconstructCommand:
             turned_degrees=self.turned_degrees,
             rim_spacings=self.rim_spacings,
             seam_spacings=self.seam_spacings,
+            thin_spacings=self.thin_spacings,
         )
 
     def run(self) -> int:

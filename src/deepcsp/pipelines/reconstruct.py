@@ -47,6 +47,7 @@ from deepcsp.pipelines.polish import (
     smooth_turned_faces,
     taubin_smooth,
 )
+from deepcsp.pipelines.thin import restore_thin_parts
 
 #: Meshes with more vertices than this are not subdivided before snapping (1M-point clouds).
 SUBDIVIDE_MAX_VERTICES = 600_000
@@ -77,6 +78,8 @@ HOLE_OVERSHOOT = 2.75
 #: 12), 5 rounds Chamfer-L1 1.000-1.003x; at 3k points (45 degrees, 2 rings, 2 rounds) 0.994x, NC
 #: +0.0006 (higher on 12 of 12); at 100k points NC +0.0001-0.0002 for Chamfer-L1 1.004-1.013x, so
 #: dense clouds are left alone.
+#: ``ReconstructionConfig.thin_spacings``: see there and benchmarks/RESULTS.md.
+THIN_SPACINGS = 1.5
 TURNED_RINGS = 2
 TURNED_ROUNDS = 2
 
@@ -109,6 +112,11 @@ class ReconstructionConfig:
     """A region that reaches no deeper than this many spacings is a hole only where it sees samples
     all round (:meth:`~deepcsp.pipelines.holes.SampleGaps.surrounded`): past a sharp crease the
     closed mesh can overshoot the samples that deep, with all of them on one side."""
+    thin_spacings: float = THIN_SPACINGS
+    """After a closed extraction, when more than ``min_component_samples`` samples lie further than
+    this many local spacings from the closed mesh (thin plates and bars it has no inside vertex
+    for, structure inside a closed body), add the first (unsigned) mesh's faces that lie that far
+    from it (:func:`~deepcsp.pipelines.thin.restore_thin_parts`); 0: never."""
     snap: bool = True
     """Move the mesh's vertices to their closest points on the point-set surface the field was
     collocated from (removes the grid's discretisation error; ``csp`` method)."""
@@ -181,6 +189,7 @@ class ReconstructionConfig:
         f.number("hole_loop", 0.0, 1e9)
         f.number("hole_overshoot", 0.0, 1e6)
         f.number("seam_spacings", 0.0, 1e6)
+        f.number("thin_spacings", 0.0, 1e6)
         f.number("polish", 0.0, 1e6)
         f.number("subdivide_above", 0.0, 1e6)
         f.number("rim_spacings", 0.0, 1e6)
@@ -229,6 +238,7 @@ def reconstruct_cloud(
     extract = ExtractConfig(resolution=res, sharpen=0.0 if config.snap and pss is not None else ExtractConfig.sharpen)
     mesh = extract_mesh(fld, extract)
     vertices, faces = mesh.vertices, mesh.faces
+    unsigned = (mesh.vertices, mesh.faces)
     watertight = mesh.stats.n_boundary_edges == 0 and mesh.stats.n_nonmanifold_edges == 0  # nothing to close
     closed = (
         closed_test(fld, mesh.vertices, mesh.faces, config.closed_test)
@@ -259,6 +269,8 @@ def reconstruct_cloud(
             vertices, faces = trim_holes(
                 vertices, faces, gaps(), config.hole_spacings, config.hole_core, onto, overshoot=config.hole_overshoot
             )
+        if config.thin_spacings > 0 and pss is not None:
+            vertices, faces = _restore_thin_parts((vertices, faces), unsigned, pss, fld.normalization, config, progress)
     if cloud is not None and config.min_component_samples > 0:
         spacing = cloud.spacing / fld.normalization.scale
         vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
@@ -289,6 +301,28 @@ def reconstruct_cloud(
     return CloudReconstruction(
         vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0}
     )
+
+
+def _restore_thin_parts(closed, unsigned, pss, normalization, config: ReconstructionConfig, progress):
+    """``restore_thin_parts`` on the point-set surface's samples, in input coordinates."""
+    spacing = pss.spacing / normalization.scale
+    restored = restore_thin_parts(
+        closed,
+        unsigned,
+        normalization.to_input(pss.points),
+        spacing,
+        config.thin_spacings,
+        int(config.min_component_samples),
+        config.min_component_samples * float(np.median(spacing)) ** 2,
+    )
+    if progress is not None and restored.n_added:
+        progress(
+            {
+                "stage": f"{restored.n_uncovered} samples lay off the closed mesh: "
+                f"put back {restored.n_added} faces of thin parts from the unsigned mesh"
+            }
+        )
+    return restored.vertices, restored.faces
 
 
 def _polish_and_smooth(
