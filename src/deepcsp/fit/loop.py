@@ -43,7 +43,8 @@ class FitResult:
     errors: FieldErrors | None = None
     resumed_from_step: int = 0
     cloud: CloudSummary | None = None
-    """Point-cloud inputs: what the point-set surface found (outliers, spacing, noise)."""
+    """Point-cloud inputs: what the point-set surface found (outliers, spacing, noise; lengths in normalised
+    units, like ``surface``: divide by ``field.normalization.scale`` for the input's)."""
     surface: PointSetSurface | None = None
     """Point-cloud inputs: the point-set surface the field was collocated from (normalised units)."""
 
