@@ -8,19 +8,10 @@ import trimesh
 
 from deepcsp.geometry.cleanup import face_areas
 from deepcsp.geometry.sampling import sample_surface
+from deepcsp.geometry.thin_shapes import sheet
 from deepcsp.pipelines.thin import restore_thin_parts
 
 SPACING = 0.02
-
-
-def plate(z: float, size: float = 0.4, n: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """A flat ``n x n``-cell square sheet at height ``z`` centred on the z axis."""
-    x, y = np.meshgrid(np.linspace(-size / 2, size / 2, n + 1), np.linspace(-size / 2, size / 2, n + 1), indexing="ij")
-    v = np.stack([x.ravel(), y.ravel(), np.full(x.size, z)], 1)
-    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    a = (i * (n + 1) + j).ravel()
-    b, c, d = a + (n + 1), a + 1, a + n + 2
-    return v, np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
 
 
 def scene(rng, with_plate_samples: bool = True):
@@ -28,7 +19,7 @@ def scene(rng, with_plate_samples: bool = True):
     unsigned mesh) and samples of the sphere and, optionally, of the plate."""
     ball = trimesh.creation.icosphere(4, radius=0.3)
     sv, sf = np.asarray(ball.vertices), np.asarray(ball.faces, np.int64)
-    pv, pf = plate(0.5)
+    pv, pf = sheet((0.4, 0.4), z=0.5, n=21)  # 20 x 20 cells
     uv, uf = np.concatenate([sv, pv]), np.concatenate([sf, pf + len(sv)])
     parts = [sample_surface(sv, sf, 3000, rng).points]
     if with_plate_samples:

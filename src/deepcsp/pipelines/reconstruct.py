@@ -71,6 +71,10 @@ SEAM_SPACINGS = 1.5
 #: points (2.0-2.6 at 100k with noise 0.25%), each had a face that saw its rim all round (0.03-0.45),
 #: and 3.0-4.2 deep at 100k.
 HOLE_OVERSHOOT = 2.75
+#: ``ReconstructionConfig.thin_spacings``: not tuned, the 1.5 spacings of the seam and rim rules; on the
+#: 192 benchmark clouds it changed 3 (cesium_milk_truck and teddy at 100k, penguin at 10k-n0.5-o1), all
+#: for the better (benchmarks/RESULTS.md).
+THIN_SPACINGS = 1.5
 #: ``ReconstructionConfig.turned_degrees``: rings of neighbours and Taubin rounds of the smoothing
 #: around turned faces (:func:`~deepcsp.pipelines.polish.smooth_turned_faces`). On the 12 training and
 #: validation meshes' 10k-point clouds (scratch, 2026-12-05): 30 / 45 / 60 degrees with 1-3 rings and
@@ -78,8 +82,6 @@ HOLE_OVERSHOOT = 2.75
 #: 12), 5 rounds Chamfer-L1 1.000-1.003x; at 3k points (45 degrees, 2 rings, 2 rounds) 0.994x, NC
 #: +0.0006 (higher on 12 of 12); at 100k points NC +0.0001-0.0002 for Chamfer-L1 1.004-1.013x, so
 #: dense clouds are left alone.
-#: ``ReconstructionConfig.thin_spacings``: see there and benchmarks/RESULTS.md.
-THIN_SPACINGS = 1.5
 TURNED_RINGS = 2
 TURNED_ROUNDS = 2
 
