@@ -153,6 +153,37 @@ def test_trim_holes_keeps_a_flap_that_overshoots_a_crease(rng):
     assert hole.surrounded(middle).all()
 
 
+def test_trim_holes_takes_the_lip_at_a_cut_and_leaves_every_other_rim(rng):
+    """The faces the hole rule leaves around a cut (up to ``empty`` spacings into the hole) go down
+    to ``lip`` spacings; a strip past where the samples end that reaches no cut, and a gap of the
+    samples too shallow to be a hole, keep every face."""
+    v, f = grid_sheet(120)
+    p = np.concatenate([rng.random((4000, 2)) * [0.98, 1.0], np.zeros((4000, 1))], 1)  # the mesh runs on to x = 1
+    p = p[np.linalg.norm(p[:, :2] - [0.4, 0.5], axis=1) > 0.1]  # a hole, about 5.5 spacings wide
+    p = p[np.linalg.norm(p[:, :2] - [0.5, 0.85], axis=1) > 0.02]  # a gap, about 1 spacing wide
+    gaps = SampleGaps(p)
+    regions = {
+        "strip": lambda c: c[:, 0] > 0.98,
+        "gap": lambda c: np.linalg.norm(c[:, :2] - [0.5, 0.85], axis=1) < 0.03,
+        "near the hole": lambda c: np.linalg.norm(c[:, :2] - [0.4, 0.5], axis=1) < 0.15,
+    }
+    kept = {}
+    for lip in (0.0, 0.75):
+        vt, ft = trim_holes(v, f, gaps, 1.75, 2.0, lip=lip)
+        c = vt[ft].mean(1)
+        kept[lip] = {name: c[at(c)] for name, at in regions.items()}
+    for name in ("strip", "gap"):
+        assert len(kept[0.75][name]) == len(kept[0.0][name]) == regions[name](v[f].mean(1)).sum()
+    inner = {lip: np.linalg.norm(k["near the hole"][:, :2] - [0.4, 0.5], axis=1).min() for lip, k in kept.items()}
+    assert inner[0.0] < 0.1 - 1.5 * gaps.typical  # the hole rule alone leaves a lip
+    assert inner[0.75] > 0.1 - 1.25 * gaps.typical
+    inside = {
+        lip: k["near the hole"][np.linalg.norm(k["near the hole"][:, :2] - [0.4, 0.5], axis=1) < 0.1]
+        for lip, k in kept.items()
+    }
+    assert gaps(inside[0.75]).max() <= 0.75 < 1.5 < gaps(inside[0.0]).max()
+
+
 def test_retract_rims_pulls_an_overshooting_edge_back_to_the_samples_and_opens_no_hole(rng):
     """A sheet meshed 0.2 past where its samples end loses that strip (to within about a spacing of
     the samples' edge); a hole in the samples that the mesh spans, away from the edge, stays covered;

@@ -74,13 +74,18 @@ def trim_holes(
     core: float,
     surface: Callable[[np.ndarray], np.ndarray] | None = None,
     overshoot: float = 0.0,
+    lip: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reopen the holes of a cloud after a closed extraction: drop the edge-connected regions of
     faces whose centroid lies further than ``empty`` local spacings from every sample and that
     reach ``core`` spacings somewhere, measured at the centroids moved onto ``surface`` (a map
     onto the surface the cloud samples that continues it across holes; None: where they are). A
     region that reaches no deeper than ``overshoot`` spacings counts only where one of its faces
-    that deep sees samples all round from its centroid (:meth:`SampleGaps.surrounded`).
+    that deep sees samples all round from its centroid (:meth:`SampleGaps.surrounded`). Then,
+    where ``lip`` > 0, the regions of faces further than ``lip`` spacings from every sample that
+    reach the new cut go too: the lip a closed extraction bends into a hole's rim, which stays
+    under ``empty`` spacings from the samples (a sheet's rim the cloud already had is left to
+    :func:`retract_rims`).
 
     Gaps of random sampling stay under about 1.6 spacings at 10,000 samples
     (:meth:`deepcsp.geometry.pointset.PointSetSurface._in_hole`); a mesh a little off its samples
@@ -103,7 +108,12 @@ def trim_holes(
     drop = span[hole[region]]
     if len(drop) == 0:
         return vertices, faces
-    return remove_small_components(vertices, np.delete(faces, drop, axis=0), min_faces=1)
+    rim = boundary_vertex_mask(faces, len(vertices))
+    faces = np.delete(faces, drop, axis=0)
+    if lip > 0:
+        cut = boundary_vertex_mask(faces, len(vertices)) & ~rim
+        faces = np.delete(faces, _far_regions(vertices, faces, gaps, lip, cut), axis=0)
+    return remove_small_components(vertices, faces, min_faces=1)
 
 
 def retract_rims(
@@ -116,17 +126,24 @@ def retract_rims(
     are left alone, so no new hole opens."""
     if len(faces) == 0:
         return vertices, faces
-    far = gaps.beyond(vertices[faces].mean(1), empty)
-    if len(far) == 0:
-        return vertices, faces
-    rim = boundary_vertex_mask(faces, len(vertices))
-    n, region = face_components(faces[far], len(vertices))
-    reaches = np.zeros(n, dtype=bool)
-    np.logical_or.at(reaches, region, rim[faces[far]].any(1))
-    drop = far[reaches[region]]
+    drop = _far_regions(vertices, faces, gaps, empty, boundary_vertex_mask(faces, len(vertices)))
     if len(drop) == 0:
         return vertices, faces
     return drop_unused_vertices(vertices, np.delete(faces, drop, axis=0))
+
+
+def _far_regions(
+    vertices: np.ndarray, faces: np.ndarray, gaps: SampleGaps, empty: float, touching: np.ndarray
+) -> np.ndarray:
+    """Indices of the faces whose centroid lies further than ``empty`` local spacings from every
+    sample, in the edge-connected regions of such faces that reach a vertex of ``touching (V,)``."""
+    far = gaps.beyond(vertices[faces].mean(1), empty)
+    if len(far) == 0:
+        return far
+    n, region = face_components(faces[far], len(vertices))
+    reaches = np.zeros(n, dtype=bool)
+    np.logical_or.at(reaches, region, touching[faces[far]].any(1))
+    return far[reaches[region]]
 
 
 @dataclass

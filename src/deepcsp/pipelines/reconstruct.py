@@ -71,6 +71,12 @@ SEAM_SPACINGS = 1.5
 #: points (2.0-2.6 at 100k with noise 0.25%), each had a face that saw its rim all round (0.03-0.45),
 #: and 3.0-4.2 deep at 100k.
 HOLE_OVERSHOOT = 2.75
+#: ``ReconstructionConfig.hole_lip``: selected on a procedural capsule with 14 windows and a door, none of
+#: the benchmark's meshes (scratch, 2026-12-06): 0 / 0.5 / 0.75 / 1.0 spacings gave Chamfer-L1 0.0254 /
+#: 0.0180 / 0.0164 / 0.0184% of the diagonal at 10k points, 0.0804 / 0.0756 / 0.0732 / 0.0752% at 10k with
+#: noise 0.25%, 0.0394 / 0.0295 / 0.0261 / 0.0290% at 3k; NC up 0.0002-0.0006 at each; a sphere with five
+#: round holes takes the open path and is unchanged. Benchmark: benchmarks/RESULTS.md.
+HOLE_LIP = 0.75
 #: ``ReconstructionConfig.thin_spacings``: not tuned, the 1.5 spacings of the seam and rim rules; on the
 #: 192 benchmark clouds it changed 3 (cesium_milk_truck and teddy at 100k, penguin at 10k-n0.5-o1), all
 #: for the better (benchmarks/RESULTS.md).
@@ -114,6 +120,10 @@ class ReconstructionConfig:
     """A region that reaches no deeper than this many spacings is a hole only where it sees samples
     all round (:meth:`~deepcsp.pipelines.holes.SampleGaps.surrounded`): past a sharp crease the
     closed mesh can overshoot the samples that deep, with all of them on one side."""
+    hole_lip: float = HOLE_LIP
+    """Where holes were cut, also drop the faces further than this many spacings from every sample
+    in regions that reach the cut: the lip the closed mesh bends into a hole's rim (closer to the
+    samples than ``hole_spacings``, so the cut leaves it). 0: keep it."""
     thin_spacings: float = THIN_SPACINGS
     """After a closed extraction, when more than ``min_component_samples`` samples lie further than
     this many local spacings from the closed mesh (thin plates and bars it has no inside vertex
@@ -190,6 +200,7 @@ class ReconstructionConfig:
         f.number("hole_core", 0.0, 1e6)
         f.number("hole_loop", 0.0, 1e9)
         f.number("hole_overshoot", 0.0, 1e6)
+        f.number("hole_lip", 0.0, 1e6)
         f.number("seam_spacings", 0.0, 1e6)
         f.number("thin_spacings", 0.0, 1e6)
         f.number("polish", 0.0, 1e6)
@@ -269,7 +280,14 @@ def reconstruct_cloud(
         if holes:
             onto = None if pss is None else functools.partial(_on_surface, pss, fld.normalization)
             vertices, faces = trim_holes(
-                vertices, faces, gaps(), config.hole_spacings, config.hole_core, onto, overshoot=config.hole_overshoot
+                vertices,
+                faces,
+                gaps(),
+                config.hole_spacings,
+                config.hole_core,
+                onto,
+                config.hole_overshoot,
+                config.hole_lip,
             )
         if config.thin_spacings > 0 and pss is not None:
             vertices, faces = _restore_thin_parts((vertices, faces), unsigned, pss, fld.normalization, config, progress)
