@@ -72,10 +72,10 @@ SEAM_SPACINGS = 1.5
 #: and 3.0-4.2 deep at 100k.
 HOLE_OVERSHOOT = 2.75
 #: ``ReconstructionConfig.hole_lip``: selected on a procedural capsule with 14 windows and a door, none of
-#: the benchmark's meshes (scratch, 2026-12-06): 0 / 0.5 / 0.75 / 1.0 spacings gave Chamfer-L1 0.0254 /
-#: 0.0180 / 0.0164 / 0.0184% of the diagonal at 10k points, 0.0804 / 0.0756 / 0.0732 / 0.0752% at 10k with
-#: noise 0.25%, 0.0394 / 0.0295 / 0.0261 / 0.0290% at 3k; NC up 0.0002-0.0006 at each; a sphere with five
-#: round holes takes the open path and is unchanged. Benchmark: benchmarks/RESULTS.md.
+#: the benchmark's meshes (benchmarks/bm_hole_lip.py, 2026-12-06): 0 / 0.5 / 0.75 / 1.0 spacings gave
+#: Chamfer-L1 0.0254 / 0.0180 / 0.0164 / 0.0184% of the diagonal at 10k points, 0.0804 / 0.0756 / 0.0732 /
+#: 0.0752% at 10k with noise 0.25%, 0.0394 / 0.0295 / 0.0260 / 0.0290% at 3k; NC up 0.0002-0.0006 at each;
+#: a sphere with five round holes takes the open path and is unchanged. Benchmark: benchmarks/RESULTS.md.
 HOLE_LIP = 0.75
 #: ``ReconstructionConfig.thin_spacings``: not tuned, the 1.5 spacings of the seam and rim rules; on the
 #: 192 benchmark clouds it changed 3 (cesium_milk_truck and teddy at 100k, penguin at 10k-n0.5-o1), all
