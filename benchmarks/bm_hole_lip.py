@@ -35,8 +35,7 @@ def windowed_capsule() -> tuple[np.ndarray, np.ndarray]:
     v, f = trimesh.remesh.subdivide_to_size(m.vertices, m.faces, max_edge=0.012)
     c = v[f].mean(1)
     theta = np.arctan2(c[:, 1], c[:, 0])
-    hole = np.abs(c[:, 2]) < 0.12
-    hole &= np.abs(theta - np.pi / 2 - 0.9) < 0.3  # the door
+    hole = (np.abs(c[:, 2]) < 0.12) & (np.abs(theta - np.pi / 2 - 0.9) < 0.3)  # the door
     for z in np.linspace(-0.4, 0.4, 7):
         for side in (0.6, -0.6):
             hole |= (np.abs(c[:, 2] - z) < 0.03) & (np.abs(theta - side) < 0.15)

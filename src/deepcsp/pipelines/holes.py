@@ -108,12 +108,11 @@ def trim_holes(
     drop = span[hole[region]]
     if len(drop) == 0:
         return vertices, faces
-    rim = boundary_vertex_mask(faces, len(vertices))
-    faces = np.delete(faces, drop, axis=0)
+    kept = np.delete(faces, drop, axis=0)
     if lip > 0:
-        cut = boundary_vertex_mask(faces, len(vertices)) & ~rim
-        faces = np.delete(faces, _far_regions(vertices, faces, gaps, lip, cut), axis=0)
-    return remove_small_components(vertices, faces, min_faces=1)
+        cut = boundary_vertex_mask(kept, len(vertices)) & ~boundary_vertex_mask(faces, len(vertices))
+        kept = np.delete(kept, _far_regions(vertices, kept, gaps, lip, cut), axis=0)
+    return remove_small_components(vertices, kept, min_faces=1)
 
 
 def retract_rims(

@@ -286,8 +286,8 @@ def reconstruct_cloud(
                 config.hole_spacings,
                 config.hole_core,
                 onto,
-                config.hole_overshoot,
-                config.hole_lip,
+                overshoot=config.hole_overshoot,
+                lip=config.hole_lip,
             )
         if config.thin_spacings > 0 and pss is not None:
             vertices, faces = _restore_thin_parts((vertices, faces), unsigned, pss, fld.normalization, config, progress)
