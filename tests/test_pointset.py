@@ -191,6 +191,41 @@ def half_wavy(xy: np.ndarray) -> np.ndarray:
     return np.where(xy[:, 0] < 0, 0.012 * np.sin(2 * np.pi * xy[:, 0] / 0.08), 0.0)
 
 
+def test_quadric_fit_from_moments_solves_the_weighted_ridge_least_squares(rng):
+    """The patch fits' normal equations, summed from moments, give what a least-squares solver
+    gives on the weighted design matrix with the ridge rows appended; the PCA normal is the
+    weighted covariance's least axis."""
+    from deepcsp.geometry.pointset import _pca_normals, _weighted_quadric_lstsq
+
+    u, v, w = rng.normal(size=(5, 40)), rng.normal(size=(5, 40)), rng.random((5, 40))
+    z = 0.3 * u * v - 0.2 * v**2 + 0.1 * u + 0.01 * rng.normal(size=(5, 40))
+    ridge = np.tile([0.0, 0.0, 0.0, 1e-3, 2e-3, 3e-3], (5, 1)) * w.sum(1, keepdims=True)
+    got = _weighted_quadric_lstsq(u, v, z, w, ridge)
+    for b in range(5):
+        A = np.stack([np.ones(40), u[b], v[b], u[b] ** 2, u[b] * v[b], v[b] ** 2], 1)
+        rows = np.concatenate([A * np.sqrt(w[b])[:, None], np.diag(np.sqrt(ridge[b]))])
+        want = np.linalg.lstsq(rows, np.concatenate([z[b] * np.sqrt(w[b]), np.zeros(6)]), rcond=None)[0]
+        np.testing.assert_allclose(got[b], want, rtol=1e-9, atol=1e-12)
+    flat = np.stack([u, v, 0.05 * rng.normal(size=(5, 40))], -1) @ np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    normals = _pca_normals(flat, w)
+    for b in range(5):
+        x = flat[b] - (w[b, :, None] * flat[b]).sum(0) / w[b].sum()
+        want = np.linalg.eigh((x * w[b, :, None]).T @ x)[1][:, 0]
+        assert abs(abs(normals[b] @ want) - 1) < 1e-12
+
+
+def test_an_exactly_planar_cloud_takes_the_smallest_plane_and_stops_early(rng):
+    """A tilted plane sampled without noise fits every candidate to rounding: those errors are
+    ties, so the fewest neighbours and the lowest degree win, and the search stops two sizes on."""
+    from scipy.spatial import cKDTree
+
+    tilt = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    cloud = np.c_[rng.uniform(-0.3, 0.3, (3000, 2)), np.zeros(3000)] @ tilt.T + 0.1
+    size = select_patch_size(cloud, cKDTree(cloud))
+    assert (size.neighbors, size.degree) == (8, 1), size
+    assert {k for k, _ in size.loo_rms} == {8, 12, 16} and size.noise < 1e-12, size.loo_rms
+
+
 def test_patch_sizes_chosen_per_point_average_more_where_the_surface_is_flat(rng):
     from scipy.spatial import cKDTree
 

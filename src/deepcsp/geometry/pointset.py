@@ -334,9 +334,9 @@ def fit_patches(
     """Robust local quadrics (see :class:`Patches`) around every point of ``points : (N, 3)`` over
     its ``neighbors`` nearest points (:func:`_fit_quadrics`; ``degree`` 1 fits planes; both one
     number, or ``(N,)`` per point, :func:`local_patch_sizes`); ``floor : (N,)`` bounds the
-    residual scale from below (the noise). ``chunk`` points at a time: their ``(chunk, K, 6)``
-    design matrices stay in cache (a 10k noisy cloud: 0.85 s against 1.15 s at 20000; the same
-    patches)."""
+    residual scale from below (the noise). ``chunk`` points at a time: their ``(chunk, K)``
+    temporaries stay in cache (a 10k noisy cloud: 0.85 s against 1.15 s at 20000 when the fits
+    still built ``(chunk, K, 6)`` design matrices; the same patches)."""
     n = len(points)
     floor = np.zeros(n) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))
     sizes = np.broadcast_to(np.asarray(neighbors, np.int64), (n,))
@@ -393,24 +393,30 @@ def select_patch_size(
     ``n_centers`` random points without the point itself and measure how far the point lies from
     it. Noise adds the same amount to every candidate, so the smallest error (trimmed RMS, the
     worst ``trim`` dropped) marks the best trade between averaging noise (large patches, planes)
-    and following detail (small patches, quadrics)."""
+    and following detail (small patches, quadrics).
+
+    Errors under ``1e-12`` of the cloud's extent are rounding, not fit: candidates that small
+    are equal, the fewest neighbours and the lowest degree win (an exactly planar sheet, as CAD
+    parts are sampled, takes the first size instead of whichever rounding favoured)."""
     rng = np.random.default_rng(seed)
     n = len(points)
     cand = sorted(int(k) for k in candidates if k + 1 <= n)
     idx = rng.choice(n, min(n_centers, n), replace=False)
     fl = np.zeros(len(idx)) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))[idx]
-    held = _HeldOut(points, tree, idx, max(cand))
+    held = _HeldOut(points, tree, idx, cand[0], cand[-1])  # queried further as sizes grow; most clouds stop early
+    exact = 1e-12 * float(np.ptp(points, axis=0).max())
     loo: dict = {}
     worse = 0
     for k in cand:  # ascending; stops once two sizes in a row did not improve
-        before = min(loo.values(), default=np.inf)
+        before = max(min(loo.values(), default=np.inf), exact)
+        held.reach(k)
         errors = in_threads(lambda degree: np.sort(held.heights(k, degree, kernel, fl)), degrees)
         for degree, err in zip(degrees, errors):
             loo[(k, degree)] = float(np.sqrt(np.mean(err[: max(1, int(round(len(err) * (1 - trim))))] ** 2)))
-        worse = worse + 1 if min(loo.values()) >= before else 0
+        worse = worse + 1 if max(min(loo.values()), exact) >= before else 0
         if worse >= 2:
             break
-    best = min(loo, key=loo.get)
+    best = min(loo, key=lambda c: (max(loo[c], exact), c))
     return PatchSize(best[0], best[1], loo, loo[best])
 
 
@@ -470,14 +476,28 @@ def local_patch_sizes(
 
 
 class _HeldOut:
-    """The neighbourhoods of held-out points ``idx`` for patches of up to ``largest`` neighbours."""
+    """The neighbourhoods of held-out points ``idx`` for patches of ``first`` neighbours, queried
+    further (:meth:`reach`) when a larger patch is wanted, up to ``largest``."""
 
-    def __init__(self, points: np.ndarray, tree, idx: np.ndarray, largest: int):
-        self.dist, ii = _neighbors(points, tree, idx, min(_candidates(largest), len(points) - 1), leave_out=True)
-        self.offsets = points[ii] - points[idx, None]
+    def __init__(self, points: np.ndarray, tree, idx: np.ndarray, first: int, largest: int | None = None):
+        self.points, self.tree, self.idx = points, tree, idx
+        self.most = min(_candidates(max(first, largest or first)), len(points) - 1)
+        self.dist, self.offsets = np.zeros((len(idx), 0)), np.zeros((len(idx), 0, 3))
+        self.reach(first)
+
+    def reach(self, largest: int) -> None:
+        """Make the neighbourhoods large enough for patches of ``largest`` neighbours: queried
+        again at least twice as far when they are not (their first columns stay the same). Not
+        thread-safe: call it before fitting patches in threads."""
+        have = self.dist.shape[1]
+        if have < min(_candidates(largest), self.most):
+            k = min(max(_candidates(largest), 2 * have), self.most)
+            self.dist, ii = _neighbors(self.points, self.tree, self.idx, k, leave_out=True)
+            self.offsets = self.points[ii] - self.points[self.idx, None]
 
     def heights(self, size: int, degree: int, kernel: float, floor: np.ndarray) -> np.ndarray:
-        """|height| of each held-out point over the patch of its ``size`` neighbours (cloud units)."""
+        """|height| of each held-out point over the patch of its ``size`` neighbours (cloud units;
+        the neighbourhoods must :meth:`reach` that far)."""
         kq = _candidates(size)
         fit = _fit_quadrics(self.offsets[:, :kq], self.dist[:, :kq], kernel, floor, degree, size=size)
         return np.abs(fit.coeffs[:, 0] * fit.support)
@@ -549,15 +569,15 @@ def _fit_quadrics(
     ridge = np.array([0.0, 0.0, 0.0, 1e-3, 1e-3, 1e-3]) if degree == 2 else np.array([0.0, 0.0, 0.0, 1e6, 1e6, 1e6])
     for _ in range(iterations):
         scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), fl)
-        wr = w * np.exp(-np.minimum((r / (robust * scale)) ** 2, 60.0))
-        R = _frames(_oriented_like(_pca_normals(off, wr), R[:, 2]))
+        by_residual = np.exp(-np.minimum((r / (robust * scale)) ** 2, 60.0))
+        R = _frames(_oriented_like(_pca_normals(off, w * by_residual), R[:, 2]))
         loc = off @ R.transpose(0, 2, 1)
+        u, v, z = (np.ascontiguousarray(loc[..., i]) for i in range(3))
         # weights by tangential distance: a 3D distance favours neighbours displaced like the centre
-        w = np.exp(-(loc[..., 0] ** 2 + loc[..., 1] ** 2))
-        wr = w * np.exp(-np.minimum((r / (robust * scale)) ** 2, 60.0))
-        A = _design(loc[..., 0], loc[..., 1])
-        c = _weighted_lstsq(A, loc[..., 2], wr, ridge[None] * wr.sum(1, keepdims=True))
-        r = loc[..., 2] - (A * c[:, None]).sum(-1)
+        w = np.exp(-(u * u + v * v))
+        wr = w * by_residual
+        c = _weighted_quadric_lstsq(u, v, z, wr, ridge[None] * wr.sum(1, keepdims=True))
+        r = z - _quadric_heights(c, u, v)
     scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1), 1e-3)
     return _QuadricFits(R, c, h, scale)
 
@@ -1083,20 +1103,52 @@ def _frames(normals: np.ndarray) -> np.ndarray:
 
 
 def _pca_normals(offsets: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``(B, 3)`` unoriented normals: the weighted covariance's least axis of ``offsets : (B, K, 3)``."""
-    mu = (weights[:, None, :] @ offsets)[:, 0] / weights.sum(1, keepdims=True)
-    x = offsets - mu[:, None]
-    cov = (x * weights[..., None]).transpose(0, 2, 1) @ x  # batched BLAS, not einsum's loops
+    """``(B, 3)`` unoriented normals: the weighted covariance's least axis of ``offsets : (B, K, 3)``.
+    The covariance is summed from its moments, one ``(B, K)`` product each (1.4-2x faster than
+    batched BLAS on ``(B, 3, K) @ (B, K, 3)`` for the patch fits' sizes)."""
+    total = weights.sum(1)
+    axes = [np.ascontiguousarray(offsets[..., i]) for i in range(3)]
+    weighted = [weights * x for x in axes]
+    mean = [wx.sum(1) / total for wx in weighted]
+    cov = np.empty((len(weights), 3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            cov[:, i, j] = cov[:, j, i] = (weighted[i] * axes[j]).sum(1) - total * mean[i] * mean[j]
     return np.linalg.eigh(cov)[1][:, :, 0]
 
 
-def _design(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], -1)
+#: Exponents ``(a, b)`` of the quadric's monomials ``u^a v^b``, in the order of its coefficients.
+_MONOMIALS = ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2))
 
 
-def _weighted_lstsq(A: np.ndarray, z: np.ndarray, w: np.ndarray, ridge: np.ndarray) -> np.ndarray:
-    """``(B, 6)`` minimisers of ``sum_k w (A c - z)^2 + sum_j ridge_j c_j^2`` for each batch row."""
-    wA = (A * w[..., None]).transpose(0, 2, 1)  # batched BLAS, not einsum's loops
-    AtA = wA @ A + ridge[:, :, None] * np.eye(A.shape[-1])[None]
-    Atz = (wA @ z[..., None])[..., 0]
+def _weighted_quadric_lstsq(u: np.ndarray, v: np.ndarray, z: np.ndarray, w: np.ndarray, ridge: np.ndarray):
+    """``(B, 6)`` minimisers ``c`` of ``sum_k w (q_c(u, v) - z)^2 + sum_j ridge_j c_j^2`` for each
+    batch row, ``q_c`` the quadric of :func:`_quadric_heights`; all ``(B, K)`` but ``ridge : (B, 6)``.
+    The normal equations are built from the 15 weighted moments ``sum w u^a v^b`` (a + b <= 4),
+    not from a ``(B, K, 6)`` design matrix: 1.5x faster, the same solution to rounding."""
+    wu, wv = w * u, w * v
+    wuu, wvv = wu * u, wv * v
+    uu, uv, vv = u * u, u * v, v * v
+    moments = {
+        (0, 0): w.sum(1), (1, 0): wu.sum(1), (0, 1): wv.sum(1),
+        (2, 0): wuu.sum(1), (1, 1): (wu * v).sum(1), (0, 2): wvv.sum(1),
+        (3, 0): (wuu * u).sum(1), (2, 1): (wuu * v).sum(1), (1, 2): (wvv * u).sum(1), (0, 3): (wvv * v).sum(1),
+        (4, 0): (wuu * uu).sum(1), (3, 1): (wuu * uv).sum(1), (2, 2): (wuu * vv).sum(1),
+        (1, 3): (wvv * uv).sum(1), (0, 4): (wvv * vv).sum(1),
+    }  # fmt: skip
+    AtA = np.empty((len(w), 6, 6))
+    for i, (a, b) in enumerate(_MONOMIALS):
+        for j, (c, d) in enumerate(_MONOMIALS):
+            AtA[:, i, j] = moments[(a + c, b + d)]
+    AtA += ridge[:, :, None] * np.eye(6)[None]
+    wz = w * z
+    Atz = np.stack(
+        [wz.sum(1), (wz * u).sum(1), (wz * v).sum(1), (wz * uu).sum(1), (wz * uv).sum(1), (wz * vv).sum(1)], 1
+    )
     return np.linalg.solve(AtA, Atz[..., None])[..., 0]
+
+
+def _quadric_heights(c: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Heights ``c0 + c1 u + c2 v + c3 u^2 + c4 uv + c5 v^2`` of quadrics ``c : (B, 6)`` at ``u, v : (B, K)``."""
+    c0, c1, c2, c3, c4, c5 = (c[:, i : i + 1] for i in range(6))
+    return c0 + u * (c1 + c3 * u + c4 * v) + v * (c2 + c5 * v)
