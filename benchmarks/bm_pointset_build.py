@@ -118,13 +118,14 @@ def summarize(path: Path, compare: Path | None, settings: list[str], compared: P
         }
         if compare:
             ratios = [rows[k]["seconds"] / other[k]["seconds"] for k in keys]
+            diffs = {k: differences(other[k], rows[k]) for k in keys}
             line |= {
                 "other's median s": statistics.median(other[k]["seconds"] for k in keys),
                 "this / other (median)": statistics.median(ratios),
                 "range": f"{min(ratios):.2f}-{max(ratios):.2f}",
-                "same surface": sum(not differences(other[k], rows[k]) for k in keys),
+                "same surface": sum(not d for d in diffs.values()),
             }
-            changed += [f"{k[0]} {k[1]}: " + "; ".join(differences(other[k], rows[k])) for k in keys]
+            changed += [f"{k[0]} {k[1]}: " + "; ".join(d) for k, d in diffs.items() if d]
             per_cloud += [
                 {
                     "mesh": k[0],
@@ -132,17 +133,16 @@ def summarize(path: Path, compare: Path | None, settings: list[str], compared: P
                     "seconds": rows[k]["seconds"],
                     "other_seconds": other[k]["seconds"],
                     "summary": rows[k]["summary"],
-                    "differences": differences(other[k], rows[k]),
+                    "differences": d,
                 }
-                for k in keys
+                for k, d in diffs.items()
             ]
         table.append(line)
     if compared is not None:
         compared.write_text("".join(json.dumps(r) + "\n" for r in per_cloud))
     print_table(table, list(table[0]) if table else ["setting"], {"this / other (median)": "{:.3f}"})
     for line in changed:
-        if not line.endswith(": "):
-            print(line)
+        print(line)
 
 
 if __name__ == "__main__":

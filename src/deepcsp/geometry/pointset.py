@@ -481,7 +481,7 @@ class _HeldOut:
 
     def __init__(self, points: np.ndarray, tree, idx: np.ndarray, first: int, largest: int | None = None):
         self.points, self.tree, self.idx = points, tree, idx
-        self.most = min(_candidates(max(first, largest or first)), len(points) - 1)
+        self.most = min(_candidates(largest or first), len(points) - 1)
         self.dist, self.offsets = np.zeros((len(idx), 0)), np.zeros((len(idx), 0, 3))
         self.reach(first)
 
@@ -577,7 +577,7 @@ def _fit_quadrics(
         w = np.exp(-(u * u + v * v))
         wr = w * by_residual
         c = _weighted_quadric_lstsq(u, v, z, wr, ridge[None] * wr.sum(1, keepdims=True))
-        r = z - _quadric_heights(c, u, v)
+        r = z - _quadric_heights(c[:, None], u, v)
     scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1), 1e-3)
     return _QuadricFits(R, c, h, scale)
 
@@ -942,14 +942,14 @@ def _project_on_quadrics(
     uq = (frames[..., 0, :] * d).sum(-1)
     vq = (frames[..., 1, :] * d).sum(-1)
     zq = (frames[..., 2, :] * d).sum(-1)
-    c0, c1, c2, c3, c4, c5 = coeffs.unbind(-1)
 
     def within_reach(u, v):
         return u.clamp(-reach, reach), v.clamp(-reach, reach)
 
     u, v = within_reach(uq, vq)
+    c1, c2, c3, c4, c5 = (coeffs[..., i] for i in range(1, 6))
     for _ in range(iterations):
-        z = c0 + u * (c1 + c3 * u + c4 * v) + v * (c2 + c5 * v)
+        z = _quadric_heights(coeffs, u, v)
         zu = c1 + 2 * c3 * u + c4 * v
         zv = c2 + c4 * u + 2 * c5 * v
         r = z - zq
@@ -958,7 +958,7 @@ def _project_on_quadrics(
         a11, a12, a22 = 1 + zu * zu, zu * zv, 1 + zv * zv
         det = a11 * a22 - a12 * a12
         u, v = within_reach(u - (a22 * g1 - a12 * g2) / det, v - (a11 * g2 - a12 * g1) / det)
-    z = c0 + u * (c1 + c3 * u + c4 * v) + v * (c2 + c5 * v)
+    z = _quadric_heights(coeffs, u, v)
     rel = (
         (u - uq)[..., None] * frames[..., 0, :]
         + (v - vq)[..., None] * frames[..., 1, :]
@@ -1148,7 +1148,8 @@ def _weighted_quadric_lstsq(u: np.ndarray, v: np.ndarray, z: np.ndarray, w: np.n
     return np.linalg.solve(AtA, Atz[..., None])[..., 0]
 
 
-def _quadric_heights(c: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Heights ``c0 + c1 u + c2 v + c3 u^2 + c4 uv + c5 v^2`` of quadrics ``c : (B, 6)`` at ``u, v : (B, K)``."""
-    c0, c1, c2, c3, c4, c5 = (c[:, i : i + 1] for i in range(6))
+def _quadric_heights(coeffs, u, v):
+    """Heights ``c0 + c1 u + c2 v + c3 u^2 + c4 uv + c5 v^2`` of quadrics ``coeffs : (..., 6)`` at
+    ``u, v`` (shapes that broadcast with ``coeffs[..., 0]``); NumPy arrays or torch tensors."""
+    c0, c1, c2, c3, c4, c5 = (coeffs[..., i] for i in range(6))
     return c0 + u * (c1 + c3 * u + c4 * v) + v * (c2 + c5 * v)
