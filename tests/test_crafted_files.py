@@ -20,9 +20,11 @@ from deepcsp.fields.files import read_weights, write_weights
 from deepcsp.fields.query import FORMAT, FORMAT_VERSION, MAX_INFLATED_BYTES, load_field
 
 
-@pytest.fixture(params=["mesh", "delta2"])
-def field_file(request, tiny_field, tmp_path):
-    """The tiny field saved with each value codec: predicted from its mesh, and second differences."""
+@pytest.fixture(scope="module", params=["mesh", "delta2"])
+def field_file(request, tiny_field, tmp_path_factory):
+    """The tiny field saved with each value codec: predicted from its mesh, and second differences.
+    Saved once per module (saving compresses the values, about 2 s): the tests only read it."""
+    tmp_path = tmp_path_factory.mktemp(f"crafted-{request.param}")
     path = tiny_field.save(tmp_path / "f.safetensors")
     if request.param == "delta2":
         from deepcsp.fields import load_field as load

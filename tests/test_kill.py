@@ -131,7 +131,7 @@ def field_path(tmp_path_factory, tiny_field) -> Path:
 
 def test_kill_mesh(field_path, tmp_path):
     out = tmp_path / "out"
-    args = ["mesh", str(field_path), "-o", str(out / "m.ply"), "--resolution", "128", "--points", "50000"]
+    args = ["mesh", str(field_path), "-o", str(out / "m.ply"), "--resolution", "64", "--points", "20000"]
     out.mkdir()
     kill_at = _complete_run(args, tmp_path, out)
     assert _check_outputs(out, set()) == 2
