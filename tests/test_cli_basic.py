@@ -106,3 +106,19 @@ def test_eval_bad_options_one_line(bundled_spot, capsys, flag):
     assert main(["eval", good, good, *flag]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("deepcsp: error: --")
+
+
+def test_a_task_first_reported_after_its_first_chunk_gets_no_rate_from_it(capsys):
+    """The bar starts when the first ``done`` arrives: that chunk took no time on the bar's clock,
+    so it must not count in the rate (a 10,000-point projection read "268435456.00it/s")."""
+    import re
+    import time
+
+    from deepcsp.cli._common import progress_printer
+
+    with progress_printer("deepcsp test") as progress:
+        progress({"task": "points", "done": 8192, "total": 10000})
+        time.sleep(0.2)
+        progress({"task": "points", "done": 10000, "total": 10000})
+    rates = [float(r) for r in re.findall(r"([0-9.]+)it/s", capsys.readouterr().err)]
+    assert rates and max(rates) < 1808 / 0.15, rates  # 1,808 points in at least 0.2 s

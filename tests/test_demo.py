@@ -23,6 +23,8 @@ def test_demo_end_to_end(tmp_path):
             "32",
             "--image-size",
             "64",
+            "--scan-resolution",
+            "80",
         ],
         capture_output=True,
         text=True,
@@ -47,10 +49,11 @@ def test_demo_end_to_end(tmp_path):
     assert m["render"][0]["iou_vs_exact"] > 0.93 and m["render"][1]["iou_vs_exact"] > 0.95
     assert 2000 < m["mesh"]["faces"] < 4500
     assert m["mesh"]["metrics"]["chamfer_l1_rel"] < 0.004
-    # the scan-like cloud (4 views): deepcsp reconstruct at its defaults (measured: Chamfer-L1 0.106%
-    # of the diagonal, NC 0.982, the shirt's 4 boundary loops; ball pivoting 0.195% / 537 loops)
+    # the scan-like cloud (4 views of 80 pixels a side, 4,924 points): deepcsp reconstruct at its
+    # defaults (measured: Chamfer-L1 0.145% of the diagonal, NC 0.977, the shirt's 4 boundary loops;
+    # at the demo's own 160 pixels, 19,655 points: 0.091%, NC 0.984, 4 loops, 10 s more)
     ours = next(r for r in m["cloud"]["rows"] if r["method"] == "deepcsp")
-    assert m["cloud"]["points"] > 10_000 and (out / "scan.ply").exists() and (out / "scan_deepcsp.ply").exists()
-    assert ours["chamfer_l1_rel"] < 0.0016 and ours["normal_consistency"] > 0.97 and ours["boundary_loops"] <= 8, ours
+    assert m["cloud"]["points"] > 4_000 and (out / "scan.ply").exists() and (out / "scan_deepcsp.ply").exists()
+    assert ours["chamfer_l1_rel"] < 0.0022 and ours["normal_consistency"] > 0.965 and ours["boundary_loops"] <= 8, ours
     html = (out / "index.html").read_text()
     assert "render_iso.png" in html and "chamfer_l1" in html

@@ -49,9 +49,14 @@ def progress_printer(prefix: str, quiet: bool = False) -> Iterator[Callable[[dic
             tqdm.write(f"{prefix}: {rec['stage']}", file=sys.stderr)
         elif "task" in rec:
             bar = bars.get(rec["task"])
-            if bar is None:
+            if bar is None:  # first seen after its first chunk: timed from here, so its rate leaves that chunk out
                 bar = bars[rec["task"]] = tqdm(
-                    total=rec["total"], desc=rec["task"], dynamic_ncols=True, leave=False, file=sys.stderr
+                    total=rec["total"],
+                    initial=rec["done"],
+                    desc=rec["task"],
+                    dynamic_ncols=True,
+                    leave=False,
+                    file=sys.stderr,
                 )
             bar.total = rec["total"]
             bar.n = rec["done"]

@@ -26,6 +26,9 @@ class DemoCommand:
     """Extraction grid cells per axis."""
     image_size: int = 512
     """Render width and height in pixels."""
+    scan_resolution: int = 160
+    """Pixels per side of each of the four simulated depth views whose points the point-cloud
+    section reconstructs (160: about 20,000 points of the bundled shape)."""
 
     def check(self) -> None:
         """Refuse bad options before any work."""
@@ -40,6 +43,7 @@ class DemoCommand:
         integer("--field-resolution", self.field_resolution, 2, MAX_BAND_RESOLUTION)
         integer("--mesh-resolution", self.mesh_resolution, 4, MAX_RESOLUTION)
         integer("--image-size", self.image_size, 1, MAX_SIDE)
+        integer("--scan-resolution", self.scan_resolution, 16, MAX_SIDE)
 
     def run(self) -> int:
         from deepcsp.cli.demo_run import run_demo
@@ -52,4 +56,5 @@ class DemoCommand:
             field_resolution=self.field_resolution,
             resolution=self.mesh_resolution,
             image_size=self.image_size,
+            scan_resolution=self.scan_resolution,
         )

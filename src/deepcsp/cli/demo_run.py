@@ -26,6 +26,7 @@ def run_demo(
     field_resolution: int = 192,
     resolution: int = 192,
     image_size: int = 512,
+    scan_resolution: int = 160,
 ) -> int:
     from deepcsp.io import load_surface
 
@@ -39,7 +40,7 @@ def run_demo(
     renders = _render_views(fit.field, surface, output, image_size)  # 2. renders beside the exact ray cast
     ex, metrics = _extract(fit.field, surface, output, resolution)  # 3. a mesh, compared with the input
     # 4. a scan-like cloud of the shape: surface from points, beside the peers when installed
-    cloud = _point_cloud_section(surface, output, image_size) if surface.is_mesh else None
+    cloud = _point_cloud_section(surface, output, image_size, scan_resolution) if surface.is_mesh else None
     summary = {
         "cloud": cloud,
         "input": str(path),
@@ -172,8 +173,9 @@ def _console_rows(summary: dict, e, metrics, image_size: int, output: Path, view
     ]
 
 
-def _point_cloud_section(surface, output: Path, image_size: int) -> dict:
-    """Scan the mesh from four views (:func:`deepcsp.pipelines.scan.scan_cloud`), reconstruct the
+def _point_cloud_section(surface, output: Path, image_size: int, scan_resolution: int) -> dict:
+    """Scan the mesh from four views of ``scan_resolution`` pixels a side
+    (:func:`deepcsp.pipelines.scan.scan_cloud`), reconstruct the
     cloud with deepcsp and, when open3d is installed, with ball pivoting and screened Poisson;
     score every mesh against the input and render it."""
     from deepcsp.extract.topology import mesh_stats
@@ -185,7 +187,7 @@ def _point_cloud_section(surface, output: Path, image_size: int) -> dict:
     from deepcsp.pipelines.scan import scan_cloud
     from deepcsp.render import encode_png, render_mesh_exact, view_camera
 
-    points = scan_cloud(surface.vertices, surface.faces, views=4, resolution=160, noise=0.002)
+    points = scan_cloud(surface.vertices, surface.faces, views=4, resolution=scan_resolution, noise=0.002)
     save_points(output / "scan.ply", points)
     echo(f"deepcsp demo: scan-like cloud of {len(points)} points (4 views, noise 0.2% of the diagonal) -> meshes")
     meshes = {}
