@@ -173,7 +173,7 @@ def test_a_flat_sheet_is_not_projected_automatically(rng):
 
     auto = PointSetSurface.build(cloud, project=project, project_above=0.01).summary
     assert auto.patch_neighbors > 192 and not (auto.projected or auto.self_projected) and not calls, auto
-    # a quarter of the same sheet, asked to (large patches make a build of all of it three times slower)
+    # a quarter of the same sheet, asked to (large patches make a build of all of it about four times slower)
     assert PointSetSurface.build(cloud[:1000], project=project, project_above=0.0).summary.projected and calls
 
 
