@@ -151,6 +151,7 @@ class ReconstructCommand:
         rows = [("input points", str(len(surface.vertices)))]
         if rec.cloud is not None:
             c = rec.cloud
+            rows += [("repeated samples merged", str(c.n_repeated))] if c.n_repeated else []
             rows += [
                 ("outliers dropped", str(c.n_outliers)),
                 ("noise / spacing", f"{c.input_noise / c.spacing:.3f}"),

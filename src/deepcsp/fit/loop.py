@@ -113,7 +113,9 @@ def _oracle(v: np.ndarray, faces, config: FitConfig, progress):
         )
         progress(
             {
-                "stage": f"point-set surface: {s.n_points} points ({s.n_outliers} outliers dropped), "
+                "stage": f"point-set surface: {s.n_points} points ("
+                + (f"{s.n_repeated} repeated samples merged, " if s.n_repeated else "")
+                + f"{s.n_outliers} outliers dropped), "
                 f"spacing {s.spacing:.3g}"
                 f"{projection}, patches of {s.patch_neighbors} points (degree {s.patch_degree})"
                 + (f", {s.local_patches:.0%} of them sized per point" if s.local_patches else "")

@@ -45,6 +45,7 @@ from deepcsp._arrays import gather_rows, unique, unique_rows
 from deepcsp._validate import Fields
 from deepcsp.constants import LOCAL_PATCH_SIZES, PATCH_SIZES
 from deepcsp.geometry.closest import ClosestPoints, check_points
+from deepcsp.geometry.duplicates import merge_duplicates
 
 #: Chunks :meth:`PointSetSurface.project` works on at once (2 cores: 1.15x faster than one chunk at
 #: a time with torch's own threads; 3 were slower).
@@ -171,6 +172,9 @@ class CloudSummary:
     self_projected: bool = False
     """The points were moved onto their own point-set surface first (``PointSetConfig.self_project``;
     with ``projected`` too: to the mean of that and the learned projection, ``self_project_blend``)."""
+    n_repeated: int = 0
+    """Input samples that repeated others, exactly or all but, merged into them
+    (:func:`~deepcsp.geometry.duplicates.merge_duplicates`)."""
 
     @property
     def projection(self) -> str:
@@ -650,9 +654,9 @@ class PointSetSurface:
         (``config.self_project_blend``)."""
         pts = check_points(points, "cloud")
         n_input = len(pts)
-        pts, n_outliers = _cleaned(pts, config)
+        pts, n_repeated, n_outliers = _cleaned(pts, config)
         tree, spacing, size = _scale_and_noise(pts, config)
-        raw = _Found(n_input, n_outliers, size.noise)
+        raw = _Found(n_input, n_outliers, size.noise, n_repeated=n_repeated)
         found = raw
         sheet = project_above > 0 and _sheet(size)  # a threshold means automatic: sheets are left as they are
         if project is not None and size.noise >= project_above * float(np.median(spacing)) and not sheet:
@@ -704,6 +708,7 @@ class PointSetSurface:
             found.offset,
             float(np.mean((neighbors != size.neighbors) | (degree != size.degree))),
             found.self_projected,
+            found.n_repeated,
         )
         return cls(pts, patches, spacing, density_ref, config, summary)
 
@@ -1021,17 +1026,19 @@ def _check_cloud(points: np.ndarray) -> np.ndarray:
     return points
 
 
-def _cleaned(points: np.ndarray, config: PointSetConfig) -> tuple[np.ndarray, int]:
-    """Distinct points without outliers (:func:`remove_outliers`, :func:`remove_off_surface`),
-    averaged in voxels above ``config.max_points``; and the number of outliers dropped."""
-    pts = _check_cloud(np.unique(points, axis=0))
+def _cleaned(points: np.ndarray, config: PointSetConfig) -> tuple[np.ndarray, int, int]:
+    """Distinct points (repeats merged, :func:`merge_duplicates`) without outliers
+    (:func:`remove_outliers`, :func:`remove_off_surface`), averaged in voxels above
+    ``config.max_points``; the number of repeats merged and of outliers dropped."""
+    merged = merge_duplicates(points)
+    pts = _check_cloud(merged.points)
     keep = remove_outliers(pts, config.outlier_ratio)
     if config.off_surface > 0:
         keep[keep] = remove_off_surface(pts[keep], config.off_surface, config.off_surface_floor)
     pts = _check_cloud(pts[keep])
     if len(pts) > config.max_points:
         pts = _check_cloud(voxel_average(pts, config.max_points))
-    return pts, int((~keep).sum())
+    return pts, merged.n_repeated, int((~keep).sum())
 
 
 @dataclass(frozen=True)
@@ -1044,6 +1051,7 @@ class _Found:
     projected: bool = False
     self_projected: bool = False
     offset: float = 0.0
+    n_repeated: int = 0
 
 
 def _mean_of(first, second):
@@ -1145,7 +1153,11 @@ def _weighted_quadric_lstsq(u: np.ndarray, v: np.ndarray, z: np.ndarray, w: np.n
     Atz = np.stack(
         [wz.sum(1), (wz * u).sum(1), (wz * v).sum(1), (wz * uu).sum(1), (wz * uv).sum(1), (wz * vv).sum(1)], 1
     )
-    return np.linalg.solve(AtA, Atz[..., None])[..., 0]
+    try:
+        return np.linalg.solve(AtA, Atz[..., None])[..., 0]
+    except np.linalg.LinAlgError:  # a row's weighted points do not span a plane (near-duplicates)
+        AtA += 1e-9 * np.maximum(np.trace(AtA, axis1=1, axis2=2), 1e-300)[:, None, None] * np.eye(6)[None]
+        return np.linalg.solve(AtA, Atz[..., None])[..., 0]
 
 
 def _quadric_heights(coeffs, u, v):

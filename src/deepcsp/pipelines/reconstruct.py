@@ -37,6 +37,7 @@ from deepcsp.fit.band import collocate
 from deepcsp.fit.loop import layered_grid
 from deepcsp.geometry.cleanup import drop_unused_vertices, repeats_index, weld_map
 from deepcsp.geometry.closest import ClosestPoints
+from deepcsp.geometry.duplicates import merge_duplicates
 from deepcsp.geometry.pointset import CloudSummary
 from deepcsp.pipelines.holes import SampleGaps, fill_covered_holes, retract_rims, trim_holes
 from deepcsp.pipelines.polish import (
@@ -237,7 +238,8 @@ def reconstruct_cloud(
     if surface.faces is not None:
         surface = replace(surface, faces=None)
     t0 = time.perf_counter()
-    gaps = functools.cache(lambda: SampleGaps(surface.vertices))  # built when first needed
+    samples = functools.cache(lambda: _distinct_samples(surface.vertices))
+    gaps = functools.cache(lambda: SampleGaps(samples()))  # built when first needed
     if config.method == "global":
         fld, cloud, pss = _global_field(surface.vertices, config.global_model, config.fit.device), None, None
     else:
@@ -314,13 +316,19 @@ def reconstruct_cloud(
     smoothing = config.smooth > 0 or config.clean_smooth > 0 or config.clean_smooth_dense > 0
     if (config.polish > 0 or smoothing) and cloud is not None and len(faces):
         normals_near = None if pss is None else functools.partial(_normals_near, pss, fld.normalization)
-        vertices = _polish_and_smooth(vertices, faces, surface.vertices, gaps().spacing, config, progress, normals_near)
+        vertices = _polish_and_smooth(vertices, faces, samples(), gaps().spacing, config, progress, normals_near)
     if config.rim_spacings > 0 and cloud is not None and len(faces):
         vertices, faces = retract_rims(vertices, faces, gaps(), config.rim_spacings)
     t2 = time.perf_counter()
     return CloudReconstruction(
         vertices, faces, fld, cloud, mesh_stats(vertices, faces), {"field": t1 - t0, "mesh": t2 - t1, "total": t2 - t0}
     )
+
+
+def _distinct_samples(points: np.ndarray) -> np.ndarray:
+    """The samples the mesh rules measure gaps to: ``points`` with repeated samples merged
+    (:func:`merge_duplicates`; a repeat would halve the spacing they measure in), in their order."""
+    return merge_duplicates(points, keep_order=True).points
 
 
 def _restore_thin_parts(closed, unsigned, pss, normalization, config: ReconstructionConfig, progress):
