@@ -134,6 +134,16 @@ def test_a_cloud_given_twice_gives_the_mesh_it_gives_once(rng):
     assert abs(near.stats.area / once.stats.area - 1) < 0.002
 
 
+def test_a_long_narrow_ribbon_stays_an_open_sheet(rng):
+    # a ribbon 50 times longer than wide is narrower than the closed test's coarse cells, so none of
+    # them saw its sides and it passed as closed: a double-walled shell, area 1.79x, no boundary; the
+    # fine band's winding numbers (70% ambiguous off it) now turn it down
+    u, w = rng.uniform(0, 50, 3000), rng.uniform(0, 1, 3000)
+    cloud = np.stack([u, w, np.sin(u * 6 * np.pi / 50)], 1)  # area 51.7
+    rec = reconstruct_cloud(surface_from_arrays(cloud), ReconstructionConfig(fit=FitConfig(eval_points=0)))
+    assert rec.stats.n_boundary_loops >= 1 and abs(rec.stats.area / 51.7 - 1) < 0.1, rec.stats
+
+
 def test_cloud_fields_never_merge_close_sheets(rng):
     from deepcsp.extract.merge import close_sheet_gate
     from deepcsp.geometry import thin_shapes

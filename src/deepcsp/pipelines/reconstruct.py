@@ -78,6 +78,12 @@ HOLE_OVERSHOOT = 2.75
 #: 0.0752% at 10k with noise 0.25%, 0.0394 / 0.0295 / 0.0260 / 0.0290% at 3k; NC up 0.0002-0.0006 at each;
 #: a sphere with five round holes takes the open path and is unchanged. Benchmark: benchmarks/RESULTS.md.
 HOLE_LIP = 0.75
+#: :func:`closed_test`: a closed mesh leaves the fine band's vertices off it at winding numbers near 0
+#: or 1; an open sheet too narrow for the coarse vertices to see (a ribbon 50 times longer than wide)
+#: leaves 66-70% of them in between. The 55 benchmark clouds that pass the coarse test (all 24 meshes in
+#: the 7 settings below 100k) leave at most 8.6% (dragon_stanford_20k with noise), the open ones that fail
+#: it 4-97% (benchmarks/RESULTS.md, 2026-12-07).
+BAND_AMBIGUOUS_MAX = 0.25
 #: ``ReconstructionConfig.thin_spacings``: not tuned, the 1.5 spacings of the seam and rim rules; on the
 #: 192 benchmark clouds it changed 3 (cesium_milk_truck and teddy at 100k, penguin at 10k-n0.5-o1), all
 #: for the better (benchmarks/RESULTS.md).
@@ -480,7 +486,12 @@ def close_surface(
 
 
 def closed_test(
-    fld: NeuralField, vertices: np.ndarray, faces: np.ndarray, ambiguous_max: float = 0.002, margin_cells: float = 2.0
+    fld: NeuralField,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    ambiguous_max: float = 0.002,
+    margin_cells: float = 2.0,
+    band_ambiguous_max: float = BAND_AMBIGUOUS_MAX,
 ) -> ClosedMesh | None:
     """Whether the surface a mesh of a band-grid field shows is closed.
 
@@ -488,7 +499,9 @@ def closed_test(
     allowed) defines generalised winding numbers at the grid's vertices. Away from the surface
     (``margin_cells`` fine cells) they are near 0 or 1 around a closed surface and spread in
     between around an open one: the mesh passes when at most ``ambiguous_max`` of the coarse
-    vertices fall in (0.1, 0.9). Returns None when it does not (or the field has no sides)."""
+    vertices fall in (0.1, 0.9), and at most ``band_ambiguous_max`` of the fine band's vertices
+    that far from it (a sheet narrower than a few coarse cells is seen from none of them at an
+    angle that tells). Returns None when it does not (or the field has no sides)."""
     from deepcsp.fields.encodings import grid_vertices
     from deepcsp.geometry.inside import winding_numbers
 
@@ -507,7 +520,26 @@ def closed_test(
     away = d > margin_cells * cell if d is not None else np.ones(len(coarse), bool)
     if not away.any() or float(((w_coarse > 0.1) & (w_coarse < 0.9))[away].mean()) > ambiguous_max:
         return None
+    if d is not None and _band_ambiguity(grid, v, faces, margin_cells * cell) > band_ambiguous_max:
+        return None
     return ClosedMesh(v, faces, w_coarse)
+
+
+def _band_ambiguity(grid, vertices: np.ndarray, faces: np.ndarray, margin: float, n: int = 4096) -> float:
+    """Share of (at most ``n``, seeded) active fine vertices further than ``margin`` from the surface
+    whose absolute winding number about the mesh lies in (0.1, 0.9)."""
+    from deepcsp.fields.encodings import grid_vertices
+    from deepcsp.geometry.inside import winding_numbers
+
+    d = np.linalg.norm(grid.values.detach().cpu().double().numpy(), axis=1)
+    ids = np.nonzero(d > margin)[0]
+    if len(ids) == 0:
+        return 0.0
+    if len(ids) > n:
+        ids = np.sort(np.random.default_rng(0).choice(ids, n, replace=False))
+    x = grid_vertices(grid.res, grid.half, ids=grid.active.cpu()[torch.from_numpy(ids)]).double().numpy()
+    w = np.abs(winding_numbers(vertices, faces, x))
+    return float(((w > 0.1) & (w < 0.9)).mean())
 
 
 def set_sides(fld: NeuralField, closed: ClosedMesh) -> None:
