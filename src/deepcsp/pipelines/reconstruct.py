@@ -525,9 +525,10 @@ def closed_test(
     return ClosedMesh(v, faces, w_coarse)
 
 
-def _band_ambiguity(grid, vertices: np.ndarray, faces: np.ndarray, margin: float, n: int = 4096) -> float:
+def _band_ambiguity(grid, vertices: np.ndarray, faces: np.ndarray, margin: float, n: int = 1024) -> float:
     """Share of (at most ``n``, seeded) active fine vertices further than ``margin`` from the surface
-    whose absolute winding number about the mesh lies in (0.1, 0.9)."""
+    whose absolute winding number about the mesh lies in (0.1, 0.9). (1,024 of them: a standard error
+    under 1.5% of the share, 0.1 s for two tests of a closed 10k cloud; 4,096 took 0.38 s.)"""
     from deepcsp.fields.encodings import grid_vertices
     from deepcsp.geometry.inside import winding_numbers
 
