@@ -6,7 +6,8 @@ seed 0), then given once, twice, and twice with the copy moved by Gaussian noise
 (fractions of the bbox diagonal; 0 = an exact repeat). Every method reconstructs each cloud in this
 process; columns: Chamfer-L1 (% of the diagonal) and NC against the exact mesh, boundary loops (the
 truth's after the slash), area ratio, whether the mesh is watertight, seconds. Run it in a worktree of
-an earlier commit for the "before" figures.
+an earlier commit for the "before" figures. The copies' shifts are drawn in turn from one generator, so
+a shift's cloud depends on the shifts before it (RESULTS' rows: the default list).
 
 Usage::
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import all_meshes, machine, print_table
-from bm_pointcloud import RUNNERS, ground_truth, score
+from bm_pointcloud import RUNNERS, check_methods, ground_truth, score, table_row
 
 from deepcsp.geometry.sampling import sample_surface
 
@@ -45,9 +46,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=["deepcsp", "bpa", "poisson"])
     ap.add_argument("--out", type=Path, default=None, help="also append the rows to this JSONL file")
     args = ap.parse_args()
-    unknown = set(args.methods) - set(RUNNERS)
-    if unknown:
-        raise SystemExit(f"unknown methods {sorted(unknown)}; expected some of {sorted(RUNNERS)}")
+    check_methods(args.methods)
     if any(s < 0 for s in args.shifts):
         raise SystemExit("--shifts must be at least 0")
     paths = [p for p in all_meshes() if p.stem in args.meshes]
@@ -61,21 +60,16 @@ def main() -> None:
                 try:
                     rv, rf = RUNNERS[method](cloud)
                     s = score(rv, rf, v, f, diag)
-                    row = {
-                        "CD-L1 %": float(s["cd_l1"]),
-                        "NC": float(s["nc"]),
-                        "loops": f"{s['loops']}/{s['gt_loops']}",
-                        "area": float(s["area_ratio"]),
-                        "watertight": bool(s["watertight"]),
-                        "s": time.perf_counter() - t0,
-                    }
+                    row = {**table_row(s), "watertight": bool(s["watertight"]), "s": time.perf_counter() - t0}
                 except Exception as exc:  # a peer that fails on the cloud is a row, not the end of the run
                     row = {"error": repr(exc)[:60]}
                 rows.append({"mesh": path.stem, "cloud": cloud_name, "method": method, **row})
                 print(json.dumps(rows[-1]), flush=True)
                 if args.out is not None:
                     with open(args.out, "a") as fh:
-                        fh.write(json.dumps({k: None if v != v else v for k, v in rows[-1].items()}) + "\n")
+                        fh.write(
+                            json.dumps({k: None if x != x else x for k, x in rows[-1].items()}) + "\n"
+                        )  # NaN: null
     print()
     cols = ["mesh", "cloud", "method", "CD-L1 %", "NC", "loops", "area", "watertight", "s", "error"]
     print_table(rows, cols, {"CD-L1 %": "{:.4f}", "NC": "{:.4f}", "area": "{:.3f}", "s": "{:.1f}"})

@@ -21,7 +21,7 @@ import argparse
 
 import numpy as np
 from _common import machine, print_table
-from bm_pointcloud import make_cloud, score
+from bm_pointcloud import make_cloud, score, table_row
 
 from deepcsp.io.surface import surface_from_arrays
 from deepcsp.pipelines.reconstruct import ReconstructionConfig, reconstruct_cloud
@@ -73,17 +73,7 @@ def main() -> None:
             for lip in args.lips:
                 rec = reconstruct_cloud(cloud, ReconstructionConfig(hole_lip=lip))
                 s = score(rec.vertices, rec.faces, gv, gf, diag)
-                rows.append(
-                    {
-                        "shape": shape,
-                        "setting": setting,
-                        "lip": lip,
-                        "CD-L1 %": float(s["cd_l1"]),
-                        "NC": s["nc"],
-                        "loops": f"{s['loops']}/{s['gt_loops']}",
-                        "area": s["area_ratio"],
-                    }
-                )
+                rows.append({"shape": shape, "setting": setting, "lip": lip, **table_row(s)})
                 print(rows[-1], flush=True)
     print_table(rows, list(rows[0]), {"CD-L1 %": "{:.4f}", "NC": "{:.5f}", "area": "{:.4f}"})
 

@@ -176,6 +176,24 @@ def child(job: dict) -> None:
 # --- scoring ----------------------------------------------------------------------------------
 
 
+def check_methods(methods: list[str]) -> None:
+    """Exit with a message naming the methods not in ``METHODS``."""
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; expected some of {METHODS}")
+
+
+def table_row(s: dict) -> dict:
+    """The columns the small studies print from a :func:`score`: Chamfer-L1 %, NC, loops (the
+    truth's after the slash), area ratio."""
+    return {
+        "CD-L1 %": float(s["cd_l1"]),
+        "NC": float(s["nc"]),
+        "loops": f"{s['loops']}/{s['gt_loops']}",
+        "area": float(s["area_ratio"]),
+    }
+
+
 def score(v: np.ndarray, f: np.ndarray, gv: np.ndarray, gf: np.ndarray, diag: float, n: int = 100_000) -> dict:
     """Metrics of mesh ``(v, f)`` against the ground truth (see the module docstring)."""
     from deepcsp.extract.topology import mesh_stats, weld_and_clean
@@ -401,9 +419,7 @@ def main() -> None:
         return child(json.loads(args.child))
     for s in args.settings:
         parse_setting(s)
-    unknown = set(args.methods) - set(METHODS)
-    if unknown:
-        raise SystemExit(f"unknown methods {sorted(unknown)}; expected some of {METHODS}")
+    check_methods(args.methods)
     paths = [p for p in all_meshes() if args.meshes is None or p.stem in args.meshes]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = {}

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 from _common import machine, print_table
-from bm_pointcloud import RUNNERS, score
+from bm_pointcloud import RUNNERS, check_methods, score, table_row
 
 from deepcsp.geometry.sampling import sample_surface
 
@@ -38,9 +38,7 @@ def main() -> None:
     ap.add_argument("--points", nargs="*", type=int, default=[3000, 10000])
     ap.add_argument("--methods", nargs="*", default=["deepcsp", "bpa", "poisson"])
     args = ap.parse_args()
-    unknown = set(args.methods) - set(RUNNERS)
-    if unknown:
-        raise SystemExit(f"unknown methods {sorted(unknown)}; expected some of {sorted(RUNNERS)}")
+    check_methods(args.methods)
     if any(n < 100 for n in args.points) or any(length < 1 for length in args.lengths):
         raise SystemExit("--points must be at least 100 and --lengths at least 1")
     print(f"## Long narrow ribbons ({machine()})\n")
@@ -54,18 +52,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 rv, rf = RUNNERS[method](cloud)
                 s = score(rv, rf, v, f, diag)
-                rows.append(
-                    {
-                        "ribbon": f"{length:g} x 1",
-                        "points": n,
-                        "method": method,
-                        "CD-L1 %": float(s["cd_l1"]),
-                        "NC": float(s["nc"]),
-                        "loops": f"{s['loops']}/{s['gt_loops']}",
-                        "area": float(s["area_ratio"]),
-                        "s": time.perf_counter() - t0,
-                    }
-                )
+                row = {"ribbon": f"{length:g} x 1", "points": n, "method": method, **table_row(s)}
+                rows.append({**row, "s": time.perf_counter() - t0})
                 print(rows[-1], flush=True)
     print()
     cols = ["ribbon", "points", "method", "CD-L1 %", "NC", "loops", "area", "s"]

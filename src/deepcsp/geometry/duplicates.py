@@ -67,11 +67,10 @@ def merge_duplicates(
 
     dist, idx = cKDTree(distinct).query(distinct, k=k + 1, workers=-1)
     spacing = np.median(dist[:, k // 2 + 1 :], axis=1)
-    close = dist[:, 1:] <= near * np.minimum(spacing[:, None], spacing[idx[:, 1:]])
-    if close[:, 0].mean() <= repeated:
+    apart = dist[:, 1:] / np.minimum(spacing[:, None], spacing[idx[:, 1:]])  # in the pair's smaller spacing
+    if (apart[:, 0] <= near).mean() <= repeated:
         return same
-    close = dist[:, 1:] <= merge * np.minimum(spacing[:, None], spacing[idx[:, 1:]])
-    rows, cols = np.nonzero(close)
+    rows, cols = np.nonzero(apart <= merge)
     n = len(distinct)
     graph = coo_matrix((np.ones(len(rows)), (rows, idx[rows, cols + 1])), shape=(n, n))
     _, label = connected_components(graph, directed=False)
