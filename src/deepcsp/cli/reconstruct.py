@@ -37,7 +37,8 @@ class ReconstructCommand:
     layers were joined) before holes are filled; 0: never."""
     thin_spacings: float = 1.5
     """After a closed extraction, put back the unsigned mesh's faces where samples lie further than this
-    many spacings from the closed mesh (thin plates and bars, structure inside a body); 0: never."""
+    many spacings from the closed mesh (thin plates and bars, structure inside a body), and keep the
+    small pieces that alone cover samples within that reach (beads of a thin part); 0: never."""
     fill_holes: bool = True
     """Close boundary loops that the cloud covers (holes of the extraction, not of the surface)."""
     polish: float = 0.05

@@ -48,7 +48,7 @@ from deepcsp.pipelines.polish import (
     smooth_turned_faces,
     taubin_smooth,
 )
-from deepcsp.pipelines.thin import restore_thin_parts
+from deepcsp.pipelines.thin import drop_small_pieces, restore_thin_parts
 
 #: Meshes with more vertices than this are not subdivided before snapping (1M-point clouds).
 SUBDIVIDE_MAX_VERTICES = 600_000
@@ -88,6 +88,8 @@ BAND_AMBIGUOUS_MAX = 0.25
 #: 192 benchmark clouds it changed 3 (cesium_milk_truck and teddy at 100k, penguin at 10k-n0.5-o1), all
 #: for the better (benchmarks/RESULTS.md).
 THIN_SPACINGS = 1.5
+#: Samples a small piece of the mesh must alone cover to stay (see ``_drop_small_pieces``).
+SMALL_PIECE_SAMPLES = 3
 #: ``ReconstructionConfig.turned_degrees``: rings of neighbours and Taubin rounds of the smoothing
 #: around turned faces (:func:`~deepcsp.pipelines.polish.smooth_turned_faces`). On the 12 training and
 #: validation meshes' 10k-point clouds (scratch, 2026-12-05): 30 / 45 / 60 degrees with 1-3 rings and
@@ -113,7 +115,8 @@ class ReconstructionConfig:
     """``global`` method: model from ``deepcsp train``; None: the one shipped with deepcsp."""
     min_component_samples: float = 20.0
     """Drop pieces of the mesh smaller than this many samples' share of area (spacing squared):
-    sign or sheet errors of a few grid vertices, never a part the cloud samples."""
+    sign or sheet errors of a few grid vertices, never a part the cloud samples (a small piece that
+    alone covers samples within ``thin_spacings`` stays: a thin part broken into beads)."""
     hole_loop: float = 8.0
     """A closed surface whose first (unsigned) mesh has a boundary loop longer than this many sample
     spacings has holes, cut out of its closed mesh again (``hole_spacings``)."""
@@ -135,7 +138,9 @@ class ReconstructionConfig:
     """After a closed extraction, when more than ``min_component_samples`` samples lie further than
     this many local spacings from the closed mesh (thin plates and bars it has no inside vertex
     for, structure inside a closed body), add the first (unsigned) mesh's faces that lie that far
-    from it (:func:`~deepcsp.pipelines.thin.restore_thin_parts`); 0: never."""
+    from it (:func:`~deepcsp.pipelines.thin.restore_thin_parts`); also the reach within which a
+    small piece's samples must lie, further from everything else, for it to stay
+    (:func:`~deepcsp.pipelines.thin.drop_small_pieces`); 0: never (then every small piece goes)."""
     snap: bool = True
     """Move the mesh's vertices to their closest points on the point-set surface the field was
     collocated from (removes the grid's discretisation error; ``csp`` method)."""
@@ -300,8 +305,7 @@ def reconstruct_cloud(
         if config.thin_spacings > 0 and pss is not None:
             vertices, faces = _restore_thin_parts((vertices, faces), unsigned, pss, fld.normalization, config, progress)
     if cloud is not None and config.min_component_samples > 0:
-        spacing = cloud.spacing / fld.normalization.scale
-        vertices, faces = remove_small_components(vertices, faces, min_area=config.min_component_samples * spacing**2)
+        vertices, faces = _drop_small_pieces(vertices, faces, cloud, pss, fld.normalization, config, progress)
     if config.snap and pss is not None:
         if config.subdivide_above > 0 and cloud is not None and _coarser_than(vertices, faces, cloud, fld, config, pss):
             vertices, faces = midpoint_subdivide(vertices, faces)
@@ -335,6 +339,28 @@ def _distinct_samples(points: np.ndarray) -> np.ndarray:
     """The samples the mesh rules measure gaps to: ``points`` with repeated samples merged
     (:func:`merge_duplicates`; a repeat would halve the spacing they measure in), in their order."""
     return merge_duplicates(points, keep_order=True).points
+
+
+def _drop_small_pieces(vertices, faces, cloud, pss, normalization, config: ReconstructionConfig, progress):
+    """Pieces of the mesh smaller than ``config.min_component_samples`` samples' area dropped, but
+    those that are the only surface within ``config.thin_spacings`` of samples of the point-set
+    surface (:func:`~deepcsp.pipelines.thin.drop_small_pieces`; every small piece without one)."""
+    spacing = cloud.spacing / normalization.scale
+    min_area = config.min_component_samples * spacing**2
+    if pss is None or config.thin_spacings <= 0:
+        return remove_small_components(vertices, faces, min_area=min_area)
+    pieces = drop_small_pieces(
+        vertices,
+        faces,
+        normalization.to_input(pss.points),
+        pss.spacing / normalization.scale,
+        min_area,
+        config.thin_spacings,
+        SMALL_PIECE_SAMPLES,
+    )
+    if progress is not None and pieces.n_kept:
+        progress({"stage": f"kept {pieces.n_kept} small pieces that alone cover their samples (beads of thin parts)"})
+    return pieces.vertices, pieces.faces
 
 
 def _restore_thin_parts(closed, unsigned, pss, normalization, config: ReconstructionConfig, progress):
