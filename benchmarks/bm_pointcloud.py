@@ -113,7 +113,8 @@ def make_cloud(v: np.ndarray, f: np.ndarray, diag: float, setting: str, seed: in
 # --- methods, each run in a child process -------------------------------------------------------
 
 
-def run_deepcsp(points: np.ndarray, projection: str = "auto"):
+def run_deepcsp(points: np.ndarray, projection: str = "auto", **options):
+    """deepcsp's default reconstruction of ``points`` (``options``: other ``ReconstructionConfig`` fields)."""
     from deepcsp.fit import FitConfig
     from deepcsp.fit.config import CloudConfig
     from deepcsp.io.surface import surface_from_arrays
@@ -122,7 +123,8 @@ def run_deepcsp(points: np.ndarray, projection: str = "auto"):
     config = ReconstructionConfig(
         fit=FitConfig(
             eval_points=0, cloud=CloudConfig(projection=projection, model=os.environ.get("DEEPCSP_LOCAL_MODEL"))
-        )
+        ),
+        **options,
     )
     rec = reconstruct_cloud(surface_from_arrays(points), config)
     return rec.vertices, rec.faces

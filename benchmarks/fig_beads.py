@@ -16,18 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from _common import HERE, meshes_dir, write_panel_grid
-from bm_pointcloud import ground_truth, make_cloud, score
+from bm_pointcloud import ground_truth, make_cloud, run_deepcsp, score
 
 PANEL = (360, 260)  # width, height of one panel
-
-
-def reconstruct(points: np.ndarray, **options) -> tuple[np.ndarray, np.ndarray]:
-    from deepcsp.fit import FitConfig
-    from deepcsp.io.surface import surface_from_arrays
-    from deepcsp.pipelines import ReconstructionConfig, reconstruct_cloud
-
-    rec = reconstruct_cloud(surface_from_arrays(points), ReconstructionConfig(fit=FitConfig(eval_points=0), **options))
-    return rec.vertices, rec.faces
 
 
 def head_camera(vertices: np.ndarray, nz, side) -> object:
@@ -50,8 +41,8 @@ def figure(out: Path) -> None:
     points = make_cloud(gv, gf, diag, "10k-n0.5", 0)
     meshes = {
         "input mesh": (gv, gf),
-        "before: small pieces dropped": reconstruct(points, thin_spacings=0.0),
-        "now: pieces that alone cover samples kept": reconstruct(points),
+        "before: small pieces dropped": run_deepcsp(points, thin_spacings=0.0),
+        "now: pieces that alone cover samples kept": run_deepcsp(points),
     }
     if importlib.util.find_spec("open3d") is not None:
         from deepcsp.pipelines.peers import PEERS

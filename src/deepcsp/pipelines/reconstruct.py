@@ -350,26 +350,25 @@ def _drop_small_pieces(vertices, faces, cloud, pss, normalization, config: Recon
     if pss is None or config.thin_spacings <= 0:
         return remove_small_components(vertices, faces, min_area=min_area)
     pieces = drop_small_pieces(
-        vertices,
-        faces,
-        normalization.to_input(pss.points),
-        pss.spacing / normalization.scale,
-        min_area,
-        config.thin_spacings,
-        SMALL_PIECE_SAMPLES,
+        vertices, faces, *_samples_in_input(pss, normalization), min_area, config.thin_spacings, SMALL_PIECE_SAMPLES
     )
     if progress is not None and pieces.n_kept:
         progress({"stage": f"kept {pieces.n_kept} small pieces that alone cover their samples (beads of thin parts)"})
     return pieces.vertices, pieces.faces
 
 
+def _samples_in_input(pss, normalization) -> tuple[np.ndarray, np.ndarray]:
+    """A point-set surface's samples ``(N, 3)`` and local spacings ``(N,)`` in input coordinates."""
+    return normalization.to_input(pss.points), pss.spacing / normalization.scale
+
+
 def _restore_thin_parts(closed, unsigned, pss, normalization, config: ReconstructionConfig, progress):
     """``restore_thin_parts`` on the point-set surface's samples, in input coordinates."""
-    spacing = pss.spacing / normalization.scale
+    samples, spacing = _samples_in_input(pss, normalization)
     restored = restore_thin_parts(
         closed,
         unsigned,
-        normalization.to_input(pss.points),
+        samples,
         spacing,
         config.thin_spacings,
         int(config.min_component_samples),
