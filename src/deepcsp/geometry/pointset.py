@@ -54,6 +54,14 @@ PROJECT_THREADS = 2
 #: of 8 patches: that step 1.3x faster than 65,536 at once, whose temporaries leave the cache, on one
 #: thread; the whole projection about 0.96x with two chunks at once).
 QUADRIC_ROWS = 16384
+#: Residuals beyond this many times a patch's robust scale carry no weight in its fit (:func:`_fit_quadrics`).
+_ROBUST = 2.5
+#: Where a patch's face ends (:func:`_edge`): samples of at least this tangential weight count; a patch has
+#: an edge when this share of its weight lies outside its robust cut; its foot points may go this far
+#: (support widths) beyond the last sample within the cut.
+CREASE_WEIGHT = 0.05
+CREASE_SHARE = 0.05
+CREASE_MARGIN = 0.25
 #: Noise (sample spacings) from which a cloud's patch sizes are chosen per point (:func:`_noisy`).
 LOCAL_PATCHES_ABOVE = 0.1
 
@@ -111,6 +119,12 @@ class PointSetConfig:
     points with noise 0.5% and 10k with 0.25% of the diagonal, the point-set surface's error 0.97x
     and 0.96x that of either alone as chosen before, median; ``benchmarks/bm_projection.py``)."""
 
+    creases: float = 3.0
+    """A patch whose residual exceeds this many times its noise floor (two faces of a crease in
+    its reach, fitted as one tilted compromise) is fitted again from the plane of the nearest
+    neighbour whose own patch is clean and whose tangent plane the centre lies on
+    (:func:`_refit_creases`); 0: never."""
+
     def __post_init__(self) -> None:
         f = Fields(self)
         f.auto_or_at_least("patch_neighbors", 6, 1024)
@@ -129,6 +143,7 @@ class PointSetConfig:
         f.integer("local_patches", 0, 1024)
         f.flag("self_project")
         f.flag("self_project_blend")
+        f.number("creases", 0.0, 1e6)
 
 
 @dataclass
@@ -144,6 +159,12 @@ class Patches:
     coeffs: np.ndarray
     support: np.ndarray
     residual: np.ndarray
+    edge: np.ndarray | None = None
+    """``(N,)`` how far (cloud units) a foot point may go from the centre along ``direction``
+    (inf or None: only the support's reach): a patch of one face of a crease ends where that
+    face's samples do, so the face does not go on past the edge (:func:`_edge`)."""
+    direction: np.ndarray | None = None
+    """``(N, 2)`` unit tangent ``(u, v)`` direction of ``edge``: toward the samples the fit left out."""
 
 
 @dataclass
@@ -333,14 +354,23 @@ def close_layers(
 
 
 def fit_patches(
-    points: np.ndarray, tree, neighbors, kernel: float = 0.5, floor=None, degree=2, chunk: int = 4000
+    points: np.ndarray,
+    tree,
+    neighbors,
+    kernel: float = 0.5,
+    floor=None,
+    degree=2,
+    chunk: int = 4000,
+    creases: float = 0.0,
 ) -> Patches:
     """Robust local quadrics (see :class:`Patches`) around every point of ``points : (N, 3)`` over
     its ``neighbors`` nearest points (:func:`_fit_quadrics`; ``degree`` 1 fits planes; both one
     number, or ``(N,)`` per point, :func:`local_patch_sizes`); ``floor : (N,)`` bounds the
     residual scale from below (the noise). ``chunk`` points at a time: their ``(chunk, K)``
     temporaries stay in cache (a 10k noisy cloud: 0.85 s against 1.15 s at 20000 when the fits
-    still built ``(chunk, K, 6)`` design matrices; the same patches)."""
+    still built ``(chunk, K, 6)`` design matrices; the same patches). ``creases`` above 0: patches
+    get edges where their reach holds another face or layer, and those astride a sharp edge are
+    fitted again to one face (:func:`_refit_creases`, ``PointSetConfig.creases``)."""
     n = len(points)
     floor = np.zeros(n) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))
     sizes = np.broadcast_to(np.asarray(neighbors, np.int64), (n,))
@@ -349,6 +379,8 @@ def fit_patches(
     coeffs = np.zeros((n, 6), np.float32)
     support = np.zeros(n)
     residual = np.zeros(n)
+    direction = np.zeros((n, 2))
+    edge = np.full(n, np.inf)
 
     def fit_batch(job: tuple[np.ndarray, int, int]) -> None:
         at, k, deg = job
@@ -360,13 +392,72 @@ def fit_patches(
         frames[at] = fit.frames
         support[at] = h
         residual[at] = fit.scale * h
+        direction[at] = fit.direction
+        edge[at] = fit.edge * h
 
     jobs = []
     for size, deg in np.unique(np.stack([sizes, degrees], 1), axis=0):
         group = np.flatnonzero((sizes == size) & (degrees == deg))
         jobs += [(group[s : s + chunk], min(int(size), n), int(deg)) for s in range(0, len(group), chunk)]
     in_threads(fit_batch, jobs)
-    return Patches(np.ascontiguousarray(points, np.float64), frames, coeffs, support, residual)
+    patches = Patches(np.ascontiguousarray(points, np.float64), frames, coeffs, support, residual)
+    if creases > 0:
+        patches.edge, patches.direction = edge, direction
+        _refit_creases(patches, tree, sizes, degrees, kernel, floor, creases)
+    return patches
+
+
+def _refit_creases(patches: Patches, tree, sizes, degrees, kernel: float, floor: np.ndarray, ratio: float) -> None:
+    """Patches at a crease fitted to one face and ended at the edge, in place.
+
+    A centre within a spacing or so of a sharp edge has both faces among its neighbours, and the
+    robust fit, whose residual scale is the median over all of them, settles on a tilted
+    compromise (cube_no_bottom's 10k cloud: normals 16-24 degrees off within half a spacing of its
+    edges, residuals 0.4-0.5 spacings), which rounds the edge off. A patch whose residual exceeds
+    ``ratio`` times its noise floor starts again from the tangent plane of its nearest neighbour
+    whose own patch is clean (within the ratio) and on whose plane the centre lies, with residual
+    weights of the floor's width: it then fits one face. A face fitted that way would go on past
+    the edge, so it ends where its samples do (:attr:`Patches.edge`, :func:`_edge`), as does every
+    patch of :func:`fit_patches` with samples of another face or layer in its reach. Patches with
+    no such neighbour stay as they were."""
+    points, n = patches.centers, len(patches.centers)
+    fl = np.maximum(floor, 1e-3 * patches.support)
+    bad = patches.residual > ratio * fl
+    if not bad.any():
+        return
+    normals = patches.frames[:, 2].astype(np.float64)
+    heights = patches.coeffs[:, 0].astype(np.float64)  # each patch's plane over its centre
+    for at, k, deg in _groups(bad, sizes, degrees, n):
+        dd, ii = tree.query(points[at], k=min(int(round(1.5 * k)) + 8, n), workers=-1)
+        off = points[ii] - points[at, None]  # neighbour - centre
+        over = heights[ii] - np.einsum("bkc,bkc->bk", off, normals[ii])  # each neighbour's plane over the centre
+        ok = ~bad[ii] & (np.abs(over) <= _ROBUST * fl[ii])
+        has = ok.any(1)
+        first = np.argmax(ok, axis=1)[has]  # the nearest such neighbour
+        rows = np.arange(len(at))[has]
+        start = (normals[ii[rows, first]], over[rows, first])
+        _refit(patches, at[has], dd[has], off[has], kernel, floor, deg, k, start)
+
+
+def _groups(mask: np.ndarray, sizes, degrees, n: int):
+    """``(rows, neighbours, degree)`` of the points in ``mask`` that share a patch size and degree."""
+    for size, deg in np.unique(np.stack([sizes[mask], degrees[mask]], 1), axis=0):
+        yield np.flatnonzero(mask & (sizes == size) & (degrees == deg)), min(int(size), n), int(deg)
+
+
+def _refit(patches: Patches, at, dd, off, kernel: float, floor, degree: int, k: int, start) -> None:
+    """Patches ``at`` fitted again from planes ``start`` (:func:`_fit_quadrics`), in place."""
+    if not len(at):
+        return
+    fit = _fit_quadrics(off, dd, kernel, floor[at], degree, size=k, start=start)
+    ones = np.ones_like(fit.support)
+    h = fit.support
+    patches.coeffs[at] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)
+    patches.frames[at] = fit.frames
+    patches.support[at] = h
+    patches.residual[at] = fit.scale * h
+    patches.edge[at] = fit.edge * h
+    patches.direction[at] = fit.direction
 
 
 @dataclass
@@ -537,6 +628,8 @@ class _QuadricFits:
     coeffs: np.ndarray
     support: np.ndarray
     scale: np.ndarray
+    direction: np.ndarray
+    edge: np.ndarray
 
 
 def _fit_quadrics(
@@ -546,8 +639,9 @@ def _fit_quadrics(
     floor: np.ndarray,
     degree: int = 2,
     size: int | None = None,
-    robust: float = 2.5,
+    robust: float = _ROBUST,
     iterations: int = 3,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> _QuadricFits:
     """Robust quadrics for a batch: ``off : (B, K, 3)`` neighbours minus centre, ``dist : (B, K)``
     their distances (ascending), ``floor : (B,)`` least residual scale.
@@ -561,18 +655,27 @@ def _fit_quadrics(
     times: residual weights ``exp(-(r / (robust * scale))^2)`` (scale: the residuals' MAD, at least
     ``floor``), the frame of the weighted principal axes, a quadric fit (``degree`` 2; 1: a plane).
     Points of a second sheet and outliers within reach so carry no weight. Coefficients and scales
-    are in units of ``support``."""
+    are in units of ``support``.
+
+    ``start = (normals (B, 3), heights (B,))``: the fit starts from the plane of that normal at that
+    height over the centre instead, and its residual scale stays the floor (one face of a crease:
+    the median over both faces would take the other in), reported as the median over the points
+    within the robust cut (:func:`_refit_creases`)."""
     b, k = dist.shape
     h = dist[:, min(size or k, k) - 1] * kernel + 1e-12
     off = off / h[:, None, None]
     w = np.exp(-((dist / h[:, None]) ** 2))
     fl = np.maximum(floor / h, 1e-3)[:, None]
-    R = _frames(_pca_normals(off[:, : min(6, k)], np.ones((b, min(6, k)))))
-    r = (off @ R[:, 2, :, None])[..., 0]
-    r = r - np.median(r[:, : min(6, k)], axis=1, keepdims=True)  # through the 6 nearest, not the (noisy) centre
+    if start is None:
+        R = _frames(_pca_normals(off[:, : min(6, k)], np.ones((b, min(6, k)))))
+        r = (off @ R[:, 2, :, None])[..., 0]
+        r = r - np.median(r[:, : min(6, k)], axis=1, keepdims=True)  # through the 6 nearest, not the (noisy) centre
+    else:
+        R = _frames(start[0])
+        r = (off @ R[:, 2, :, None])[..., 0] - (start[1] / h)[:, None]
     ridge = np.array([0.0, 0.0, 0.0, 1e-3, 1e-3, 1e-3]) if degree == 2 else np.array([0.0, 0.0, 0.0, 1e6, 1e6, 1e6])
     for _ in range(iterations):
-        scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), fl)
+        scale = fl if start is not None else np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), fl)
         by_residual = np.exp(-np.minimum((r / (robust * scale)) ** 2, 60.0))
         R = _frames(_oriented_like(_pca_normals(off, w * by_residual), R[:, 2]))
         loc = off @ R.transpose(0, 2, 1)
@@ -582,8 +685,30 @@ def _fit_quadrics(
         wr = w * by_residual
         c = _weighted_quadric_lstsq(u, v, z, wr, ridge[None] * wr.sum(1, keepdims=True))
         r = z - _quadric_heights(c[:, None], u, v)
-    scale = np.maximum(1.4826 * np.median(np.abs(r), axis=1), 1e-3)
-    return _QuadricFits(R, c, h, scale)
+    scale = fl if start is not None else np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), fl)
+    inlier = np.abs(r) <= robust * scale
+    direction, edge = _edge(u, v, w, inlier)
+    if start is not None:  # the scale of the face it fitted: the residuals within the cut
+        r = np.where(inlier, r, np.nan)
+        r[~inlier.any(1)] = 0.0  # nothing within the cut: the floor
+    return _QuadricFits(R, c, h, np.maximum(1.4826 * np.nanmedian(np.abs(r), axis=1), 1e-3), direction, edge)
+
+
+def _edge(u, v, w, inlier) -> tuple[np.ndarray, np.ndarray]:
+    """Where a patch's face ends (:attr:`Patches.edge`): when samples of some tangential weight
+    (above ``CREASE_WEIGHT``, ``CREASE_SHARE`` of it) lie outside the robust cut (another face
+    of a crease, another layer), the unit tangent direction ``(B, 2)`` toward their weighted
+    centre and the largest coordinate along it of the samples within the cut, plus
+    ``CREASE_MARGIN`` support widths; else inf."""
+    heavy = w > CREASE_WEIGHT
+    wo = w * (~inlier & heavy)
+    toward = np.stack([(wo * u).sum(1), (wo * v).sum(1)], 1)
+    length = np.linalg.norm(toward, axis=1)
+    sided = (wo.sum(1) > CREASE_SHARE * w.sum(1)) & (length > 1e-9)
+    direction = np.where(sided[:, None], toward / np.maximum(length, 1e-300)[:, None], [[1.0, 0.0]])
+    along = u * direction[:, :1] + v * direction[:, 1:]
+    edge = np.where(inlier & heavy, along, -np.inf).max(1) + CREASE_MARGIN
+    return direction, np.where(sided, np.maximum(edge, 0.0), np.inf)
 
 
 def _oriented_like(normals: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -638,6 +763,9 @@ class PointSetSurface:
         self._support = torch.from_numpy(patches.support.astype(np.float32))
         self._residual = torch.from_numpy(patches.residual.astype(np.float32))
         self._spacing = torch.from_numpy(spacing.astype(np.float32))
+        bounded = patches.edge is not None and bool(np.isfinite(patches.edge).any())
+        self._edge = torch.from_numpy(patches.edge.astype(np.float32)) if bounded else None
+        self._direction = torch.from_numpy(patches.direction.astype(np.float32)) if bounded else None
 
     @classmethod
     def build(
@@ -691,7 +819,13 @@ class PointSetSurface:
             )
             neighbors, degree = local.neighbors, local.degree
         patches = fit_patches(
-            pts, tree, neighbors, config.kernel, floor=np.maximum(1.5 * size.noise, 0.1 * spacing), degree=degree
+            pts,
+            tree,
+            neighbors,
+            config.kernel,
+            floor=np.maximum(1.5 * size.noise, 0.1 * spacing),
+            degree=degree,
+            creases=config.creases,
         )
         density_ref = _density_reference(pts, tree, config.density_kernel * spacing)
         summary = CloudSummary(
@@ -786,6 +920,7 @@ class PointSetSurface:
             gather_rows(self._coeffs, ti),
             torch.from_numpy(2.5 * p.support[idx].astype(np.float32)),
             iterations=2,
+            edge=self._edges(ti),
         )
         return rel[:, 0].norm(dim=1).double().numpy()
 
@@ -831,6 +966,12 @@ class PointSetSurface:
         out[near] = x
         return out
 
+    def _edges(self, ti: torch.Tensor):
+        """``(edge, direction)`` of the patches ``ti`` (:attr:`Patches.edge`), or None where no patch has one."""
+        if self._edge is None:
+            return None
+        return gather_rows(self._edge, ti), gather_rows(self._direction, ti)
+
     def _blend(self, q: np.ndarray, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Project ``q`` onto the patches around foot points ``x`` and blend those on the nearest
         sheet; ``idx : (M, blend_neighbors)``: the samples nearest to ``x`` when already known."""
@@ -846,7 +987,11 @@ class PointSetSurface:
         rel = torch.cat(  # foot - query, in row blocks that stay in cache (the same values)
             [
                 _project_on_quadrics(
-                    d[r], gather_rows(self._frames, ti[r]), gather_rows(self._coeffs, ti[r]), 2.5 * support[r]
+                    d[r],
+                    gather_rows(self._frames, ti[r]),
+                    gather_rows(self._coeffs, ti[r]),
+                    2.5 * support[r],
+                    edge=self._edges(ti[r]),
                 )
                 for r in (slice(i, i + QUADRIC_ROWS) for i in range(0, max(len(d), 1), QUADRIC_ROWS))
             ]
@@ -938,18 +1083,30 @@ class PointSetSurface:
 
 
 def _project_on_quadrics(
-    d: torch.Tensor, frames: torch.Tensor, coeffs: torch.Tensor, reach: torch.Tensor, iterations: int = 3
+    d: torch.Tensor,
+    frames: torch.Tensor,
+    coeffs: torch.Tensor,
+    reach: torch.Tensor,
+    iterations: int = 3,
+    edge: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
     """Orthogonal projection onto height-field quadrics by Gauss-Newton, all in float32 relative
     coordinates: ``d : (B, M, 3)`` query minus patch centre, ``frames : (B, M, 3, 3)``, ``coeffs :
     (B, M, 6)``; the foot point stays within ``reach : (B, M)`` of the centre, tangentially (a
-    quadric is only meant near its points). Returns foot point minus query ``(B, M, 3)``."""
+    quadric is only meant near its points), and within ``edge = (edge (B, M), direction (B, M, 2))``
+    along that direction (:attr:`Patches.edge`).
+    Returns foot point minus query ``(B, M, 3)``."""
     uq = (frames[..., 0, :] * d).sum(-1)
     vq = (frames[..., 1, :] * d).sum(-1)
     zq = (frames[..., 2, :] * d).sum(-1)
 
     def within_reach(u, v):
-        return u.clamp(-reach, reach), v.clamp(-reach, reach)
+        u, v = u.clamp(-reach, reach), v.clamp(-reach, reach)
+        if edge is None:
+            return u, v
+        du, dv = edge[1][..., 0], edge[1][..., 1]
+        beyond = (u * du + v * dv - edge[0]).clamp(min=0.0)
+        return u - beyond * du, v - beyond * dv
 
     u, v = within_reach(uq, vq)
     c1, c2, c3, c4, c5 = (coeffs[..., i] for i in range(1, 6))
