@@ -21,7 +21,9 @@ The surface is a partition of unity of robust local quadrics:
    and taken out (:func:`remove_offset`), and the choice is made again.
 3. **Patches** (:func:`fit_patches`): one height-field quadric per point over its neighbours,
    weighted by tangential distance and then by residual (a second sheet within reach, or an
-   outlier, gets no weight).
+   outlier, gets no weight). A patch astride a sharp edge is fitted again to one face, and a
+   patch with another face or layer in reach ends where its own samples end
+   (:func:`_refit_creases`).
 4. **Projection** (:meth:`PointSetSurface.project`): a query is projected orthogonally onto the
    patches of the points nearest to its current foot point; the projections on the nearest sheet
    are blended by the distance of the foot point to each patch's centre; two rounds.
@@ -57,11 +59,13 @@ QUADRIC_ROWS = 16384
 #: Residuals beyond this many times a patch's robust scale carry no weight in its fit (:func:`_fit_quadrics`).
 _ROBUST = 2.5
 #: Where a patch's face ends (:func:`_edge`): samples of at least this tangential weight count; a patch has
-#: an edge when this share of its weight lies outside its robust cut; its foot points may go this far
-#: (support widths) beyond the last sample within the cut.
+#: an edge when this share of its weight lies outside its robust cut, on one side (their weighted mean
+#: this many support widths off the centre); its foot points may go this far (support widths) beyond
+#: the last sample within the cut.
 CREASE_WEIGHT = 0.05
 CREASE_SHARE = 0.05
 CREASE_MARGIN = 0.25
+CREASE_OFFSET = 0.5
 #: Noise (sample spacings) from which a cloud's patch sizes are chosen per point (:func:`_noisy`).
 LOCAL_PATCHES_ABOVE = 0.1
 
@@ -385,15 +389,16 @@ def fit_patches(
     def fit_batch(job: tuple[np.ndarray, int, int]) -> None:
         at, k, deg = job
         dd, ii = tree.query(points[at], k=min(int(round(1.5 * k)) + 8, n), workers=-1)
-        fit = _fit_quadrics(points[ii] - points[at, None], dd, kernel, floor[at], deg, size=k)
+        fit = _fit_quadrics(points[ii] - points[at, None], dd, kernel, floor[at], deg, size=k, edges=creases > 0)
         ones = np.ones_like(fit.support)
         h = fit.support
         coeffs[at] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)  # back to cloud units
         frames[at] = fit.frames
         support[at] = h
         residual[at] = fit.scale * h
-        direction[at] = fit.direction
-        edge[at] = fit.edge * h
+        if creases > 0:
+            direction[at] = fit.direction
+            edge[at] = fit.edge * h
 
     jobs = []
     for size, deg in np.unique(np.stack([sizes, degrees], 1), axis=0):
@@ -628,8 +633,8 @@ class _QuadricFits:
     coeffs: np.ndarray
     support: np.ndarray
     scale: np.ndarray
-    direction: np.ndarray
-    edge: np.ndarray
+    direction: np.ndarray | None = None
+    edge: np.ndarray | None = None
 
 
 def _fit_quadrics(
@@ -642,6 +647,7 @@ def _fit_quadrics(
     robust: float = _ROBUST,
     iterations: int = 3,
     start: tuple[np.ndarray, np.ndarray] | None = None,
+    edges: bool = False,
 ) -> _QuadricFits:
     """Robust quadrics for a batch: ``off : (B, K, 3)`` neighbours minus centre, ``dist : (B, K)``
     their distances (ascending), ``floor : (B,)`` least residual scale.
@@ -660,7 +666,8 @@ def _fit_quadrics(
     ``start = (normals (B, 3), heights (B,))``: the fit starts from the plane of that normal at that
     height over the centre instead, and its residual scale stays the floor (one face of a crease:
     the median over both faces would take the other in), reported as the median over the points
-    within the robust cut (:func:`_refit_creases`)."""
+    within the robust cut (:func:`_refit_creases`). With ``start`` or ``edges``, the fits also
+    say where their faces end (:func:`_edge`)."""
     b, k = dist.shape
     h = dist[:, min(size or k, k) - 1] * kernel + 1e-12
     off = off / h[:, None, None]
@@ -687,7 +694,7 @@ def _fit_quadrics(
         r = z - _quadric_heights(c[:, None], u, v)
     scale = fl if start is not None else np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), fl)
     inlier = np.abs(r) <= robust * scale
-    direction, edge = _edge(u, v, w, inlier)
+    direction, edge = _edge(u, v, w, inlier) if edges or start is not None else (None, None)
     if start is not None:  # the scale of the face it fitted: the residuals within the cut
         r = np.where(inlier, r, np.nan)
         r[~inlier.any(1)] = 0.0  # nothing within the cut: the floor
@@ -696,15 +703,18 @@ def _fit_quadrics(
 
 def _edge(u, v, w, inlier) -> tuple[np.ndarray, np.ndarray]:
     """Where a patch's face ends (:attr:`Patches.edge`): when samples of some tangential weight
-    (above ``CREASE_WEIGHT``, ``CREASE_SHARE`` of it) lie outside the robust cut (another face
-    of a crease, another layer), the unit tangent direction ``(B, 2)`` toward their weighted
-    centre and the largest coordinate along it of the samples within the cut, plus
-    ``CREASE_MARGIN`` support widths; else inf."""
+    (above ``CREASE_WEIGHT``, ``CREASE_SHARE`` of it) lie outside the robust cut on one side
+    (another face of a crease; their weighted mean at least ``CREASE_OFFSET`` support widths off
+    the centre, where another layer above or below would be all round), the unit tangent
+    direction ``(B, 2)`` toward them and the largest coordinate along it of the samples within
+    the cut, plus ``CREASE_MARGIN`` support widths; else inf. A layer lying all round would cut
+    the patch short in whichever direction its samples happened to lean: dragon_stanford_20k's
+    10k cloud then lost its closed mesh."""
     heavy = w > CREASE_WEIGHT
     wo = w * (~inlier & heavy)
     toward = np.stack([(wo * u).sum(1), (wo * v).sum(1)], 1)
     length = np.linalg.norm(toward, axis=1)
-    sided = (wo.sum(1) > CREASE_SHARE * w.sum(1)) & (length > 1e-9)
+    sided = (wo.sum(1) > CREASE_SHARE * w.sum(1)) & (length > CREASE_OFFSET * wo.sum(1)) & (length > 1e-9)
     direction = np.where(sided[:, None], toward / np.maximum(length, 1e-300)[:, None], [[1.0, 0.0]])
     along = u * direction[:, :1] + v * direction[:, 1:]
     edge = np.where(inlier & heavy, along, -np.inf).max(1) + CREASE_MARGIN
