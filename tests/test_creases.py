@@ -82,6 +82,15 @@ def test_a_smooth_cloud_has_no_crease_patches(rng):
     np.testing.assert_array_equal(sharp.query(q).points, plain.query(q).points)
 
 
+def test_a_cloud_above_the_size_limit_keeps_its_patches(box):
+    points, plain, _ = box
+    large = PointSetSurface.build(
+        points, PointSetConfig(patch_neighbors=8, patch_degree=1, creases=3.0, creases_max_points=len(points) - 1)
+    )
+    assert large.patches.edge is None
+    np.testing.assert_array_equal(large.patches.coeffs, plain.patches.coeffs)
+
+
 def test_creases_must_not_be_negative():
     with pytest.raises(OptionError, match="creases"):
         PointSetConfig(creases=-1.0)

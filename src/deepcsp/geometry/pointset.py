@@ -126,8 +126,14 @@ class PointSetConfig:
     creases: float = 3.0
     """A patch whose residual exceeds this many times its noise floor (two faces of a crease in
     its reach, fitted as one tilted compromise) is fitted again from the plane of the nearest
-    neighbour whose own patch is clean and whose tangent plane the centre lies on
-    (:func:`_refit_creases`); 0: never."""
+    neighbour whose own patch is clean and whose tangent plane the centre lies on, and a patch with
+    another face or layer on one side ends where its own samples end (:func:`_refit_creases`); on
+    clean clouds (noisy ones, see :func:`_sharp`, keep their patches); 0: never."""
+    creases_max_points: int = 30_000
+    """Clouds with more points keep their patches as fitted (``creases`` does not act): on the
+    training and validation meshes' 100k clouds the refit cost CD (bob 1.02x, nefertiti_100k
+    1.03x, teddy 1.01x, wingnut 1.27x; penguin alone 0.99x; the rows
+    ``benchmarks/history/pointcloud-creases-notkept-2026-12-07.jsonl``)."""
 
     def __post_init__(self) -> None:
         f = Fields(self)
@@ -148,6 +154,7 @@ class PointSetConfig:
         f.flag("self_project")
         f.flag("self_project_blend")
         f.number("creases", 0.0, 1e6)
+        f.integer("creases_max_points", 0, 10**9)
 
 
 @dataclass
@@ -379,37 +386,46 @@ def fit_patches(
     floor = np.zeros(n) if floor is None else np.broadcast_to(np.asarray(floor, np.float64), (n,))
     sizes = np.broadcast_to(np.asarray(neighbors, np.int64), (n,))
     degrees = np.broadcast_to(np.asarray(degree, np.int64), (n,))
-    frames = np.zeros((n, 3, 3), np.float32)
-    coeffs = np.zeros((n, 6), np.float32)
-    support = np.zeros(n)
-    residual = np.zeros(n)
-    direction = np.zeros((n, 2))
-    edge = np.full(n, np.inf)
+    edges = creases > 0
+    patches = Patches(
+        np.ascontiguousarray(points, np.float64),
+        np.zeros((n, 3, 3), np.float32),
+        np.zeros((n, 6), np.float32),
+        np.zeros(n),
+        np.zeros(n),
+        np.full(n, np.inf) if edges else None,
+        np.zeros((n, 2)) if edges else None,
+    )
 
     def fit_batch(job: tuple[np.ndarray, int, int]) -> None:
         at, k, deg = job
         dd, ii = tree.query(points[at], k=min(int(round(1.5 * k)) + 8, n), workers=-1)
-        fit = _fit_quadrics(points[ii] - points[at, None], dd, kernel, floor[at], deg, size=k, edges=creases > 0)
-        ones = np.ones_like(fit.support)
-        h = fit.support
-        coeffs[at] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)  # back to cloud units
-        frames[at] = fit.frames
-        support[at] = h
-        residual[at] = fit.scale * h
-        if creases > 0:
-            direction[at] = fit.direction
-            edge[at] = fit.edge * h
+        _store(
+            patches, at, _fit_quadrics(points[ii] - points[at, None], dd, kernel, floor[at], deg, size=k, edges=edges)
+        )
 
     jobs = []
     for size, deg in np.unique(np.stack([sizes, degrees], 1), axis=0):
         group = np.flatnonzero((sizes == size) & (degrees == deg))
         jobs += [(group[s : s + chunk], min(int(size), n), int(deg)) for s in range(0, len(group), chunk)]
     in_threads(fit_batch, jobs)
-    patches = Patches(np.ascontiguousarray(points, np.float64), frames, coeffs, support, residual)
-    if creases > 0:
-        patches.edge, patches.direction = edge, direction
+    if edges:
         _refit_creases(patches, tree, sizes, degrees, kernel, floor, creases)
     return patches
+
+
+def _store(patches: Patches, at: np.ndarray, fit: "_QuadricFits") -> None:
+    """Rows ``at`` of ``patches`` from ``fit``, back from support widths to cloud units (each job
+    of :func:`fit_patches` writes only its own rows)."""
+    h = fit.support
+    ones = np.ones_like(h)
+    patches.coeffs[at] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)
+    patches.frames[at] = fit.frames
+    patches.support[at] = h
+    patches.residual[at] = fit.scale * h
+    if patches.edge is not None:
+        patches.edge[at] = fit.edge * h
+        patches.direction[at] = fit.direction
 
 
 def _refit_creases(patches: Patches, tree, sizes, degrees, kernel: float, floor: np.ndarray, ratio: float) -> None:
@@ -441,28 +457,14 @@ def _refit_creases(patches: Patches, tree, sizes, degrees, kernel: float, floor:
         first = np.argmax(ok, axis=1)[has]  # the nearest such neighbour
         rows = np.arange(len(at))[has]
         start = (normals[ii[rows, first]], over[rows, first])
-        _refit(patches, at[has], dd[has], off[has], kernel, floor, deg, k, start)
+        if len(rows):
+            _store(patches, at[has], _fit_quadrics(off[has], dd[has], kernel, floor[at[has]], deg, size=k, start=start))
 
 
 def _groups(mask: np.ndarray, sizes, degrees, n: int):
     """``(rows, neighbours, degree)`` of the points in ``mask`` that share a patch size and degree."""
     for size, deg in np.unique(np.stack([sizes[mask], degrees[mask]], 1), axis=0):
         yield np.flatnonzero(mask & (sizes == size) & (degrees == deg)), min(int(size), n), int(deg)
-
-
-def _refit(patches: Patches, at, dd, off, kernel: float, floor, degree: int, k: int, start) -> None:
-    """Patches ``at`` fitted again from planes ``start`` (:func:`_fit_quadrics`), in place."""
-    if not len(at):
-        return
-    fit = _fit_quadrics(off, dd, kernel, floor[at], degree, size=k, start=start)
-    ones = np.ones_like(fit.support)
-    h = fit.support
-    patches.coeffs[at] = fit.coeffs * np.stack([h, ones, ones, 1 / h, 1 / h, 1 / h], 1)
-    patches.frames[at] = fit.frames
-    patches.support[at] = h
-    patches.residual[at] = fit.scale * h
-    patches.edge[at] = fit.edge * h
-    patches.direction[at] = fit.direction
 
 
 @dataclass
@@ -835,7 +837,7 @@ class PointSetSurface:
             config.kernel,
             floor=np.maximum(1.5 * size.noise, 0.1 * spacing),
             degree=degree,
-            creases=config.creases,
+            creases=config.creases if _sharp(config, len(pts), moved or _noisy(size, spacing)) else 0.0,
         )
         density_ref = _density_reference(pts, tree, config.density_kernel * spacing)
         summary = CloudSummary(
@@ -1258,6 +1260,14 @@ def _noisy(size: PatchSize, spacing: np.ndarray) -> bool:
     strip: 256 neighbours) keeps it: chosen per point, flatland_sheet's error doubled."""
     smallest = size.neighbors <= min(PATCH_SIZES)
     return size.noise >= LOCAL_PATCHES_ABOVE * float(np.median(spacing)) and not (smallest or _sheet(size))
+
+
+def _sharp(config: PointSetConfig, n_points: int, noisy: bool) -> bool:
+    """Whether a cloud of ``n_points`` gets crease patches (``config.creases``): a clean one of at
+    most ``config.creases_max_points``. On the training and validation meshes' noisy clouds at 10k
+    points with noise 0.5% of the diagonal the patches cost NC (-0.0014, lower on 9 of 12), and
+    at 100k points CD (``PointSetConfig.creases_max_points``)."""
+    return config.creases > 0 and n_points <= config.creases_max_points and not noisy
 
 
 def _sheet(size: PatchSize) -> bool:
