@@ -130,7 +130,7 @@ class PointSetConfig:
     another face or layer on one side ends where its own samples end (:func:`_refit_creases`); on
     clean clouds (noisy ones, see :func:`_sharp`, keep their patches); 0: never."""
     creases_max_points: int = 30_000
-    """Clouds with more points keep their patches as fitted (``creases`` does not act): on the
+    """Clouds with more points keep their patches as fitted (``creases`` does not act; 0: no cloud): on the
     training and validation meshes' 100k clouds the refit cost CD (bob 1.02x, nefertiti_100k
     1.03x, teddy 1.01x, wingnut 1.27x; penguin alone 0.99x; the rows
     ``benchmarks/history/pointcloud-creases-notkept-2026-12-07.jsonl``)."""
