@@ -399,15 +399,14 @@ def fit_patches(
 
     def fit_batch(job: tuple[np.ndarray, int, int]) -> None:
         at, k, deg = job
-        dd, ii = tree.query(points[at], k=min(int(round(1.5 * k)) + 8, n), workers=-1)
+        dd, ii = _patch_neighbors(tree, points[at], k, n)
         _store(
             patches, at, _fit_quadrics(points[ii] - points[at, None], dd, kernel, floor[at], deg, size=k, edges=edges)
         )
 
     jobs = []
-    for size, deg in np.unique(np.stack([sizes, degrees], 1), axis=0):
-        group = np.flatnonzero((sizes == size) & (degrees == deg))
-        jobs += [(group[s : s + chunk], min(int(size), n), int(deg)) for s in range(0, len(group), chunk)]
+    for group, k, deg in _groups(np.ones(n, bool), sizes, degrees, n):
+        jobs += [(group[s : s + chunk], k, deg) for s in range(0, len(group), chunk)]
     in_threads(fit_batch, jobs)
     if edges:
         _refit_creases(patches, tree, sizes, degrees, kernel, floor, creases)
@@ -449,16 +448,23 @@ def _refit_creases(patches: Patches, tree, sizes, degrees, kernel: float, floor:
     normals = patches.frames[:, 2].astype(np.float64)
     heights = patches.coeffs[:, 0].astype(np.float64)  # each patch's plane over its centre
     for at, k, deg in _groups(bad, sizes, degrees, n):
-        dd, ii = tree.query(points[at], k=min(int(round(1.5 * k)) + 8, n), workers=-1)
+        dd, ii = _patch_neighbors(tree, points[at], k, n)
         off = points[ii] - points[at, None]  # neighbour - centre
         over = heights[ii] - np.einsum("bkc,bkc->bk", off, normals[ii])  # each neighbour's plane over the centre
         ok = ~bad[ii] & (np.abs(over) <= _ROBUST * fl[ii])
-        has = ok.any(1)
-        first = np.argmax(ok, axis=1)[has]  # the nearest such neighbour
-        rows = np.arange(len(at))[has]
+        rows = np.flatnonzero(ok.any(1))
+        if not len(rows):
+            continue
+        first = np.argmax(ok[rows], axis=1)  # the nearest such neighbour
         start = (normals[ii[rows, first]], over[rows, first])
-        if len(rows):
-            _store(patches, at[has], _fit_quadrics(off[has], dd[has], kernel, floor[at[has]], deg, size=k, start=start))
+        _store(patches, at[rows], _fit_quadrics(off[rows], dd[rows], kernel, floor[at[rows]], deg, size=k, start=start))
+
+
+def _patch_neighbors(tree, centers: np.ndarray, k: int, n: int):
+    """Distances and ids ``(B, K)`` of the points a patch of ``k`` neighbours around each of
+    ``centers`` is fitted over: half as many again plus 8, for the tangential weights to choose
+    from (:func:`_fit_quadrics`)."""
+    return tree.query(centers, k=min(int(round(1.5 * k)) + 8, n), workers=-1)
 
 
 def _groups(mask: np.ndarray, sizes, degrees, n: int):
@@ -694,9 +700,11 @@ def _fit_quadrics(
         wr = w * by_residual
         c = _weighted_quadric_lstsq(u, v, z, wr, ridge[None] * wr.sum(1, keepdims=True))
         r = z - _quadric_heights(c[:, None], u, v)
+    if start is None and not edges:  # cross-validation's fits: no edges to find
+        return _QuadricFits(R, c, h, np.maximum(1.4826 * np.median(np.abs(r), axis=1), 1e-3))
     scale = fl if start is not None else np.maximum(1.4826 * np.median(np.abs(r), axis=1, keepdims=True), fl)
     inlier = np.abs(r) <= robust * scale
-    direction, edge = _edge(u, v, w, inlier) if edges or start is not None else (None, None)
+    direction, edge = _edge(u, v, w, inlier)
     if start is not None:  # the scale of the face it fitted: the residuals within the cut
         r = np.where(inlier, r, np.nan)
         r[~inlier.any(1)] = 0.0  # nothing within the cut: the floor
