@@ -74,3 +74,22 @@ def write_panel_grid(rows: list, labels, out: Path) -> None:
         img[:h, i * (w + 4) : i * (w + 4) + w] = np.asarray(panel)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(encode_png(img))
+
+
+def write_mesh_panels(meshes: dict, cameras: list, normalization, out: Path) -> None:
+    """Render each of ``meshes`` (label: ``(vertices, faces)``) exactly from each of ``cameras`` (one
+    row per camera, the meshes in order, shared ``normalization``) and write the panels to ``out``."""
+    from deepcsp.render import render_mesh_exact
+
+    rows = [[render_mesh_exact(v, f, cam, normalization).image for v, f in meshes.values()] for cam in cameras]
+    write_panel_grid(rows, list(meshes), out)
+    print(f"wrote {out} ({out.stat().st_size // 1024} KB)")
+
+
+def figure_main(figure, doc: str, default_out: Path) -> None:
+    """Command line of a figure script: ``--out`` (default ``default_out``), then ``figure(out)``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=default_out)
+    figure(ap.parse_args().out.resolve())

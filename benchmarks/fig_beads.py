@@ -10,12 +10,11 @@ Run:  python benchmarks/fig_beads.py [--out benchmarks/figures/beads.png]
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 from pathlib import Path
 
 import numpy as np
-from _common import HERE, meshes_dir, write_panel_grid
+from _common import HERE, figure_main, meshes_dir, write_mesh_panels
 from bm_pointcloud import ground_truth, make_cloud, run_deepcsp, score
 
 PANEL = (360, 260)  # width, height of one panel
@@ -35,7 +34,7 @@ def head_camera(vertices: np.ndarray, nz, side) -> object:
 
 def figure(out: Path) -> None:
     from deepcsp.geometry.normalize import Normalization
-    from deepcsp.render import orbit_camera, render_mesh_exact
+    from deepcsp.render import orbit_camera
 
     gv, gf, diag = ground_truth(meshes_dir() / "closed" / "dragon_stanford_20k.obj")
     points = make_cloud(gv, gf, diag, "10k-n0.5", 0)
@@ -54,16 +53,11 @@ def figure(out: Path) -> None:
     w, h = PANEL
     side = orbit_camera(90, 10, w, h, fov=22, distance=1.8)
     cameras = [side, head_camera(gv, nz, side)]
-    rows = [[render_mesh_exact(v, f, cam, nz).image for v, f in meshes.values()] for cam in cameras]
-    write_panel_grid(rows, list(meshes), out)
-    print(f"wrote {out} ({out.stat().st_size // 1024} KB)")
+    write_mesh_panels(meshes, cameras, nz, out)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=HERE / "figures" / "beads.png")
-    args = ap.parse_args()
-    figure(args.out.resolve())
+    figure_main(figure, __doc__, HERE / "figures" / "beads.png")
 
 
 if __name__ == "__main__":

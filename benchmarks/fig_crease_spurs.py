@@ -11,11 +11,10 @@ Run:  python benchmarks/fig_crease_spurs.py [--out benchmarks/figures/crease_spu
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from _common import HERE, meshes_dir, write_panel_grid
+from _common import HERE, figure_main, meshes_dir, write_mesh_panels
 from bm_pointcloud import ground_truth, make_cloud, score
 
 PANEL = (480, 420)  # width, height of one panel
@@ -47,7 +46,7 @@ def figure(out: Path) -> None:
     from deepcsp.geometry.closest import MeshOracle
     from deepcsp.geometry.normalize import Normalization
     from deepcsp.geometry.pointset import PointSetConfig, PointSetSurface
-    from deepcsp.render import orbit_camera, render_mesh_exact
+    from deepcsp.render import orbit_camera
 
     gv, gf, diag = ground_truth(meshes_dir() / "closed" / "wingnut.obj")
     points = make_cloud(gv, gf, diag, "10k", 0)
@@ -68,16 +67,11 @@ def figure(out: Path) -> None:
     wing = v0[v0[:, 0] < v0[:, 0].min() + 0.4 * np.ptp(v0[:, 0])].mean(0)  # the left wing and the body
     w, h = PANEL
     cameras = [orbit_camera(a, e, w, h, fov=16, distance=2.2, look_at=tuple(wing)) for a, e in ((30, 25), (-30, 10))]
-    rows = [[render_mesh_exact(v, f, cam, nz).image for v, f in meshes.values()] for cam in cameras]
-    write_panel_grid(rows, list(meshes), out)
-    print(f"wrote {out} ({out.stat().st_size // 1024} KB)")
+    write_mesh_panels(meshes, cameras, nz, out)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=HERE / "figures" / "crease_spurs.png")
-    args = ap.parse_args()
-    figure(args.out.resolve())
+    figure_main(figure, __doc__, HERE / "figures" / "crease_spurs.png")
 
 
 if __name__ == "__main__":
