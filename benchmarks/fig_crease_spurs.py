@@ -35,9 +35,10 @@ def reconstruct(points: np.ndarray, **surface) -> tuple[np.ndarray, np.ndarray]:
 
 def far_area(vertices: np.ndarray, faces: np.ndarray, oracle, spacing: float) -> tuple[float, float]:
     """Shares of the mesh's area whose face centres lie further than 0.5 and 1 ``spacing`` from the truth."""
-    corners = vertices[faces]
-    area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
-    d = oracle.query(corners.mean(1)).distances / spacing
+    from deepcsp.geometry.cleanup import face_areas
+
+    area = face_areas(vertices, faces)
+    d = oracle.query(vertices[faces].mean(1)).distances / spacing
     return float(area[d > 0.5].sum() / area.sum()), float(area[d > 1.0].sum() / area.sum())
 
 

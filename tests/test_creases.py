@@ -108,12 +108,12 @@ def test_a_curved_patch_is_no_crease(rng, monkeypatch):
     p = rng.normal(size=(4000, 3))
     p = 0.3 * p / np.linalg.norm(p, axis=1, keepdims=True)
     default = pointset.CREASE_FACE
+    config = PointSetConfig(patch_neighbors=24, patch_degree=1)
+    plain = PointSetSurface.build(p, replace(config, creases=0.0))
 
     def refitted(share: float) -> int:
         monkeypatch.setattr(pointset, "CREASE_FACE", share)
-        config = PointSetConfig(patch_neighbors=24, patch_degree=1)
         sharp = PointSetSurface.build(p, replace(config, creases=3.0))
-        plain = PointSetSurface.build(p, replace(config, creases=0.0))
         return int((sharp.patches.coeffs != plain.patches.coeffs).any(1).sum())
 
     assert refitted(1.0) > 20  # every refit kept: 75 of 4,000 patches follow a strip of their samples
