@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from deepcsp._validate import OptionError
 from deepcsp.geometry import pointset
@@ -91,6 +92,37 @@ def test_feet_away_from_every_sample_lose_the_blend(box):
     summary = {k: (float(np.mean(e)), float(np.mean(e > 0.25))) for k, e in err.items()}
     assert np.mean(err["with"]) < 0.95 * np.mean(err["without"]), summary  # 0.144 against 0.158 spacings
     assert np.mean(err["with"] > 0.25) < 0.9 * np.mean(err["without"] > 0.25), summary  # 19% against 22%
+
+
+def test_the_feet_sample_test_is_the_kd_trees(box):
+    # the float32 test against the patches' own samples decides most feet; the KD tree the rest,
+    # and the answer is the tree's for every foot
+    points, _, sharp = box
+    s = sharp.summary.spacing
+    rng = np.random.default_rng(3)
+    q = np.concatenate([box_cloud(rng, 3000), HALF + rng.uniform(0.5, 4.0, (1000, 3)) * s])
+    idx = sharp.tree.query(q, k=8)[1]
+    rel = sharp._project_feet(q, idx)
+    got = sharp._feet_near_samples(q, rel, torch.from_numpy(idx)).numpy()
+    gap = sharp.tree.query((q[:, None] + rel.double().numpy()).reshape(-1, 3))[0].reshape(idx.shape)
+    want = gap.astype(np.float32) <= np.float32(sharp.config.foot_samples) * sharp.spacing[idx].astype(np.float32)
+    np.testing.assert_array_equal(got, want)
+    assert 0.05 < want.mean() < 0.95  # feet both ways
+
+
+def test_a_round_takes_the_feet_of_the_round_before(box):
+    # a row with the same patches as the round before, in any order, has its feet already: the
+    # same values as projecting them again
+    points, _, sharp = box
+    rng = np.random.default_rng(4)
+    q = box_cloud(rng, 2000) + rng.normal(scale=0.5 * sharp.summary.spacing, size=(2000, 3))
+    before = sharp._feet(q, sharp.tree.query(q, k=8)[1], None)
+    idx = rng.permuted(before.idx, axis=1)  # the same patches, shuffled
+    other = rng.random(len(q)) < 0.3
+    idx[other] = sharp.tree.query(q[other] + 2.0 * sharp.summary.spacing, k=8)[1]
+    again, fresh = sharp._feet(q, idx, before), sharp._feet(q, idx, None)
+    assert torch.equal(again.rel, fresh.rel)
+    assert torch.equal(again.sampled, fresh.sampled)
 
 
 def test_a_smooth_cloud_has_no_crease_patches(rng):

@@ -394,3 +394,17 @@ def test_zip_slits_closes_a_tear_and_leaves_holes_and_edges_open():
     flipped[0] = flipped[0, ::-1]
     assert _zip(v_torn, flipped)[1] == 0
     assert _zip(v_torn, torn, cells=0.0)[1] == 0
+
+
+def test_faces_over_the_gap_are_found_from_the_nearest_sample_first():
+    # SampleGaps.over asks the k nearest samples only where the nearest one is far enough: the same
+    # points as asking them everywhere
+    rng = np.random.default_rng(5)
+    p = np.c_[rng.random((3000, 2)), np.zeros(3000)]
+    p = p[np.linalg.norm(p[:, :2] - 0.5, axis=1) > 0.1]  # a hole
+    gaps = SampleGaps(p)
+    x = np.c_[rng.random((5000, 2)), rng.normal(scale=0.01, size=5000)]
+    for empty in (0.5, 1.75, 3.0):
+        want = np.flatnonzero(gaps(x) > empty)
+        np.testing.assert_array_equal(gaps.over(x, empty), want)
+        assert len(want) > 0

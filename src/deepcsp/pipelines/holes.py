@@ -32,6 +32,7 @@ class SampleGaps:
         self.tree = cKDTree(points)
         self.spacing = local_spacing(points, self.tree)
         self.typical = float(np.median(self.spacing))
+        self.least = float(self.spacing.min())
         self.k = min(k, len(points))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -41,6 +42,16 @@ class SampleGaps:
             return np.zeros(0)
         d, near = self.tree.query(x, k=self.k, workers=-1)
         return d[:, 0] / np.median(self.spacing[near], axis=1)
+
+    def over(self, x: np.ndarray, empty: float) -> np.ndarray:
+        """Indices of the points ``x (M, 3)`` further than ``empty`` local spacings from every sample
+        (:meth:`__call__` > ``empty``), measured only where the nearest sample is further than
+        ``empty`` of the least spacing (the same indices: no median of spacings is smaller)."""
+        if len(x) == 0:
+            return np.zeros(0, dtype=np.int64)
+        near, _ = self.tree.query(x, workers=-1)
+        maybe = np.flatnonzero(near > empty * self.least)
+        return maybe[self(x[maybe]) > empty]
 
     def beyond(self, x: np.ndarray, empty: float) -> np.ndarray:
         """Indices of the points ``x (M, 3)`` further than ``empty`` local spacings from every sample
@@ -95,7 +106,7 @@ def trim_holes(
     if len(faces) == 0:
         return vertices, faces
     centroids = vertices[faces].mean(1)
-    span = np.flatnonzero(gaps(centroids) > empty)
+    span = gaps.over(centroids, empty)
     if len(span) == 0:
         return vertices, faces
     depth = gaps(surface(centroids[span]) if surface is not None else centroids[span])
