@@ -53,8 +53,8 @@ class ReconstructCommand:
     clean_smooth_dense: int = 1
     """The same for clouds of more than 30,000 points (their meshes follow the samples closer); 0: never."""
     turned_degrees: float = 45.0
-    """Up to 30,000 points, smooth again around the faces turned more than this many degrees from the
-    point-set surface after clean smoothing (2 rounds, two rings of neighbours); 0: never."""
+    """Smooth again around the faces turned more than this many degrees from the point-set surface
+    after clean smoothing (2 rounds, two rings of neighbours); 0: never."""
     rim_spacings: float = 1.5
     """Finally drop the faces that run on from a boundary further than this many local spacings from
     every sample; 0: never."""
