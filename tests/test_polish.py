@@ -173,10 +173,10 @@ def test_turned_faces_are_smoothed_and_nothing_else_moves():
     assert flat.n_turned == 0 and np.array_equal(flat.vertices, v)
 
 
-def test_a_clean_clouds_turned_faces_are_smoothed_only_when_the_cloud_is_sparse_and_normals_are_given(monkeypatch):
+def test_a_clean_clouds_turned_faces_are_smoothed_when_normals_are_given(monkeypatch):
     """The reconstruction smooths around turned faces (``ReconstructionConfig.turned_degrees``) after
-    clean smoothing, on clouds of at most ``CLEAN_SMOOTH_MAX_POINTS`` samples that are not noisy, given
-    the surface's normals; otherwise the mesh is what clean smoothing alone gives."""
+    clean smoothing, on clouds that are not noisy, given the surface's normals, dense ones too (more than
+    ``CLEAN_SMOOTH_MAX_POINTS`` samples); otherwise the mesh is what clean smoothing alone gives."""
     from dataclasses import replace
 
     import deepcsp.pipelines.reconstruct as reconstruct
@@ -202,7 +202,8 @@ def test_a_clean_clouds_turned_faces_are_smoothed_only_when_the_cloud_is_sparse_
     noisy = _plane_samples(noise=0.5 * SPACING)
     np.testing.assert_array_equal(run(samples=noisy), run(normals=None, samples=noisy))
     monkeypatch.setattr(reconstruct, "CLEAN_SMOOTH_MAX_POINTS", len(clean) - 1)
-    np.testing.assert_array_equal(run(), run(normals=None))
+    dense, dense_plain = run(), run(normals=None)
+    assert dense[centre, 2] < dense_plain[centre, 2] - 0.25 * SPACING
 
 
 def test_a_dense_clean_clouds_mesh_gets_its_own_rounds_of_clean_smoothing(monkeypatch):
