@@ -1069,28 +1069,23 @@ class PointSetSurface:
         """The feet of ``q : (M, 3)`` on the patches ``idx : (M, K)``: taken from ``previous`` (the
         round before, same ``q``) where a row has the same patches, in their new order, and
         projected for the other rows (the same values either way)."""
+        tested = self._edge is not None and self.config.foot_samples > 0
+        rel = torch.empty(len(q), idx.shape[1], 3)
+        sampled = torch.empty(len(q), idx.shape[1], dtype=torch.bool) if tested else None
         reuse = np.zeros(len(q), bool)
         if previous is not None:
             was, now = np.argsort(previous.idx, axis=1), np.argsort(idx, axis=1)
             reuse = (np.take_along_axis(previous.idx, was, 1) == np.take_along_axis(idx, now, 1)).all(1)
-        fresh = np.flatnonzero(~reuse)
-        tested = self._edge is not None and self.config.foot_samples > 0
-        if not reuse.any():
-            rel = self._project_feet(q, idx)
-            return _Feet(idx, rel, self._feet_near_samples(q, rel, torch.from_numpy(idx)) if tested else None)
-        kept = np.flatnonzero(reuse)
-        order = torch.from_numpy(np.take_along_axis(was, np.argsort(now, axis=1), 1)[kept])  # previous column of each
-        rows = torch.from_numpy(kept)
-        rel = torch.empty(len(q), idx.shape[1], 3)
-        rel[rows] = torch.gather(previous.rel[rows], 1, order[..., None].expand(-1, -1, 3))
-        sampled = torch.empty(len(q), idx.shape[1], dtype=torch.bool) if tested else None
-        if tested:
-            sampled[rows] = torch.gather(previous.sampled[rows], 1, order)
-        if len(fresh):
-            part = torch.from_numpy(fresh)
-            rel[part] = self._project_feet(q[fresh], idx[fresh])
+            rows = torch.from_numpy(np.flatnonzero(reuse))
+            order = torch.from_numpy(np.take_along_axis(was, np.argsort(now, axis=1), 1)[reuse])  # previous columns
+            rel[rows] = torch.gather(previous.rel[rows], 1, order[..., None].expand(-1, -1, 3))
             if tested:
-                sampled[part] = self._feet_near_samples(q[fresh], rel[part], torch.from_numpy(idx[fresh]))
+                sampled[rows] = torch.gather(previous.sampled[rows], 1, order)
+        fresh = np.flatnonzero(~reuse)
+        part = torch.from_numpy(fresh)
+        rel[part] = self._project_feet(q[fresh], idx[fresh])
+        if tested:
+            sampled[part] = self._feet_near_samples(q[fresh], rel[part], torch.from_numpy(idx[fresh]))
         return _Feet(idx, rel, sampled)
 
     def _project_feet(self, q: np.ndarray, idx: np.ndarray) -> torch.Tensor:
