@@ -349,7 +349,7 @@ def test_closed_clouds_take_their_signs_from_a_mesh_that_keeps_narrow_gaps_open(
     fit = fit_surface(surface_from_arrays(cloud), FitConfig(eval_points=0))
     fld, extract = fit.field, ExtractConfig(resolution=256, sharpen=0.0)
     first = extract_mesh(fld, extract)
-    first_closed = closed_test(fld, first.vertices, first.faces)
+    first_closed = closed_test(fld, first.vertices, first.faces).closed
     assert first_closed is not None
     set_sides(fld, first_closed)
     grid = fld.module.encoder
@@ -365,6 +365,66 @@ def test_closed_clouds_take_their_signs_from_a_mesh_that_keeps_narrow_gaps_open(
     set_sides(fld, fine_closed)
     wrong_fine = int((grid.outside.cpu().numpy()[rows] != outside).sum())
     assert wrong_fine <= 0.7 * wrong_first, (wrong_fine, wrong_first)
+
+
+def test_closed_test_tells_how_far_a_mesh_is_from_closed(rng):
+    """``closed_test`` reports the share of coarse vertices off the mesh with ambiguous winding
+    numbers: none around a sphere's mesh (it passes), most of them around a hemisphere's (it fails,
+    far from the share that ``ReconstructionConfig.closed_retry`` would test again)."""
+    from deepcsp.extract import ExtractConfig, extract_mesh
+    from deepcsp.pipelines.reconstruct import closed_test
+
+    for cloud, closed in ((sphere_cloud(rng, 3000), True), (hemisphere_cloud(rng, 3000), False)):
+        fld = reconstruct_cloud(surface_from_arrays(cloud), config()).field
+        mesh = extract_mesh(fld, ExtractConfig(resolution=64, sharpen=0.0))
+        test = closed_test(fld, mesh.vertices, mesh.faces, 0.002)
+        assert (test.closed is not None) == closed and not test.near(10.0)
+        assert test.ambiguous <= 0.002 if closed else test.ambiguous > 0.1, test.ambiguous
+
+
+@pytest.mark.parametrize(
+    ("ambiguous", "retry", "retried"), [(0.01, 10.0, True), (0.05, 10.0, False), (0.01, 0.0, False)]
+)
+def test_a_nearly_closed_first_mesh_is_tested_again_on_a_finer_topology_grid(
+    monkeypatch, rng, ambiguous, retry, retried
+):
+    """A first mesh that fails the closed test by at most ``closed_retry`` times its share is tested
+    again on the ``sign_topology`` mesh, and the surface is closed when that one passes (on the
+    benchmark: a noisy teddy whose coarse topology grid wound its head against its body, the skull at
+    10k points, a noisy dragon). Here the first test is made to fail by ``ambiguous`` and the sign
+    mesh to pass: the cloud (a sphere with a cap missing) then takes the closed path, which cuts the
+    cap out again, and the sign mesh is asked for once; further off, or with ``closed_retry = 0``,
+    it is never asked for and the cloud takes the open path."""
+    from dataclasses import replace
+
+    import deepcsp.pipelines.reconstruct as rec
+
+    p = sphere_cloud(rng, 4000)
+    p = p[p[:, 2] < 0.3 * np.cos(0.35)]
+    real, first, asked = rec.closed_test, [], []
+
+    def measure(fld, vertices, faces, ambiguous_max=0.002, *args):
+        if not first:  # the first mesh, as a closed mesh whatever its share, and a failed test
+            first.append(real(fld, vertices, faces, 1.0, 2.0, 1.0).closed)
+            return rec.ClosedTest(ambiguous, ambiguous_max, None)
+        return real(fld, vertices, faces, ambiguous_max, *args)
+
+    def fine_closed(fld, extract, cell, max_resolution, ambiguous_max):
+        asked.append(cell)
+        return first[0]
+
+    monkeypatch.setattr(rec, "closed_test", measure)
+    monkeypatch.setattr(rec, "_fine_closed", fine_closed)
+    stages = []
+    out = reconstruct_cloud(
+        surface_from_arrays(p),
+        replace(config(), closed_retry=retry),
+        progress=lambda r: stages.append(r.get("stage", "")),
+    )
+    assert len(asked) == int(retried)
+    assert any("finer topology grid" in s for s in stages) == retried
+    assert any(s.startswith("the surface is closed") for s in stages) == retried
+    assert out.stats.n_boundary_loops == 1 and out.stats.n_nonmanifold_edges == 0
 
 
 @pytest.mark.parametrize(
