@@ -280,17 +280,20 @@ def reconstruct_cloud(
         else None
     )
     closed = None if test is None else test.closed
-    cell = None if cloud is None or config.sign_topology <= 0 else config.sign_topology * cloud.spacing
-    retried = config.closed_retry > 0 and test is not None and cell is not None and test.near(config.closed_retry)
-    if retried:  # a closed surface the coarse topology grid tore or twisted
-        if progress is not None:
+    if cloud is not None and config.sign_topology > 0 and test is not None:
+        # the sign mesh decides, the first mesh's test is the fallback; a first mesh that failed
+        # narrowly is tested on it too (a closed surface the coarse topology grid tore or twisted)
+        retry = test.near(config.closed_retry)
+        if retry and progress is not None:
             progress(
                 {
                     "stage": f"the mesh is nearly closed ({test.ambiguous:.2%} of the vertices off it ambiguous): "
                     "testing it again on a finer topology grid"
                 }
             )
-        closed = _fine_closed(fld, extract, cell, config.sign_topology_max, config.closed_test)
+        if closed is not None or retry:
+            cell = config.sign_topology * cloud.spacing
+            closed = _fine_closed(fld, extract, cell, config.sign_topology_max, config.closed_test) or closed
     if closed is not None:
         holes = (
             cloud is not None
@@ -304,8 +307,6 @@ def reconstruct_cloud(
                     "extracting it again on inside/outside signs"
                 }
             )
-        if cell is not None and not retried:
-            closed = _fine_closed(fld, extract, cell, config.sign_topology_max, config.closed_test) or closed
         set_sides(fld, closed)
         mesh = extract_mesh(fld, extract)
         vertices, faces = mesh.vertices, mesh.faces
@@ -540,8 +541,8 @@ class ClosedTest:
     closed: ClosedMesh | None
 
     def near(self, factor: float) -> bool:
-        """Whether a failed test missed by at most ``factor`` times the allowed share."""
-        return self.closed is None and self.ambiguous <= factor * self.ambiguous_max
+        """Whether a failed test missed by at most ``factor`` (> 0) times the allowed share."""
+        return factor > 0 and self.closed is None and self.ambiguous <= factor * self.ambiguous_max
 
 
 def closed_test(
