@@ -87,6 +87,18 @@ def test_eval_bad_file_via_subprocess(bundled_spot):
     assert "Traceback" not in p.stderr
 
 
+def test_help_into_a_closed_pipe_ends_quietly():
+    """``deepcsp reconstruct --help | head -2``: the reader has gone before the help is written;
+    no traceback, the exit status a shell gives a command a pipe stopped."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "deepcsp", "reconstruct", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    p.stdout.close()  # before the interpreter has even started
+    err = p.stderr.read().decode()
+    assert p.wait() == 141, err
+    assert err == ""
+
+
 def test_eval_starts_without_torch(tmp_path):
     """``deepcsp eval`` imports only its own command: no torch at start-up."""
     code = (

@@ -188,10 +188,96 @@ def test_float32_and_int_clouds_are_read_as_float64(tmp_path):
         np.testing.assert_array_equal(s.vertices, a)
 
 
+@pytest.mark.parametrize(
+    "version, point_format, pad, gap", [((1, 2), 0, 0, 0), ((1, 2), 1, 5, 54), ((1, 3), 3, 0, 0), ((1, 4), 6, 8, 120)]
+)
+def test_las_points_are_scaled_and_offset(tmp_path, rng, version, point_format, pad, gap):
+    """A LAS file written by hand from the ASPRS layout (records longer than their format's, bytes
+    of variable-length records before them): the points come back to the file's quantum."""
+    p = rng.normal(size=(300, 3)) * [30.0, 20.0, 5.0] + [512_000.0, 4_100_000.0, 250.0]
+    scale, offset = (0.001, 0.002, 0.0005), (512_000.0, 4_100_000.0, 0.0)
+    data = _corpus().las_bytes(p, version, point_format, scale, offset, record_pad=pad, gap=gap)
+    path = tmp_path / "scan.las"
+    path.write_bytes(data)
+    s = load_surface(path)
+    assert s.faces is None and s.vertices.dtype == np.float64
+    np.testing.assert_allclose(s.vertices, p, rtol=0, atol=0.5 * max(scale) * (1 + 1e-9))
+
+
+def test_las_refused_from_its_header_and_never_a_mesh(tmp_path, rng):
+    path = tmp_path / "scan.las"
+    path.write_bytes(_corpus().las_bytes(rng.random((50, 3)), (1, 4), count=5_000_000_000))
+    with pytest.raises(DeepCSPError, match="declares 5000000000 points, more than the limit"):
+        load_surface(path)  # refused from its header, before the (missing) records are read
+    path.write_bytes(_corpus().las_bytes(rng.random((50, 3))))
+    with pytest.raises(DeepCSPError, match="scan.las: is a point cloud, but a mesh was required"):
+        load_surface(path, kind="mesh")
+
+
+def test_compressed_las_without_laspy_says_what_to_install(tmp_path, rng, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "laspy", None)  # import laspy -> ImportError
+    path = tmp_path / "scan.laz"
+    path.write_bytes(_corpus().las_bytes(rng.random((50, 3)), point_format=0x80 | 3))
+    with pytest.raises(DeepCSPError, match=r"scan.laz: holds compressed \(LAZ\) points: install .*deepcsp\[las\]"):
+        load_surface(path)
+
+
+@pytest.mark.parametrize("suffix", [".las", ".laz"])
+@pytest.mark.parametrize("version, point_format", [("1.2", 0), ("1.2", 3), ("1.3", 1), ("1.4", 6), ("1.4", 10)])
+def test_las_and_laz_written_by_laspy(tmp_path, rng, suffix, version, point_format):
+    """Files from an independent writer (laspy, with lazrs for LAZ; in the dev extra), with an extra
+    per-point attribute: the same points as laspy reads."""
+    laspy = pytest.importorskip("laspy")
+    if suffix == ".laz" and not laspy.LazBackend.detect_available():
+        pytest.skip("laspy has no LAZ backend (pip install lazrs)")
+    p = rng.normal(size=(2_000, 3)) * [30.0, 20.0, 5.0] + [512_000.0, 4_100_000.0, 250.0]
+    header = laspy.LasHeader(point_format=point_format, version=version)
+    header.scales, header.offsets = [0.001, 0.001, 0.001], [512_000.0, 4_100_000.0, 0.0]
+    header.add_extra_dim(laspy.ExtraBytesParams(name="reflectance", type=np.float32))
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = p.T
+    path = tmp_path / f"scan{suffix}"
+    las.write(path)
+    back = laspy.read(path)
+    want = np.stack([np.asarray(back.x), np.asarray(back.y), np.asarray(back.z)], axis=1)
+    s = load_surface(path)
+    np.testing.assert_array_equal(s.vertices, want)
+    np.testing.assert_allclose(s.vertices, p, rtol=0, atol=0.0005 * (1 + 1e-9))
+
+
 def _npy(a):
     buf = io.BytesIO()
     np.save(buf, a)
     return buf.getvalue()
+
+
+def test_written_files_keep_georeferenced_coordinates(tmp_path, rng):
+    """A scan in UTM metres (northing 4.1e6): 32-bit floats would move its points by up to 0.25 m,
+    so PLY positions are written as doubles and XYZ with 17 digits; a mesh near the origin keeps
+    32-bit PLY positions (half the bytes)."""
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=20.0)
+    v = sphere.vertices + [512_345.678, 4_100_123.456, 250.25]
+    back = load_surface(save_mesh(tmp_path / "scan_mesh.ply", v, sphere.faces))
+    np.testing.assert_allclose(back.vertices, v, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(back.faces, sphere.faces)
+    for suffix in (".ply", ".xyz"):
+        path = save_points(tmp_path / f"scan{suffix}", v, normals=sphere.vertex_normals)
+        np.testing.assert_allclose(load_surface(path).vertices, v, rtol=0, atol=1e-9)
+    assert b"property double x" in (tmp_path / "scan_mesh.ply").read_bytes()[:300]
+    near = save_mesh(tmp_path / "near.ply", sphere.vertices, sphere.faces)
+    assert b"property float x" in near.read_bytes()[:300]
+    np.testing.assert_allclose(load_surface(near).vertices, sphere.vertices, rtol=0, atol=1e-7 * 40 * 3**0.5)
+
+
+def test_ply_points_keep_their_normals(tmp_path, rng):
+    p, n = rng.random((30, 3)), rng.normal(size=(30, 3))
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    cloud = trimesh.load(save_points(tmp_path / "c.ply", p, normals=n))
+    np.testing.assert_allclose(cloud.vertices, p, atol=1e-7)
+    got = np.stack([cloud.metadata["_ply_raw"]["vertex"]["data"][k] for k in ("nx", "ny", "nz")], axis=1)
+    np.testing.assert_allclose(got, n, atol=1e-7)
 
 
 def test_unknown_output_suffix(tmp_path, tetrahedron):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -157,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepcsp: interrupted (the last checkpoint is kept; rerun the same command to resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `deepcsp ... --help | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit would raise again
+        return 141  # 128 + SIGPIPE, as a shell reports a command that a pipe stopped
 
 
 if __name__ == "__main__":

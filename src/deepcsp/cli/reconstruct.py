@@ -19,7 +19,7 @@ class ReconstructCommand:
     query/render/mesh."""
 
     input: Annotated[Path, tyro.conf.Positional]
-    """Point cloud (.ply .xyz .npy .npz) or mesh (its vertices are used)."""
+    """Point cloud (.ply .xyz .npy .npz .las .laz) or mesh (its vertices are used)."""
     output: Annotated[Path, tyro.conf.arg(aliases=["-o"])] = Path("reconstruction.ply")
     """Output mesh (.ply .obj .off .stl .glb)."""
     field: Path | None = None

@@ -21,7 +21,7 @@ class ViewCommand:
 
     paths: Annotated[tuple[Path, ...], tyro.conf.Positional]
     """Field files (.safetensors), meshes (.obj .ply .off .stl .glb) or point clouds (.ply .xyz
-    .npy .npz); several are shown side by side."""
+    .npy .npz .las .laz); several are shown side by side."""
     reference: Path | None = None
     """Ground-truth mesh or cloud in the same coordinates: per-vertex distance colours, Chamfer and
     F-score figures."""

@@ -2,7 +2,8 @@
 
 Meshes: OBJ, PLY, OFF, STL, GLB/GLTF (scenes are flattened into one mesh with their
 transforms applied). Point clouds: PLY without faces, XYZ (text, 3+ columns), NPY (N, 3),
-NPZ (first array of shape (N, 3), or one named ``points``).
+NPZ (first array of shape (N, 3), or one named ``points``), LAS (and LAZ with laspy:
+:mod:`deepcsp.io.las`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from deepcsp.constants import DEGENERATE_AREA_REL, MAX_ELEMENTS
 from deepcsp.errors import DeepCSPError
 from deepcsp.geometry.cleanup import drop_unused_vertices, face_areas
 from deepcsp.geometry.normalize import Normalization
+from deepcsp.io.las import read_las
+from deepcsp.io.ply import ply_bytes, position_dtype
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
-CLOUD_SUFFIXES = (".ply", ".xyz", ".npy", ".npz")
+CLOUD_SUFFIXES = (".ply", ".xyz", ".npy", ".npz", ".las", ".laz")
 #: Suffixes :func:`save_mesh` and :func:`save_points` write.
 MESH_OUTPUT_SUFFIXES = (".ply", ".obj", ".off", ".stl", ".glb")
 POINT_OUTPUT_SUFFIXES = (".ply", ".xyz", ".npy")
@@ -143,8 +146,9 @@ def _read(path: Path, max_elements: int, kind: str) -> tuple[np.ndarray, np.ndar
         raise DeepCSPError("file is empty", path)
     _check_header(path, suffix, max_elements)
 
-    if suffix in (".xyz", ".npy", ".npz"):
-        vertices, faces = _read_cloud(path, suffix), None
+    if suffix in (".xyz", ".npy", ".npz", ".las", ".laz"):
+        vertices = read_las(path, max_elements) if suffix in (".las", ".laz") else _read_cloud(path, suffix)
+        faces = None
         if kind == "mesh":
             raise DeepCSPError("is a point cloud, but a mesh was required", path)
     else:
@@ -346,12 +350,17 @@ def surface_from_arrays(vertices, faces=None, name: str = "<arrays>") -> Surface
 def save_mesh(
     path: str | Path, vertices: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray | None = None
 ) -> Path:
-    """Write a triangle mesh (PLY or OBJ by suffix) atomically."""
+    """Write a triangle mesh (format by suffix: PLY, OBJ, OFF, STL, GLB) atomically. PLY keeps
+    double-precision positions where 32-bit floats would move them (:mod:`deepcsp.io.ply`; STL and
+    GLB hold only 32-bit floats)."""
     import trimesh
 
     path = Path(path)
     if path.suffix.lower() not in MESH_OUTPUT_SUFFIXES:
         raise DeepCSPError("unknown output mesh format; use .ply, .obj, .off, .stl or .glb", path)
+    if path.suffix.lower() == ".ply":
+        _atomic.write_bytes(path, ply_bytes(vertices, faces, vertex_normals))
+        return path
     mesh = trimesh.Trimesh(
         vertices=np.asarray(vertices), faces=np.asarray(faces), vertex_normals=vertex_normals, process=False
     )
@@ -361,9 +370,8 @@ def save_mesh(
 
 
 def save_points(path: str | Path, points: np.ndarray, normals: np.ndarray | None = None) -> Path:
-    """Write a point cloud (PLY, XYZ or NPY by suffix) atomically."""
-    import trimesh
-
+    """Write a point cloud (PLY, XYZ or NPY by suffix) atomically, at the precision the points
+    need (PLY and XYZ: that of 32-bit floats where it moves no point, else of doubles)."""
     path = Path(path)
     suffix = path.suffix.lower()
     points = np.asarray(points, dtype=np.float64)
@@ -374,11 +382,10 @@ def save_points(path: str | Path, points: np.ndarray, normals: np.ndarray | None
     elif suffix == ".xyz":
         cols = points if normals is None else np.concatenate([points, normals], axis=1)
         buf = _pyio.StringIO()
-        np.savetxt(buf, cols, fmt="%.8g")
+        np.savetxt(buf, cols, fmt="%.9g" if position_dtype(points) == np.dtype("<f4") else "%.17g")
         _atomic.write_text(path, buf.getvalue())
     elif suffix == ".ply":
-        cloud = trimesh.PointCloud(points)
-        _atomic.write_bytes(path, cloud.export(file_type="ply"))
+        _atomic.write_bytes(path, ply_bytes(points, normals=normals))
     else:
         raise DeepCSPError("unknown output point format; use .ply, .xyz or .npy", path)
     return path

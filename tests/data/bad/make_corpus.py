@@ -63,6 +63,16 @@ EXPECTED: dict[str, str] = {
     "wrong_shape.npz": "shape (n, 3)",
     "strings.npy": "expected numbers",
     "pickled.npy": "cannot be read",
+    "garbage.las": "not a valid .las",
+    "garbage.laz": "not a valid .laz",
+    "truncated.las": "truncated",
+    "truncated_header.las": "truncated",
+    "zero_points.las": "no points",
+    "bad_scale.las": "scale",
+    "unknown_point_format.las": "point data format 11",
+    "version_2.las": "only las 1.x",
+    "coincident_cloud.las": "degenerate",
+    "compressed_garbage.las": "laz",
 }
 
 
@@ -76,6 +86,36 @@ def _npz(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def las_bytes(
+    points: np.ndarray,
+    version: tuple[int, int] = (1, 2),
+    point_format: int = 0,
+    scale: tuple[float, float, float] = (0.001, 0.001, 0.001),
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    record_pad: int = 0,
+    gap: int = 0,
+    count: int | None = None,
+) -> bytes:
+    """A LAS file of ``points`` written by hand from the ASPRS layout (public header block,
+    ``gap`` bytes standing in for variable-length records, then records of the format's length plus
+    ``record_pad``, each starting with x, y, z as scaled int32)."""
+    record_bytes = {0: 20, 1: 28, 3: 34, 6: 30, 7: 36, 10: 67, 11: 20}[point_format & 0x3F] + record_pad
+    header_bytes = 375 if version[1] >= 4 else 235 if version[1] == 3 else 227
+    n = len(points) if count is None else count
+    ints = np.round((np.asarray(points, np.float64) - offset) / scale).astype("<i4")
+    head = bytearray(header_bytes)
+    head[0:4] = b"LASF"
+    head[24:26] = bytes(version)
+    struct.pack_into("<HII", head, 94, header_bytes, header_bytes + gap, 0)
+    struct.pack_into("<BHI", head, 104, point_format, record_bytes, n if n < 2**32 else 0)
+    struct.pack_into("<3d3d", head, 131, *scale, *offset)
+    if version[1] >= 4:
+        struct.pack_into("<Q", head, 247, n)
+    records = np.zeros((len(points), record_bytes), np.uint8)
+    records[:, :12] = ints.view(np.uint8).reshape(len(points), 12)
+    return bytes(head) + b"\0" * gap + records.tobytes()
 
 
 def _mesh_bytes(suffix: str) -> bytes:
@@ -145,6 +185,17 @@ def files() -> dict[str, bytes]:
         out[f"garbage.{suffix}"] = garbage
     out["garbage.npy"] = garbage
     out["garbage.npz"] = garbage
+    out["garbage.las"] = garbage
+    out["garbage.laz"] = garbage
+    out["truncated.las"] = las_bytes(pts)[:400]
+    out["truncated_header.las"] = las_bytes(pts)[:120]
+    out["zero_points.las"] = las_bytes(pts[:0])
+    out["bad_scale.las"] = las_bytes(pts)
+    out["bad_scale.las"] = out["bad_scale.las"][:139] + struct.pack("<d", 0.0) + out["bad_scale.las"][147:]  # y scale 0
+    out["unknown_point_format.las"] = las_bytes(pts, point_format=11)
+    out["version_2.las"] = las_bytes(pts, version=(2, 0))
+    out["coincident_cloud.las"] = las_bytes(np.ones((5, 3)))
+    out["compressed_garbage.las"] = las_bytes(pts, point_format=0x80 | 3)  # says LAZ, holds plain records
     assert set(out) == set(EXPECTED), set(out) ^ set(EXPECTED)
     return out
 
