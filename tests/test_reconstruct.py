@@ -185,6 +185,23 @@ def test_cli_reconstruct_then_query_render_mesh_on_the_field(tmp_path, rng, caps
     assert main(["mesh", str(fld), "-o", str(tmp_path / "m.ply"), "--resolution", "48"]) == 0
 
 
+def test_cli_reconstruct_keeps_a_georeferenced_scan_in_place(tmp_path, rng):
+    """A LAS scan in UTM metres (a 30 m sphere at northing 4.1e6, 1 mm quantum) in, a PLY mesh out:
+    the mesh lies on the sphere to millimetres (32-bit positions, as trimesh writes PLY, would move
+    it by 32 mm on average and up to 0.13 m)."""
+    from test_io import _corpus
+
+    from deepcsp.io import load_surface
+
+    centre = np.array([512_345.0, 4_100_123.0, 250.0])
+    cloud, out = tmp_path / "scan.las", tmp_path / "scan.ply"
+    cloud.write_bytes(_corpus().las_bytes(sphere_cloud(rng, 3000, 30.0) + centre, offset=tuple(centre)))
+    args = ["--method", "geometric", "--resolution", "64", "--field-resolution", "64", "--quiet"]
+    assert main(["reconstruct", str(cloud), "-o", str(out), *args]) == 0
+    r = np.linalg.norm(load_surface(out).vertices - centre, axis=1)
+    assert np.abs(r - 30.0).mean() < 0.01 and np.abs(r - 30.0).max() < 0.04
+
+
 def test_cli_fit_of_a_cloud_describes_the_surface_not_the_points(tmp_path, rng):
     import deepcsp
 
@@ -425,6 +442,32 @@ def test_a_nearly_closed_first_mesh_is_tested_again_on_a_finer_topology_grid(
     assert any("finer topology grid" in s for s in stages) == retried
     assert any(s.startswith("the surface is closed") for s in stages) == retried
     assert out.stats.n_boundary_loops == 1 and out.stats.n_nonmanifold_edges == 0
+
+
+@pytest.mark.parametrize("spacing_given", [True, False])
+def test_fit_of_a_cloud_tests_a_nearly_closed_mesh_again_as_reconstruct_does(monkeypatch, rng, spacing_given):
+    """``deepcsp fit CLOUD`` (``close_if_closed`` with the cloud's spacing) makes the closed test of
+    ``reconstruct_cloud``: a first mesh that fails narrowly is tested again on the sign mesh, which
+    here passes, so the field gets its sides; without the spacing there is no sign mesh and it stays
+    open."""
+    import deepcsp.pipelines.reconstruct as rec
+
+    open_field = reconstruct_cloud(surface_from_arrays(sphere_cloud(rng, 3000)), config())
+    real, asked = rec.closed_test, []
+
+    def measure(fld, vertices, faces, ambiguous_max=0.002, *args):
+        return rec.ClosedTest(0.01, ambiguous_max, None)  # the first mesh: failed, 5x the allowed share
+
+    def fine_closed(fld, extract, cell, max_resolution, ambiguous_max):
+        asked.append(cell)
+        mesh = rec.extract_mesh(fld, extract)
+        return real(fld, mesh.vertices, mesh.faces, ambiguous_max).closed
+
+    monkeypatch.setattr(rec, "closed_test", measure)
+    monkeypatch.setattr(rec, "_fine_closed", fine_closed)
+    fld, spacing = open_field.field, open_field.cloud.spacing
+    assert rec.close_if_closed(fld, 64, spacing if spacing_given else None) == spacing_given == fld.closed
+    assert asked == ([0.5 * spacing] if spacing_given else [])
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ class FitCommand:
     config) and FIELD.loss.png; resumes from FIELD.ckpt after an interruption."""
 
     input: Annotated[Path, tyro.conf.Positional]
-    """Mesh (.obj .ply .off .stl .glb .gltf) or point cloud (.ply .xyz .npy .npz)."""
+    """Mesh (.obj .ply .off .stl .glb .gltf) or point cloud (.ply .xyz .npy .npz .las .laz)."""
     output: Annotated[Path, tyro.conf.arg(aliases=["-o"])] = Path("field.safetensors")
     """Where the field is written."""
     config: FitConfig = field(default_factory=FitConfig)
@@ -66,7 +66,8 @@ class FitCommand:
         if result.cloud is not None and result.field.grid_cell is not None:
             from deepcsp.pipelines import close_if_closed
 
-            rows.append(("closed surface", "yes (inside/outside stored)" if close_if_closed(result.field) else "no"))
+            closed = close_if_closed(result.field, spacing=result.cloud.spacing)
+            rows.append(("closed surface", "yes (inside/outside stored)" if closed else "no"))
         files = write_fit_outputs(result, self.output, config)
         e = result.errors
         rows = [("steps", str(result.steps)), ("seconds", f"{result.seconds_total:.1f}")] + rows

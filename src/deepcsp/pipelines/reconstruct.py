@@ -274,26 +274,9 @@ def reconstruct_cloud(
     vertices, faces = mesh.vertices, mesh.faces
     unsigned = (mesh.vertices, mesh.faces)
     watertight = mesh.stats.n_boundary_edges == 0 and mesh.stats.n_nonmanifold_edges == 0  # nothing to close
-    test = (
-        closed_test(fld, mesh.vertices, mesh.faces, config.closed_test)
-        if config.closed_test > 0 and not watertight and isinstance(fld, NeuralField)
-        else None
-    )
-    closed = None if test is None else test.closed
-    if cloud is not None and config.sign_topology > 0 and test is not None:
-        # the sign mesh decides, the first mesh's test is the fallback; a first mesh that failed
-        # narrowly is tested on it too (a closed surface the coarse topology grid tore or twisted)
-        retry = test.near(config.closed_retry)
-        if retry and progress is not None:
-            progress(
-                {
-                    "stage": f"the mesh is nearly closed ({test.ambiguous:.2%} of the vertices off it ambiguous): "
-                    "testing it again on a finer topology grid"
-                }
-            )
-        if closed is not None or retry:
-            cell = config.sign_topology * cloud.spacing
-            closed = _fine_closed(fld, extract, cell, config.sign_topology_max, config.closed_test) or closed
+    closed = None
+    if config.closed_test > 0 and not watertight and isinstance(fld, NeuralField):
+        closed = _closed_surface(fld, mesh, extract, None if cloud is None else cloud.spacing, config, progress)
     if closed is not None:
         holes = (
             cloud is not None
@@ -485,6 +468,32 @@ def _longest_boundary(vertices: np.ndarray, faces: np.ndarray) -> float:
     return float(lengths.max()) if len(lengths) else 0.0
 
 
+def _closed_surface(
+    fld: NeuralField, mesh, extract: ExtractConfig, spacing: float | None, config: ReconstructionConfig, progress=None
+) -> ClosedMesh | None:
+    """The closed mesh whose winding numbers give a band-grid field its sides, or None when the
+    surface the first (unsigned) ``mesh`` shows is open: that mesh's :func:`closed_test`, then, with
+    the cloud's sample ``spacing`` (normalised units), the ``config.sign_topology`` mesh's, which
+    decides with the first test as the fallback; a first mesh that failed by at most
+    ``config.closed_retry`` times the allowed share is tested on it too (a closed surface the coarse
+    topology grid tore or twisted)."""
+    test = closed_test(fld, mesh.vertices, mesh.faces, config.closed_test)
+    if spacing is None or config.sign_topology <= 0:
+        return test.closed
+    retry = test.near(config.closed_retry)
+    if retry and progress is not None:
+        progress(
+            {
+                "stage": f"the mesh is nearly closed ({test.ambiguous:.2%} of the vertices off it ambiguous): "
+                "testing it again on a finer topology grid"
+            }
+        )
+    if test.closed is None and not retry:
+        return None
+    cell = config.sign_topology * spacing
+    return _fine_closed(fld, extract, cell, config.sign_topology_max, config.closed_test) or test.closed
+
+
 def _fine_closed(
     fld: NeuralField, extract: ExtractConfig, cell: float, max_resolution: int, ambiguous_max: float
 ) -> ClosedMesh | None:
@@ -502,11 +511,23 @@ def _fine_closed(
     return closed_test(fld, fine.vertices, fine.faces, ambiguous_max).closed
 
 
-def close_if_closed(fld: NeuralField, resolution: int = 128, ambiguous_max: float = 0.002) -> bool:
+def close_if_closed(
+    fld: NeuralField,
+    resolution: int = 128,
+    spacing: float | None = None,
+    config: ReconstructionConfig = ReconstructionConfig(),
+) -> bool:
     """Extract a mesh of a band-grid field of a cloud and, when it shows a closed surface, give the
-    field inside/outside bits (:func:`close_surface`). Returns whether it did."""
-    mesh = extract_mesh(fld, ExtractConfig(resolution=resolution, sharpen=0.0))  # its topology is all that counts
-    return close_surface(fld, mesh.vertices, mesh.faces, ambiguous_max)
+    field inside/outside bits (:func:`set_sides`): the test ``reconstruct_cloud`` makes
+    (``config.closed_test``, and with the cloud's sample ``spacing``, normalised units, the finer
+    sign mesh of ``config.sign_topology`` and ``config.closed_retry``). Returns whether it did."""
+    if config.closed_test <= 0:
+        return False
+    extract = ExtractConfig(resolution=resolution, sharpen=0.0)  # its topology is all that counts
+    closed = _closed_surface(fld, extract_mesh(fld, extract), extract, spacing, config)
+    if closed is not None:
+        set_sides(fld, closed)
+    return closed is not None
 
 
 @dataclass
@@ -517,17 +538,6 @@ class ClosedMesh:
     vertices: np.ndarray
     faces: np.ndarray
     coarse_winding: np.ndarray
-
-
-def close_surface(
-    fld: NeuralField, vertices: np.ndarray, faces: np.ndarray, ambiguous_max: float = 0.002, margin_cells: float = 2.0
-) -> bool:
-    """Give a band-grid field inside/outside bits when the surface a mesh of it shows is closed
-    (:func:`closed_test`, then :func:`set_sides`). Returns whether it did."""
-    closed = closed_test(fld, vertices, faces, ambiguous_max, margin_cells).closed
-    if closed is not None:
-        set_sides(fld, closed)
-    return closed is not None
 
 
 @dataclass
