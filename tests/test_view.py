@@ -382,6 +382,54 @@ def test_layout_side_by_side():
 # --------------------------------------------------------------------------- the viewer's Python API
 
 
+def test_global_shift_only_for_scenes_far_from_their_size():
+    from deepcsp.view.items import global_shift
+
+    near = [np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), np.array([[5.0, 0.0, 0.0], [7.0, 2.0, 2.0]])]
+    assert np.array_equal(global_shift(near), np.zeros(3))
+    utm = [np.array([[512_300.0, 4_100_100.0, 230.0], [512_390.0, 4_100_150.0, 260.0]])]
+    np.testing.assert_array_equal(global_shift(utm), [-512_300.0, -4_100_100.0, -200.0])  # 107 m across: whole 100s
+
+
+def test_a_georeferenced_scene_is_drawn_near_the_origin_and_probed_in_its_own_coordinates(tmp_path, rng, monkeypatch):
+    """A mesh and a cloud at a UTM northing of 4.1e6 m: what goes to the page (32-bit floats, which
+    step by 0.5 m there) lies within the scene's size of the origin; the probe reads and reports
+    input coordinates."""
+    _need_viser()
+    import trimesh
+
+    import deepcsp.view.server as server
+    from deepcsp.io.surface import surface_from_arrays
+    from deepcsp.view import ViewConfig, Viewer
+    from deepcsp.view.items import item_from_surface
+
+    centre = np.array([512_345.6, 4_100_123.4, 250.0])
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=20.0)
+    cloud = rng.normal(size=(500, 3))
+    cloud = 20.0 * cloud / np.linalg.norm(cloud, axis=1, keepdims=True) + centre
+    drawn = []
+    real_glb = server.mesh_glb
+    monkeypatch.setattr(server, "mesh_glb", lambda v, f, c: drawn.append(np.asarray(v)) or real_glb(v, f, c))
+    items = [
+        item_from_surface(surface_from_arrays(ball.vertices + centre, ball.faces), "mesh", 300_000, 500_000),
+        item_from_surface(surface_from_arrays(cloud), "cloud", 300_000, 500_000),
+    ]
+    viewer = Viewer(items, ViewConfig(port=0, save_dir=tmp_path, slice_resolution=32, trace_size=64))
+    try:
+        viewer.set_color_mode("normal")
+        assert drawn and np.abs(drawn[-1]).max() < 200.0  # two 40 m balls side by side, not 4.1e6
+        points = viewer.server.scene.get_handle_by_name("/inputs/1/points").points
+        assert np.abs(points).max() < 200.0
+        assert np.abs(viewer.scene_bounds).max() < 200.0
+        p = centre + [0.0, 0.0, 30.0]
+        res = viewer.set_probe(p)
+        np.testing.assert_allclose(res.closest_point, centre + [0.0, 0.0, 20.0], atol=0.05)  # input coordinates
+        np.testing.assert_allclose(viewer._control.position, p + viewer.items[0].offset, atol=1e-4)
+        assert np.abs(viewer._control.position).max() < 200.0
+    finally:
+        viewer.stop()
+
+
 def test_probe_reports_the_fields_closest_point(tiny_viewer, tiny_field, rng):
     viewer = tiny_viewer
     lo, hi = viewer.items[0].bounds

@@ -329,6 +329,28 @@ def load_item(
     return item_from_surface(load_surface(path), path.name, max_faces, max_points, seed)
 
 
+#: A scene whose largest coordinate exceeds this many times its diagonal is shown moved to the origin
+#: (:func:`global_shift`): the page draws in 32-bit floats, which at a UTM northing of 4.1e6 m step by
+#: 0.5 m.
+FAR_FROM_ORIGIN = 1000.0
+
+
+def global_shift(bounds: list[np.ndarray]) -> np.ndarray:
+    """A translation ``(3,)`` that brings a scene of boxes ``(2, 3)`` far from the origin (see
+    ``FAR_FROM_ORIGIN``: georeferenced scans) to it, as a point-cloud viewer's global shift does: minus
+    the scene's centre rounded to its order of magnitude; zeros for a scene near the origin. Where
+    things are drawn changes, never what is reported (probe and slice read input coordinates)."""
+    if not bounds:
+        return np.zeros(3)
+    lo = np.min([b[0] for b in bounds], axis=0)
+    hi = np.max([b[1] for b in bounds], axis=0)
+    diagonal = float(np.linalg.norm(hi - lo)) or 1.0
+    if np.abs(np.concatenate([lo, hi])).max() <= FAR_FROM_ORIGIN * diagonal:
+        return np.zeros(3)
+    unit = 10.0 ** np.floor(np.log10(diagonal))
+    return -np.round(0.5 * (lo + hi) / unit) * unit
+
+
 def layout_offsets(bounds: list[np.ndarray], layout: str = "row", gap: float = 0.15) -> list[np.ndarray]:
     """Translations ``(3,)`` that put boxes ``(2, 3)`` side by side along +x (``row``: each box
     starts ``gap`` times the largest box side after the previous one ends) or leave them in place

@@ -31,7 +31,7 @@ from deepcsp.view.colors import (
     srgb_to_linear,
 )
 from deepcsp.view.config import COLOR_MODES, ViewConfig
-from deepcsp.view.items import ViewItem, layout_offsets
+from deepcsp.view.items import ViewItem, global_shift, layout_offsets
 from deepcsp.view.probe import ProbeResult, probe
 from deepcsp.view.slices import AXES, DistanceSlice, distance_slice, image_wxyz
 
@@ -135,8 +135,10 @@ class Viewer:
             raise DeepCSPError("--color reference needs --reference GT (a mesh or point cloud)")
         viser = _import_viser()
         self.items = list(items)
-        for item, off in zip(self.items, layout_offsets([it.bounds for it in self.items], self.config.layout)):
-            item.offset = off
+        bounds = [it.bounds for it in self.items]
+        shift = global_shift(bounds)  # a georeferenced scene is drawn near the origin
+        for item, off in zip(self.items, layout_offsets(bounds, self.config.layout)):
+            item.offset = off + shift
         self.reference = reference
         self._ref_oracle = None
         if reference is not None:
@@ -284,10 +286,9 @@ class Viewer:
             for i, it in enumerate(self.items):
                 colors = self.item_colors(i, mode)
                 if it.display.faces is not None:
-                    self.server.scene.add_glb(
+                    self.server.scene.add_glb(  # moved in float64, then drawn in float32
                         f"/inputs/{i}/surface",
-                        mesh_glb(it.display.vertices, it.display.faces, colors),
-                        position=tuple(it.offset),
+                        mesh_glb(it.display.vertices + it.offset, it.display.faces, colors),
                         visible=self._visible[i],
                     )
                 else:
@@ -685,12 +686,11 @@ class Viewer:
             elif ref.faces is not None:
                 self.server.scene.add_mesh_simple(
                     name,
-                    ref.vertices.astype(np.float32),
+                    (ref.vertices + it.offset).astype(np.float32),
                     ref.faces,
                     color=(160, 160, 160),
                     opacity=0.35,
                     side="double",
-                    position=tuple(it.offset),
                 )
             else:
                 self._add_points(name, ref.vertices + it.offset, np.asarray((120, 120, 120), np.uint8))
