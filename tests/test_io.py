@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -266,6 +267,15 @@ def test_written_files_keep_georeferenced_coordinates(tmp_path, rng):
         path = save_points(tmp_path / f"scan{suffix}", v, normals=sphere.vertex_normals)
         np.testing.assert_allclose(load_surface(path).vertices, v, rtol=0, atol=1e-9)
     assert b"property double x" in (tmp_path / "scan_mesh.ply").read_bytes()[:300]
+    with pytest.warns(
+        UserWarning, match=r"scan.stl: .stl holds 32-bit floats, which move this mesh's vertices by up to"
+    ):
+        save_mesh(tmp_path / "scan.stl", v, sphere.faces)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_mesh(tmp_path / "scan.obj", v, sphere.faces)  # text with 8 decimals: no warning
+        save_mesh(tmp_path / "near.stl", sphere.vertices, sphere.faces)
+    np.testing.assert_allclose(load_surface(tmp_path / "scan.obj").vertices, v, rtol=0, atol=1e-8)
     near = save_mesh(tmp_path / "near.ply", sphere.vertices, sphere.faces)
     assert b"property float x" in near.read_bytes()[:300]
     np.testing.assert_allclose(load_surface(near).vertices, sphere.vertices, rtol=0, atol=1e-7 * 40 * 3**0.5)

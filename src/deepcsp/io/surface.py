@@ -351,16 +351,25 @@ def save_mesh(
     path: str | Path, vertices: np.ndarray, faces: np.ndarray, vertex_normals: np.ndarray | None = None
 ) -> Path:
     """Write a triangle mesh (format by suffix: PLY, OBJ, OFF, STL, GLB) atomically. PLY keeps
-    double-precision positions where 32-bit floats would move them (:mod:`deepcsp.io.ply`; STL and
-    GLB hold only 32-bit floats)."""
+    double-precision positions where 32-bit floats would move them (:mod:`deepcsp.io.ply`); STL and
+    GLB hold only 32-bit floats, and a warning says how far they move such a mesh."""
     import trimesh
 
     path = Path(path)
-    if path.suffix.lower() not in MESH_OUTPUT_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix not in MESH_OUTPUT_SUFFIXES:
         raise DeepCSPError("unknown output mesh format; use .ply, .obj, .off, .stl or .glb", path)
-    if path.suffix.lower() == ".ply":
+    if suffix == ".ply":
         _atomic.write_bytes(path, ply_bytes(vertices, faces, vertex_normals))
         return path
+    v = np.asarray(vertices, np.float64)
+    if suffix in (".stl", ".glb") and position_dtype(v) != np.dtype("<f4"):
+        moved = float(np.abs(v.astype(np.float32) - v).max())
+        warnings.warn(
+            f"{path}: {suffix} holds 32-bit floats, which move this mesh's vertices by up to {moved:.3g} "
+            "(far from the origin for its size); .ply, .obj or .off keep them",
+            stacklevel=2,
+        )
     mesh = trimesh.Trimesh(
         vertices=np.asarray(vertices), faces=np.asarray(faces), vertex_normals=vertex_normals, process=False
     )
