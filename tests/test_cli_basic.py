@@ -99,6 +99,27 @@ def test_help_into_a_closed_pipe_ends_quietly():
     assert err == ""
 
 
+def test_a_warning_of_deepcsp_is_one_line(tmp_path, capsys):
+    """A mesh far from the origin saved as STL (32-bit floats) under the CLI's warning display: one
+    line on stderr, like an error, not Python's two-line warning with its source."""
+    import warnings
+
+    import trimesh
+
+    from deepcsp.cli.main import _one_line_warnings
+    from deepcsp.io import save_mesh
+
+    ball = trimesh.creation.icosphere(subdivisions=1, radius=20.0)
+    with warnings.catch_warnings():  # puts the filters and the display back afterwards
+        warnings.simplefilter("always")
+        _one_line_warnings()
+        save_mesh(tmp_path / "scan.stl", ball.vertices + [512_000.0, 4_100_000.0, 0.0], ball.faces)
+        warnings.warn("not ours", RuntimeWarning)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("deepcsp: warning: ") and "scan.stl: .stl holds 32-bit floats" in err[0], err
+    assert not any(e.startswith("deepcsp:") and "not ours" in e for e in err)  # others as Python shows them
+
+
 def test_eval_starts_without_torch(tmp_path):
     """``deepcsp eval`` imports only its own command: no torch at start-up."""
     code = (

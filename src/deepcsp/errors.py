@@ -1,4 +1,4 @@
-"""The one error type that deepcsp raises for bad input.
+"""The one error type that deepcsp raises for bad input, and its one warning type.
 
 Every message names the offending file (when there is one) and the problem, so the CLI
 can print it on one line without a traceback.
@@ -24,3 +24,8 @@ class DeepCSPError(Exception):
         self.path = None if path is None else Path(path)
         self.problem = message
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+class DeepCSPWarning(UserWarning):
+    """Something done as asked that loses something the user may want (the CLI prints it on one
+    line: ``deepcsp: warning: ...``)."""

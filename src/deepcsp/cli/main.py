@@ -139,9 +139,28 @@ def _flag_of(command: type | None, option: str) -> str | None:
     return None
 
 
+def _one_line_warnings() -> None:
+    """deepcsp's own warnings (:class:`~deepcsp.errors.DeepCSPWarning`) on one line of stderr, as its
+    errors are; other libraries' as Python shows them."""
+    import warnings
+
+    from deepcsp.errors import DeepCSPWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DeepCSPWarning):
+            print(f"deepcsp: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     from deepcsp._validate import OptionError
 
+    _one_line_warnings()
     args = list(argv if argv is not None else sys.argv[1:])
     one = _one_command(args[0]) if args else None
     try:

@@ -18,7 +18,7 @@ import numpy as np
 
 from deepcsp import _atomic
 from deepcsp.constants import DEGENERATE_AREA_REL, MAX_ELEMENTS
-from deepcsp.errors import DeepCSPError
+from deepcsp.errors import DeepCSPError, DeepCSPWarning
 from deepcsp.geometry.cleanup import drop_unused_vertices, face_areas
 from deepcsp.geometry.normalize import Normalization
 from deepcsp.io.las import read_las
@@ -368,6 +368,7 @@ def save_mesh(
         warnings.warn(
             f"{path}: {suffix} holds 32-bit floats, which move this mesh's vertices by up to {moved:.3g} "
             "(far from the origin for its size); .ply, .obj or .off keep them",
+            DeepCSPWarning,
             stacklevel=2,
         )
     mesh = trimesh.Trimesh(
