@@ -248,6 +248,38 @@ def test_las_and_laz_written_by_laspy(tmp_path, rng, suffix, version, point_form
     np.testing.assert_allclose(s.vertices, p, rtol=0, atol=0.0005 * (1 + 1e-9))
 
 
+@pytest.mark.parametrize("suffix", [".las", ".laz"])
+@pytest.mark.parametrize("point_format", [1, 6])
+def test_withheld_and_noise_points_are_left_out_with_a_warning(tmp_path, rng, suffix, point_format):
+    """LAS defines withheld points as deleted and classes 7 / 18 as noise: they are left out, and a
+    DeepCSPWarning counts them; a file of nothing else is an error."""
+    laspy = pytest.importorskip("laspy")
+    if suffix == ".laz" and not laspy.LazBackend.detect_available():
+        pytest.skip("laspy has no LAZ backend (pip install lazrs)")
+    from deepcsp.errors import DeepCSPWarning
+
+    p = rng.normal(size=(1_000, 3)) * 10.0
+    header = laspy.LasHeader(point_format=point_format, version="1.4" if point_format >= 6 else "1.2")
+    header.scales = [0.001, 0.001, 0.001]
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = p.T
+    classes = np.full(1_000, 2, np.uint8)  # ground
+    classes[:30], classes[30:50] = 7, 18
+    las.classification = classes
+    withheld = np.zeros(1_000, bool)
+    withheld[50:55] = True
+    las.withheld = withheld
+    path = tmp_path / f"scan{suffix}"
+    las.write(path)
+    with pytest.warns(DeepCSPWarning, match=r"scan\.la.: left out 55 of 1000 points, withheld or classified as noise"):
+        s = load_surface(path)
+    np.testing.assert_allclose(s.vertices, p[55:], rtol=0, atol=0.0005 * (1 + 1e-9))
+    las.classification = np.full(1_000, 7, np.uint8)
+    las.write(path)
+    with pytest.raises(DeepCSPError, match="all its 1000 points are withheld or classified as noise"):
+        load_surface(path)
+
+
 def _npy(a):
     buf = io.BytesIO()
     np.save(buf, a)

@@ -2,7 +2,9 @@
 
 Uncompressed ``.las`` files are read here with NumPy: every point record starts with its x, y, z
 as 32-bit integers, scaled and offset by the header, so the coordinates are read without a
-dependency whatever the point format (0-10) and its other fields. Compressed ``.laz`` files (and
+dependency whatever the point format (0-10) and its other fields. Points flagged withheld (which
+the format defines as deleted) or classified as noise (classes 7 and 18) are left out, with a
+:class:`~deepcsp.errors.DeepCSPWarning` that counts them. Compressed ``.laz`` files (and
 ``.las`` files whose header says compressed) are read through laspy with its lazrs backend when it
 is installed (``pip install 'deepcsp[las]'``); without it the error says so.
 """
@@ -10,17 +12,20 @@ is installed (``pip install 'deepcsp[las]'``); without it the error says so.
 from __future__ import annotations
 
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from deepcsp.errors import DeepCSPError
+from deepcsp.errors import DeepCSPError, DeepCSPWarning
 
 #: Bytes of the public header block of LAS 1.0-1.2 (1.3: 235, 1.4: 375).
 HEADER_BYTES = 227
 #: Bytes of the 1.4 header, which adds 64-bit point counts.
 HEADER_BYTES_14 = 375
+#: ASPRS classes of noise (low and high), left out with withheld points.
+NOISE_CLASSES = (7, 18)
 #: Shortest point record of each point data format (ASPRS LAS 1.4 R15, tables 7-17).
 RECORD_BYTES = {0: 20, 1: 28, 2: 26, 3: 34, 4: 57, 5: 63, 6: 30, 7: 36, 8: 38, 9: 59, 10: 67}
 
@@ -95,7 +100,24 @@ def read_las(path: str | Path, max_elements: int) -> np.ndarray:
     if header.count == 0:
         raise DeepCSPError("contains no points (its header declares 0)", path)
     if header.compressed or path.suffix.lower() == ".laz":
-        return _read_laz(path)
+        xyz, withheld, classes = _read_laz(path)
+    else:
+        xyz, withheld, classes = _read_records(path, header)
+    keep = ~withheld & ~np.isin(classes, NOISE_CLASSES)
+    if not keep.all():
+        if not keep.any():
+            raise DeepCSPError(f"all its {len(keep)} points are withheld or classified as noise (classes 7, 18)", path)
+        warnings.warn(
+            f"{path}: left out {int((~keep).sum())} of {len(keep)} points, withheld or classified as noise "
+            "(classes 7, 18)",
+            DeepCSPWarning,
+            stacklevel=3,
+        )
+    return xyz[keep]
+
+
+def _read_records(path: Path, header: LasHeader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points ``(N, 3)``, withheld flags ``(N,)`` and classes ``(N,)`` of an uncompressed file."""
     end = header.points_at + header.count * header.record_bytes
     size = path.stat().st_size
     if end > size:
@@ -104,13 +126,26 @@ def read_las(path: str | Path, max_elements: int) -> np.ndarray:
             f"{header.points_at} ({end} bytes) but has {size}",
             path,
         )
-    record = np.dtype({"names": ["xyz"], "formats": [("<i4", 3)], "offsets": [0], "itemsize": header.record_bytes})
-    raw = np.fromfile(path, dtype=record, count=header.count, offset=header.points_at)["xyz"]
-    return raw * np.asarray(header.scale) + np.asarray(header.offset)
+    # formats 0-5: byte 15 holds the class (bits 0-4) and the withheld flag (bit 7); formats 6-10:
+    # byte 15 the flags (withheld: bit 2), byte 16 the class
+    record = np.dtype(
+        {
+            "names": ["xyz", "b15", "b16"],
+            "formats": [("<i4", 3), "u1", "u1"],
+            "offsets": [0, 15, 16],
+            "itemsize": header.record_bytes,
+        }
+    )
+    raw = np.fromfile(path, dtype=record, count=header.count, offset=header.points_at)
+    xyz = raw["xyz"] * np.asarray(header.scale) + np.asarray(header.offset)
+    if header.point_format <= 5:
+        return xyz, (raw["b15"] & 0x80) > 0, raw["b15"] & 0x1F
+    return xyz, (raw["b15"] & 0x04) > 0, raw["b16"]
 
 
-def _read_laz(path: Path) -> np.ndarray:
-    """A compressed file's points through laspy (its lazrs or laszip backend)."""
+def _read_laz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A compressed file's points, withheld flags and classes through laspy (its lazrs or laszip
+    backend)."""
     try:
         import laspy
     except ImportError:
@@ -124,4 +159,5 @@ def _read_laz(path: Path) -> np.ndarray:
     except Exception as exc:  # laspy's own errors, missing backend, truncation
         first = (str(exc).splitlines() or [""])[0][:200]
         raise DeepCSPError(f"cannot be read as LAZ ({type(exc).__name__}: {first})", path) from None
-    return np.stack([np.asarray(las.x, np.float64), np.asarray(las.y, np.float64), np.asarray(las.z, np.float64)], 1)
+    xyz = np.stack([np.asarray(las.x, np.float64), np.asarray(las.y, np.float64), np.asarray(las.z, np.float64)], 1)
+    return xyz, np.asarray(las.withheld, bool), np.asarray(las.classification, np.uint8)
