@@ -141,12 +141,15 @@ def _flag_of(command: type | None, option: str) -> str | None:
 
 def _one_line_warnings() -> None:
     """deepcsp's own warnings (:class:`~deepcsp.errors.DeepCSPWarning`) on one line of stderr, as its
-    errors are; other libraries' as Python shows them."""
+    errors are; other libraries' as Python shows them. Installed once: ``main`` runs many times in
+    one process under the tests."""
     import warnings
 
     from deepcsp.errors import DeepCSPWarning
 
     shown = warnings.showwarning
+    if getattr(shown, "one_line", False):
+        return
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, DeepCSPWarning):
@@ -154,6 +157,7 @@ def _one_line_warnings() -> None:
         else:
             shown(message, category, filename, lineno, file, line)
 
+    show.one_line = True
     warnings.showwarning = show
 
 

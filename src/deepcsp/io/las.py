@@ -34,7 +34,6 @@ RECORD_BYTES = {0: 20, 1: 28, 2: 26, 3: 34, 4: 57, 5: 63, 6: 30, 7: 36, 8: 38, 9
 class LasHeader:
     """What of a LAS header the points need."""
 
-    version: tuple[int, int]
     point_format: int
     """Point data format, 0-10, the compression bits cleared."""
     record_bytes: int
@@ -44,6 +43,7 @@ class LasHeader:
     scale: tuple[float, float, float]
     offset: tuple[float, float, float]
     compressed: bool
+    file_bytes: int
 
 
 def read_las_header(path: Path) -> LasHeader:
@@ -84,7 +84,7 @@ def read_las_header(path: Path) -> LasHeader:
         )
     if not all(np.isfinite(scale)) or 0.0 in scale or not all(np.isfinite(offset)):
         raise DeepCSPError(f"has an unusable coordinate scale {scale} or offset {offset}", path)
-    return LasHeader((major, minor), point_format, record_bytes, count, points_at, scale, offset, compressed)
+    return LasHeader(point_format, record_bytes, count, points_at, scale, offset, compressed, size)
 
 
 def read_las(path: str | Path, max_elements: int) -> np.ndarray:
@@ -119,11 +119,10 @@ def read_las(path: str | Path, max_elements: int) -> np.ndarray:
 def _read_records(path: Path, header: LasHeader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points ``(N, 3)``, withheld flags ``(N,)`` and classes ``(N,)`` of an uncompressed file."""
     end = header.points_at + header.count * header.record_bytes
-    size = path.stat().st_size
-    if end > size:
+    if end > header.file_bytes:
         raise DeepCSPError(
             f"is truncated: it declares {header.count} points of {header.record_bytes} bytes from byte "
-            f"{header.points_at} ({end} bytes) but has {size}",
+            f"{header.points_at} ({end} bytes) but has {header.file_bytes}",
             path,
         )
     # formats 0-5: byte 15 holds the class (bits 0-4) and the withheld flag (bit 7); formats 6-10:

@@ -14,23 +14,26 @@ import numpy as np
 FLOAT32_TOLERANCE = 1e-7
 
 
-def position_dtype(vertices: np.ndarray) -> np.dtype:
-    """``<f4`` when 32-bit floats keep every vertex within ``FLOAT32_TOLERANCE`` of the bounding-box
-    diagonal, else ``<f8``."""
+def float32_error(vertices: np.ndarray) -> float:
+    """How far 32-bit floats move the farthest-moved of ``vertices (V, 3)`` (0 for none)."""
     v = np.asarray(vertices, np.float64)
-    if len(v) == 0:
-        return np.dtype("<f4")
-    diagonal = float(np.linalg.norm(v.max(axis=0) - v.min(axis=0)))
-    error = float(np.abs(v.astype(np.float32).astype(np.float64) - v).max())
-    return np.dtype("<f4") if error <= FLOAT32_TOLERANCE * diagonal else np.dtype("<f8")
+    return float(np.abs(v.astype(np.float32).astype(np.float64) - v).max()) if v.size else 0.0
+
+
+def needs_doubles(vertices: np.ndarray) -> bool:
+    """Whether 32-bit floats would move a vertex ``(V, 3)`` by more than ``FLOAT32_TOLERANCE`` of the
+    bounding-box diagonal (a mesh far from the origin for its size)."""
+    v = np.asarray(vertices, np.float64)
+    if v.size == 0:
+        return False
+    return float32_error(v) > FLOAT32_TOLERANCE * float(np.linalg.norm(v.max(axis=0) - v.min(axis=0)))
 
 
 def ply_bytes(vertices: np.ndarray, faces: np.ndarray | None = None, normals: np.ndarray | None = None) -> bytes:
     """A binary little-endian PLY of ``vertices (V, 3)``, optional triangles ``faces (F, 3)`` and
     per-vertex unit ``normals (V, 3)`` (32-bit)."""
     v = np.asarray(vertices, np.float64).reshape(-1, 3)
-    real = position_dtype(v)
-    name = "float" if real == np.dtype("<f4") else "double"
+    real, name = ("<f8", "double") if needs_doubles(v) else ("<f4", "float")
     fields = [("x", real), ("y", real), ("z", real)]
     header = ["ply", "format binary_little_endian 1.0", "comment deepcsp", f"element vertex {len(v)}"]
     header += [f"property {name} {axis}" for axis in "xyz"]

@@ -22,7 +22,7 @@ from deepcsp.errors import DeepCSPError, DeepCSPWarning
 from deepcsp.geometry.cleanup import drop_unused_vertices, face_areas
 from deepcsp.geometry.normalize import Normalization
 from deepcsp.io.las import read_las
-from deepcsp.io.ply import ply_bytes, position_dtype
+from deepcsp.io.ply import float32_error, needs_doubles, ply_bytes
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb", ".gltf")
 CLOUD_SUFFIXES = (".ply", ".xyz", ".npy", ".npz", ".las", ".laz")
@@ -362,12 +362,10 @@ def save_mesh(
     if suffix == ".ply":
         _atomic.write_bytes(path, ply_bytes(vertices, faces, vertex_normals))
         return path
-    v = np.asarray(vertices, np.float64)
-    if suffix in (".stl", ".glb") and position_dtype(v) != np.dtype("<f4"):
-        moved = float(np.abs(v.astype(np.float32) - v).max())
+    if suffix in (".stl", ".glb") and needs_doubles(vertices):
         warnings.warn(
-            f"{path}: {suffix} holds 32-bit floats, which move this mesh's vertices by up to {moved:.3g} "
-            "(far from the origin for its size); .ply, .obj or .off keep them",
+            f"{path}: {suffix} holds 32-bit floats, which move this mesh's vertices by up to "
+            f"{float32_error(vertices):.3g} (far from the origin for its size); .ply, .obj or .off keep them",
             DeepCSPWarning,
             stacklevel=2,
         )
@@ -392,7 +390,7 @@ def save_points(path: str | Path, points: np.ndarray, normals: np.ndarray | None
     elif suffix == ".xyz":
         cols = points if normals is None else np.concatenate([points, normals], axis=1)
         buf = _pyio.StringIO()
-        np.savetxt(buf, cols, fmt="%.9g" if position_dtype(points) == np.dtype("<f4") else "%.17g")
+        np.savetxt(buf, cols, fmt="%.17g" if needs_doubles(points) else "%.9g")
         _atomic.write_text(path, buf.getvalue())
     elif suffix == ".ply":
         _atomic.write_bytes(path, ply_bytes(points, normals=normals))
