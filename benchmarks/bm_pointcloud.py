@@ -6,7 +6,11 @@ Every dev mesh (``../shared/data/meshes`` or ``$DEEPCSP_MESHES``) is sampled to 
 
 Settings (``--settings``): ``3k``, ``10k``, ``100k`` points; ``-n0.25`` / ``-n0.5``: isotropic
 Gaussian noise of 0.25% / 0.5% of the bbox diagonal per coordinate; ``-o1``: 1% more points, uniform
-in the bbox (outliers). Methods (``--methods``):
+in the bbox (outliers). ``scan4`` / ``scan8``: a simulated range scan instead
+(``deepcsp.pipelines.scan.scan_cloud``: 4 or 8 views of 160 x 160 rays around the mesh, points only
+where a view sees the surface, denser where it faces the view, each moved along its ray by Gaussian
+noise of 0.1% of the diagonal, or ``-n`` that many % instead; not in the default settings). Methods
+(``--methods``):
 
 * ``deepcsp``: ``deepcsp.pipelines.reconstruct_cloud`` with its defaults (``deepcsp reconstruct``);
 * ``deepcsp-geometric`` / ``deepcsp-learned``: the same with the learned projection never / always
@@ -70,10 +74,27 @@ METHODS = ("deepcsp", "deepcsp-geometric", "deepcsp-learned", "global", "bpa", "
 PEERS = ("bpa", "poisson")
 
 
+#: A simulated scan's noise along its rays, as a fraction of the diagonal, when its name gives none.
+SCAN_NOISE = 0.001
+#: A simulated scan's rays per view and side.
+SCAN_RESOLUTION = 160
+
+
 def parse_setting(name: str) -> dict:
-    """``'10k-n0.5-o1'`` -> ``{'n': 10000, 'noise': 0.005, 'outliers': 0.01}`` (fractions of the diagonal / of n)."""
+    """``'10k-n0.5-o1'`` -> ``{'n': 10000, 'noise': 0.005, 'outliers': 0.01, 'views': 0}`` (fractions of
+    the diagonal / of n); ``'scan4'`` -> ``{'n': 0, 'noise': 0.001, 'outliers': 0.0, 'views': 4}``."""
     parts = name.split("-")
-    out = {"n": int(float(parts[0].rstrip("k")) * 1000), "noise": 0.0, "outliers": 0.0}
+    scan = parts[0].startswith("scan")
+    try:
+        count = int(parts[0][4:]) if scan else int(float(parts[0].rstrip("k")) * 1000)
+    except ValueError:
+        raise SystemExit(f"unknown setting {name!r}") from None
+    out = {
+        "n": 0 if scan else count,
+        "noise": SCAN_NOISE if scan else 0.0,
+        "outliers": 0.0,
+        "views": count if scan else 0,
+    }
     for p in parts[1:]:
         if p.startswith("n"):
             out["noise"] = float(p[1:]) / 100
@@ -98,15 +119,19 @@ def ground_truth(path: Path):
 def make_cloud(v: np.ndarray, f: np.ndarray, diag: float, setting: str, seed: int) -> np.ndarray:
     """The setting's cloud of the mesh ``(v, f)``, seeded."""
     from deepcsp.geometry.sampling import sample_surface
+    from deepcsp.pipelines.scan import scan_cloud
 
     s = parse_setting(setting)
     rng = np.random.default_rng(seed)
-    pts = sample_surface(v, f, s["n"], rng).points
-    pts = pts + rng.normal(size=pts.shape) * s["noise"] * diag
+    if s["views"]:
+        pts = scan_cloud(v, f, s["views"], SCAN_RESOLUTION, s["noise"], seed=seed)
+    else:
+        pts = sample_surface(v, f, s["n"], rng).points
+        pts = pts + rng.normal(size=pts.shape) * s["noise"] * diag
     if s["outliers"]:
         lo, hi = v.min(0), v.max(0)
         pad = 0.05 * (hi - lo)
-        pts = np.concatenate([pts, rng.uniform(lo - pad, hi + pad, (int(round(s["outliers"] * s["n"])), 3))])
+        pts = np.concatenate([pts, rng.uniform(lo - pad, hi + pad, (int(round(s["outliers"] * len(pts))), 3))])
     return pts
 
 
