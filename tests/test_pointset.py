@@ -410,3 +410,44 @@ def test_build_removes_a_projections_offset_unless_told_not_to(rng):
     assert pss.summary.projected
     assert abs(radii[0.0] - 0.295) < 0.001, radii  # the projection's shrink kept
     assert abs(radii[4.0] - 0.3) < 0.0015, radii  # taken out
+
+
+@pytest.mark.parametrize(
+    "errors, noise, noisy",
+    [
+        ({(8, 1): 1.00, (8, 2): 1.1, (12, 1): 1.01, (16, 2): 1.01}, 0.09, True),  # flat: noise sets the error
+        ({(8, 1): 1.00, (8, 2): 1.1, (12, 1): 1.10, (16, 2): 1.20}, 0.09, False),  # rises: detail sets it
+        ({(8, 1): 1.00, (8, 2): 1.1, (12, 1): 1.01, (16, 2): 1.01}, 0.05, False),  # flat but too little noise
+        ({(8, 1): 1.00, (12, 1): 0.99, (16, 2): 1.01}, 0.09, False),  # a larger best patch: LOCAL_PATCHES_ABOVE
+        ({(8, 1): 1.00, (12, 1): 0.99, (16, 2): 1.01}, 0.12, True),
+    ],
+)
+def test_a_cloud_is_noisy_when_its_patch_error_is_flat_or_its_best_patch_larger(errors, noise, noisy):
+    """``_noisy``: a larger best patch than the smallest from ``LOCAL_PATCHES_ABOVE`` spacings (as
+    before), and a smallest best patch from ``FLAT_NOISE_ABOVE`` when the error barely rises to 16
+    neighbours (``FLAT_RISE``); errors in units of the smallest's, noise in spacings."""
+    from deepcsp.geometry.pointset import PatchSize, _noisy
+
+    best = min(errors, key=errors.get)
+    size = PatchSize(best[0], best[1], {k: 0.001 * e for k, e in errors.items()}, 0.001 * errors[best])
+    spacing = np.full(100, 0.001 * errors[best] / noise)
+    assert _noisy(size, spacing) == noisy
+
+
+def test_a_range_scan_with_noise_along_its_rays_is_noisy_and_without_it_clean(bundled_spot):
+    """A simulated 4-view scan of the bundled cow (18,858 points) with noise of 0.1% of the diagonal
+    along each ray: its smallest patch wins by a hair (error 1.01x at 16 neighbours, 0.1 spacings),
+    so it is noisy; the same scan without noise rises further and is clean."""
+    from deepcsp.geometry.normalize import Normalization
+    from deepcsp.geometry.pointset import PATCH_SIZES, _cleaned, _error_rise, _noisy, _scale_and_noise
+    from deepcsp.io import load_surface
+    from deepcsp.pipelines.scan import scan_cloud
+
+    mesh = load_surface(bundled_spot)
+    vertices = Normalization.from_points(mesh.vertices).to_normalized(mesh.vertices)
+    verdict = {}
+    for noise in (0.001, 0.0):
+        cloud, _, _ = _cleaned(scan_cloud(vertices, mesh.faces, 4, 160, noise), PointSetConfig())
+        _, spacing, size = _scale_and_noise(cloud, PointSetConfig())
+        verdict[noise] = (size.neighbors == min(PATCH_SIZES), _error_rise(size, 16) < 1.1, _noisy(size, spacing))
+    assert verdict == {0.001: (True, True, True), 0.0: (True, False, False)}, verdict
