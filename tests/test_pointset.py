@@ -439,7 +439,7 @@ def test_a_range_scan_with_noise_along_its_rays_is_noisy_and_without_it_clean(bu
     along each ray: its smallest patch wins by a hair (error 1.01x at 16 neighbours, 0.1 spacings),
     so it is noisy; the same scan without noise rises further and is clean."""
     from deepcsp.geometry.normalize import Normalization
-    from deepcsp.geometry.pointset import PATCH_SIZES, _cleaned, _error_rise, _noisy, _scale_and_noise
+    from deepcsp.geometry.pointset import FLAT_NEIGHBORS, PATCH_SIZES, _cleaned, _error_rise, _noisy, _scale_and_noise
     from deepcsp.io import load_surface
     from deepcsp.pipelines.scan import scan_cloud
 
@@ -449,5 +449,9 @@ def test_a_range_scan_with_noise_along_its_rays_is_noisy_and_without_it_clean(bu
     for noise in (0.001, 0.0):
         cloud, _, _ = _cleaned(scan_cloud(vertices, mesh.faces, 4, 160, noise), PointSetConfig())
         _, spacing, size = _scale_and_noise(cloud, PointSetConfig())
-        verdict[noise] = (size.neighbors == min(PATCH_SIZES), _error_rise(size, 16) < 1.1, _noisy(size, spacing))
+        verdict[noise] = (
+            size.neighbors == min(PATCH_SIZES),
+            _error_rise(size, FLAT_NEIGHBORS) < 1.1,
+            _noisy(size, spacing),
+        )
     assert verdict == {0.001: (True, True, True), 0.0: (True, False, False)}, verdict

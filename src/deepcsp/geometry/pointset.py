@@ -72,9 +72,10 @@ CREASE_FACE = 0.9
 #: Noise (sample spacings) from which a cloud's patch sizes are chosen per point (:func:`_noisy`).
 LOCAL_PATCHES_ABOVE = 0.1
 #: A cloud whose best patch is the smallest is noisy all the same (:func:`_noisy`) when the
-#: cross-validated error of the patches of 16 neighbours is at most ``FLAT_RISE`` times that of the
-#: smallest (noise, not detail, sets the error) and the noise estimate is at least
+#: cross-validated error of the patches of ``FLAT_NEIGHBORS`` neighbours is at most ``FLAT_RISE``
+#: times that of the smallest (noise, not detail, sets the error) and the noise estimate is at least
 #: ``FLAT_NOISE_ABOVE`` spacings.
+FLAT_NEIGHBORS = 16
 FLAT_RISE = 1.1
 FLAT_NOISE_ABOVE = 0.08
 
@@ -1374,8 +1375,8 @@ def _noisy(size: PatchSize, spacing: np.ndarray) -> bool:
 
     A smallest best patch is no proof of a clean cloud, though: where noise sets the error, every size
     scores about the same and the smallest can win by a hair (simulated range scans, noise along the
-    rays). So a cloud whose error barely rises from the smallest patch to 16 neighbours
-    (``FLAT_RISE``) is noisy from ``FLAT_NOISE_ABOVE`` spacings. On the training and validation
+    rays). So a cloud whose error rises at most ``FLAT_RISE`` times from the smallest patch to
+    ``FLAT_NEIGHBORS`` neighbours is noisy from ``FLAT_NOISE_ABOVE`` spacings. On the training and validation
     meshes' scans with noise 0.1% of the diagonal (``bm_pointcloud.py --settings scan4 scan8``), 5 of
     24 had the smallest best patch: 4 rose 1.002-1.014 at 0.09-0.12 spacings, dragon_lowpoly_22k's
     rose 1.20 (detail: it stays as it was). Their clean clouds (uniform at 3k and 10k, scans without
@@ -1385,7 +1386,7 @@ def _noisy(size: PatchSize, spacing: np.ndarray) -> bool:
         return False
     if size.neighbors > min(PATCH_SIZES):
         return size.noise >= LOCAL_PATCHES_ABOVE * median
-    return _error_rise(size, 16) <= FLAT_RISE and size.noise >= FLAT_NOISE_ABOVE * median
+    return _error_rise(size, FLAT_NEIGHBORS) <= FLAT_RISE and size.noise >= FLAT_NOISE_ABOVE * median
 
 
 def _error_rise(size: PatchSize, neighbors: int) -> float:
